@@ -1,0 +1,86 @@
+//! Benchmarks of the Z_2^64 slice kernels and the u64 GEMM.
+//!
+//! Groups: `kernels/mul_add`, `kernels/dot` (ids `dispatch` = the run-time chosen SIMD level,
+//! `baseline` = the same loop compiled for the target baseline), `kernels/gemm` (ids `serial`,
+//! `par`, `baseline` = serial at the baseline level, `naive` = the scalar triple loop), so ratios
+//! come out of one run. Throughput is in elements (GEMM: multiply-adds, `n³`).
+//!
+//! `cargo bench -p veil-benches --bench kernels -- --warm-up-time 1 --measurement-time 2`
+
+use std::hint::black_box;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use veil_runtime::kernels::{self, SimdLevel, gemm, ring, scalar};
+
+const SIZES: [usize; 3] = [1 << 10, 1 << 16, 1 << 20];
+
+fn random_vec(rng: &mut ChaCha20Rng, n: usize) -> Vec<u64> {
+    (0..n).map(|_| rng.random()).collect()
+}
+
+fn mul_add(c: &mut Criterion) {
+    eprintln!("kernels: dispatching at SIMD level {:?}", kernels::simd_level());
+    let mut rng = ChaCha20Rng::seed_from_u64(1);
+    let mut g = c.benchmark_group("kernels/mul_add");
+    for n in SIZES {
+        let (a, b) = (random_vec(&mut rng, n), random_vec(&mut rng, n));
+        let mut out = random_vec(&mut rng, n);
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_with_input(BenchmarkId::new("dispatch", n), &n, |bench, _| {
+            bench.iter(|| kernels::ring_mul_add_assign(black_box(&mut out), &a, &b))
+        });
+        g.bench_with_input(BenchmarkId::new("baseline", n), &n, |bench, _| {
+            bench.iter(|| {
+                ring::at_level::ring_mul_add_assign(SimdLevel::Baseline, black_box(&mut out), &a, &b)
+            })
+        });
+    }
+    g.finish();
+}
+
+fn dot(c: &mut Criterion) {
+    let mut rng = ChaCha20Rng::seed_from_u64(2);
+    let mut g = c.benchmark_group("kernels/dot");
+    for n in SIZES {
+        let (a, b) = (random_vec(&mut rng, n), random_vec(&mut rng, n));
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_with_input(BenchmarkId::new("dispatch", n), &n, |bench, _| {
+            bench.iter(|| kernels::ring_dot(black_box(&a), black_box(&b)))
+        });
+        g.bench_with_input(BenchmarkId::new("baseline", n), &n, |bench, _| {
+            bench.iter(|| ring::at_level::ring_dot(SimdLevel::Baseline, black_box(&a), black_box(&b)))
+        });
+    }
+    g.finish();
+}
+
+fn gemm(c: &mut Criterion) {
+    let mut rng = ChaCha20Rng::seed_from_u64(3);
+    let mut g = c.benchmark_group("kernels/gemm");
+    g.sample_size(10);
+    for n in [128, 256] {
+        let (a, b) = (random_vec(&mut rng, n * n), random_vec(&mut rng, n * n));
+        let mut out = random_vec(&mut rng, n * n);
+        g.throughput(Throughput::Elements((n * n * n) as u64));
+        g.bench_with_input(BenchmarkId::new("serial", n), &n, |bench, &n| {
+            bench.iter(|| kernels::gemm_u64_add_assign(n, n, n, &a, &b, black_box(&mut out)))
+        });
+        g.bench_with_input(BenchmarkId::new("par", n), &n, |bench, &n| {
+            bench.iter(|| kernels::par_gemm_u64_add_assign(n, n, n, &a, &b, black_box(&mut out)))
+        });
+        g.bench_with_input(BenchmarkId::new("baseline", n), &n, |bench, &n| {
+            bench.iter(|| {
+                gemm::at_level::gemm_u64_add_assign(SimdLevel::Baseline, n, n, n, &a, &b, black_box(&mut out))
+            })
+        });
+        g.bench_with_input(BenchmarkId::new("naive", n), &n, |bench, &n| {
+            bench.iter(|| scalar::gemm_u64_add_assign(n, n, n, &a, &b, black_box(&mut out)))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, mul_add, dot, gemm);
+criterion_main!(benches);

@@ -1,0 +1,1 @@
+//! veil-benches: criterion benchmarks live in `benches/`; this library holds nothing else.

@@ -1,0 +1,149 @@
+//! Cost model of veil's replicated three-party protocols: rounds and bytes **sent** per party.
+//!
+//! One element is one u64 word (8 bytes); `n` is the number of elements of the op's result (of
+//! the output's value for outputs). An operand is "secret" when its type is secret.
+//!
+//! | op | rounds | bytes sent `[P0, P1, P2]` |
+//! |---|---|---|
+//! | `Input`, owner `Party(j)`, secret | 1 | `16·n` for `Pj` (8·n to each other party), 0 for the others |
+//! | `Input` from a client, or public | 0 | 0 (client shares arrive before the program runs) |
+//! | `Mul`, `Dot`, `MatMul`, secret · secret | 1 | `8·n` each (one reshare per result element) |
+//! | `Rescale` of a secret | 1 | `[0, 8·n, 0]` (probabilistic truncation: P1 sends one masked component to P0) |
+//! | `Reveal` (to every party) | 1 | `16·n` each |
+//! | anything with a public multiplicand, or only public operands | 0 | 0 |
+//! | `Add`, `Sub`, `Neg`, `Sum`, `Reshape`, `Slice`, `Concat`, `Transpose`, `Constant` | 0 | 0 |
+//! | output of a secret to `Party(j)` | 1 | `8·n` from each of the two other parties, 0 from `Pj` |
+//! | output of a secret to `AllParties` | 1 | `16·n` each |
+//! | output to a `Client`, or of a public value | 0 | 0 (components are handed over after the program) |
+//!
+//! This mirrors the protocol table of the design brief (fixed-point mul = mul + rescale = 2
+//! rounds). Rounds compose by an ASAP schedule: `depth(op) = max(depth of its operands, or 0)
+//! + rounds(op)`, `depth(output) = depth(value) + rounds(output)`, and the program takes the
+//! maximum over all ops and outputs (0 for an empty program). The engine executes every op in
+//! round `depth(op)`, batching all ops of a round into one message per peer, so its measured
+//! rounds equal this model; bytes are the sums over ops and outputs.
+
+use crate::program::{Op, Owner, Recipient};
+use crate::types::{PartyId, Visibility};
+use crate::validate::ValidatedProgram;
+
+/// Rounds and bytes sent by each party (index = party) for one op or output.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Cost {
+    /// Communication rounds.
+    pub rounds: u32,
+    /// Bytes sent by P0, P1, P2.
+    pub bytes_sent: [u64; 3],
+}
+
+impl Cost {
+    /// Free: 0 rounds, 0 bytes.
+    pub const FREE: Cost = Cost { rounds: 0, bytes_sent: [0; 3] };
+
+    fn one_round(bytes_sent: [u64; 3]) -> Cost {
+        Cost { rounds: 1, bytes_sent }
+    }
+
+    /// Total bytes sent by all parties.
+    pub fn total_bytes(&self) -> u64 {
+        self.bytes_sent.iter().fold(0u64, |s, b| s.saturating_add(*b))
+    }
+}
+
+/// Cost of a whole program under the ASAP schedule.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProgramCost {
+    /// Rounds of the whole program.
+    pub rounds: u32,
+    /// Bytes sent by P0, P1, P2 over all ops and outputs.
+    pub bytes_sent: [u64; 3],
+    /// Cost of each op.
+    pub per_op: Vec<Cost>,
+    /// Cost of each output.
+    pub per_output: Vec<Cost>,
+    /// Round in which each op completes (`depth(op)`; 0 for local ops on local inputs).
+    pub depth: Vec<u32>,
+}
+
+/// Bytes for `n` elements of `words_per_element` words each (saturating).
+fn bytes(n: usize, words: u64) -> u64 {
+    (n as u64).saturating_mul(8 * words)
+}
+
+/// Cost of op `op_index` of `p` (free for an out-of-range index).
+pub fn op_cost(p: &ValidatedProgram, op_index: usize) -> Cost {
+    let prog = p.program();
+    let types = p.types();
+    let Some(op) = prog.ops.get(op_index) else {
+        return Cost::FREE;
+    };
+    let ty = types[op_index];
+    let n = ty.shape.len();
+    let secret = |v: crate::program::ValueId| types[v.index()].vis == Visibility::Secret;
+    match op {
+        Op::Input { input } => match (&prog.inputs[*input].owner, ty.vis) {
+            (Owner::Party(j), Visibility::Secret) => {
+                let mut b = [0; 3];
+                b[j.index()] = bytes(n, 2);
+                Cost::one_round(b)
+            }
+            _ => Cost::FREE,
+        },
+        Op::Mul(a, b) | Op::Dot(a, b) | Op::MatMul(a, b) if secret(*a) && secret(*b) => {
+            Cost::one_round([bytes(n, 1); 3])
+        }
+        Op::Rescale { a, .. } if secret(*a) => Cost::one_round([0, bytes(n, 1), 0]),
+        Op::Reveal(_) => Cost::one_round([bytes(n, 2); 3]),
+        _ => Cost::FREE,
+    }
+}
+
+/// Cost of output `output_index` of `p` (free for an out-of-range index).
+pub fn output_cost(p: &ValidatedProgram, output_index: usize) -> Cost {
+    let Some(out) = p.program().outputs.get(output_index) else {
+        return Cost::FREE;
+    };
+    let ty = p.types()[out.value.index()];
+    if ty.vis == Visibility::Public {
+        return Cost::FREE;
+    }
+    let n = ty.shape.len();
+    match &out.recipient {
+        Recipient::Party(j) => {
+            let mut b = [bytes(n, 1); 3];
+            b[j.index()] = 0;
+            Cost::one_round(b)
+        }
+        Recipient::AllParties => Cost::one_round([bytes(n, 2); 3]),
+        Recipient::Client(_) => Cost::FREE,
+    }
+}
+
+/// Cost of the whole program: per op, per output, ASAP depths, total rounds and bytes.
+pub fn program_cost(p: &ValidatedProgram) -> ProgramCost {
+    let prog = p.program();
+    let mut total = ProgramCost::default();
+    let add = |total: &mut ProgramCost, c: &Cost| {
+        for party in PartyId::ALL {
+            let i = party.index();
+            total.bytes_sent[i] = total.bytes_sent[i].saturating_add(c.bytes_sent[i]);
+        }
+    };
+    for (i, op) in prog.ops.iter().enumerate() {
+        let c = op_cost(p, i);
+        let start = op.operands().iter().map(|v| total.depth[v.index()]).max().unwrap_or(0);
+        let d = start.saturating_add(c.rounds);
+        total.rounds = total.rounds.max(d);
+        total.depth.push(d);
+        add(&mut total, &c);
+        total.per_op.push(c);
+    }
+    for i in 0..prog.outputs.len() {
+        let c = output_cost(p, i);
+        let d = total.depth[prog.outputs[i].value.index()].saturating_add(c.rounds);
+        total.rounds = total.rounds.max(d);
+        add(&mut total, &c);
+        total.per_output.push(c);
+    }
+    total
+}

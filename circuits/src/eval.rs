@@ -1,0 +1,165 @@
+//! Plaintext evaluator: the reference semantics of every op.
+//!
+//! Values are `Vec<u64>` of row-major words. All arithmetic wraps in Z_2^64 (signed values in
+//! two's complement), so secret and public evaluation agree bit for bit except for rescale:
+//!
+//! - `Mul`, `Dot` and `MatMul` are plain wrapping products and sums; `Fixed(f)·Fixed(g)` is exact
+//!   with `f + g` fractional bits.
+//! - `Rescale { bits }` is an arithmetic shift right: `⌊v / 2^bits⌋` of the signed value
+//!   (rounding toward −∞, so −1.5 → −2 when dropping all fractional bits).
+//! - The MPC runtime rescales secret values by probabilistic truncation, which returns this
+//!   floor or floor + 1 (one ulp of the result), except with the small failure probability
+//!   given by the error budget in [`crate::fixed`]. Tests of secret rescales compare with a
+//!   tolerance of one ulp; everything else must match exactly.
+//! - `Reveal` is the identity.
+
+use crate::error::EvalError;
+use crate::program::{Op, SumAxis};
+use crate::types::{ElemType, Shape};
+use crate::validate::ValidatedProgram;
+use std::collections::HashMap;
+
+/// Evaluates `p` on `inputs` (name → words) and returns every output (name → words).
+pub fn evaluate(
+    p: &ValidatedProgram,
+    inputs: &HashMap<String, Vec<u64>>,
+) -> Result<HashMap<String, Vec<u64>>, EvalError> {
+    let values = evaluate_all(p, inputs)?;
+    Ok(p.program()
+        .outputs
+        .iter()
+        .map(|o| (o.name.clone(), values[o.value.index()].clone()))
+        .collect())
+}
+
+/// Evaluates `p` on `inputs` and returns the value of every op: `result[i]` is `ValueId(i)`.
+pub fn evaluate_all(
+    p: &ValidatedProgram,
+    inputs: &HashMap<String, Vec<u64>>,
+) -> Result<Vec<Vec<u64>>, EvalError> {
+    let prog = p.program();
+    for name in inputs.keys() {
+        if p.input_index(name).is_none() {
+            return Err(EvalError::UnknownInput { name: name.clone() });
+        }
+    }
+    for decl in &prog.inputs {
+        let expected = decl.ty.shape.len();
+        let Some(v) = inputs.get(&decl.name) else {
+            return Err(EvalError::MissingInput { name: decl.name.clone(), expected });
+        };
+        if v.len() != expected {
+            return Err(EvalError::InputLength {
+                name: decl.name.clone(),
+                expected,
+                found: v.len(),
+            });
+        }
+        if decl.ty.elem == ElemType::Bit
+            && let Some(position) = v.iter().position(|&w| w > 1)
+        {
+            return Err(EvalError::BitInput { name: decl.name.clone(), position });
+        }
+    }
+
+    let types = p.types();
+    let mut vals: Vec<Vec<u64>> = Vec::with_capacity(prog.ops.len());
+    for (i, op) in prog.ops.iter().enumerate() {
+        let out_shape = types[i].shape;
+        let shape_of = |v: crate::program::ValueId| types[v.index()].shape;
+        let r = match op {
+            Op::Input { input } => inputs[&prog.inputs[*input].name].clone(),
+            Op::Constant { values, .. } => values.clone(),
+            Op::Add(a, b) => elementwise(&vals, *a, *b, out_shape, u64::wrapping_add),
+            Op::Sub(a, b) => elementwise(&vals, *a, *b, out_shape, u64::wrapping_sub),
+            Op::Mul(a, b) => elementwise(&vals, *a, *b, out_shape, u64::wrapping_mul),
+            Op::Neg(a) => vals[a.index()].iter().map(|x| x.wrapping_neg()).collect(),
+            Op::Dot(a, b) => {
+                let (x, y) = (&vals[a.index()], &vals[b.index()]);
+                let cols = match shape_of(*a) {
+                    Shape::Matrix(_, c) => c,
+                    _ => x.len(),
+                };
+                let rows = out_shape.len();
+                (0..rows)
+                    .map(|r| dot(&x[r * cols..(r + 1) * cols], &y[r * cols..(r + 1) * cols]))
+                    .collect()
+            }
+            Op::MatMul(a, b) => {
+                let (Shape::Matrix(m, k), Shape::Matrix(_, n)) = (shape_of(*a), shape_of(*b))
+                else {
+                    unreachable!("validated: matmul operands are matrices");
+                };
+                matmul(&vals[a.index()], &vals[b.index()], m, k, n)
+            }
+            Op::Sum { a, axis } => {
+                let x = &vals[a.index()];
+                match (axis, shape_of(*a)) {
+                    (SumAxis::Rows, Shape::Matrix(_, c)) if c > 0 => {
+                        x.chunks(c).map(|row| row.iter().fold(0u64, |s, v| s.wrapping_add(*v))).collect()
+                    }
+                    (SumAxis::Rows, _) => vec![0; out_shape.len()],
+                    (SumAxis::All, _) => vec![x.iter().fold(0u64, |s, v| s.wrapping_add(*v))],
+                }
+            }
+            Op::Rescale { a, bits } => {
+                vals[a.index()].iter().map(|&x| ((x as i64) >> bits) as u64).collect()
+            }
+            Op::Reshape { a, .. } | Op::Reveal(a) => vals[a.index()].clone(),
+            Op::Slice { a, start, end } => {
+                let width = match shape_of(*a) {
+                    Shape::Matrix(_, c) => c,
+                    _ => 1,
+                };
+                vals[a.index()][start * width..end * width].to_vec()
+            }
+            Op::Concat(parts) => parts.iter().flat_map(|v| vals[v.index()].iter().copied()).collect(),
+            Op::Transpose(a) => {
+                let Shape::Matrix(r, c) = shape_of(*a) else {
+                    unreachable!("validated: transpose operand is a matrix");
+                };
+                let x = &vals[a.index()];
+                let mut out = Vec::with_capacity(r * c);
+                for j in 0..c {
+                    out.extend((0..r).map(|i| x[i * c + j]));
+                }
+                out
+            }
+        };
+        debug_assert_eq!(r.len(), out_shape.len());
+        vals.push(r);
+    }
+    Ok(vals)
+}
+
+fn elementwise(
+    vals: &[Vec<u64>],
+    a: crate::program::ValueId,
+    b: crate::program::ValueId,
+    out: Shape,
+    f: impl Fn(u64, u64) -> u64,
+) -> Vec<u64> {
+    let (x, y) = (&vals[a.index()], &vals[b.index()]);
+    let n = out.len();
+    // A length-1 operand of a longer result is a broadcast scalar.
+    let at = |v: &Vec<u64>, i: usize| if v.len() == n { v[i] } else { v[0] };
+    (0..n).map(|i| f(at(x, i), at(y, i))).collect()
+}
+
+fn dot(x: &[u64], y: &[u64]) -> u64 {
+    x.iter().zip(y).fold(0u64, |s, (a, b)| s.wrapping_add(a.wrapping_mul(*b)))
+}
+
+fn matmul(a: &[u64], b: &[u64], m: usize, k: usize, n: usize) -> Vec<u64> {
+    let mut out = vec![0u64; m * n];
+    for i in 0..m {
+        let row = &mut out[i * n..(i + 1) * n];
+        for l in 0..k {
+            let s = a[i * k + l];
+            for (o, &bv) in row.iter_mut().zip(&b[l * n..(l + 1) * n]) {
+                *o = o.wrapping_add(s.wrapping_mul(bv));
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,202 @@
+//! A program: named inputs, SSA ops, named outputs.
+//!
+//! Op `i` defines value `ValueId(i)`; an op may only use values defined before it, so the op list
+//! is already a topological order of the DAG.
+
+use crate::types::{ElemType, PartyId, Shape, ValueType};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Current serialisation format version of [`Program`].
+pub const PROGRAM_VERSION: u32 = 1;
+
+/// Reference to the value defined by op number `.0`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ValueId(pub u32);
+
+impl ValueId {
+    /// Position of the defining op.
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl fmt::Display for ValueId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "%{}", self.0)
+    }
+}
+
+/// Who supplies an input.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Owner {
+    /// A computing party holds the plaintext and secret-shares it inside the program (1 round).
+    Party(PartyId),
+    /// An external client secret-shares it locally and hands each party its two components
+    /// before the program runs (no round inside the program).
+    Client(String),
+}
+
+/// Who receives an output.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Recipient {
+    /// One computing party reconstructs it (1 round; it gets the missing component from both
+    /// other parties and checks they agree).
+    Party(PartyId),
+    /// Every party reconstructs it (1 round).
+    AllParties,
+    /// An external client: each party hands it its two components and the client reconstructs
+    /// (no round inside the program).
+    Client(String),
+}
+
+/// A declared program input.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputDecl {
+    /// Unique name.
+    pub name: String,
+    /// Who supplies it.
+    pub owner: Owner,
+    /// Its type (public inputs are given in the clear to every party).
+    pub ty: ValueType,
+}
+
+/// A declared program output.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputDecl {
+    /// Unique name.
+    pub name: String,
+    /// Value to output.
+    pub value: ValueId,
+    /// Who receives it.
+    pub recipient: Recipient,
+}
+
+/// Which elements `Sum` adds up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SumAxis {
+    /// All elements → scalar.
+    All,
+    /// Each row of a matrix → vector of `rows` elements.
+    Rows,
+}
+
+/// One SSA operation. Binary elementwise ops accept equal shapes, or a scalar with any shape
+/// (broadcast). The result is secret when any operand is secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Op {
+    /// The program input with this index in `Program::inputs`.
+    Input {
+        /// Index into `Program::inputs`.
+        input: usize,
+    },
+    /// A public constant; `values` are ring words (fixed point already encoded).
+    Constant {
+        /// Element type.
+        elem: ElemType,
+        /// Shape.
+        shape: Shape,
+        /// `shape.len()` words, row-major.
+        values: Vec<u64>,
+    },
+    /// a + b.
+    Add(ValueId, ValueId),
+    /// a − b.
+    Sub(ValueId, ValueId),
+    /// −a.
+    Neg(ValueId),
+    /// Elementwise a · b. Fixed(f) · Fixed(g) → Fixed(f + g) (exact; follow with `Rescale`).
+    Mul(ValueId, ValueId),
+    /// Dot product: vector·vector → scalar; matrix·matrix (same shape) → row-wise, vector[rows].
+    Dot(ValueId, ValueId),
+    /// Matrix product (m×k)·(k×n) → m×n.
+    MatMul(ValueId, ValueId),
+    /// Sum of elements.
+    Sum {
+        /// Operand.
+        a: ValueId,
+        /// Which elements to add.
+        axis: SumAxis,
+    },
+    /// Fixed-point rescale: Fixed(f) → Fixed(f − bits), value divided by 2^bits and rounded
+    /// toward −∞ (plaintext); secret values use probabilistic truncation (floor or floor + 1).
+    Rescale {
+        /// Operand.
+        a: ValueId,
+        /// Bits to drop.
+        bits: u32,
+    },
+    /// Same elements, new shape of equal length.
+    Reshape {
+        /// Operand.
+        a: ValueId,
+        /// New shape.
+        shape: Shape,
+    },
+    /// Elements `start..end` of a vector, or rows `start..end` of a matrix.
+    Slice {
+        /// Operand.
+        a: ValueId,
+        /// First index (element or row).
+        start: usize,
+        /// One past the last index.
+        end: usize,
+    },
+    /// Vectors joined end to end, or matrices with equal column counts stacked by rows.
+    Concat(Vec<ValueId>),
+    /// Matrix transpose.
+    Transpose(ValueId),
+    /// Open a secret value to every party; the result is public.
+    Reveal(ValueId),
+}
+
+impl Op {
+    /// Short op name used in errors and reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Input { .. } => "input",
+            Op::Constant { .. } => "constant",
+            Op::Add(..) => "add",
+            Op::Sub(..) => "sub",
+            Op::Neg(..) => "neg",
+            Op::Mul(..) => "mul",
+            Op::Dot(..) => "dot",
+            Op::MatMul(..) => "matmul",
+            Op::Sum { .. } => "sum",
+            Op::Rescale { .. } => "rescale",
+            Op::Reshape { .. } => "reshape",
+            Op::Slice { .. } => "slice",
+            Op::Concat(..) => "concat",
+            Op::Transpose(..) => "transpose",
+            Op::Reveal(..) => "reveal",
+        }
+    }
+
+    /// The values this op reads.
+    pub fn operands(&self) -> Vec<ValueId> {
+        match self {
+            Op::Input { .. } | Op::Constant { .. } => vec![],
+            Op::Add(a, b) | Op::Sub(a, b) | Op::Mul(a, b) | Op::Dot(a, b) | Op::MatMul(a, b) => {
+                vec![*a, *b]
+            }
+            Op::Neg(a) | Op::Transpose(a) | Op::Reveal(a) => vec![*a],
+            Op::Sum { a, .. } | Op::Rescale { a, .. } | Op::Reshape { a, .. } | Op::Slice { a, .. } => {
+                vec![*a]
+            }
+            Op::Concat(parts) => parts.clone(),
+        }
+    }
+}
+
+/// A complete program. Serialises with serde; [`Program::id`] is its content hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Program {
+    /// Format version, [`PROGRAM_VERSION`].
+    pub version: u32,
+    /// Declared inputs.
+    pub inputs: Vec<InputDecl>,
+    /// SSA ops; op `i` defines `ValueId(i)`.
+    pub ops: Vec<Op>,
+    /// Declared outputs.
+    pub outputs: Vec<OutputDecl>,
+}

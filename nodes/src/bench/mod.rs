@@ -1,0 +1,195 @@
+//! `veil bench`: measure MPC ops on three parties beside their plaintext twin, in one run.
+
+pub mod workload;
+
+pub use workload::{BenchOp, Workload};
+
+use serde::Serialize;
+use std::time::{Duration, Instant};
+use veil_runtime::engine::{Report, Session};
+use veil_runtime::error::EngineError;
+use veil_runtime::harness::{collect_outputs, run3, share_inputs};
+use veil_runtime::sharing::ReconstructError;
+use veil_runtime::transport::Transport;
+
+/// Which links the three parties use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    /// Three parties in this process, connected by in-memory channels.
+    Memory,
+}
+
+/// One measured op at one size (the `--json` line).
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchResult {
+    /// Op name.
+    pub op: &'static str,
+    /// Op size (see `veil bench --help`).
+    pub size: usize,
+    /// Transport used.
+    pub transport: TransportKind,
+    /// Median wall time of one program run (slowest party), seconds.
+    pub median_s: f64,
+    /// Work items (elements, dot products, matrix products) per second at the median.
+    pub throughput_per_s: f64,
+    /// Communication rounds of one run.
+    pub rounds: u64,
+    /// Payload bytes sent per party, averaged over the three parties.
+    pub bytes_per_party: f64,
+    /// Payload bytes sent by P0, P1, P2.
+    pub bytes_by_party: [u64; 3],
+    /// Median time of the same computation in the clear, seconds.
+    pub plaintext_median_s: f64,
+    /// `median_s / plaintext_median_s`.
+    pub ratio_to_plaintext: f64,
+}
+
+/// A benchmark could not run or produced a wrong result.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// The workload's program is invalid (a bug).
+    #[error("building the {op} program: {source}")]
+    Program {
+        /// Op.
+        op: BenchOp,
+        /// Cause.
+        #[source]
+        source: veil_circuits::ValidationError,
+    },
+    /// The engine failed.
+    #[error("{op} at size {size}: {source}")]
+    Engine {
+        /// Op.
+        op: BenchOp,
+        /// Size.
+        size: usize,
+        /// Cause.
+        #[source]
+        source: EngineError,
+    },
+    /// The client could not reconstruct the output.
+    #[error("{op} at size {size}: {source}")]
+    Reconstruct {
+        /// Op.
+        op: BenchOp,
+        /// Size.
+        size: usize,
+        /// Cause.
+        #[source]
+        source: ReconstructError,
+    },
+    /// The MPC result differs from the plaintext twin beyond the truncation's 1-ulp error.
+    #[error("{op} at size {size}: MPC result differs from plaintext at element {index}")]
+    Mismatch {
+        /// Op.
+        op: BenchOp,
+        /// Size.
+        size: usize,
+        /// First differing element.
+        index: usize,
+    },
+    /// The size is outside what the op supports.
+    #[error("{op}: size {size} is outside 1..={max}")]
+    Size {
+        /// Op.
+        op: BenchOp,
+        /// Requested size.
+        size: usize,
+        /// Largest supported size.
+        max: usize,
+    },
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Measure `op` at `size`: `reps` runs of the program on one session of three in-memory
+/// parties, and `reps` runs of the plaintext twin; checks the MPC result against plaintext.
+pub fn run_memory(op: BenchOp, size: usize, reps: usize) -> Result<BenchResult, BenchError> {
+    if size == 0 || size > op.max_size() {
+        return Err(BenchError::Size {
+            op,
+            size,
+            max: op.max_size(),
+        });
+    }
+    let reps = reps.max(1);
+    let mut rng = rand::rng();
+    let w = Workload::new(op, size, &mut rng).map_err(|source| BenchError::Program { op, source })?;
+    let shared = share_inputs(&w.program, &w.inputs, &mut rng);
+    let engine_err = |source| BenchError::Engine { op, size, source };
+
+    let program = &w.program;
+    let shared = &shared;
+    let per_party = run3(|net| async move {
+        let me = net.me();
+        let mut session = Session::establish(net).await?;
+        let mut times = Vec::with_capacity(reps);
+        let mut last = None;
+        for _ in 0..reps {
+            let inputs = shared[me.index()].clone();
+            let (outputs, report) = session.run(program, inputs).await?;
+            times.push(report.total);
+            last = Some((outputs, report));
+        }
+        let (outputs, report) = last.expect("reps ≥ 1");
+        Ok::<_, EngineError>((times, outputs, report))
+    });
+    let [p0, p1, p2] = per_party;
+    let (p0, p1, p2) = (p0.map_err(engine_err)?, p1.map_err(engine_err)?, p2.map_err(engine_err)?);
+    let per_rep: Vec<f64> = (0..reps)
+        .map(|i| p0.0[i].max(p1.0[i]).max(p2.0[i]).as_secs_f64())
+        .collect();
+    let reports: [&Report; 3] = [&p0.2, &p1.2, &p2.2];
+    let outputs = [p0.1, p1.1, p2.1];
+    let got = collect_outputs(program, &outputs)
+        .map_err(|source| BenchError::Reconstruct { op, size, source })?;
+
+    let mut plain_times = Vec::with_capacity(reps);
+    let mut want = Vec::new();
+    for _ in 0..reps {
+        let t = Instant::now();
+        want = std::hint::black_box(w.plaintext());
+        plain_times.push(t.elapsed().as_secs_f64());
+    }
+    // Probabilistic truncation may add one ulp; ring multiplication is exact.
+    let tolerance: i64 = if op == BenchOp::Mul { 0 } else { 1 };
+    if let Some(index) = got["z"]
+        .iter()
+        .zip(&want)
+        .position(|(g, w)| (g.wrapping_sub(*w) as i64).abs() > tolerance)
+    {
+        return Err(BenchError::Mismatch { op, size, index });
+    }
+
+    let median_s = median(per_rep);
+    let plaintext_median_s = median(plain_times);
+    let bytes_by_party = reports.map(|r| r.bytes_sent);
+    Ok(BenchResult {
+        op: op.name(),
+        size,
+        transport: TransportKind::Memory,
+        median_s,
+        throughput_per_s: op.work_items(size) / median_s,
+        rounds: reports[0].rounds,
+        bytes_per_party: bytes_by_party.iter().sum::<u64>() as f64 / 3.0,
+        bytes_by_party,
+        plaintext_median_s,
+        ratio_to_plaintext: median_s / plaintext_median_s,
+    })
+}
+
+/// Human-readable duration for the table.
+pub fn fmt_duration(s: f64) -> String {
+    let d = Duration::from_secs_f64(s);
+    if s >= 1.0 {
+        format!("{:.2} s", d.as_secs_f64())
+    } else if s >= 1e-3 {
+        format!("{:.2} ms", s * 1e3)
+    } else {
+        format!("{:.1} µs", s * 1e6)
+    }
+}

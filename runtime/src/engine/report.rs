@@ -1,0 +1,33 @@
+//! What one run of a program cost at one party.
+
+use std::time::Duration;
+use veil_circuits::PartyId;
+
+/// Compute time spent on one op at this party (local work only; waiting for peers is in
+/// [`Report::comm_time`]).
+#[derive(Clone, Debug)]
+pub struct OpTime {
+    /// Op index in the program.
+    pub op: usize,
+    /// Op name.
+    pub name: &'static str,
+    /// Time spent.
+    pub time: Duration,
+}
+
+/// Rounds, bytes and time of one program run at one party.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// This party.
+    pub party: PartyId,
+    /// Communication rounds (one message to each peer per round).
+    pub rounds: u64,
+    /// Payload bytes this party sent to its two peers.
+    pub bytes_sent: u64,
+    /// Per-op compute time, in op order (outputs appear with name `output`).
+    pub ops: Vec<OpTime>,
+    /// Time spent sending and waiting for peers.
+    pub comm_time: Duration,
+    /// Wall time of the whole run.
+    pub total: Duration,
+}

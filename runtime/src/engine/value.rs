@@ -1,0 +1,46 @@
+//! Values as one party holds them while a program runs, and the engine's inputs and outputs.
+
+use crate::sharing::Shares;
+
+/// A value at one party: public words known to all, or this party's replicated shares.
+#[derive(Clone)]
+pub(crate) enum Val {
+    Public(Vec<u64>),
+    Secret(Shares),
+}
+
+/// An input handed to one party.
+#[derive(Clone)]
+pub enum InputValue {
+    /// Plaintext words: a public input (given to every party) or a secret input at its owner party.
+    Plain(Vec<u64>),
+    /// This party's two components of a client-owned secret input (made with `share3`).
+    Shares(Shares),
+}
+
+/// An output as one party ends up with it.
+#[derive(Clone, PartialEq, Eq)]
+pub enum OutputValue {
+    /// Plaintext words: this party is the recipient, or the value was public.
+    Plain(Vec<u64>),
+    /// This party's components, to hand to an external client who reconstructs.
+    Shares(Shares),
+}
+
+impl std::fmt::Debug for InputValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InputValue::Plain(v) => write!(f, "Plain {{ len: {}, .. }}", v.len()),
+            InputValue::Shares(s) => write!(f, "{s:?}"),
+        }
+    }
+}
+
+impl std::fmt::Debug for OutputValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OutputValue::Plain(v) => write!(f, "Plain {{ len: {}, .. }}", v.len()),
+            OutputValue::Shares(s) => write!(f, "{s:?}"),
+        }
+    }
+}

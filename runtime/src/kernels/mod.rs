@@ -1,0 +1,39 @@
+//! Pure slice kernels over Z_2^64: the only home of SIMD dispatch and `unsafe` in veil-runtime.
+//!
+//! Every kernel has a scalar reference ([`scalar`]); SIMD variants are chosen at run time (widest
+//! first, see [`simd`]) and must equal the scalar version bit for bit.
+
+pub mod gemm;
+pub mod ring;
+pub mod scalar;
+pub mod simd;
+
+pub use gemm::{gemm_u64_add_assign, par_gemm_u64_add_assign};
+pub use ring::*;
+pub use simd::{SimdLevel, simd_level, supported_simd_levels};
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha20Rng;
+
+    /// Edge values of Z_2^64: 0, 1, -1, 2^63 (and its neighbours).
+    pub const EDGES: [u64; 6] = [0, 1, u64::MAX, 1 << 63, (1 << 63) - 1, (1 << 63) + 1];
+
+    /// Fixed-seed generator (tests are deterministic).
+    pub fn rng() -> ChaCha20Rng {
+        ChaCha20Rng::seed_from_u64(0x7665_696c)
+    }
+
+    /// `n` values: mostly uniform, with every edge value somewhere (if `n` allows).
+    pub fn vec_with_edges(rng: &mut ChaCha20Rng, n: usize) -> Vec<u64> {
+        let mut v: Vec<u64> = (0..n).map(|_| rng.random()).collect();
+        for (i, &e) in EDGES.iter().enumerate() {
+            if n > 0 && rng.random_bool(0.5) {
+                let at = (i * 7919 + rng.random_range(0..n)) % n;
+                v[at] = e;
+            }
+        }
+        v
+    }
+}

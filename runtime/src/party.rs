@@ -1,0 +1,97 @@
+//! Per-party protocol context: who I am, the session, and the PRFs keyed with the two pairwise
+//! keys agreed at session setup.
+//!
+//! Every protocol invocation takes a fresh [`Domain`] from [`PartyCtx::next_domain`]. All three
+//! parties run the same program, so their op counters advance in lockstep and the same
+//! invocation uses the same domain everywhere; this is what makes the zero-sharing sum to zero.
+
+use crate::prf::{Domain, Prf};
+use crate::setup::PairwiseKeys;
+use crate::transport::{RoundId, SessionId};
+use veil_circuits::PartyId;
+
+/// State one party needs to run protocols in a session.
+pub struct PartyCtx {
+    /// This party.
+    pub id: PartyId,
+    /// The session.
+    pub session: SessionId,
+    /// F_{k_{i,i+1}}: randomness shared with the next party.
+    prf_next: Prf,
+    /// F_{k_{i-1,i}}: randomness shared with the previous party.
+    prf_prev: Prf,
+    op_counter: u64,
+    round_counter: u64,
+}
+
+impl std::fmt::Debug for PartyCtx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartyCtx")
+            .field("id", &self.id)
+            .field("session", &self.session)
+            .field("op_counter", &self.op_counter)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartyCtx {
+    /// Context for party `id` from the session's pairwise keys.
+    pub fn new(id: PartyId, session: SessionId, keys: &PairwiseKeys) -> Self {
+        PartyCtx {
+            id,
+            session,
+            prf_next: Prf::new(&keys.with_next),
+            prf_prev: Prf::new(&keys.with_prev),
+            op_counter: 0,
+            round_counter: 0,
+        }
+    }
+
+    /// A fresh PRF domain for the next protocol invocation (same on all three parties).
+    pub fn next_domain(&mut self) -> Domain {
+        let d = Domain {
+            op: self.op_counter,
+            worker: 0,
+        };
+        self.op_counter += 1;
+        d
+    }
+
+    /// The next communication round of this session (rounds are numbered from 1; round 0 is
+    /// key setup). All parties advance in lockstep.
+    pub fn next_round(&mut self) -> RoundId {
+        self.round_counter += 1;
+        RoundId(self.round_counter)
+    }
+
+    /// Rounds used so far in this session.
+    pub fn rounds_used(&self) -> u64 {
+        self.round_counter
+    }
+
+    /// `n` words of the stream shared with the next party (P_i and P_{i+1} get the same words).
+    pub fn rand_with_next(&self, domain: Domain, n: usize) -> Vec<u64> {
+        let mut v = vec![0u64; n];
+        self.prf_next.fill(domain, &mut v);
+        v
+    }
+
+    /// `n` words of the stream shared with the previous party.
+    pub fn rand_with_prev(&self, domain: Domain, n: usize) -> Vec<u64> {
+        let mut v = vec![0u64; n];
+        self.prf_prev.fill(domain, &mut v);
+        v
+    }
+
+    /// This party's part α_i of a fresh 3-out-of-3 sharing of zero:
+    /// α_i = F_{k_{i,i+1}}(d) − F_{k_{i−1,i}}(d), so α_0 + α_1 + α_2 = 0 and each α_i looks
+    /// uniform to any single other party (it misses one of the two keys).
+    pub fn zero_share(&mut self, n: usize) -> Vec<u64> {
+        let d = self.next_domain();
+        let mut a = self.rand_with_next(d, n);
+        let mut b = vec![0u64; n];
+        self.prf_prev.fill(d, &mut b);
+        crate::kernels::ring_sub_assign(&mut a, &b);
+        a
+    }
+}

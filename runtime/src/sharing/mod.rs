@@ -1,0 +1,5 @@
+//! Secret sharing schemes.
+
+pub mod replicated;
+
+pub use replicated::{ReconstructError, Shares, reconstruct, share3};
