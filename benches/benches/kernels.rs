@@ -21,7 +21,10 @@ fn random_vec(rng: &mut ChaCha20Rng, n: usize) -> Vec<u64> {
 }
 
 fn mul_add(c: &mut Criterion) {
-    eprintln!("kernels: dispatching at SIMD level {:?}", kernels::simd_level());
+    eprintln!(
+        "kernels: dispatching at SIMD level {:?}",
+        kernels::simd_level()
+    );
     let mut rng = ChaCha20Rng::seed_from_u64(1);
     let mut g = c.benchmark_group("kernels/mul_add");
     for n in SIZES {
@@ -33,7 +36,12 @@ fn mul_add(c: &mut Criterion) {
         });
         g.bench_with_input(BenchmarkId::new("baseline", n), &n, |bench, _| {
             bench.iter(|| {
-                ring::at_level::ring_mul_add_assign(SimdLevel::Baseline, black_box(&mut out), &a, &b)
+                ring::at_level::ring_mul_add_assign(
+                    SimdLevel::Baseline,
+                    black_box(&mut out),
+                    &a,
+                    &b,
+                )
             })
         });
     }
@@ -50,7 +58,9 @@ fn dot(c: &mut Criterion) {
             bench.iter(|| kernels::ring_dot(black_box(&a), black_box(&b)))
         });
         g.bench_with_input(BenchmarkId::new("baseline", n), &n, |bench, _| {
-            bench.iter(|| ring::at_level::ring_dot(SimdLevel::Baseline, black_box(&a), black_box(&b)))
+            bench.iter(|| {
+                ring::at_level::ring_dot(SimdLevel::Baseline, black_box(&a), black_box(&b))
+            })
         });
     }
     g.finish();
@@ -72,7 +82,15 @@ fn gemm(c: &mut Criterion) {
         });
         g.bench_with_input(BenchmarkId::new("baseline", n), &n, |bench, &n| {
             bench.iter(|| {
-                gemm::at_level::gemm_u64_add_assign(SimdLevel::Baseline, n, n, n, &a, &b, black_box(&mut out))
+                gemm::at_level::gemm_u64_add_assign(
+                    SimdLevel::Baseline,
+                    n,
+                    n,
+                    n,
+                    &a,
+                    &b,
+                    black_box(&mut out),
+                )
             })
         });
         g.bench_with_input(BenchmarkId::new("naive", n), &n, |bench, &n| {

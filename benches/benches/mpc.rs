@@ -1,1 +1,222 @@
-fn main() {}
+//! Benchmarks of veil programs on three in-process parties (replicated shares, in-memory
+//! transport) beside their plaintext twins, computed with the same kernels.
+//!
+//! Groups (ids `(variant, size)`; the `plaintext` baseline sits in the same group as
+//! `rep3_in_memory`, so the ratio comes out of one run):
+//! - `mpc/mul`: ring multiplication of `n` elements, `n` ∈ {2^10, 2^16, 2^20}.
+//! - `mpc/fixmul`: fixed-point multiplication (with truncation) of 2^20 elements.
+//! - `mpc/dot`: 10,000 fixed-point dot products of length 384 (throughput: dot products).
+//! - `mpc/matmul`: 128×128 · 128×128 fixed point (throughput: multiply-adds, `n³`).
+//! - `mpc/batching`: 1,000 separate one-element `mul`s on separate scalar inputs
+//!   (`scalar_muls`) against one 1,000-element vector `mul` (`vector_mul`): both finish in the
+//!   same rounds, so the gap is the engine's per-op and per-input overhead.
+//!
+//! Workloads and plaintext twins are those of `veil bench` ([`veil_node::bench::Workload`]).
+//!
+//! **What `rep3_in_memory` times.** Thread spawn and session setup (key exchange) are paid
+//! once per criterion sample, not per iteration: each sample runs the three parties once with
+//! [`run3`] on one established [`Session`], and each party runs the program `iters` times.
+//! Before each run a party clones its input shares and then waits on a [`Barrier`], so all
+//! three start together and no party's copying steals a core from another's timed run. The
+//! sample's time is the **slowest party's sum of [`Report::total`]** (the engine's wall time of
+//! `Session::run`, barrier wait and input copy excluded). Shares come from
+//! [`share_inputs`] outside the timed region, and every MPC program is checked once, before
+//! timing, against its plaintext twin (exactly for ring ops, within 1 ulp for fixed-point ops
+//! whose probabilistic truncation may add one).
+//!
+//! `cargo bench -p veil-benches --bench mpc -- --warm-up-time 1 --measurement-time 3`
+//!
+//! [`Report::total`]: veil_runtime::engine::Report::total
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::sync::Barrier;
+use std::time::Duration;
+
+use criterion::{
+    BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group,
+    criterion_main, measurement::WallTime,
+};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use veil_circuits::{Builder, Ring, Shape, ValidatedProgram};
+use veil_node::bench::{BenchOp, Workload, workload::DOT_LEN};
+use veil_runtime::engine::{InputValue, Session};
+use veil_runtime::harness::{collect_outputs, run_program3, run3, share_inputs};
+use veil_runtime::transport::Transport;
+
+/// Each party's input shares.
+type Shared = [HashMap<String, InputValue>; 3];
+
+/// Run `program` `iters` times on one session of three in-process parties; returns the slowest
+/// party's summed [`veil_runtime::engine::Report::total`] (see the module docs).
+fn time_mpc(program: &ValidatedProgram, shared: &Shared, iters: u64) -> Duration {
+    let barrier = &Barrier::new(3);
+    let totals = run3(|net| async move {
+        let me = net.me();
+        let mut session = Session::establish(net)
+            .await
+            .unwrap_or_else(|e| panic!("{me:?}: session setup failed: {e}"));
+        let mut sum = Duration::ZERO;
+        for _ in 0..iters {
+            let inputs = shared[me.index()].clone();
+            barrier.wait();
+            let (outputs, report) = session
+                .run(program, inputs)
+                .await
+                .unwrap_or_else(|e| panic!("{me:?}: program run failed: {e}"));
+            black_box(outputs);
+            sum += report.total;
+        }
+        sum
+    });
+    totals.into_iter().max().expect("three parties")
+}
+
+/// Run `program` once and panic unless output `z` is within `tolerance` ulps of `want`.
+fn check_mpc(label: &str, program: &ValidatedProgram, shared: &Shared, want: &[u64], tolerance: u64) {
+    let outputs = run_program3(program, shared.clone()).map(|r| match r {
+        Ok((outputs, _)) => outputs,
+        Err(e) => panic!("{label}: MPC run failed: {e}"),
+    });
+    let got = collect_outputs(program, &outputs)
+        .unwrap_or_else(|e| panic!("{label}: reconstructing the MPC output failed: {e}"));
+    let z = got
+        .get("z")
+        .unwrap_or_else(|| panic!("{label}: the MPC run returned no output `z`"));
+    assert_eq!(
+        z.len(),
+        want.len(),
+        "{label}: MPC output has {} elements, plaintext has {}",
+        z.len(),
+        want.len()
+    );
+    if let Some((i, (g, w))) = z
+        .iter()
+        .zip(want)
+        .enumerate()
+        .find(|(_, (g, w))| (g.wrapping_sub(**w) as i64).unsigned_abs() > tolerance)
+    {
+        panic!(
+            "{label}: MPC result differs from plaintext at element {i}: got {g:#018x}, \
+             want {w:#018x} (tolerance {tolerance} ulp)"
+        );
+    }
+}
+
+/// Add `plaintext` and `rep3_in_memory` for `op` at `size` to `g` (id size `id_size`).
+fn bench_workload(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    rng: &mut ChaCha20Rng,
+    op: BenchOp,
+    size: usize,
+    id_size: usize,
+) {
+    let w = Workload::new(op, size, rng).expect("benchmark workload program is valid");
+    let want = w.plaintext();
+    let shared = share_inputs(&w.program, &w.inputs, rng);
+    // Probabilistic truncation may add one ulp; ring multiplication is exact.
+    let tolerance = if op == BenchOp::Mul { 0 } else { 1 };
+    check_mpc(&format!("mpc/{op}/{size}"), &w.program, &shared, &want, tolerance);
+
+    g.bench_with_input(BenchmarkId::new("plaintext", id_size), &w, |b, w| {
+        b.iter(|| w.plaintext())
+    });
+    g.bench_with_input(BenchmarkId::new("rep3_in_memory", id_size), &w, |b, w| {
+        b.iter_custom(|iters| time_mpc(&w.program, &shared, iters))
+    });
+}
+
+fn mul(c: &mut Criterion) {
+    let mut rng = ChaCha20Rng::seed_from_u64(11);
+    let mut g = c.benchmark_group("mpc/mul");
+    g.sample_size(10);
+    for n in [1 << 10, 1 << 16, 1 << 20] {
+        g.throughput(Throughput::Elements(n as u64));
+        bench_workload(&mut g, &mut rng, BenchOp::Mul, n, n);
+    }
+    g.finish();
+}
+
+fn fixmul(c: &mut Criterion) {
+    let mut rng = ChaCha20Rng::seed_from_u64(12);
+    let mut g = c.benchmark_group("mpc/fixmul");
+    g.sample_size(10).sampling_mode(SamplingMode::Flat);
+    let n = 1 << 20;
+    g.throughput(Throughput::Elements(n as u64));
+    bench_workload(&mut g, &mut rng, BenchOp::FixMul, n, n);
+    g.finish();
+}
+
+fn dot(c: &mut Criterion) {
+    let mut rng = ChaCha20Rng::seed_from_u64(13);
+    let mut g = c.benchmark_group("mpc/dot");
+    g.sample_size(10).sampling_mode(SamplingMode::Flat);
+    let count = 10_000;
+    g.throughput(Throughput::Elements(count as u64));
+    eprintln!("mpc/dot: {count} dot products of length {DOT_LEN}");
+    bench_workload(&mut g, &mut rng, BenchOp::Dot, count, count);
+    g.finish();
+}
+
+fn matmul(c: &mut Criterion) {
+    let mut rng = ChaCha20Rng::seed_from_u64(14);
+    let mut g = c.benchmark_group("mpc/matmul");
+    g.sample_size(10).sampling_mode(SamplingMode::Flat);
+    let n = 128;
+    g.throughput(Throughput::Elements((n * n * n) as u64));
+    bench_workload(&mut g, &mut rng, BenchOp::MatMul, n, n);
+    g.finish();
+}
+
+/// `n` one-element multiplications `z_i = a_i · b_i` on separate secret scalar inputs, gathered
+/// into one output vector `z` (reshape and concat are local).
+fn scalar_muls_program(n: usize) -> ValidatedProgram {
+    let mut b = Builder::new();
+    let parts: Vec<_> = (0..n)
+        .map(|i| {
+            let x = b.secret_scalar(&format!("a{i}"), Ring);
+            let y = b.secret_scalar(&format!("b{i}"), Ring);
+            let z = b.mul(x, y);
+            b.reshape(z, Shape::Vector(1))
+        })
+        .collect();
+    let z = b.concat(&parts);
+    b.output_to_client("z", z);
+    b.finish().expect("scalar-muls program is valid")
+}
+
+fn batching(c: &mut Criterion) {
+    const N: usize = 1000;
+    let mut rng = ChaCha20Rng::seed_from_u64(15);
+    let mut g = c.benchmark_group("mpc/batching");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(N as u64));
+
+    let x: Vec<u64> = (0..N).map(|_| rng.random()).collect();
+    let y: Vec<u64> = (0..N).map(|_| rng.random()).collect();
+    let want: Vec<u64> = x.iter().zip(&y).map(|(a, b)| a.wrapping_mul(*b)).collect();
+
+    let scalar = scalar_muls_program(N);
+    let scalar_inputs: HashMap<String, Vec<u64>> = (0..N)
+        .flat_map(|i| [(format!("a{i}"), vec![x[i]]), (format!("b{i}"), vec![y[i]])])
+        .collect();
+    let scalar_shared = share_inputs(&scalar, &scalar_inputs, &mut rng);
+    check_mpc("mpc/batching/scalar_muls", &scalar, &scalar_shared, &want, 0);
+
+    let mut w = Workload::new(BenchOp::Mul, N, &mut rng).expect("mul program is valid");
+    w.inputs = HashMap::from([("x".to_string(), x), ("y".to_string(), y)]);
+    let vector_shared = share_inputs(&w.program, &w.inputs, &mut rng);
+    check_mpc("mpc/batching/vector_mul", &w.program, &vector_shared, &want, 0);
+
+    g.bench_with_input(BenchmarkId::new("scalar_muls", N), &N, |b, _| {
+        b.iter_custom(|iters| time_mpc(&scalar, &scalar_shared, iters))
+    });
+    g.bench_with_input(BenchmarkId::new("vector_mul", N), &N, |b, _| {
+        b.iter_custom(|iters| time_mpc(&w.program, &vector_shared, iters))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, mul, fixmul, dot, matmul, batching);
+criterion_main!(benches);

@@ -46,8 +46,11 @@ impl Value {
     }
 }
 
-const PLACEHOLDER: ValueType =
-    ValueType { vis: Visibility::Public, elem: ElemType::Ring, shape: Shape::Scalar };
+const PLACEHOLDER: ValueType = ValueType {
+    vis: Visibility::Public,
+    elem: ElemType::Ring,
+    shape: Shape::Scalar,
+};
 
 /// Builds a [`Program`] op by op; see the [module docs](self).
 #[derive(Debug, Default)]
@@ -81,13 +84,20 @@ impl Builder {
         self.ops.push(op);
         self.types.push(ty);
         // Past 2^32 ops ids saturate; validation rejects such programs (TooManyOps).
-        Value { id: ValueId(u32::try_from(index).unwrap_or(u32::MAX)), ty }
+        Value {
+            id: ValueId(u32::try_from(index).unwrap_or(u32::MAX)),
+            ty,
+        }
     }
 
     /// Declares an input of any type and owner and reads it.
     pub fn input(&mut self, name: &str, owner: Owner, ty: ValueType) -> Value {
         let input = self.inputs.len();
-        self.inputs.push(InputDecl { name: name.into(), owner, ty });
+        self.inputs.push(InputDecl {
+            name: name.into(),
+            owner,
+            ty,
+        });
         self.push(Op::Input { input })
     }
 
@@ -108,7 +118,12 @@ impl Builder {
         cols: usize,
         elem: impl Into<ElemType>,
     ) -> Value {
-        self.client_input(name, Visibility::Secret, elem.into(), Shape::Matrix(rows, cols))
+        self.client_input(
+            name,
+            Visibility::Secret,
+            elem.into(),
+            Shape::Matrix(rows, cols),
+        )
     }
 
     /// Secret scalar input owned by the client `"client"`.
@@ -129,7 +144,12 @@ impl Builder {
         cols: usize,
         elem: impl Into<ElemType>,
     ) -> Value {
-        self.client_input(name, Visibility::Public, elem.into(), Shape::Matrix(rows, cols))
+        self.client_input(
+            name,
+            Visibility::Public,
+            elem.into(),
+            Shape::Matrix(rows, cols),
+        )
     }
 
     /// Public scalar input, owner `"client"`.
@@ -139,7 +159,11 @@ impl Builder {
 
     /// Public constant of already encoded words.
     pub fn constant(&mut self, elem: impl Into<ElemType>, shape: Shape, values: Vec<u64>) -> Value {
-        self.push(Op::Constant { elem: elem.into(), shape, values })
+        self.push(Op::Constant {
+            elem: elem.into(),
+            shape,
+            values,
+        })
     }
 
     /// Fixed-point scalar constant, encoded with [`fixed::encode`].
@@ -157,7 +181,8 @@ impl Builder {
             Ok(values) => self.constant(t, shape, values),
             Err(source) => {
                 let op = self.ops.len();
-                self.first_error.get_or_insert(ValidationError::FixedConstant { op, source });
+                self.first_error
+                    .get_or_insert(ValidationError::FixedConstant { op, source });
                 self.constant(t, shape, vec![0; xs.len()])
             }
         }
@@ -206,12 +231,18 @@ impl Builder {
 
     /// Sum of all elements → scalar.
     pub fn sum(&mut self, a: Value) -> Value {
-        self.push(Op::Sum { a: a.id, axis: SumAxis::All })
+        self.push(Op::Sum {
+            a: a.id,
+            axis: SumAxis::All,
+        })
     }
 
     /// Sum of each matrix row → vector.
     pub fn sum_rows(&mut self, a: Value) -> Value {
-        self.push(Op::Sum { a: a.id, axis: SumAxis::Rows })
+        self.push(Op::Sum {
+            a: a.id,
+            axis: SumAxis::Rows,
+        })
     }
 
     /// Drops `bits` fractional bits (floor in plaintext; probabilistic truncation if secret).
@@ -226,7 +257,11 @@ impl Builder {
 
     /// Elements (vector) or rows (matrix) `start..end`.
     pub fn slice(&mut self, a: Value, start: usize, end: usize) -> Value {
-        self.push(Op::Slice { a: a.id, start, end })
+        self.push(Op::Slice {
+            a: a.id,
+            start,
+            end,
+        })
     }
 
     /// Joins vectors, or stacks matrices by rows.
@@ -278,7 +313,11 @@ impl Builder {
 
     /// Declares an output.
     pub fn output(&mut self, name: &str, v: Value, recipient: Recipient) {
-        self.outputs.push(OutputDecl { name: name.into(), value: v.id, recipient });
+        self.outputs.push(OutputDecl {
+            name: name.into(),
+            value: v.id,
+            recipient,
+        });
     }
 
     /// Declares an output for the client `"client"`.
@@ -301,7 +340,12 @@ impl Builder {
         if let Some(e) = self.first_error {
             return Err(e);
         }
-        Program { version: PROGRAM_VERSION, inputs: self.inputs, ops: self.ops, outputs: self.outputs }
-            .validate()
+        Program {
+            version: PROGRAM_VERSION,
+            inputs: self.inputs,
+            ops: self.ops,
+            outputs: self.outputs,
+        }
+        .validate()
     }
 }

@@ -17,9 +17,10 @@
 //! | output to a `Client`, or of a public value | 0 | 0 (components are handed over after the program) |
 //!
 //! This mirrors the protocol table of the design brief (fixed-point mul = mul + rescale = 2
-//! rounds). Rounds compose by an ASAP schedule: `depth(op) = max(depth of its operands, or 0)
-//! + rounds(op)`, `depth(output) = depth(value) + rounds(output)`, and the program takes the
-//! maximum over all ops and outputs (0 for an empty program). The engine executes every op in
+//! rounds). Rounds compose by an ASAP schedule:
+//! `depth(op) = max(depth of its operands, or 0) + rounds(op)`,
+//! `depth(output) = depth(value) + rounds(output)`, and the program takes the maximum over all
+//! ops and outputs (0 for an empty program). The engine executes every op in
 //! round `depth(op)`, batching all ops of a round into one message per peer, so its measured
 //! rounds equal this model; bytes are the sums over ops and outputs.
 
@@ -38,15 +39,23 @@ pub struct Cost {
 
 impl Cost {
     /// Free: 0 rounds, 0 bytes.
-    pub const FREE: Cost = Cost { rounds: 0, bytes_sent: [0; 3] };
+    pub const FREE: Cost = Cost {
+        rounds: 0,
+        bytes_sent: [0; 3],
+    };
 
     fn one_round(bytes_sent: [u64; 3]) -> Cost {
-        Cost { rounds: 1, bytes_sent }
+        Cost {
+            rounds: 1,
+            bytes_sent,
+        }
     }
 
     /// Total bytes sent by all parties.
     pub fn total_bytes(&self) -> u64 {
-        self.bytes_sent.iter().fold(0u64, |s, b| s.saturating_add(*b))
+        self.bytes_sent
+            .iter()
+            .fold(0u64, |s, b| s.saturating_add(*b))
     }
 }
 
@@ -131,7 +140,12 @@ pub fn program_cost(p: &ValidatedProgram) -> ProgramCost {
     };
     for (i, op) in prog.ops.iter().enumerate() {
         let c = op_cost(p, i);
-        let start = op.operands().iter().map(|v| total.depth[v.index()]).max().unwrap_or(0);
+        let start = op
+            .operands()
+            .iter()
+            .map(|v| total.depth[v.index()])
+            .max()
+            .unwrap_or(0);
         let d = start.saturating_add(c.rounds);
         total.rounds = total.rounds.max(d);
         total.depth.push(d);

@@ -46,7 +46,10 @@ pub fn evaluate_all(
     for decl in &prog.inputs {
         let expected = decl.ty.shape.len();
         let Some(v) = inputs.get(&decl.name) else {
-            return Err(EvalError::MissingInput { name: decl.name.clone(), expected });
+            return Err(EvalError::MissingInput {
+                name: decl.name.clone(),
+                expected,
+            });
         };
         if v.len() != expected {
             return Err(EvalError::InputLength {
@@ -58,7 +61,10 @@ pub fn evaluate_all(
         if decl.ty.elem == ElemType::Bit
             && let Some(position) = v.iter().position(|&w| w > 1)
         {
-            return Err(EvalError::BitInput { name: decl.name.clone(), position });
+            return Err(EvalError::BitInput {
+                name: decl.name.clone(),
+                position,
+            });
         }
     }
 
@@ -95,16 +101,18 @@ pub fn evaluate_all(
             Op::Sum { a, axis } => {
                 let x = &vals[a.index()];
                 match (axis, shape_of(*a)) {
-                    (SumAxis::Rows, Shape::Matrix(_, c)) if c > 0 => {
-                        x.chunks(c).map(|row| row.iter().fold(0u64, |s, v| s.wrapping_add(*v))).collect()
-                    }
+                    (SumAxis::Rows, Shape::Matrix(_, c)) if c > 0 => x
+                        .chunks(c)
+                        .map(|row| row.iter().fold(0u64, |s, v| s.wrapping_add(*v)))
+                        .collect(),
                     (SumAxis::Rows, _) => vec![0; out_shape.len()],
                     (SumAxis::All, _) => vec![x.iter().fold(0u64, |s, v| s.wrapping_add(*v))],
                 }
             }
-            Op::Rescale { a, bits } => {
-                vals[a.index()].iter().map(|&x| ((x as i64) >> bits) as u64).collect()
-            }
+            Op::Rescale { a, bits } => vals[a.index()]
+                .iter()
+                .map(|&x| ((x as i64) >> bits) as u64)
+                .collect(),
             Op::Reshape { a, .. } | Op::Reveal(a) => vals[a.index()].clone(),
             Op::Slice { a, start, end } => {
                 let width = match shape_of(*a) {
@@ -113,7 +121,10 @@ pub fn evaluate_all(
                 };
                 vals[a.index()][start * width..end * width].to_vec()
             }
-            Op::Concat(parts) => parts.iter().flat_map(|v| vals[v.index()].iter().copied()).collect(),
+            Op::Concat(parts) => parts
+                .iter()
+                .flat_map(|v| vals[v.index()].iter().copied())
+                .collect(),
             Op::Transpose(a) => {
                 let Shape::Matrix(r, c) = shape_of(*a) else {
                     unreachable!("validated: transpose operand is a matrix");
@@ -147,7 +158,9 @@ fn elementwise(
 }
 
 fn dot(x: &[u64], y: &[u64]) -> u64 {
-    x.iter().zip(y).fold(0u64, |s, (a, b)| s.wrapping_add(a.wrapping_mul(*b)))
+    x.iter()
+        .zip(y)
+        .fold(0u64, |s, (a, b)| s.wrapping_add(a.wrapping_mul(*b)))
 }
 
 fn matmul(a: &[u64], b: &[u64], m: usize, k: usize, n: usize) -> Vec<u64> {

@@ -128,10 +128,19 @@ mod tests {
         assert_eq!(encode(f64::INFINITY, F16), Err(FixedError::NotFinite));
         assert_eq!(encode(f64::NEG_INFINITY, F16), Err(FixedError::NotFinite));
         let limit = 2f64.powi(62 - 16);
-        assert_eq!(encode(limit, F16), Err(FixedError::OutOfRange { frac_bits: 16 }));
-        assert_eq!(encode(-limit, F16), Err(FixedError::OutOfRange { frac_bits: 16 }));
+        assert_eq!(
+            encode(limit, F16),
+            Err(FixedError::OutOfRange { frac_bits: 16 })
+        );
+        assert_eq!(
+            encode(-limit, F16),
+            Err(FixedError::OutOfRange { frac_bits: 16 })
+        );
         assert!(encode(limit / 2.0, F16).is_ok());
-        assert_eq!(encode(1e300, F16), Err(FixedError::OutOfRange { frac_bits: 16 }));
+        assert_eq!(
+            encode(1e300, F16),
+            Err(FixedError::OutOfRange { frac_bits: 16 })
+        );
         assert_eq!(
             encode(0.0, FracBits(63)),
             Err(FixedError::FracBitsTooLarge { frac_bits: 63 })
@@ -145,7 +154,10 @@ mod tests {
         let xs = [1.0, -2.5, 0.0];
         let vs = encode_slice(&xs, F16).unwrap();
         assert_eq!(decode_slice(&vs, F16), xs);
-        assert_eq!(encode_slice(&[1.0, f64::NAN], F16), Err(FixedError::NotFinite));
+        assert_eq!(
+            encode_slice(&[1.0, f64::NAN], F16),
+            Err(FixedError::NotFinite)
+        );
         assert_eq!(to_signed(u64::MAX), -1);
         assert_eq!(from_signed(-2), u64::MAX - 1);
         assert_eq!(decode(1, FracBits(u32::MAX)), 0.0);

@@ -107,7 +107,7 @@ pub enum Op {
     Neg(ValueId),
     /// Elementwise a · b. Fixed(f) · Fixed(g) → Fixed(f + g) (exact; follow with `Rescale`).
     Mul(ValueId, ValueId),
-    /// Dot product: vector·vector → scalar; matrix·matrix (same shape) → row-wise, vector[rows].
+    /// Dot product: vector·vector → scalar; matrix·matrix (same shape) → row-wise, `vector[rows]`.
     Dot(ValueId, ValueId),
     /// Matrix product (m×k)·(k×n) → m×n.
     MatMul(ValueId, ValueId),
@@ -180,7 +180,10 @@ impl Op {
                 vec![*a, *b]
             }
             Op::Neg(a) | Op::Transpose(a) | Op::Reveal(a) => vec![*a],
-            Op::Sum { a, .. } | Op::Rescale { a, .. } | Op::Reshape { a, .. } | Op::Slice { a, .. } => {
+            Op::Sum { a, .. }
+            | Op::Rescale { a, .. }
+            | Op::Reshape { a, .. }
+            | Op::Slice { a, .. } => {
                 vec![*a]
             }
             Op::Concat(parts) => parts.clone(),

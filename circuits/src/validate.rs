@@ -10,13 +10,14 @@
 //!   `f+g ≤ 62`); ring·`Fixed(f)` and `Fixed(f)`·ring → `Fixed(f)`.
 //! - **Broadcast** (Add, Sub, Mul): equal shapes, or one scalar operand (the result takes the
 //!   other's shape).
-//! - **Dot**: vector[n]·vector[n] → scalar; matrix[m×n]·matrix[m×n] → vector[m] (row-wise).
-//! - **MatMul**: matrix[m×k]·matrix[k×n] → matrix[m×n].
-//! - **Sum**: `All` → scalar; `Rows` needs a matrix[m×n] → vector[m].
+//! - **Dot**: `vector[n]`·`vector[n]` → scalar; `matrix[m×n]`·`matrix[m×n]` → `vector[m]`
+//!   (row-wise).
+//! - **MatMul**: `matrix[m×k]`·`matrix[k×n]` → `matrix[m×n]`.
+//! - **Sum**: `All` → scalar; `Rows` needs a `matrix[m×n]` → `vector[m]`.
 //! - **Rescale{bits}**: `Fixed(f)` with `bits ≤ f` → `Fixed(f − bits)`.
 //! - **Reshape**: equal element count. **Slice**: `start ≤ end ≤ len` over vector elements or
 //!   matrix rows. **Concat**: ≥ 1 part, equal element types, all vectors or all matrices with
-//!   equal column counts. **Transpose**: matrix[r×c] → matrix[c×r].
+//!   equal column counts. **Transpose**: `matrix[r×c]` → `matrix[c×r]`.
 //!
 //! # Structural rules
 //! Every op may only read values defined before it. Input and output names are non-empty and
@@ -24,7 +25,7 @@
 //! op (reading it twice or never is an error), so inputs and `Input` ops correspond one to one.
 //! Every shape (declared, constant or result) has at most [`MAX_ELEMENTS`] elements; zero-length
 //! vectors and matrices are allowed. Fractional bits never exceed
-//! [`MAX_MAGNITUDE_BITS`](crate::fixed::MAX_MAGNITUDE_BITS) (62).
+//! [`MAX_MAGNITUDE_BITS`] (62).
 
 use crate::error::ValidationError;
 use crate::fixed::MAX_MAGNITUDE_BITS;
@@ -124,7 +125,12 @@ struct VersionProbe {
 impl Program {
     /// An empty program of the current version.
     pub fn new() -> Self {
-        Program { version: PROGRAM_VERSION, inputs: vec![], ops: vec![], outputs: vec![] }
+        Program {
+            version: PROGRAM_VERSION,
+            inputs: vec![],
+            ops: vec![],
+            outputs: vec![],
+        }
     }
 
     /// Content hash (no validation): SHA-256 of `b"veil/program/v1\0"` ‖ compact serde JSON.
@@ -145,7 +151,9 @@ impl Program {
     /// Parses JSON; a `version` other than [`PROGRAM_VERSION`] is rejected before anything
     /// else. The result is not validated yet.
     pub fn from_json(s: &str) -> Result<Program, ValidationError> {
-        let json_err = |e: serde_json::Error| ValidationError::Json { reason: e.to_string() };
+        let json_err = |e: serde_json::Error| ValidationError::Json {
+            reason: e.to_string(),
+        };
         let probe: VersionProbe = serde_json::from_str(s).map_err(json_err)?;
         if probe.version != PROGRAM_VERSION {
             return Err(ValidationError::UnsupportedVersion {
@@ -164,14 +172,18 @@ impl Program {
                 expected: PROGRAM_VERSION,
             });
         }
-        if self.ops.len() > u32::MAX as usize + 1 {
-            return Err(ValidationError::TooManyOps { count: self.ops.len() });
+        if self.ops.len() as u64 > u64::from(u32::MAX) + 1 {
+            return Err(ValidationError::TooManyOps {
+                count: self.ops.len(),
+            });
         }
         let mut input_index = HashMap::with_capacity(self.inputs.len());
         for (i, decl) in self.inputs.iter().enumerate() {
             check_input_decl(i, decl)?;
             if input_index.insert(decl.name.clone(), i).is_some() {
-                return Err(ValidationError::DuplicateInput { name: decl.name.clone() });
+                return Err(ValidationError::DuplicateInput {
+                    name: decl.name.clone(),
+                });
             }
         }
         let mut types = Vec::with_capacity(self.ops.len());
@@ -193,18 +205,28 @@ impl Program {
             types.push(ty);
         }
         if let Some(i) = reader.iter().position(Option::is_none) {
-            return Err(ValidationError::InputUnused { name: self.inputs[i].name.clone() });
+            return Err(ValidationError::InputUnused {
+                name: self.inputs[i].name.clone(),
+            });
         }
         let mut names = HashSet::with_capacity(self.outputs.len());
         for (i, out) in self.outputs.iter().enumerate() {
             if out.name.is_empty() {
-                return Err(ValidationError::EmptyName { what: "output", index: i });
+                return Err(ValidationError::EmptyName {
+                    what: "output",
+                    index: i,
+                });
             }
             if matches!(&out.recipient, Recipient::Client(c) if c.is_empty()) {
-                return Err(ValidationError::EmptyName { what: "output recipient", index: i });
+                return Err(ValidationError::EmptyName {
+                    what: "output recipient",
+                    index: i,
+                });
             }
             if !names.insert(out.name.as_str()) {
-                return Err(ValidationError::DuplicateOutput { name: out.name.clone() });
+                return Err(ValidationError::DuplicateOutput {
+                    name: out.name.clone(),
+                });
             }
             if out.value.index() >= types.len() {
                 return Err(ValidationError::OutputUndefined {
@@ -213,7 +235,12 @@ impl Program {
                 });
             }
         }
-        Ok(ValidatedProgram { program: self.clone(), types, id: self.id(), input_index })
+        Ok(ValidatedProgram {
+            program: self.clone(),
+            types,
+            id: self.id(),
+            input_index,
+        })
     }
 }
 
@@ -225,10 +252,16 @@ impl Default for Program {
 
 fn check_input_decl(i: usize, decl: &InputDecl) -> Result<(), ValidationError> {
     if decl.name.is_empty() {
-        return Err(ValidationError::EmptyName { what: "input", index: i });
+        return Err(ValidationError::EmptyName {
+            what: "input",
+            index: i,
+        });
     }
     if matches!(&decl.owner, Owner::Client(c) if c.is_empty()) {
-        return Err(ValidationError::EmptyName { what: "input owner", index: i });
+        return Err(ValidationError::EmptyName {
+            what: "input owner",
+            index: i,
+        });
     }
     if checked_len(decl.ty.shape).is_none() {
         return Err(ValidationError::InputShapeTooLarge {
@@ -237,11 +270,14 @@ fn check_input_decl(i: usize, decl: &InputDecl) -> Result<(), ValidationError> {
         });
     }
     match decl.ty.elem {
-        ElemType::Fixed(f) if f.0 > MAX_MAGNITUDE_BITS => {
-            Err(ValidationError::InputFracBits { name: decl.name.clone(), frac_bits: f.0 })
-        }
+        ElemType::Fixed(f) if f.0 > MAX_MAGNITUDE_BITS => Err(ValidationError::InputFracBits {
+            name: decl.name.clone(),
+            frac_bits: f.0,
+        }),
         ElemType::Bit if decl.ty.vis == Visibility::Secret => {
-            Err(ValidationError::SecretBitInput { name: decl.name.clone() })
+            Err(ValidationError::SecretBitInput {
+                name: decl.name.clone(),
+            })
         }
         _ => Ok(()),
     }
@@ -295,7 +331,11 @@ pub(crate) fn infer_op(
         (ElemType::Fixed(f), ElemType::Fixed(g)) => {
             let sum = u64::from(f.0) + u64::from(g.0);
             if sum > u64::from(MAX_MAGNITUDE_BITS) {
-                Err(ValidationError::FracBitsTooLarge { op, name, frac_bits: sum })
+                Err(ValidationError::FracBitsTooLarge {
+                    op,
+                    name,
+                    frac_bits: sum,
+                })
             } else {
                 Ok(ElemType::Fixed(crate::types::FracBits(f.0 + g.0)))
             }
@@ -311,7 +351,12 @@ pub(crate) fn infer_op(
         } else if a == Shape::Scalar {
             Ok(b)
         } else {
-            Err(ValidationError::ShapeMismatch { op, name, left: a, right: b })
+            Err(ValidationError::ShapeMismatch {
+                op,
+                name,
+                left: a,
+                right: b,
+            })
         }
     };
 
@@ -327,7 +372,11 @@ pub(crate) fn infer_op(
                 });
             }
         },
-        Op::Constant { elem, shape, values } => {
+        Op::Constant {
+            elem,
+            shape,
+            values,
+        } => {
             if let ElemType::Fixed(f) = elem
                 && f.0 > MAX_MAGNITUDE_BITS
             {
@@ -337,8 +386,11 @@ pub(crate) fn infer_op(
                     frac_bits: u64::from(f.0),
                 });
             }
-            let expected = checked_len(*shape)
-                .ok_or(ValidationError::ShapeTooLarge { op, name, shape: *shape })?;
+            let expected = checked_len(*shape).ok_or(ValidationError::ShapeTooLarge {
+                op,
+                name,
+                shape: *shape,
+            })?;
             if values.len() != expected {
                 return Err(ValidationError::ConstantLength {
                     op,
@@ -353,7 +405,11 @@ pub(crate) fn infer_op(
             {
                 return Err(ValidationError::BitConstant { op, name, position });
             }
-            ValueType { vis: Visibility::Public, elem: *elem, shape: *shape }
+            ValueType {
+                vis: Visibility::Public,
+                elem: *elem,
+                shape: *shape,
+            }
         }
         Op::Add(a, b) | Op::Sub(a, b) => {
             let (ta, tb) = (get(*a)?, get(*b)?);
@@ -397,9 +453,20 @@ pub(crate) fn infer_op(
                 (Shape::Matrix(r, c), Shape::Matrix(r2, c2)) if r == r2 && c == c2 => {
                     Shape::Vector(r)
                 }
-                (left, right) => return Err(ValidationError::DotShape { op, name, left, right }),
+                (left, right) => {
+                    return Err(ValidationError::DotShape {
+                        op,
+                        name,
+                        left,
+                        right,
+                    });
+                }
             };
-            ValueType { vis: join(ta.vis, tb.vis), elem: mul_elem(ta.elem, tb.elem)?, shape }
+            ValueType {
+                vis: join(ta.vis, tb.vis),
+                elem: mul_elem(ta.elem, tb.elem)?,
+                shape,
+            }
         }
         Op::MatMul(a, b) => {
             let (ta, tb) = (get(*a)?, get(*b)?);
@@ -421,7 +488,11 @@ pub(crate) fn infer_op(
                     return Err(ValidationError::NotMatrix { op, name, shape });
                 }
             };
-            ValueType { vis: join(ta.vis, tb.vis), elem: mul_elem(ta.elem, tb.elem)?, shape }
+            ValueType {
+                vis: join(ta.vis, tb.vis),
+                elem: mul_elem(ta.elem, tb.elem)?,
+                shape,
+            }
         }
         Op::Sum { a, axis } => {
             let ta = get(*a)?;
@@ -458,7 +529,12 @@ pub(crate) fn infer_op(
             let ta = get(*a)?;
             let to = sized(*shape)?;
             if checked_len(to) != checked_len(ta.shape) {
-                return Err(ValidationError::ReshapeLen { op, name, from: ta.shape, to });
+                return Err(ValidationError::ReshapeLen {
+                    op,
+                    name,
+                    from: ta.shape,
+                    to,
+                });
             }
             ValueType { shape: to, ..ta }
         }
@@ -478,7 +554,10 @@ pub(crate) fn infer_op(
                     shape: ta.shape,
                 });
             }
-            ValueType { shape: make(end - start), ..ta }
+            ValueType {
+                shape: make(end - start),
+                ..ta
+            }
         }
         Op::Concat(parts) => {
             let Some(first) = parts.first() else {
@@ -501,12 +580,20 @@ pub(crate) fn infer_op(
                     (Shape::Vector(_), Shape::Vector(n)) => n,
                     (Shape::Matrix(_, c0), Shape::Matrix(r, c)) if c == c0 => r,
                     (first, found) => {
-                        return Err(ValidationError::ConcatShape { op, name, part, first, found });
+                        return Err(ValidationError::ConcatShape {
+                            op,
+                            name,
+                            part,
+                            first,
+                            found,
+                        });
                     }
                 };
-                total = total
-                    .checked_add(n)
-                    .ok_or(ValidationError::ShapeTooLarge { op, name, shape: t0.shape })?;
+                total = total.checked_add(n).ok_or(ValidationError::ShapeTooLarge {
+                    op,
+                    name,
+                    shape: t0.shape,
+                })?;
                 vis = join(vis, t.vis);
             }
             let shape = match t0.shape {
@@ -514,14 +601,25 @@ pub(crate) fn infer_op(
                 _ => Shape::Vector(total),
             };
             if checked_len(shape).is_none() {
-                return Err(ValidationError::ShapeTooLarge { op, name, shape: t0.shape });
+                return Err(ValidationError::ShapeTooLarge {
+                    op,
+                    name,
+                    shape: t0.shape,
+                });
             }
-            ValueType { vis, elem: t0.elem, shape }
+            ValueType {
+                vis,
+                elem: t0.elem,
+                shape,
+            }
         }
         Op::Transpose(a) => {
             let ta = get(*a)?;
             match ta.shape {
-                Shape::Matrix(r, c) => ValueType { shape: Shape::Matrix(c, r), ..ta },
+                Shape::Matrix(r, c) => ValueType {
+                    shape: Shape::Matrix(c, r),
+                    ..ta
+                },
                 shape => return Err(ValidationError::NotMatrix { op, name, shape }),
             }
         }
@@ -530,7 +628,10 @@ pub(crate) fn infer_op(
             if ta.vis == Visibility::Public {
                 return Err(ValidationError::RevealPublic { op, name });
             }
-            ValueType { vis: Visibility::Public, ..ta }
+            ValueType {
+                vis: Visibility::Public,
+                ..ta
+            }
         }
     })
 }

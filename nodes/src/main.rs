@@ -38,6 +38,9 @@ enum Command {
         /// One JSON object per line instead of a table.
         #[arg(long)]
         json: bool,
+        /// Also print where P0's time went, per op and waiting for peers (stderr).
+        #[arg(long)]
+        breakdown: bool,
     },
 }
 
@@ -49,11 +52,19 @@ fn main() -> Result<()> {
             size,
             reps,
             json,
-        } => run_bench(transport, &ops, &size, reps, json),
+            breakdown,
+        } => run_bench(transport, &ops, &size, reps, json, breakdown),
     }
 }
 
-fn run_bench(transport: TransportKind, ops: &[BenchOp], sizes: &[usize], reps: usize, json: bool) -> Result<()> {
+fn run_bench(
+    transport: TransportKind,
+    ops: &[BenchOp],
+    sizes: &[usize],
+    reps: usize,
+    json: bool,
+    breakdown: bool,
+) -> Result<()> {
     if ops.is_empty() || sizes.is_empty() {
         bail!("give at least one op and one size");
     }
@@ -70,6 +81,11 @@ fn run_bench(transport: TransportKind, ops: &[BenchOp], sizes: &[usize], reps: u
                 TransportKind::Memory => bench::run_memory(op, size, reps),
             }
             .with_context(|| format!("benchmark {op} at size {size}"))?;
+            if breakdown {
+                for (name, secs) in &r.breakdown {
+                    eprintln!("  P0 {name:<14} {}", bench::fmt_duration(*secs));
+                }
+            }
             if json {
                 println!("{}", serde_json::to_string(&r)?);
             } else {

@@ -63,7 +63,9 @@ pub fn share_inputs<R: rand::CryptoRng + rand::RngCore>(
 ) -> [HashMap<String, InputValue>; 3] {
     let mut out: [HashMap<String, InputValue>; 3] = Default::default();
     for decl in &program.program().inputs {
-        let Some(v) = plain.get(&decl.name) else { continue };
+        let Some(v) = plain.get(&decl.name) else {
+            continue;
+        };
         match (decl.ty.vis, &decl.owner) {
             (Visibility::Public, _) => {
                 for m in out.iter_mut() {
@@ -101,10 +103,11 @@ pub fn collect_outputs(
                 result.insert(decl.name.clone(), v.clone());
             }
             Some(OutputValue::Shares(_)) => {
-                let shares: [Shares; 3] = std::array::from_fn(|i| match outputs[i].get(&decl.name) {
-                    Some(OutputValue::Shares(s)) => s.clone(),
-                    _ => Shares::default(),
-                });
+                let shares: [Shares; 3] =
+                    std::array::from_fn(|i| match outputs[i].get(&decl.name) {
+                        Some(OutputValue::Shares(s)) => s.clone(),
+                        _ => Shares::default(),
+                    });
                 result.insert(decl.name.clone(), reconstruct(&shares)?);
             }
             None => {}

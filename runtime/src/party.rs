@@ -87,11 +87,15 @@ impl PartyCtx {
     /// α_i = F_{k_{i,i+1}}(d) − F_{k_{i−1,i}}(d), so α_0 + α_1 + α_2 = 0 and each α_i looks
     /// uniform to any single other party (it misses one of the two keys).
     pub fn zero_share(&mut self, n: usize) -> Vec<u64> {
+        const CHUNK: usize = 4096;
         let d = self.next_domain();
         let mut a = self.rand_with_next(d, n);
-        let mut b = vec![0u64; n];
-        self.prf_prev.fill(d, &mut b);
-        crate::kernels::ring_sub_assign(&mut a, &b);
+        let mut b = [0u64; CHUNK];
+        for (k, chunk) in a.chunks_mut(CHUNK).enumerate() {
+            let b = &mut b[..chunk.len()];
+            self.prf_prev.fill_at(d, (k * CHUNK) as u64, b);
+            crate::kernels::ring_sub_assign(chunk, b);
+        }
         a
     }
 }

@@ -76,8 +76,14 @@ impl Domain {
 
     /// High 8 bytes of every counter block of this domain (bit 63 clear).
     fn tweak(self) -> u64 {
-        assert!(self.op < Self::OP_LIMIT, "PRF domain op counter exceeds 2^47");
-        assert!(self.worker < Self::WORKER_LIMIT, "PRF domain worker index exceeds 2^16");
+        assert!(
+            self.op < Self::OP_LIMIT,
+            "PRF domain op counter exceeds 2^47"
+        );
+        assert!(
+            self.worker < Self::WORKER_LIMIT,
+            "PRF domain worker index exceeds 2^16"
+        );
         self.op | (u64::from(self.worker) << 47)
     }
 }
@@ -109,7 +115,9 @@ impl fmt::Debug for Prf {
 impl Prf {
     /// PRF under `key`.
     pub fn new(key: &PrfKey) -> Self {
-        Prf { cipher: Aes128::new(&key.0.into()) }
+        Prf {
+            cipher: Aes128::new(&key.0.into()),
+        }
     }
 
     /// Fill `out` with words `offset..offset + out.len()` of the stream for `domain`.
@@ -122,7 +130,10 @@ impl Prf {
             return;
         }
         let len = u64::try_from(out.len()).expect("slice length fits in u64");
-        assert!(offset.checked_add(len).is_some(), "PRF stream range passes 2^64 words");
+        assert!(
+            offset.checked_add(len).is_some(),
+            "PRF stream range passes 2^64 words"
+        );
 
         let mut out = out;
         let mut block = offset / 2;
@@ -159,9 +170,11 @@ impl Prf {
     /// or a blocking thread, never from a tokio worker.
     pub fn par_fill_at(&self, domain: Domain, offset: u64, out: &mut [u64]) {
         use rayon::prelude::*;
-        out.par_chunks_mut(PAR_CHUNK_WORDS).enumerate().for_each(|(i, chunk)| {
-            self.fill_at(domain, offset + (i * PAR_CHUNK_WORDS) as u64, chunk)
-        });
+        out.par_chunks_mut(PAR_CHUNK_WORDS)
+            .enumerate()
+            .for_each(|(i, chunk)| {
+                self.fill_at(domain, offset + (i * PAR_CHUNK_WORDS) as u64, chunk)
+            });
     }
 
     /// A subkey for a labelled sub-protocol or session.
@@ -169,7 +182,10 @@ impl Prf {
     /// Subkey = `AES_k(h)` with `h` = the first 16 bytes of SHA-256("veil/v1/prf-derive" ‖ label)
     /// and bit 127 of `h` (top bit of byte 15) forced to 1, so `h` is never a stream block.
     pub fn derive(&self, label: &[u8]) -> PrfKey {
-        let digest = Sha256::new().chain_update(b"veil/v1/prf-derive").chain_update(label).finalize();
+        let digest = Sha256::new()
+            .chain_update(b"veil/v1/prf-derive")
+            .chain_update(label)
+            .finalize();
         let mut block = aes::Block::clone_from_slice(&digest[..16]);
         block[15] |= (DERIVE_FLAG >> 56) as u8;
         self.cipher.encrypt_block(&mut block);
@@ -253,7 +269,10 @@ mod tests {
         fips.encrypt_block(&mut b);
         assert_eq!(
             b.as_slice(),
-            [0x69, 0xc4, 0xe0, 0xd8, 0x6a, 0x7b, 0x04, 0x30, 0xd8, 0xcd, 0xb7, 0x80, 0x70, 0xb4, 0xc5, 0x5a]
+            [
+                0x69, 0xc4, 0xe0, 0xd8, 0x6a, 0x7b, 0x04, 0x30, 0xd8, 0xcd, 0xb7, 0x80, 0x70, 0xb4,
+                0xc5, 0x5a
+            ]
         );
     }
 
@@ -270,22 +289,43 @@ mod tests {
         assert_ne!(base, stream(&a, Domain { op: 8, ..D }));
         assert_ne!(base, stream(&a, Domain { worker: 4, ..D }));
         // Swapping op and worker does not alias.
-        assert_ne!(stream(&a, Domain { op: 1, worker: 0 }), stream(&a, Domain { op: 0, worker: 1 }));
+        assert_ne!(
+            stream(&a, Domain { op: 1, worker: 0 }),
+            stream(&a, Domain { op: 0, worker: 1 })
+        );
         // Extremes are accepted.
-        let _ = stream(&a, Domain { op: Domain::OP_LIMIT - 1, worker: Domain::WORKER_LIMIT - 1 });
+        let _ = stream(
+            &a,
+            Domain {
+                op: Domain::OP_LIMIT - 1,
+                worker: Domain::WORKER_LIMIT - 1,
+            },
+        );
         assert_eq!(base, stream(&prf(1), D), "deterministic");
     }
 
     #[test]
     #[should_panic(expected = "op counter")]
     fn op_out_of_range_panics() {
-        prf(1).fill(Domain { op: Domain::OP_LIMIT, worker: 0 }, &mut [0u64; 2]);
+        prf(1).fill(
+            Domain {
+                op: Domain::OP_LIMIT,
+                worker: 0,
+            },
+            &mut [0u64; 2],
+        );
     }
 
     #[test]
     #[should_panic(expected = "worker index")]
     fn worker_out_of_range_panics() {
-        prf(1).fill(Domain { op: 0, worker: Domain::WORKER_LIMIT }, &mut [0u64; 2]);
+        prf(1).fill(
+            Domain {
+                op: 0,
+                worker: Domain::WORKER_LIMIT,
+            },
+            &mut [0u64; 2],
+        );
     }
 
     #[test]
@@ -317,7 +357,10 @@ mod tests {
         }
         let s = t.elapsed().as_secs_f64();
         let gbps = (reps as f64 * 8.0 * out.len() as f64) / s / 1e9;
-        eprintln!("prf fill: {gbps:.2} GB/s on one core ({} MiB in {s:.3} s)", reps * 8);
+        eprintln!(
+            "prf fill: {gbps:.2} GB/s on one core ({} MiB in {s:.3} s)",
+            reps * 8
+        );
         std::hint::black_box(&out);
     }
 }

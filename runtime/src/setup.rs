@@ -77,7 +77,10 @@ impl KeyExchange {
     ) -> Result<PairwiseKeys, SetupError> {
         let with_next = self.pair_key(me, me.next(), session, next_public)?;
         let with_prev = self.pair_key(me, me.prev(), session, prev_public)?;
-        Ok(PairwiseKeys { with_next, with_prev })
+        Ok(PairwiseKeys {
+            with_next,
+            with_prev,
+        })
     }
 
     /// k_{me,peer}, computed identically by both ends (parties ordered by index).
@@ -88,7 +91,9 @@ impl KeyExchange {
         session: u64,
         peer_public: &[u8; 32],
     ) -> Result<PrfKey, SetupError> {
-        let mut shared = MontgomeryPoint(*peer_public).mul_clamped(self.secret).to_bytes();
+        let mut shared = MontgomeryPoint(*peer_public)
+            .mul_clamped(self.secret)
+            .to_bytes();
         // Constant-time all-zero test: no early exit on secret-dependent bytes.
         if shared.iter().fold(0u8, |acc, b| acc | b) == 0 {
             return Err(SetupError::LowOrderKey { peer });
@@ -135,9 +140,19 @@ mod tests {
         let kx: Vec<KeyExchange> = (0..3).map(|_| KeyExchange::new(rng)).collect();
         let pks: Vec<[u8; 32]> = kx.iter().map(KeyExchange::public).collect();
         let mut out = kx.into_iter().zip(PartyId::ALL).map(|(k, me)| {
-            k.agree(me, session, &pks[me.next().index()], &pks[me.prev().index()]).unwrap()
+            k.agree(
+                me,
+                session,
+                &pks[me.next().index()],
+                &pks[me.prev().index()],
+            )
+            .unwrap()
         });
-        [out.next().unwrap(), out.next().unwrap(), out.next().unwrap()]
+        [
+            out.next().unwrap(),
+            out.next().unwrap(),
+            out.next().unwrap(),
+        ]
     }
 
     #[test]
@@ -146,7 +161,10 @@ mod tests {
         let keys = three_parties(&mut rng, 7);
         for i in 0..3 {
             let j = (i + 1) % 3;
-            assert_eq!(keys[i].with_next.0, keys[j].with_prev.0, "pair (P{i}, P{j})");
+            assert_eq!(
+                keys[i].with_next.0, keys[j].with_prev.0,
+                "pair (P{i}, P{j})"
+            );
         }
         // The three pairwise keys are distinct, and next != prev for each party.
         assert_ne!(keys[0].with_next.0, keys[1].with_next.0);
@@ -164,7 +182,10 @@ mod tests {
         let make = || -> Vec<KeyExchange> {
             seeds
                 .iter()
-                .map(|s| KeyExchange { secret: *s, public: MontgomeryPoint::mul_base_clamped(*s).to_bytes() })
+                .map(|s| KeyExchange {
+                    secret: *s,
+                    public: MontgomeryPoint::mul_base_clamped(*s).to_bytes(),
+                })
                 .collect()
         };
         let keys = |session: u64| -> Vec<PairwiseKeys> {
@@ -172,7 +193,15 @@ mod tests {
             let pks: Vec<[u8; 32]> = kx.iter().map(KeyExchange::public).collect();
             kx.into_iter()
                 .zip(PartyId::ALL)
-                .map(|(k, me)| k.agree(me, session, &pks[me.next().index()], &pks[me.prev().index()]).unwrap())
+                .map(|(k, me)| {
+                    k.agree(
+                        me,
+                        session,
+                        &pks[me.next().index()],
+                        &pks[me.prev().index()],
+                    )
+                    .unwrap()
+                })
                 .collect()
         };
         let (a, a2, b) = (keys(1), keys(1), keys(2));
@@ -193,10 +222,20 @@ mod tests {
             u[0] = 1;
             u
         }] {
-            let err = KeyExchange::new(&mut rng).agree(PartyId::P1, 1, &bad, &good).unwrap_err();
-            assert!(matches!(err, SetupError::LowOrderKey { peer: PartyId::P2 }), "{err}");
-            let err = KeyExchange::new(&mut rng).agree(PartyId::P1, 1, &good, &bad).unwrap_err();
-            assert!(matches!(err, SetupError::LowOrderKey { peer: PartyId::P0 }), "{err}");
+            let err = KeyExchange::new(&mut rng)
+                .agree(PartyId::P1, 1, &bad, &good)
+                .unwrap_err();
+            assert!(
+                matches!(err, SetupError::LowOrderKey { peer: PartyId::P2 }),
+                "{err}"
+            );
+            let err = KeyExchange::new(&mut rng)
+                .agree(PartyId::P1, 1, &good, &bad)
+                .unwrap_err();
+            assert!(
+                matches!(err, SetupError::LowOrderKey { peer: PartyId::P0 }),
+                "{err}"
+            );
             assert_eq!(err.to_string(), "P0 sent a low-order X25519 public key");
         }
     }
@@ -208,6 +247,9 @@ mod tests {
         assert_eq!(format!("{kx:?}"), "KeyExchange { .. }");
         let pk = kx.public();
         let keys = kx.agree(PartyId::P0, 0, &pk, &pk).unwrap();
-        assert_eq!(format!("{keys:?}"), "PairwiseKeys { with_next: PrfKey(..), with_prev: PrfKey(..) }");
+        assert_eq!(
+            format!("{keys:?}"),
+            "PairwiseKeys { with_next: PrfKey(..), with_prev: PrfKey(..) }"
+        );
     }
 }

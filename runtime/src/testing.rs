@@ -58,7 +58,11 @@ pub fn fixed_vec<R: Rng + ?Sized>(rng: &mut R, n: usize, f: u32, max_abs: f64) -
     let edges = edges.into_iter().filter(|e| e.abs() <= max_abs);
     let mut v: Vec<u64> = edges.map(encode).take(n).collect();
     while v.len() < n {
-        let x = if max_abs > 0.0 { rng.random_range(-max_abs..=max_abs) } else { 0.0 };
+        let x = if max_abs > 0.0 {
+            rng.random_range(-max_abs..=max_abs)
+        } else {
+            0.0
+        };
         v.push(encode(x));
     }
     v
@@ -77,11 +81,24 @@ mod tests {
         assert_eq!(v[..5], RING_EDGES);
 
         let v = fixed_vec(&mut rng, 1000, 16, 8.0);
-        assert_eq!(v[..6], [0, 8 << 16, (-8i64 << 16) as u64, u64::MAX, (-(1i64 << 15)) as u64, (-1i64 << 16) as u64]);
+        assert_eq!(
+            v[..6],
+            [
+                0,
+                8 << 16,
+                (-8i64 << 16) as u64,
+                u64::MAX,
+                (-(1i64 << 15)) as u64,
+                (-1i64 << 16) as u64
+            ]
+        );
         assert!(v.iter().all(|&x| (x as i64).unsigned_abs() <= 8 << 16));
         assert!(v.iter().any(|&x| (x as i64) < 0) && v.iter().any(|&x| (x as i64) > 0));
         // Small range drops the out-of-range edges.
-        assert_eq!(fixed_vec(&mut rng, 4, 4, 0.25)[..4], [0, 4, (-4i64) as u64, u64::MAX]);
+        assert_eq!(
+            fixed_vec(&mut rng, 4, 4, 0.25)[..4],
+            [0, 4, (-4i64) as u64, u64::MAX]
+        );
         assert_eq!(parse_seed("0x10"), Some(16));
         assert_eq!(parse_seed(" 42 "), Some(42));
         assert_eq!(parse_seed("x"), None);

@@ -46,7 +46,10 @@ fn shares_of(m: [Measured<Result<Shares, ProtocolError>>; 3]) -> ([Shares; 3], [
 fn mul_matches_plaintext() {
     let mut rng = test_rng();
     for n in [0usize, 1, 63, 64, 65, 1000] {
-        let (x, y) = (ring_vec_with_edges(&mut rng, n), ring_vec_with_edges(&mut rng, n));
+        let (x, y) = (
+            ring_vec_with_edges(&mut rng, n),
+            ring_vec_with_edges(&mut rng, n),
+        );
         let (xs, ys) = (share3(&x, &mut rng), share3(&y, &mut rng));
         let (out, bytes, rounds) = shares_of(run_protocol(async |ctx, net| {
             let i = ctx.id.index();
@@ -89,7 +92,10 @@ fn dot_costs_one_word_per_output_whatever_the_length() {
 fn matmul_matches_plaintext() {
     let mut rng = test_rng();
     for (m, k, n) in [(1usize, 1usize, 1usize), (3, 5, 7), (17, 33, 9), (2, 0, 3)] {
-        let (x, y) = (ring_vec_with_edges(&mut rng, m * k), ring_vec_with_edges(&mut rng, k * n));
+        let (x, y) = (
+            ring_vec_with_edges(&mut rng, m * k),
+            ring_vec_with_edges(&mut rng, k * n),
+        );
         let (xs, ys) = (share3(&x, &mut rng), share3(&y, &mut rng));
         let (out, bytes, rounds) = shares_of(run_protocol(async |ctx, net| {
             let i = ctx.id.index();
@@ -99,7 +105,8 @@ fn matmul_matches_plaintext() {
         for i in 0..m {
             for j in 0..n {
                 for p in 0..k {
-                    want[i * n + j] = want[i * n + j].wrapping_add(x[i * k + p].wrapping_mul(y[p * n + j]));
+                    want[i * n + j] =
+                        want[i * n + j].wrapping_add(x[i * k + p].wrapping_mul(y[p * n + j]));
                 }
             }
         }
@@ -119,7 +126,14 @@ fn mul_rejects_mismatched_lengths() {
         mul(ctx, net, &xs[i], &ys[i]).await
     });
     for m in res {
-        assert!(matches!(m.out, Err(ProtocolError::Shape { op: "mul", left: 3, right: 2 })));
+        assert!(matches!(
+            m.out,
+            Err(ProtocolError::Shape {
+                op: "mul",
+                left: 3,
+                right: 2
+            })
+        ));
         assert_eq!(m.rounds, 0);
     }
 }
@@ -134,7 +148,14 @@ fn trunc_is_floor_or_floor_plus_one() {
         let mut x: Vec<u64> = (0..n)
             .map(|_| rng.random_range(-(1i64 << 40)..(1i64 << 40)) as u64)
             .collect();
-        x[..6].copy_from_slice(&[0, 1, u64::MAX, (1u64 << 40) - 1, (-(1i64 << 40)) as u64, 1 << d]);
+        x[..6].copy_from_slice(&[
+            0,
+            1,
+            u64::MAX,
+            (1u64 << 40) - 1,
+            (-(1i64 << 40)) as u64,
+            1 << d,
+        ]);
         let xs = share3(&x, &mut rng);
         let (out, bytes, rounds) = shares_of(run_protocol(async |ctx, net| {
             let i = ctx.id.index();
@@ -175,7 +196,12 @@ fn reveal_to_one_party_and_to_all() {
     let mut rng = test_rng();
     let v = ring_vec_with_edges(&mut rng, 100);
     let xs = share3(&v, &mut rng);
-    for to in [Some(PartyId::P0), Some(PartyId::P1), Some(PartyId::P2), None] {
+    for to in [
+        Some(PartyId::P0),
+        Some(PartyId::P1),
+        Some(PartyId::P2),
+        None,
+    ] {
         let res = run_protocol(async |ctx, net| {
             let i = ctx.id.index();
             reveal_to(ctx, net, xs[i].clone(), to).await
@@ -209,7 +235,10 @@ fn reveal_detects_a_tampered_component() {
     match &res[0].out {
         Err(ProtocolError::PeerMisbehaved { what, .. }) => {
             assert!(what.contains("element 7"), "{what}");
-            assert!(!what.contains(&v[7].to_string()), "error must not carry values");
+            assert!(
+                !what.contains(&v[7].to_string()),
+                "error must not carry values"
+            );
         }
         other => panic!("expected a detected mismatch, got {other:?}"),
     }
@@ -232,10 +261,16 @@ fn mul_output_components_are_fresh_and_uniform() {
     };
     let (a, b) = (run(), run());
     assert_eq!(reconstruct(&a).unwrap(), vec![25; n]);
-    assert_ne!(a[0].own, b[0].own, "components must be re-randomised per session");
+    assert_ne!(
+        a[0].own, b[0].own,
+        "components must be re-randomised per session"
+    );
     for bit in 0..64 {
         let ones = a[0].own.iter().filter(|w| (*w >> bit) & 1 == 1).count() as f64;
         let (mean, sd) = (n as f64 / 2.0, (n as f64 / 4.0).sqrt());
-        assert!((ones - mean).abs() < 5.0 * sd, "bit {bit}: {ones} ones of {n}");
+        assert!(
+            (ones - mean).abs() < 5.0 * sd,
+            "bit {bit}: {ones} ones of {n}"
+        );
     }
 }

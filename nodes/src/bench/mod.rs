@@ -43,6 +43,9 @@ pub struct BenchResult {
     pub plaintext_median_s: f64,
     /// `median_s / plaintext_median_s`.
     pub ratio_to_plaintext: f64,
+    /// Where P0's time went in the last run: (op name, seconds) per op, then `comm`.
+    #[serde(skip)]
+    pub breakdown: Vec<(String, f64)>,
 }
 
 /// A benchmark could not run or produced a wrong result.
@@ -124,6 +127,9 @@ pub fn run_memory(op: BenchOp, size: usize, reps: usize) -> Result<BenchResult, 
 
     let program = &w.program;
     let shared = &shared;
+    // Parties copy their inputs outside the timed region, then start each run together so one
+    // party's copying does not steal a core from another's timed run.
+    let barrier = &std::sync::Barrier::new(3);
     let per_party = run3(|net| async move {
         let me = net.me();
         let mut session = Session::establish(net).await?;
@@ -131,6 +137,7 @@ pub fn run_memory(op: BenchOp, size: usize, reps: usize) -> Result<BenchResult, 
         let mut last = None;
         for _ in 0..reps {
             let inputs = shared[me.index()].clone();
+            barrier.wait();
             let (outputs, report) = session.run(program, inputs).await?;
             times.push(report.total);
             last = Some((outputs, report));
@@ -179,6 +186,12 @@ pub fn run_memory(op: BenchOp, size: usize, reps: usize) -> Result<BenchResult, 
         bytes_by_party,
         plaintext_median_s,
         ratio_to_plaintext: median_s / plaintext_median_s,
+        breakdown: reports[0]
+            .ops
+            .iter()
+            .map(|o| (format!("{}#{}", o.name, o.op), o.time.as_secs_f64()))
+            .chain([("comm".to_string(), reports[0].comm_time.as_secs_f64())])
+            .collect(),
     })
 }
 

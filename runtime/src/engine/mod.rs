@@ -63,7 +63,8 @@ impl<T: Transport> Session<T> {
         );
         a.map_err(setup)?;
         b.map_err(setup)?;
-        let (from_next, from_prev) = tokio::join!(net.recv(me.next(), round), net.recv(me.prev(), round));
+        let (from_next, from_prev) =
+            tokio::join!(net.recv(me.next(), round), net.recv(me.prev(), round));
         let key = |m: Bytes, peer: PartyId| -> Result<[u8; 32], EngineError> {
             <[u8; 32]>::try_from(m.as_ref()).map_err(|_| {
                 EngineError::Setup(ProtocolError::PeerMisbehaved {
@@ -103,7 +104,6 @@ impl<T: Transport> Session<T> {
         let start = Instant::now();
         let me = self.ctx.id;
         let prog = program.program();
-        let types = program.types();
         let cost = program_cost(program);
         let op_inputs = take_inputs(me, program, &mut inputs)?;
 
@@ -118,15 +118,21 @@ impl<T: Transport> Session<T> {
             let d = cost.depth[out.value.index()] + cost.per_output[o].rounds;
             outputs_by_depth[d as usize].push(o);
         }
-        // Last use of each value (ops and outputs), so memory is released early.
-        let mut last_use = vec![0usize; prog.ops.len()];
+        // Release each value after the last round that reads it (outputs keep theirs).
+        let mut last_depth: Vec<Option<usize>> = vec![None; prog.ops.len()];
         for (i, op) in prog.ops.iter().enumerate() {
             for v in op.operands() {
-                last_use[v.index()] = last_use[v.index()].max(i);
+                let d = cost.depth[i] as usize;
+                last_depth[v.index()] = Some(last_depth[v.index()].map_or(d, |x| x.max(d)));
             }
         }
-        for out in &prog.outputs {
-            last_use[out.value.index()] = usize::MAX;
+        let mut release_at: Vec<Vec<usize>> = vec![Vec::new(); max_depth + 1];
+        let kept: std::collections::HashSet<usize> =
+            prog.outputs.iter().map(|o| o.value.index()).collect();
+        for (v, d) in last_depth.iter().enumerate() {
+            if let (Some(d), false) = (d, kept.contains(&v)) {
+                release_at[*d].push(v);
+            }
         }
 
         let mut vals: Vec<Option<Val>> = vec![None; prog.ops.len()];
@@ -169,35 +175,28 @@ impl<T: Transport> Session<T> {
                     Recipient::Party(p) => Some(p),
                     _ => None,
                 };
-                pending.push((Slot::Output(o), Pending::Reveal(RevealRound::start(&self.ctx, s.clone(), to))));
+                pending.push((
+                    Slot::Output(o),
+                    Pending::Reveal(RevealRound::start(&self.ctx, s.clone(), to)),
+                ));
             }
             if !pending.is_empty() {
                 let round = self.ctx.next_round();
                 report.rounds += 1;
-                let mut to_next = Vec::new();
-                let mut to_prev = Vec::new();
-                let mut expect = Expect::default();
-                for (_, p) in &pending {
-                    to_next.extend_from_slice(p.to_next());
-                    to_prev.extend_from_slice(p.to_prev());
-                    let e = p.expect();
-                    expect.from_next += e.from_next;
-                    expect.from_prev += e.from_prev;
-                }
-                report.bytes_sent += 8 * (to_next.len() + to_prev.len()) as u64;
+                let to_next: Vec<&[u64]> = pending.iter().map(|(_, p)| p.to_next()).collect();
+                let to_prev: Vec<&[u64]> = pending.iter().map(|(_, p)| p.to_prev()).collect();
+                let expect: Vec<Expect> = pending.iter().map(|(_, p)| p.expect()).collect();
+                report.bytes_sent += 8 * to_next
+                    .iter()
+                    .chain(&to_prev)
+                    .map(|w| w.len() as u64)
+                    .sum::<u64>();
                 let t = Instant::now();
-                let (from_next, from_prev) =
-                    exchange(&self.net, round, &to_next, &to_prev, expect)
-                        .await
-                        .map_err(|source| EngineError::Round { round, source })?;
+                let received = exchange(&self.net, round, &to_next, &to_prev, &expect)
+                    .await
+                    .map_err(|source| EngineError::Round { round, source })?;
                 report.comm_time += t.elapsed();
-                let (mut an, mut ap) = (0usize, 0usize);
-                for (slot, p) in pending {
-                    let e = p.expect();
-                    let fnx = &from_next[an..an + e.from_next];
-                    let fpv = &from_prev[ap..ap + e.from_prev];
-                    an += e.from_next;
-                    ap += e.from_prev;
+                for ((slot, p), (fnx, fpv)) in pending.into_iter().zip(received) {
                     let t = Instant::now();
                     match slot {
                         Slot::Op(i) => {
@@ -242,18 +241,21 @@ impl<T: Transport> Session<T> {
                 vals[i] = Some(v);
                 op_time[i] += t.elapsed();
             }
-            // 3. Release values no longer needed.
-            for &i in by_depth[depth].iter() {
-                for v in prog.ops[i].operands() {
-                    if last_use[v.index()] == i {
-                        vals[v.index()] = None;
-                    }
-                }
+            // 3. Release values no later round reads.
+            for &v in &release_at[depth] {
+                vals[v] = None;
             }
         }
 
-        // Outputs that need no round: public values and client-bound shares.
+        // Outputs that need no round: public values and client-bound shares. A value's last
+        // output takes it instead of copying it.
+        let mut remaining_refs = vec![0usize; prog.ops.len()];
         for out in &prog.outputs {
+            remaining_refs[out.value.index()] += 1;
+        }
+        for out in &prog.outputs {
+            let v = out.value.index();
+            remaining_refs[v] -= 1;
             let wanted = match &out.recipient {
                 Recipient::Party(p) => *p == me,
                 Recipient::AllParties | Recipient::Client(_) => true,
@@ -261,17 +263,21 @@ impl<T: Transport> Session<T> {
             if !wanted || outputs.contains_key(&out.name) {
                 continue;
             }
-            match &vals[out.value.index()] {
+            let val = if remaining_refs[v] == 0 {
+                vals[v].take()
+            } else {
+                vals[v].clone()
+            };
+            match val {
                 Some(Val::Public(w)) => {
-                    outputs.insert(out.name.clone(), OutputValue::Plain(w.clone()));
+                    outputs.insert(out.name.clone(), OutputValue::Plain(w));
                 }
                 Some(Val::Secret(s)) if matches!(out.recipient, Recipient::Client(_)) => {
-                    outputs.insert(out.name.clone(), OutputValue::Shares(s.clone()));
+                    outputs.insert(out.name.clone(), OutputValue::Shares(s));
                 }
                 _ => {}
             }
         }
-        let _ = types;
         report.ops = op_time
             .into_iter()
             .enumerate()
@@ -298,7 +304,9 @@ impl<T: Transport> Session<T> {
         let secret = |v: veil_circuits::ValueId| -> &Shares {
             match vals[v.index()].as_ref() {
                 Some(Val::Secret(s)) => s,
-                _ => unreachable!("the cost model marks this op interactive only for secret operands"),
+                _ => unreachable!(
+                    "the cost model marks this op interactive only for secret operands"
+                ),
             }
         };
         Ok(match &prog.ops[i] {
@@ -320,8 +328,7 @@ impl<T: Transport> Session<T> {
             }
             Op::Mul(a, b) => {
                 let n = types[i].shape.len();
-                let (x, y) = (secret(*a), secret(*b));
-                let (x, y) = (bcast(x, n), bcast(y, n));
+                let (x, y) = (bcast(secret(*a), n), bcast(secret(*b), n));
                 Pending::Mul(MulRound::mul(ctx, &x, &y)?)
             }
             Op::Dot(a, b) => {
@@ -339,9 +346,7 @@ impl<T: Transport> Session<T> {
                 };
                 Pending::Mul(MulRound::matmul(ctx, secret(*a), secret(*b), m, k, n)?)
             }
-            Op::Rescale { a, bits } => {
-                Pending::Trunc(TruncRound::start(ctx, secret(*a), *bits)?)
-            }
+            Op::Rescale { a, bits } => Pending::Trunc(TruncRound::start(ctx, secret(*a), *bits)?),
             Op::Reveal(a) => Pending::Reveal(RevealRound::start(ctx, secret(*a).clone(), None)),
             other => unreachable!("{} is local", other.name()),
         })
@@ -383,7 +388,8 @@ impl<T: Transport> Session<T> {
                 local::dot_public(get(*a), get(*b), rows, cols).expect("public operand")
             }
             Op::MatMul(a, b) => {
-                let (Shape::Matrix(m, k), Shape::Matrix(_, nn)) = (shape_of(*a), shape_of(*b)) else {
+                let (Shape::Matrix(m, k), Shape::Matrix(_, nn)) = (shape_of(*a), shape_of(*b))
+                else {
                     unreachable!("validation checks matmul shapes")
                 };
                 local::matmul_public(get(*a), get(*b), (m, k, nn)).expect("public operand")
@@ -417,14 +423,15 @@ impl<T: Transport> Session<T> {
     }
 }
 
-fn bcast(s: &Shares, n: usize) -> Shares {
+/// A scalar operand repeated to `n` elements; other operands are borrowed as they are.
+fn bcast(s: &Shares, n: usize) -> std::borrow::Cow<'_, Shares> {
     if s.len() == 1 && n != 1 {
-        Shares {
+        std::borrow::Cow::Owned(Shares {
             own: vec![s.own[0]; n],
             next: vec![s.next[0]; n],
-        }
+        })
     } else {
-        s.clone()
+        std::borrow::Cow::Borrowed(s)
     }
 }
 
@@ -466,8 +473,8 @@ impl Pending {
     }
     fn finish(
         self,
-        from_next: &[u64],
-        from_prev: &[u64],
+        from_next: Vec<u64>,
+        from_prev: Vec<u64>,
         round: RoundId,
     ) -> Result<Val, ProtocolError> {
         Ok(match self {

@@ -13,7 +13,10 @@ const ACC: usize = 8;
 
 #[inline(always)]
 fn same_len(op: &str, left: usize, right: usize) {
-    assert!(left == right, "{op}: slices have {left} and {right} elements");
+    assert!(
+        left == right,
+        "{op}: slices have {left} and {right} elements"
+    );
 }
 
 #[inline(always)]
@@ -89,7 +92,10 @@ fn dot_body(a: &[u64], b: &[u64]) -> u64 {
             *s = s.wrapping_add(x.wrapping_mul(y));
         }
     }
-    let tail = ar.iter().zip(br).fold(0u64, |s, (&x, &y)| s.wrapping_add(x.wrapping_mul(y)));
+    let tail = ar
+        .iter()
+        .zip(br)
+        .fold(0u64, |s, (&x, &y)| s.wrapping_add(x.wrapping_mul(y)));
     acc.iter().fold(tail, |s, &x| s.wrapping_add(x))
 }
 
@@ -109,7 +115,8 @@ fn sum_body(a: &[u64]) -> u64 {
 /// `x0·(y0 + y1) + x1·y0`: the local part of a replicated product.
 #[inline(always)]
 fn cross(x0: u64, x1: u64, y0: u64, y1: u64) -> u64 {
-    x0.wrapping_mul(y0.wrapping_add(y1)).wrapping_add(x1.wrapping_mul(y0))
+    x0.wrapping_mul(y0.wrapping_add(y1))
+        .wrapping_add(x1.wrapping_mul(y0))
 }
 
 #[inline(always)]
@@ -144,7 +151,9 @@ fn rep3_dot_cross_body(x0: &[u64], x1: &[u64], y0: &[u64], y1: &[u64]) -> u64 {
         .zip(x1r)
         .zip(y0r)
         .zip(y1r)
-        .fold(0u64, |s, (((&a0, &a1), &b0), &b1)| s.wrapping_add(cross(a0, a1, b0, b1)));
+        .fold(0u64, |s, (((&a0, &a1), &b0), &b1)| {
+            s.wrapping_add(cross(a0, a1, b0, b1))
+        });
     acc.iter().fold(tail, |s, &x| s.wrapping_add(x))
 }
 
@@ -277,8 +286,9 @@ pub fn rep3_dot_cross(x0: &[u64], x1: &[u64], y0: &[u64], y1: &[u64]) -> u64 {
 /// signed value (plaintext fixed-point rescale). Panics unless `d < 64` (a shift by 64 or more is
 /// not a fixed-point rescale; callers validate `d` upstream).
 /// # Performance
-/// Plain loop with a uniform shift count; AVX-512 has `vpsraq`, AVX2 has no 64-bit arithmetic
-/// shift and LLVM emulates it with `vpsrlq` + sign fix-up (`vpxor`/`vpsubq`). Memory-bound.
+/// Plain loop with a uniform shift count; AVX-512 has `vpsravq`, AVX2 has no 64-bit arithmetic
+/// shift and LLVM emulates it as `((x >>> d) ^ s) - s` with `s = 2^63 >>> d` (`vpsrlvq`,
+/// `vpxor`, `vpsubq`). Memory-bound.
 pub fn ring_shr_arith_assign(out: &mut [u64], d: u32) {
     ring_shr_arith_assign::dispatch(out, d)
 }
@@ -372,7 +382,9 @@ mod tests {
                 o
             };
             for (which, name) in ["add", "sub", "rsub", "mul", "neg"].iter().enumerate() {
-                check(&format!("ring_{name}_assign n={n}"), |via| assign1(via, which));
+                check(&format!("ring_{name}_assign n={n}"), |via| {
+                    assign1(via, which)
+                });
             }
             check(&format!("ring_mul_add_assign n={n}"), |via| {
                 let mut o = o.clone();
@@ -421,7 +433,9 @@ mod tests {
             let n = a.len();
             check(&format!("ring_dot n={n}"), |via| call!(via, ring_dot(a, b)));
             check(&format!("ring_sum n={n}"), |via| call!(via, ring_sum(a)));
-            check(&format!("rep3_dot_cross n={n}"), |via| call!(via, rep3_dot_cross(a, b, c, d)));
+            check(&format!("rep3_dot_cross n={n}"), |via| {
+                call!(via, rep3_dot_cross(a, b, c, d))
+            });
         }
     }
 
@@ -449,8 +463,11 @@ mod tests {
             rep3_cross_add_assign(&mut z, &xs[i], &xs[j], &ys[i], &ys[j]);
             dots = dots.wrapping_add(rep3_dot_cross(&xs[i], &xs[j], &ys[i], &ys[j]));
         }
-        let sum3 = |v: &[Vec<u64>; 3], e: usize| v[0][e].wrapping_add(v[1][e]).wrapping_add(v[2][e]);
-        let want: Vec<u64> = (0..n).map(|e| sum3(&xs, e).wrapping_mul(sum3(&ys, e))).collect();
+        let sum3 =
+            |v: &[Vec<u64>; 3], e: usize| v[0][e].wrapping_add(v[1][e]).wrapping_add(v[2][e]);
+        let want: Vec<u64> = (0..n)
+            .map(|e| sum3(&xs, e).wrapping_mul(sum3(&ys, e)))
+            .collect();
         assert_eq!(z, want);
         assert_eq!(dots, ring_sum(&want));
     }

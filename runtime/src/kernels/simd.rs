@@ -50,7 +50,10 @@ pub fn simd_level() -> SimdLevel {
 
 /// Every level this CPU supports, narrowest first (tests compare them with each other).
 pub fn supported_simd_levels() -> Vec<SimdLevel> {
-    SimdLevel::ALL.into_iter().filter(|l| l.is_supported()).collect()
+    SimdLevel::ALL
+        .into_iter()
+        .filter(|l| l.is_supported())
+        .collect()
 }
 
 fn detect() -> SimdLevel {

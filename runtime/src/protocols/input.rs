@@ -113,18 +113,18 @@ impl RoundProtocol for InputRound {
 
     fn finish(
         self,
-        from_next: &[u64],
-        from_prev: &[u64],
+        from_next: Vec<u64>,
+        from_prev: Vec<u64>,
         _: RoundId,
     ) -> Result<Shares, ProtocolError> {
         Ok(match self.role {
             Role::Owner { shares, .. } => shares,
             Role::AfterOwner { own } => Shares {
                 own,
-                next: from_prev.to_vec(),
+                next: from_prev,
             },
             Role::BeforeOwner { next } => Shares {
-                own: from_next.to_vec(),
+                own: from_next,
                 next,
             },
         })

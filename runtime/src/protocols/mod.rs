@@ -44,50 +44,62 @@ pub trait RoundProtocol {
     /// [`RoundProtocol::expect`]).
     fn finish(
         self,
-        from_next: &[u64],
-        from_prev: &[u64],
+        from_next: Vec<u64>,
+        from_prev: Vec<u64>,
         round: RoundId,
     ) -> Result<Self::Output, ProtocolError>;
 }
 
-/// Serialise words little-endian for the wire.
-pub fn encode_words(words: &[u64]) -> Bytes {
-    let mut out = Vec::with_capacity(words.len() * 8);
-    for w in words {
-        out.extend_from_slice(&w.to_le_bytes());
+/// Serialise the concatenation of `parts` little-endian for the wire (one copy, no
+/// intermediate buffer).
+pub fn encode_words(parts: &[&[u64]]) -> Bytes {
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    let mut out = Vec::with_capacity(total * 8);
+    for part in parts {
+        for w in *part {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
     }
     Bytes::from(out)
 }
 
-/// Parse a message of exactly `expected` little-endian words from `peer`.
-pub fn decode_words(
+/// Parse little-endian words.
+fn decode_words(bytes: &[u8]) -> Vec<u64> {
+    bytes
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().expect("chunks_exact(8) yields 8 bytes")))
+        .collect()
+}
+
+/// Check a message from `peer` has exactly `expected` words.
+fn check_message(
     msg: &[u8],
     expected: usize,
     peer: PartyId,
     round: RoundId,
-) -> Result<Vec<u64>, ProtocolError> {
-    if msg.len() != expected * 8 {
-        return Err(ProtocolError::PeerMisbehaved {
+) -> Result<(), ProtocolError> {
+    if msg.len() == expected * 8 {
+        Ok(())
+    } else {
+        Err(ProtocolError::PeerMisbehaved {
             peer,
             round,
             what: format!("sent {} bytes, expected {}", msg.len(), expected * 8),
-        });
+        })
     }
-    Ok(msg
-        .chunks_exact(8)
-        .map(|c| u64::from_le_bytes(c.try_into().expect("chunks_exact(8) yields 8 bytes")))
-        .collect())
 }
 
-/// Send `to_next`/`to_prev` and receive the expected words from both peers in round `round`.
-/// Both peers always get a message (possibly empty) so every round is a full exchange.
+/// One round for several protocols at once: send each peer **one** message holding every
+/// protocol's words for it, receive one message from each peer, and split it back into each
+/// protocol's `(from_next, from_prev)` words by its [`Expect`]. Both peers always get a message
+/// (possibly empty), so every round is a full exchange.
 pub async fn exchange<T: Transport>(
     net: &T,
     round: RoundId,
-    to_next: &[u64],
-    to_prev: &[u64],
-    expect: Expect,
-) -> Result<(Vec<u64>, Vec<u64>), ProtocolError> {
+    to_next: &[&[u64]],
+    to_prev: &[&[u64]],
+    expect: &[Expect],
+) -> Result<Vec<(Vec<u64>, Vec<u64>)>, ProtocolError> {
     let me = net.me();
     let (next, prev) = (me.next(), me.prev());
     let (s1, s2) = tokio::join!(
@@ -98,9 +110,19 @@ pub async fn exchange<T: Transport>(
     s2?;
     let (r1, r2) = tokio::join!(net.recv(next, round), net.recv(prev, round));
     let (m_next, m_prev): (Bytes, Bytes) = (r1?, r2?);
-    let from_next = decode_words(&m_next, expect.from_next, next, round)?;
-    let from_prev = decode_words(&m_prev, expect.from_prev, prev, round)?;
-    Ok((from_next, from_prev))
+    check_message(&m_next, expect.iter().map(|e| e.from_next).sum(), next, round)?;
+    check_message(&m_prev, expect.iter().map(|e| e.from_prev).sum(), prev, round)?;
+    let (mut at_next, mut at_prev) = (0usize, 0usize);
+    Ok(expect
+        .iter()
+        .map(|e| {
+            let a = decode_words(&m_next[at_next * 8..(at_next + e.from_next) * 8]);
+            let b = decode_words(&m_prev[at_prev * 8..(at_prev + e.from_prev) * 8]);
+            at_next += e.from_next;
+            at_prev += e.from_prev;
+            (a, b)
+        })
+        .collect())
 }
 
 /// Run one protocol on its own: one round, one message per peer.
@@ -110,8 +132,9 @@ pub async fn run_round<P: RoundProtocol, T: Transport>(
     p: P,
 ) -> Result<P::Output, ProtocolError> {
     let round = ctx.next_round();
-    let (from_next, from_prev) = exchange(net, round, p.to_next(), p.to_prev(), p.expect()).await?;
-    p.finish(&from_next, &from_prev, round)
+    let mut got = exchange(net, round, &[p.to_next()], &[p.to_prev()], &[p.expect()]).await?;
+    let (from_next, from_prev) = got.pop().expect("one protocol, one result");
+    p.finish(from_next, from_prev, round)
 }
 
 /// Error for operands of different lengths.

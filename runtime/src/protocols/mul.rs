@@ -105,10 +105,15 @@ impl RoundProtocol for MulRound {
         }
     }
 
-    fn finish(self, from_next: &[u64], _: &[u64], _: RoundId) -> Result<Shares, ProtocolError> {
+    fn finish(
+        self,
+        from_next: Vec<u64>,
+        _: Vec<u64>,
+        _: RoundId,
+    ) -> Result<Shares, ProtocolError> {
         Ok(Shares {
             own: self.z,
-            next: from_next.to_vec(),
+            next: from_next,
         })
     }
 }

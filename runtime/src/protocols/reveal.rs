@@ -63,7 +63,11 @@ impl RoundProtocol for RevealRound {
     }
 
     fn expect(&self) -> Expect {
-        let n = if self.receives() { self.shares.len() } else { 0 };
+        let n = if self.receives() {
+            self.shares.len()
+        } else {
+            0
+        };
         Expect {
             from_next: n,
             from_prev: n,
@@ -72,14 +76,14 @@ impl RoundProtocol for RevealRound {
 
     fn finish(
         self,
-        from_next: &[u64],
-        from_prev: &[u64],
+        from_next: Vec<u64>,
+        from_prev: Vec<u64>,
         round: RoundId,
     ) -> Result<Option<Vec<u64>>, ProtocolError> {
         if !self.receives() {
             return Ok(None);
         }
-        if let Some(i) = from_next.iter().zip(from_prev).position(|(a, b)| a != b) {
+        if let Some(i) = from_next.iter().zip(&from_prev).position(|(a, b)| a != b) {
             return Err(ProtocolError::PeerMisbehaved {
                 peer: self.me.next(),
                 round,
@@ -91,7 +95,7 @@ impl RoundProtocol for RevealRound {
         }
         let mut v = self.shares.own;
         kernels::ring_add_assign(&mut v, &self.shares.next);
-        kernels::ring_add_assign(&mut v, from_next);
+        kernels::ring_add_assign(&mut v, &from_next);
         Ok(Some(v))
     }
 }

@@ -37,7 +37,9 @@ pub struct Shares {
 
 impl fmt::Debug for Shares {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Shares").field("len", &self.own.len()).finish_non_exhaustive()
+        f.debug_struct("Shares")
+            .field("len", &self.own.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -81,8 +83,14 @@ pub fn share3<R: rand::CryptoRng + rand::RngCore>(values: &[u64], rng: &mut R) -
         .map(|(v, (a, b))| v.wrapping_sub(*a).wrapping_sub(*b))
         .collect();
     [
-        Shares { own: x0.clone(), next: x1.clone() },
-        Shares { own: x1, next: x2.clone() },
+        Shares {
+            own: x0.clone(),
+            next: x1.clone(),
+        },
+        Shares {
+            own: x1,
+            next: x2.clone(),
+        },
         Shares { own: x2, next: x0 },
     ]
 }
@@ -113,7 +121,11 @@ pub fn reconstruct(shares: &[Shares; 3]) -> Result<Vec<u64>, ReconstructError> {
     for (s, party) in shares.iter().zip(PartyId::ALL) {
         for got in [s.own.len(), s.next.len()] {
             if got != expected {
-                return Err(ReconstructError::Length { party, expected, got });
+                return Err(ReconstructError::Length {
+                    party,
+                    expected,
+                    got,
+                });
             }
         }
     }
@@ -146,7 +158,13 @@ pub fn reconstruct(shares: &[Shares; 3]) -> Result<Vec<u64>, ReconstructError> {
 
 /// `f(a[i], b[i])` for equal-length slices.
 fn zip_map(op: &'static str, a: &[u64], b: &[u64], f: impl Fn(u64, u64) -> u64) -> Vec<u64> {
-    assert_eq!(a.len(), b.len(), "{op}: operands have {} and {} elements", a.len(), b.len());
+    assert_eq!(
+        a.len(),
+        b.len(),
+        "{op}: operands have {} and {} elements",
+        a.len(),
+        b.len()
+    );
     a.iter().zip(b).map(|(x, y)| f(*x, *y)).collect()
 }
 
@@ -167,15 +185,27 @@ impl Shares {
     pub fn from_public(party: PartyId, values: &[u64]) -> Shares {
         let zeros = vec![0u64; values.len()];
         match party {
-            PartyId::P0 => Shares { own: values.to_vec(), next: zeros },
-            PartyId::P1 => Shares { own: zeros.clone(), next: zeros },
-            PartyId::P2 => Shares { own: zeros, next: values.to_vec() },
+            PartyId::P0 => Shares {
+                own: values.to_vec(),
+                next: zeros,
+            },
+            PartyId::P1 => Shares {
+                own: zeros.clone(),
+                next: zeros,
+            },
+            PartyId::P2 => Shares {
+                own: zeros,
+                next: values.to_vec(),
+            },
         }
     }
 
     /// Shares of `n` zeros (all components zero; same for every party).
     pub fn zeros(n: usize) -> Shares {
-        Shares { own: vec![0; n], next: vec![0; n] }
+        Shares {
+            own: vec![0; n],
+            next: vec![0; n],
+        }
     }
 
     /// [x + y]: componentwise sum. Panics if lengths differ (shapes are validated upstream).
@@ -211,7 +241,13 @@ impl Shares {
             PartyId::P1 => None,
             PartyId::P2 => Some(&mut out.next),
         };
-        assert_eq!(self.len(), c.len(), "add_public: operands have {} and {} elements", self.len(), c.len());
+        assert_eq!(
+            self.len(),
+            c.len(),
+            "add_public: operands have {} and {} elements",
+            self.len(),
+            c.len()
+        );
         if let Some(t) = target {
             for (x, y) in t.iter_mut().zip(c) {
                 *x = x.wrapping_add(*y);
@@ -245,7 +281,11 @@ mod tests {
     const SIZES: [usize; 6] = [0, 1, 63, 64, 65, 1000];
 
     fn per_party(s: &[Shares; 3], f: impl Fn(PartyId, &Shares) -> Shares) -> [Shares; 3] {
-        [f(PartyId::P0, &s[0]), f(PartyId::P1, &s[1]), f(PartyId::P2, &s[2])]
+        [
+            f(PartyId::P0, &s[0]),
+            f(PartyId::P1, &s[1]),
+            f(PartyId::P2, &s[2]),
+        ]
     }
 
     fn plain(a: &[u64], b: &[u64], f: impl Fn(u64, u64) -> u64) -> Vec<u64> {
@@ -278,12 +318,21 @@ mod tests {
             t[k.index()].next[40] = t[k.index()].next[40].wrapping_add(5);
             assert_eq!(
                 reconstruct(&t),
-                Err(ReconstructError::Inconsistent { party: Some(k), element: 17 })
+                Err(ReconstructError::Inconsistent {
+                    party: Some(k),
+                    element: 17
+                })
             );
             // One tampered component is detected but cannot be attributed.
             let mut t = s.clone();
             t[k.index()].next[99] = t[k.index()].next[99].wrapping_sub(1);
-            assert_eq!(reconstruct(&t), Err(ReconstructError::Inconsistent { party: None, element: 99 }));
+            assert_eq!(
+                reconstruct(&t),
+                Err(ReconstructError::Inconsistent {
+                    party: None,
+                    element: 99
+                })
+            );
         }
     }
 
@@ -294,12 +343,30 @@ mod tests {
         for k in PartyId::ALL {
             let mut t = s.clone();
             t[k.index()].own.pop();
-            assert_eq!(reconstruct(&t), Err(ReconstructError::Length { party: k, expected: 10, got: 9 }));
+            assert_eq!(
+                reconstruct(&t),
+                Err(ReconstructError::Length {
+                    party: k,
+                    expected: 10,
+                    got: 9
+                })
+            );
             let mut t = s.clone();
             t[k.index()].next.push(0);
-            assert_eq!(reconstruct(&t), Err(ReconstructError::Length { party: k, expected: 10, got: 11 }));
+            assert_eq!(
+                reconstruct(&t),
+                Err(ReconstructError::Length {
+                    party: k,
+                    expected: 10,
+                    got: 11
+                })
+            );
         }
-        let err = ReconstructError::Length { party: PartyId::P1, expected: 10, got: 9 };
+        let err = ReconstructError::Length {
+            party: PartyId::P1,
+            expected: 10,
+            got: 9,
+        };
         assert_eq!(err.to_string(), "P1 sent shares of 9 elements, expected 10");
     }
 
@@ -314,12 +381,30 @@ mod tests {
             let (xs, ys) = (share3(&x, &mut rng), share3(&y, &mut rng));
             let open = |s: [Shares; 3]| reconstruct(&s).unwrap();
 
-            assert_eq!(open(per_party(&xs, |p, s| s.add(&ys[p.index()]))), plain(&x, &y, u64::wrapping_add));
-            assert_eq!(open(per_party(&xs, |p, s| s.sub(&ys[p.index()]))), plain(&x, &y, u64::wrapping_sub));
-            assert_eq!(open(per_party(&xs, |_, s| s.neg())), plain(&x, &x, |a, _| a.wrapping_neg()));
-            assert_eq!(open(per_party(&xs, |p, s| s.add_public(p, &c))), plain(&x, &c, u64::wrapping_add));
-            assert_eq!(open(per_party(&xs, |_, s| s.mul_public(&c))), plain(&x, &c, u64::wrapping_mul));
-            assert_eq!(open(per_party(&xs, |_, s| s.scale(k))), plain(&x, &x, |a, _| a.wrapping_mul(k)));
+            assert_eq!(
+                open(per_party(&xs, |p, s| s.add(&ys[p.index()]))),
+                plain(&x, &y, u64::wrapping_add)
+            );
+            assert_eq!(
+                open(per_party(&xs, |p, s| s.sub(&ys[p.index()]))),
+                plain(&x, &y, u64::wrapping_sub)
+            );
+            assert_eq!(
+                open(per_party(&xs, |_, s| s.neg())),
+                plain(&x, &x, |a, _| a.wrapping_neg())
+            );
+            assert_eq!(
+                open(per_party(&xs, |p, s| s.add_public(p, &c))),
+                plain(&x, &c, u64::wrapping_add)
+            );
+            assert_eq!(
+                open(per_party(&xs, |_, s| s.mul_public(&c))),
+                plain(&x, &c, u64::wrapping_mul)
+            );
+            assert_eq!(
+                open(per_party(&xs, |_, s| s.scale(k))),
+                plain(&x, &x, |a, _| a.wrapping_mul(k))
+            );
             assert_eq!(open(per_party(&xs, |p, _| Shares::from_public(p, &c))), c);
             assert_eq!(open(per_party(&xs, |_, _| Shares::zeros(n))), vec![0; n]);
             // Secret + public-as-shares equals add_public.
@@ -356,24 +441,39 @@ mod tests {
         let sigma = (n * 0.25).sqrt();
         for bit in 0..64 {
             let ones = words.iter().filter(|w| (*w >> bit) & 1 == 1).count() as f64;
-            assert!((ones - n / 2.0).abs() < 5.0 * sigma, "{what}: bit {bit} set {ones} of {n} times");
+            assert!(
+                (ones - n / 2.0).abs() < 5.0 * sigma,
+                "{what}: bit {bit} set {ones} of {n} times"
+            );
         }
         let mut buckets = [0u64; 256];
         for w in words {
             buckets[(w >> 56) as usize] += 1;
         }
         let expected = n / 256.0;
-        let chi2: f64 = buckets.iter().map(|&o| (o as f64 - expected).powi(2) / expected).sum();
+        let chi2: f64 = buckets
+            .iter()
+            .map(|&o| (o as f64 - expected).powi(2) / expected)
+            .sum();
         let z = chi2_z(chi2, 255.0);
-        assert!(z.abs() < 4.75, "{what}: top-byte chi-square {chi2:.1} (z = {z:.2}) over 255 df");
+        assert!(
+            z.abs() < 4.75,
+            "{what}: top-byte chi-square {chi2:.1} (z = {z:.2}) over 255 df"
+        );
     }
 
     #[test]
     fn single_party_view_is_uniform() {
         let mut rng = test_rng();
         let n = 20_000;
-        let nonzero: Vec<u64> = (0..n as u64).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1).collect();
-        for (name, secret) in [("zeros", vec![0u64; n]), ("fixed nonzero", nonzero), ("all ones", vec![u64::MAX; n])] {
+        let nonzero: Vec<u64> = (0..n as u64)
+            .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+            .collect();
+        for (name, secret) in [
+            ("zeros", vec![0u64; n]),
+            ("fixed nonzero", nonzero),
+            ("all ones", vec![u64::MAX; n]),
+        ] {
             let first = share3(&secret, &mut rng);
             let second = share3(&secret, &mut rng);
             for p in PartyId::ALL {
@@ -381,12 +481,27 @@ mod tests {
                 assert_uniform(&view.own, &format!("{name}: {p} own"));
                 assert_uniform(&view.next, &format!("{name}: {p} next"));
                 // The pair jointly: own − next is also uniform (no linear relation to the secret).
-                let diff: Vec<u64> = view.own.iter().zip(&view.next).map(|(a, b)| a.wrapping_sub(*b)).collect();
+                let diff: Vec<u64> = view
+                    .own
+                    .iter()
+                    .zip(&view.next)
+                    .map(|(a, b)| a.wrapping_sub(*b))
+                    .collect();
                 assert_uniform(&diff, &format!("{name}: {p} own − next"));
                 // A fresh sharing of the same secret gives an unrelated view.
                 let again = &second[p.index()];
-                let same = view.own.iter().zip(&again.own).filter(|(a, b)| a == b).count()
-                    + view.next.iter().zip(&again.next).filter(|(a, b)| a == b).count();
+                let same = view
+                    .own
+                    .iter()
+                    .zip(&again.own)
+                    .filter(|(a, b)| a == b)
+                    .count()
+                    + view
+                        .next
+                        .iter()
+                        .zip(&again.next)
+                        .filter(|(a, b)| a == b)
+                        .count();
                 assert_eq!(same, 0, "{name}: {p} view repeats across sharings");
             }
         }
