@@ -6,7 +6,11 @@ use clap::{Parser, Subcommand};
 use veil_node::bench::{self, BenchOp, TransportKind};
 
 #[derive(Parser)]
-#[command(name = "veil", version, about = "veil: privacy-preserving computation on three MPC nodes")]
+#[command(
+    name = "veil",
+    version,
+    about = "veil: privacy-preserving computation on three MPC nodes"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -2,17 +2,17 @@
 //! with measured rounds and bytes per party equal to the cost model, plus its error paths.
 
 use std::collections::HashMap;
+use veil_circuits::FracBits;
 use veil_circuits::cost::program_cost;
 use veil_circuits::eval::evaluate;
-use veil_circuits::FracBits;
 use veil_circuits::fixed;
 use veil_circuits::{
-    Builder, ElemType, Fixed, Owner, PartyId, Recipient, Ring, Shape, ValidatedProgram,
-    ValueType, Visibility,
+    Builder, ElemType, Fixed, Owner, PartyId, Recipient, Ring, Shape, ValidatedProgram, ValueType,
+    Visibility,
 };
 use veil_runtime::engine::{InputValue, Session};
 use veil_runtime::error::{EngineError, TransportError};
-use veil_runtime::harness::{collect_outputs, run3, run_program3, share_inputs};
+use veil_runtime::harness::{collect_outputs, run_program3, run3, share_inputs};
 use veil_runtime::testing::{fixed_vec, ring_vec_with_edges, test_rng};
 use veil_runtime::transport::Transport;
 
@@ -36,7 +36,10 @@ fn check(p: &ValidatedProgram, plain: &HashMap<String, Vec<u64>>, ulps: i64) {
         assert_eq!(g.len(), w.len(), "output {name} length");
         for (k, (a, b)) in g.iter().zip(w).enumerate() {
             let diff = (a.wrapping_sub(*b) as i64).abs();
-            assert!(diff <= ulps, "output {name}[{k}] off by {diff} (allowed {ulps})");
+            assert!(
+                diff <= ulps,
+                "output {name}[{k}] off by {diff} (allowed {ulps})"
+            );
         }
     }
 }
@@ -83,7 +86,11 @@ fn linear_ops_and_products_on_every_visibility_mix() {
             b.output_to_client(name, v);
         }
         let p = b.finish().expect("valid program");
-        check(&p, &ring_inputs(&[("x", n), ("y", n), ("c", n), ("s", 1)]), 0);
+        check(
+            &p,
+            &ring_inputs(&[("x", n), ("y", n), ("c", n), ("s", 1)]),
+            0,
+        );
     }
 }
 
@@ -266,7 +273,11 @@ fn bad_inputs_are_errors_not_panics() {
     let r = run_program3(&p, wrong_len);
     assert!(matches!(
         &r[2],
-        Err(EngineError::InputLength { expected: 3, actual: 0, .. })
+        Err(EngineError::InputLength {
+            expected: 3,
+            actual: 0,
+            ..
+        })
     ));
 
     let mut wrong_kind = good;
@@ -297,7 +308,10 @@ fn a_vanished_peer_aborts_the_session_without_hanging() {
     for r in &results[..2] {
         match r {
             Err(EngineError::Round { source, .. }) => assert!(
-                matches!(source, veil_runtime::error::ProtocolError::Transport(TransportError::Closed { .. })),
+                matches!(
+                    source,
+                    veil_runtime::error::ProtocolError::Transport(TransportError::Closed { .. })
+                ),
                 "{source}"
             ),
             other => panic!("expected an aborted round, got {other:?}"),
@@ -312,6 +326,6 @@ fn error_messages_name_sizes_not_values() {
     let mut inputs = share_inputs(&p, &ring_inputs(&[("x", 3), ("y", 3)]), &mut rng);
     inputs[0].insert("x".into(), InputValue::Plain(vec![123_456_789, 2, 3, 4]));
     let r = run_program3(&p, inputs);
-    let msg = r[0].as_ref().err().expect("P0 fails").to_string();
+    let msg = r[0].as_ref().expect_err("P0 fails").to_string();
     assert!(!msg.contains("123456789"), "{msg}");
 }

@@ -121,7 +121,8 @@ pub fn run_memory(op: BenchOp, size: usize, reps: usize) -> Result<BenchResult, 
     }
     let reps = reps.max(1);
     let mut rng = rand::rng();
-    let w = Workload::new(op, size, &mut rng).map_err(|source| BenchError::Program { op, source })?;
+    let w =
+        Workload::new(op, size, &mut rng).map_err(|source| BenchError::Program { op, source })?;
     let shared = share_inputs(&w.program, &w.inputs, &mut rng);
     let engine_err = |source| BenchError::Engine { op, size, source };
 
@@ -146,14 +147,21 @@ pub fn run_memory(op: BenchOp, size: usize, reps: usize) -> Result<BenchResult, 
         Ok::<_, EngineError>((times, outputs, report))
     });
     let [p0, p1, p2] = per_party;
-    let (p0, p1, p2) = (p0.map_err(engine_err)?, p1.map_err(engine_err)?, p2.map_err(engine_err)?);
+    let (p0, p1, p2) = (
+        p0.map_err(engine_err)?,
+        p1.map_err(engine_err)?,
+        p2.map_err(engine_err)?,
+    );
     let per_rep: Vec<f64> = (0..reps)
         .map(|i| p0.0[i].max(p1.0[i]).max(p2.0[i]).as_secs_f64())
         .collect();
     let reports: [&Report; 3] = [&p0.2, &p1.2, &p2.2];
     let outputs = [p0.1, p1.1, p2.1];
-    let got = collect_outputs(program, &outputs)
-        .map_err(|source| BenchError::Reconstruct { op, size, source })?;
+    let got = collect_outputs(program, &outputs).map_err(|source| BenchError::Reconstruct {
+        op,
+        size,
+        source,
+    })?;
 
     let mut plain_times = Vec::with_capacity(reps);
     let mut want = Vec::new();

@@ -152,7 +152,7 @@ impl Workload {
     /// The same computation in the clear with the runtime's kernels (the baseline).
     pub fn plaintext(&self) -> Vec<u64> {
         let (x, y) = (&self.inputs["x"], &self.inputs["y"]);
-        let f = Fixed::default().0 .0;
+        let f = Fixed::default().0.0;
         match self.op {
             BenchOp::Mul => {
                 let mut z = x.clone();

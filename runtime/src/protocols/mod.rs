@@ -110,8 +110,18 @@ pub async fn exchange<T: Transport>(
     s2?;
     let (r1, r2) = tokio::join!(net.recv(next, round), net.recv(prev, round));
     let (m_next, m_prev): (Bytes, Bytes) = (r1?, r2?);
-    check_message(&m_next, expect.iter().map(|e| e.from_next).sum(), next, round)?;
-    check_message(&m_prev, expect.iter().map(|e| e.from_prev).sum(), prev, round)?;
+    check_message(
+        &m_next,
+        expect.iter().map(|e| e.from_next).sum(),
+        next,
+        round,
+    )?;
+    check_message(
+        &m_prev,
+        expect.iter().map(|e| e.from_prev).sum(),
+        prev,
+        round,
+    )?;
     let (mut at_next, mut at_prev) = (0usize, 0usize);
     Ok(expect
         .iter()

@@ -105,12 +105,7 @@ impl RoundProtocol for MulRound {
         }
     }
 
-    fn finish(
-        self,
-        from_next: Vec<u64>,
-        _: Vec<u64>,
-        _: RoundId,
-    ) -> Result<Shares, ProtocolError> {
+    fn finish(self, from_next: Vec<u64>, _: Vec<u64>, _: RoundId) -> Result<Shares, ProtocolError> {
         Ok(Shares {
             own: self.z,
             next: from_next,

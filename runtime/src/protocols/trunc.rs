@@ -103,12 +103,7 @@ impl RoundProtocol for TruncRound {
         }
     }
 
-    fn finish(
-        self,
-        from_next: Vec<u64>,
-        _: Vec<u64>,
-        _: RoundId,
-    ) -> Result<Shares, ProtocolError> {
+    fn finish(self, from_next: Vec<u64>, _: Vec<u64>, _: RoundId) -> Result<Shares, ProtocolError> {
         let next = match self.me {
             PartyId::P0 => from_next,
             _ => self.next,
