@@ -7,6 +7,10 @@
 //!
 //! `cargo bench -p veil-benches --bench kernels -- --warm-up-time 1 --measurement-time 2`
 
+/// Same allocator as the `veil` binary, so benches measure what users run.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};

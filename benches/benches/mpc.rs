@@ -28,6 +28,10 @@
 //!
 //! [`Report::total`]: veil_runtime::engine::Report::total
 
+/// Same allocator as the `veil` binary, so benches measure what users run.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::Barrier;
@@ -74,7 +78,13 @@ fn time_mpc(program: &ValidatedProgram, shared: &Shared, iters: u64) -> Duration
 }
 
 /// Run `program` once and panic unless output `z` is within `tolerance` ulps of `want`.
-fn check_mpc(label: &str, program: &ValidatedProgram, shared: &Shared, want: &[u64], tolerance: u64) {
+fn check_mpc(
+    label: &str,
+    program: &ValidatedProgram,
+    shared: &Shared,
+    want: &[u64],
+    tolerance: u64,
+) {
     let outputs = run_program3(program, shared.clone()).map(|r| match r {
         Ok((outputs, _)) => outputs,
         Err(e) => panic!("{label}: MPC run failed: {e}"),
@@ -117,7 +127,13 @@ fn bench_workload(
     let shared = share_inputs(&w.program, &w.inputs, rng);
     // Probabilistic truncation may add one ulp; ring multiplication is exact.
     let tolerance = if op == BenchOp::Mul { 0 } else { 1 };
-    check_mpc(&format!("mpc/{op}/{size}"), &w.program, &shared, &want, tolerance);
+    check_mpc(
+        &format!("mpc/{op}/{size}"),
+        &w.program,
+        &shared,
+        &want,
+        tolerance,
+    );
 
     g.bench_with_input(BenchmarkId::new("plaintext", id_size), &w, |b, w| {
         b.iter(|| w.plaintext())
@@ -202,12 +218,24 @@ fn batching(c: &mut Criterion) {
         .flat_map(|i| [(format!("a{i}"), vec![x[i]]), (format!("b{i}"), vec![y[i]])])
         .collect();
     let scalar_shared = share_inputs(&scalar, &scalar_inputs, &mut rng);
-    check_mpc("mpc/batching/scalar_muls", &scalar, &scalar_shared, &want, 0);
+    check_mpc(
+        "mpc/batching/scalar_muls",
+        &scalar,
+        &scalar_shared,
+        &want,
+        0,
+    );
 
     let mut w = Workload::new(BenchOp::Mul, N, &mut rng).expect("mul program is valid");
     w.inputs = HashMap::from([("x".to_string(), x), ("y".to_string(), y)]);
     let vector_shared = share_inputs(&w.program, &w.inputs, &mut rng);
-    check_mpc("mpc/batching/vector_mul", &w.program, &vector_shared, &want, 0);
+    check_mpc(
+        "mpc/batching/vector_mul",
+        &w.program,
+        &vector_shared,
+        &want,
+        0,
+    );
 
     g.bench_with_input(BenchmarkId::new("scalar_muls", N), &N, |b, _| {
         b.iter_custom(|iters| time_mpc(&scalar, &scalar_shared, iters))

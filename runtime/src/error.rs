@@ -129,7 +129,7 @@ pub enum EngineError {
     /// A protocol step failed.
     #[error("op {op} ({name}): {source}")]
     Protocol {
-        /// Op index (or output index for outputs, prefixed in `name`).
+        /// Op index (for an output reveal: the op that defines the output value, `name` = "output").
         op: usize,
         /// Op name.
         name: &'static str,

@@ -58,8 +58,9 @@ impl fmt::Debug for PrfKey {
     }
 }
 
-/// Domain of one PRF stream: (op, worker) inside a session. Sessions are separated by key
-/// derivation ([`Prf::derive`]); different domains give independent streams.
+/// Domain of one PRF stream: (op, worker) inside a session. Sessions are separated by their
+/// keys (session setup hashes the session id into every pairwise key); different domains give
+/// independent streams.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Domain {
     /// Protocol invocation counter within the session.
@@ -99,8 +100,8 @@ const PAR_CHUNK_WORDS: usize = 1 << 16;
 
 /// AES-128 in counter mode keyed with a [`PrfKey`].
 ///
-/// The expanded key schedule is not zeroised on drop (the `aes` crate's `zeroize` feature is
-/// off in this workspace); the [`PrfKey`] it came from is.
+/// The expanded key schedule is zeroised on drop (the `aes` crate's `zeroize` feature is on),
+/// as is the [`PrfKey`] it came from.
 #[derive(Clone)]
 pub struct Prf {
     cipher: Aes128,
@@ -146,18 +147,28 @@ impl Prf {
             block += 1;
         }
 
-        let mut buf = [aes::Block::default(); BATCH_BLOCKS];
-        for chunk in out.chunks_mut(2 * BATCH_BLOCKS) {
-            let n = chunk.len().div_ceil(2);
-            let blocks = &mut buf[..n];
-            self.encrypt_counters(&tweak, block, blocks);
-            for (words, b) in chunk.chunks_mut(2).zip(blocks.iter()) {
-                words[0] = u64::from_le_bytes(b[0..8].try_into().expect("8 bytes"));
-                if let Some(w) = words.get_mut(1) {
-                    *w = u64::from_le_bytes(b[8..16].try_into().expect("8 bytes"));
-                }
+        // Whole blocks: write the counter blocks straight into `out` (word 2b = counter b,
+        // word 2b+1 = tweak, little-endian) and encrypt them in place.
+        let whole = out.len() / 2 * 2;
+        let (body, tail) = out.split_at_mut(whole);
+        let tweak_word = u64::from_le_bytes(tweak).to_le();
+        for chunk in body.chunks_mut(2 * BATCH_BLOCKS) {
+            for (k, pair) in chunk.chunks_exact_mut(2).enumerate() {
+                pair[0] = (block + k as u64).to_le();
+                pair[1] = tweak_word;
             }
-            block += n as u64;
+            let blocks = crate::kernels::bytes::words_as_aes_blocks_mut(chunk);
+            let n = blocks.len() as u64;
+            self.cipher.encrypt_blocks(blocks);
+            block += n;
+        }
+        for w in body.iter_mut() {
+            *w = u64::from_le(*w);
+        }
+        if let Some(last) = tail.first_mut() {
+            let mut b = [aes::Block::default()];
+            self.encrypt_counters(&tweak, block, &mut b);
+            *last = u64::from_le_bytes(b[0][0..8].try_into().expect("8 bytes"));
         }
     }
 

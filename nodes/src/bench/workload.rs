@@ -45,6 +45,16 @@ impl BenchOp {
         }
     }
 
+    /// Size used when `--size` is not given: the sizes the project's performance targets
+    /// are stated for (1M elements, 10,000 dot products, 128×128 matrices).
+    pub fn default_size(self) -> usize {
+        match self {
+            BenchOp::Mul | BenchOp::FixMul => 1_000_000,
+            BenchOp::Dot => 10_000,
+            BenchOp::MatMul => 128,
+        }
+    }
+
     /// Units of work per run at `size` (elements, dot products, or one matrix product).
     pub fn work_items(self, size: usize) -> f64 {
         match self {

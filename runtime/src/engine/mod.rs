@@ -495,10 +495,9 @@ fn take_inputs(
     inputs: &mut HashMap<String, InputValue>,
 ) -> Result<Vec<Option<InputValue>>, EngineError> {
     let prog = program.program();
-    if let Some(name) = inputs
-        .keys()
-        .find(|k| !prog.inputs.iter().any(|d| &d.name == *k))
-    {
+    let declared: std::collections::HashSet<&str> =
+        prog.inputs.iter().map(|d| d.name.as_str()).collect();
+    if let Some(name) = inputs.keys().find(|k| !declared.contains(k.as_str())) {
         return Err(EngineError::UnknownInput {
             party: me,
             name: name.clone(),

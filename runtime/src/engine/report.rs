@@ -24,7 +24,7 @@ pub struct Report {
     pub rounds: u64,
     /// Payload bytes this party sent to its two peers.
     pub bytes_sent: u64,
-    /// Per-op compute time, in op order (outputs appear with name `output`).
+    /// Per-op compute time, in op order (output reveals are counted in `comm_time` only).
     pub ops: Vec<OpTime>,
     /// Time spent sending and waiting for peers.
     pub comm_time: Duration,

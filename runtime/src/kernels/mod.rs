@@ -3,11 +3,13 @@
 //! Every kernel has a scalar reference ([`scalar`]); SIMD variants are chosen at run time (widest
 //! first, see [`simd`]) and must equal the scalar version bit for bit.
 
+pub mod bytes;
 pub mod gemm;
 pub mod ring;
 pub mod scalar;
 pub mod simd;
 
+pub use bytes::{le_bytes_to_words, words_to_le_bytes};
 pub use gemm::{gemm_u64_add_assign, par_gemm_u64_add_assign};
 pub use ring::*;
 pub use simd::{SimdLevel, simd_level, supported_simd_levels};

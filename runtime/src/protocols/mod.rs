@@ -16,6 +16,7 @@ pub use reveal::{RevealRound, reveal_to};
 pub use trunc::{TruncRound, trunc_pr};
 
 use crate::error::ProtocolError;
+use crate::kernels;
 use crate::party::PartyCtx;
 use crate::transport::{RoundId, Transport};
 use bytes::Bytes;
@@ -53,22 +54,15 @@ pub trait RoundProtocol {
 /// Serialise the concatenation of `parts` little-endian for the wire (one copy, no
 /// intermediate buffer).
 pub fn encode_words(parts: &[&[u64]]) -> Bytes {
+    if let [one] = parts {
+        return Bytes::from(kernels::words_to_le_bytes(one));
+    }
     let total: usize = parts.iter().map(|p| p.len()).sum();
     let mut out = Vec::with_capacity(total * 8);
     for part in parts {
-        for w in *part {
-            out.extend_from_slice(&w.to_le_bytes());
-        }
+        out.extend_from_slice(&kernels::words_to_le_bytes(part));
     }
     Bytes::from(out)
-}
-
-/// Parse little-endian words.
-fn decode_words(bytes: &[u8]) -> Vec<u64> {
-    bytes
-        .chunks_exact(8)
-        .map(|c| u64::from_le_bytes(c.try_into().expect("chunks_exact(8) yields 8 bytes")))
-        .collect()
 }
 
 /// Check a message from `peer` has exactly `expected` words.
@@ -126,8 +120,8 @@ pub async fn exchange<T: Transport>(
     Ok(expect
         .iter()
         .map(|e| {
-            let a = decode_words(&m_next[at_next * 8..(at_next + e.from_next) * 8]);
-            let b = decode_words(&m_prev[at_prev * 8..(at_prev + e.from_prev) * 8]);
+            let a = kernels::le_bytes_to_words(&m_next[at_next * 8..(at_next + e.from_next) * 8]);
+            let b = kernels::le_bytes_to_words(&m_prev[at_prev * 8..(at_prev + e.from_prev) * 8]);
             at_next += e.from_next;
             at_prev += e.from_prev;
             (a, b)

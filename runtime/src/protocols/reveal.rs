@@ -88,7 +88,8 @@ impl RoundProtocol for RevealRound {
                 peer: self.me.next(),
                 round,
                 what: format!(
-                    "its copy of the missing component disagrees with {}'s at element {i}",
+                    "its copy of the missing component disagrees with {}'s at element {i} \
+                     (one of the two is at fault; the recipient cannot tell which)",
                     self.me.prev()
                 ),
             });
