@@ -279,6 +279,71 @@ impl Builder {
         self.push(Op::Reveal(a.id))
     }
 
+    /// 1 where the signed value is negative, else 0 (ring result).
+    pub fn ltz(&mut self, a: Value) -> Value {
+        self.push(Op::Ltz(a.id))
+    }
+
+    /// a < b as ring 0/1 words (exact while |a − b| < 2^63; see [`Op::Lt`]).
+    pub fn lt(&mut self, a: Value, b: Value) -> Value {
+        self.push(Op::Lt(a.id, b.id))
+    }
+
+    /// a ≤ b as ring 0/1 words (see [`Op::Le`]).
+    pub fn le(&mut self, a: Value, b: Value) -> Value {
+        self.push(Op::Le(a.id, b.id))
+    }
+
+    /// a > b as ring 0/1 words (see [`Op::Gt`]).
+    pub fn gt(&mut self, a: Value, b: Value) -> Value {
+        self.push(Op::Gt(a.id, b.id))
+    }
+
+    /// a ≥ b as ring 0/1 words (see [`Op::Ge`]).
+    pub fn ge(&mut self, a: Value, b: Value) -> Value {
+        self.push(Op::Ge(a.id, b.id))
+    }
+
+    /// a = b as ring 0/1 words (see [`Op::Eq`]).
+    pub fn eq(&mut self, a: Value, b: Value) -> Value {
+        self.push(Op::Eq(a.id, b.id))
+    }
+
+    /// max(a, 0) elementwise.
+    pub fn relu(&mut self, a: Value) -> Value {
+        self.push(Op::Relu(a.id))
+    }
+
+    /// `cond ? a : b` elementwise (`b + cond·(a − b)`; `cond` a ring value of 0/1 words).
+    pub fn select(&mut self, cond: Value, a: Value, b: Value) -> Value {
+        self.push(Op::Select {
+            cond: cond.id,
+            a: a.id,
+            b: b.id,
+        })
+    }
+
+    /// Elementwise signed maximum.
+    pub fn max(&mut self, a: Value, b: Value) -> Value {
+        self.push(Op::Max(a.id, b.id))
+    }
+
+    /// Elementwise signed minimum.
+    pub fn min(&mut self, a: Value, b: Value) -> Value {
+        self.push(Op::Min(a.id, b.id))
+    }
+
+    /// Maximum of all elements → scalar (tournament; see [`Op::MaxAll`]).
+    pub fn max_all(&mut self, a: Value) -> Value {
+        self.push(Op::MaxAll(a.id))
+    }
+
+    /// Index of the maximum element of a non-empty vector → ring scalar; ties go to the lowest
+    /// index (see [`Op::ArgMax`]).
+    pub fn argmax(&mut self, a: Value) -> Value {
+        self.push(Op::ArgMax(a.id))
+    }
+
     /// Rescales the product `p` of `a` and `b` back by the smaller operand's fractional bits
     /// when both are fixed point, so `Fixed(f)·Fixed(f) → Fixed(f)` and in general
     /// `Fixed(f)·Fixed(g) → Fixed(max(f, g))`; ring operands need no rescale.

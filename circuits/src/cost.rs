@@ -10,11 +10,25 @@
 //! | `Mul`, `Dot`, `MatMul`, secret · secret | 1 | `8·n` each (one reshare per result element) |
 //! | `Rescale` of a secret | 1 | `[0, 8·n, 0]` (probabilistic truncation: P1 sends one masked component to P0) |
 //! | `Reveal` (to every party) | 1 | `16·n` each |
+//! | `Ltz`, `Lt`, `Le`, `Gt`, `Ge`, any operand secret | [`LTZ_ROUNDS`] = 10 | `n·`[`LTZ_BYTES`] `= n·[128, 112, 112]` |
+//! | `Eq`, any operand secret (two comparisons batched) | 10 | `2n·[128, 112, 112]` |
+//! | `Relu` of a secret (sign test + one multiplication) | [`MAX_ROUNDS`] = 11 | `n·`[`MAX_BYTES`] `= n·[136, 120, 120]` |
+//! | `Max`, `Min`, any operand secret (comparison + select) | 11 | `n·[136, 120, 120]` |
+//! | `Select`, secret `cond` and secret `a` or `b` | 1 | `8·n` each |
+//! | `Select` with public `cond`, or secret `cond` and public `a`, `b` | 0 | 0 (`b + cond·(a − b)` is local) |
+//! | `MaxAll` of a secret with `N` elements | `11·L` | `Σ_j m_j·[136, 120, 120]` |
+//! | `ArgMax` of a secret with `N` elements | `11·L` | `Σ_j m_j·`[`ARGMAX_PAIR_BYTES`] `= Σ_j m_j·[144, 128, 128]` |
 //! | anything with a public multiplicand, or only public operands | 0 | 0 |
 //! | `Add`, `Sub`, `Neg`, `Sum`, `Reshape`, `Slice`, `Concat`, `Transpose`, `Constant` | 0 | 0 |
 //! | output of a secret to `Party(j)` | 1 | `8·n` from each of the two other parties, 0 from `Pj` |
 //! | output of a secret to `AllParties` | 1 | `16·n` each |
 //! | output to a `Client`, or of a public value | 0 | 0 (components are handed over after the program) |
+//!
+//! `MaxAll` and `ArgMax` run a tournament ([`tournament_pairs`]): level `j` has
+//! `len_j` candidates (`len_0 = N`) and compares `m_j = ⌊len_j / 2⌋` pairs, an odd last one
+//! passing through, and `len_{j+1} = ⌈len_j / 2⌉`; `L` is the number of levels until one
+//! candidate remains (0 for `N = 1`, `⌈log2 N⌉` in general), and `Σ_j m_j = N − 1`. An
+//! `ArgMax` select moves two words per pair (value and index).
 //!
 //! This mirrors the protocol table of the design brief (fixed-point mul = mul + rescale = 2
 //! rounds). Rounds compose by an ASAP schedule:
@@ -27,6 +41,37 @@
 use crate::program::{Op, Owner, Recipient};
 use crate::types::{PartyId, Visibility};
 use crate::validate::ValidatedProgram;
+
+/// Rounds of one secret sign test (`Ltz`), and of every comparison built on it.
+pub const LTZ_ROUNDS: u32 = 10;
+
+/// Bytes sent by `[P0, P1, P2]` per element of one secret sign test (`Ltz`).
+pub const LTZ_BYTES: [u64; 3] = [128, 112, 112];
+
+/// Rounds of a secret `Relu`, `Max` or `Min`, and of one tournament level of `MaxAll` or
+/// `ArgMax`: a sign test then one multiplication (the select).
+pub const MAX_ROUNDS: u32 = LTZ_ROUNDS + 1;
+
+/// Bytes sent by `[P0, P1, P2]` per element of a secret `Relu`, `Max` or `Min`, and per pair
+/// of a `MaxAll` level: [`LTZ_BYTES`] plus one reshared word (8 bytes) each.
+pub const MAX_BYTES: [u64; 3] = [LTZ_BYTES[0] + 8, LTZ_BYTES[1] + 8, LTZ_BYTES[2] + 8];
+
+/// Bytes sent by `[P0, P1, P2]` per pair of an `ArgMax` level: [`LTZ_BYTES`] plus two reshared
+/// words (value and index) each.
+pub const ARGMAX_PAIR_BYTES: [u64; 3] = [LTZ_BYTES[0] + 16, LTZ_BYTES[1] + 16, LTZ_BYTES[2] + 16];
+
+/// Pairs compared at each level of the `MaxAll`/`ArgMax` tournament over `n` elements: level
+/// `j` has `m_j = ⌊len_j / 2⌋` pairs and leaves `⌈len_j / 2⌉` candidates (`len_0 = n`). The
+/// length of the result is the number of levels `L` (empty for `n ≤ 1`).
+pub fn tournament_pairs(n: usize) -> Vec<usize> {
+    let mut levels = vec![];
+    let mut len = n;
+    while len > 1 {
+        levels.push(len / 2);
+        len = len.div_ceil(2);
+    }
+    levels
+}
 
 /// Rounds and bytes sent by each party (index = party) for one op or output.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -79,6 +124,11 @@ fn bytes(n: usize, words: u64) -> u64 {
     (n as u64).saturating_mul(8 * words)
 }
 
+/// `per_element[i]·n` for each party (saturating).
+fn scaled(n: usize, per_element: [u64; 3]) -> [u64; 3] {
+    per_element.map(|b| (n as u64).saturating_mul(b))
+}
+
 /// Cost of op `op_index` of `p` (free for an out-of-range index).
 pub fn op_cost(p: &ValidatedProgram, op_index: usize) -> Cost {
     let prog = p.program();
@@ -103,6 +153,44 @@ pub fn op_cost(p: &ValidatedProgram, op_index: usize) -> Cost {
         }
         Op::Rescale { a, .. } if secret(*a) => Cost::one_round([0, bytes(n, 1), 0]),
         Op::Reveal(_) => Cost::one_round([bytes(n, 2); 3]),
+        Op::Ltz(a) if secret(*a) => Cost {
+            rounds: LTZ_ROUNDS,
+            bytes_sent: scaled(n, LTZ_BYTES),
+        },
+        Op::Lt(a, b) | Op::Le(a, b) | Op::Gt(a, b) | Op::Ge(a, b) if secret(*a) || secret(*b) => {
+            Cost {
+                rounds: LTZ_ROUNDS,
+                bytes_sent: scaled(n, LTZ_BYTES),
+            }
+        }
+        Op::Eq(a, b) if secret(*a) || secret(*b) => Cost {
+            rounds: LTZ_ROUNDS,
+            bytes_sent: scaled(n.saturating_mul(2), LTZ_BYTES),
+        },
+        Op::Relu(a) if secret(*a) => Cost {
+            rounds: MAX_ROUNDS,
+            bytes_sent: scaled(n, MAX_BYTES),
+        },
+        Op::Max(a, b) | Op::Min(a, b) if secret(*a) || secret(*b) => Cost {
+            rounds: MAX_ROUNDS,
+            bytes_sent: scaled(n, MAX_BYTES),
+        },
+        Op::Select { cond, a, b } if secret(*cond) && (secret(*a) || secret(*b)) => {
+            Cost::one_round([bytes(n, 1); 3])
+        }
+        Op::MaxAll(a) | Op::ArgMax(a) if secret(*a) => {
+            let pairs = tournament_pairs(types[a.index()].shape.len());
+            let per_pair = if matches!(op, Op::ArgMax(_)) {
+                ARGMAX_PAIR_BYTES
+            } else {
+                MAX_BYTES
+            };
+            let levels = u32::try_from(pairs.len()).unwrap_or(u32::MAX);
+            Cost {
+                rounds: MAX_ROUNDS.saturating_mul(levels),
+                bytes_sent: scaled(pairs.iter().sum(), per_pair),
+            }
+        }
         _ => Cost::FREE,
     }
 }

@@ -324,6 +324,36 @@ pub enum ValidationError {
         /// Op name.
         name: &'static str,
     },
+    /// `Select` with a condition that is not a ring value.
+    #[error("op {op} ({name}): the condition must be ring (0/1 words), got {elem}")]
+    CondNotRing {
+        /// Op index.
+        op: usize,
+        /// Op name.
+        name: &'static str,
+        /// Element type of the condition.
+        elem: ElemType,
+    },
+    /// A reduction (`MaxAll`) of a value with no element.
+    #[error("op {op} ({name}): operand {shape} has no elements")]
+    EmptyOperand {
+        /// Op index.
+        op: usize,
+        /// Op name.
+        name: &'static str,
+        /// The operand's shape.
+        shape: Shape,
+    },
+    /// An op that needs a non-empty vector (`ArgMax`) got another shape.
+    #[error("op {op} ({name}): needs a non-empty vector, got {shape}")]
+    NotNonEmptyVector {
+        /// Op index.
+        op: usize,
+        /// Op name.
+        name: &'static str,
+        /// The shape given.
+        shape: Shape,
+    },
     /// An output names a value no op defines.
     #[error("output '{output}': value {value} is not defined")]
     OutputUndefined {

@@ -12,6 +12,17 @@
 //!   given by the error budget in [`crate::fixed`]. Tests of secret rescales compare with a
 //!   tolerance of one ulp; everything else must match exactly.
 //! - `Reveal` is the identity.
+//! - Comparisons read words as signed (two's complement) and are **defined through the wrapping
+//!   difference**, exactly as the protocols compute them: `Ltz(x)` is the most significant bit,
+//!   `Lt(a, b) = Ltz(a − b)`, `Gt(a, b) = Ltz(b − a)`, `Le = 1 − Gt`, `Ge = 1 − Lt`,
+//!   `Eq = 1 − Lt − Gt` (wrapping). They equal the true comparisons whenever |a − b| < 2^63,
+//!   e.g. when both operands lie in [−2^62, 2^62); outside that range they are what the
+//!   protocol yields (e.g. `Eq` is 2^64 − 1 when a − b = −2^63).
+//! - `Relu(x)` is x when its MSB is 0, else 0. `Select` is `b + cond·(a − b)`; `Max` is
+//!   `a + Lt(a, b)·(b − a)` and `Min` is `b + Lt(a, b)·(a − b)` (all wrapping).
+//! - `MaxAll` and `ArgMax` run the protocol's tournament: each level pairs elements 2j and
+//!   2j+1 (an odd last element passes through unchanged); the pair's winner is the right one iff
+//!   `Lt(left, right)` = 1, so `ArgMax` keeps the lowest index among equal maxima.
 
 use crate::error::EvalError;
 use crate::program::{Op, SumAxis};
@@ -80,6 +91,25 @@ pub fn evaluate_all(
             Op::Sub(a, b) => elementwise(&vals, *a, *b, out_shape, u64::wrapping_sub),
             Op::Mul(a, b) => elementwise(&vals, *a, *b, out_shape, u64::wrapping_mul),
             Op::Neg(a) => vals[a.index()].iter().map(|x| x.wrapping_neg()).collect(),
+            Op::Ltz(a) => vals[a.index()].iter().map(|&x| ltz(x)).collect(),
+            Op::Lt(a, b) => elementwise(&vals, *a, *b, out_shape, lt),
+            Op::Le(a, b) => elementwise(&vals, *a, *b, out_shape, le),
+            Op::Gt(a, b) => elementwise(&vals, *a, *b, out_shape, gt),
+            Op::Ge(a, b) => elementwise(&vals, *a, *b, out_shape, ge),
+            Op::Eq(a, b) => elementwise(&vals, *a, *b, out_shape, eq),
+            Op::Max(a, b) => elementwise(&vals, *a, *b, out_shape, max),
+            Op::Min(a, b) => elementwise(&vals, *a, *b, out_shape, min),
+            Op::Relu(a) => vals[a.index()].iter().map(|&x| relu(x)).collect(),
+            Op::Select { cond, a, b } => {
+                let (c, x, y) = (&vals[cond.index()], &vals[a.index()], &vals[b.index()]);
+                let n = out_shape.len();
+                let at = |v: &Vec<u64>, i: usize| if v.len() == n { v[i] } else { v[0] };
+                (0..n)
+                    .map(|i| select(at(c, i), at(x, i), at(y, i)))
+                    .collect()
+            }
+            Op::MaxAll(a) => vec![tournament(&vals[a.index()]).0],
+            Op::ArgMax(a) => vec![tournament(&vals[a.index()]).1 as u64],
             Op::Dot(a, b) => {
                 let (x, y) = (&vals[a.index()], &vals[b.index()]);
                 let cols = match shape_of(*a) {
@@ -175,4 +205,79 @@ fn matmul(a: &[u64], b: &[u64], m: usize, k: usize, n: usize) -> Vec<u64> {
         }
     }
     out
+}
+
+/// 1 if the signed word is negative (its most significant bit), else 0.
+pub fn ltz(x: u64) -> u64 {
+    x >> 63
+}
+
+/// `Ltz(a − b)` (wrapping): a < b whenever |a − b| < 2^63.
+pub fn lt(a: u64, b: u64) -> u64 {
+    ltz(a.wrapping_sub(b))
+}
+
+/// `Ltz(b − a)` (wrapping): a > b whenever |a − b| < 2^63.
+pub fn gt(a: u64, b: u64) -> u64 {
+    lt(b, a)
+}
+
+/// `1 − Gt(a, b)`: a ≤ b whenever |a − b| < 2^63.
+pub fn le(a: u64, b: u64) -> u64 {
+    1 - gt(a, b)
+}
+
+/// `1 − Lt(a, b)`: a ≥ b whenever |a − b| < 2^63.
+pub fn ge(a: u64, b: u64) -> u64 {
+    1 - lt(a, b)
+}
+
+/// `1 − Lt(a, b) − Gt(a, b)` (wrapping): a = b whenever |a − b| < 2^63 (2^64 − 1 when
+/// a − b = −2^63).
+pub fn eq(a: u64, b: u64) -> u64 {
+    1u64.wrapping_sub(lt(a, b)).wrapping_sub(gt(a, b))
+}
+
+/// x if its most significant bit is 0, else 0.
+pub fn relu(x: u64) -> u64 {
+    if ltz(x) == 0 { x } else { 0 }
+}
+
+/// `b + cond·(a − b)` (wrapping).
+pub fn select(cond: u64, a: u64, b: u64) -> u64 {
+    b.wrapping_add(cond.wrapping_mul(a.wrapping_sub(b)))
+}
+
+/// `a + Lt(a, b)·(b − a)` (wrapping).
+pub fn max(a: u64, b: u64) -> u64 {
+    select(lt(a, b), b, a)
+}
+
+/// `b + Lt(a, b)·(a − b)` (wrapping).
+pub fn min(a: u64, b: u64) -> u64 {
+    select(lt(a, b), a, b)
+}
+
+/// Tournament maximum of a non-empty slice: `(value, index)` of the winner. Each level pairs
+/// elements 2j and 2j+1, the right one winning iff `Lt(left, right)` = 1; an odd last element
+/// passes through.
+fn tournament(x: &[u64]) -> (u64, usize) {
+    let mut level: Vec<(u64, usize)> = x.iter().copied().zip(0..).collect();
+    while level.len() > 1 {
+        level = level
+            .chunks(2)
+            .map(|pair| match *pair {
+                [l, r] => {
+                    if lt(l.0, r.0) == 1 {
+                        r
+                    } else {
+                        l
+                    }
+                }
+                [only] => only,
+                _ => unreachable!("chunks(2) yields one or two elements"),
+            })
+            .collect();
+    }
+    level[0]
 }

@@ -148,6 +148,49 @@ pub enum Op {
     Transpose(ValueId),
     /// Open a secret value to every party; the result is public.
     Reveal(ValueId),
+    /// Sign test: 1 where the signed value is < 0, else 0 (exactly the most significant bit of
+    /// the 64-bit word). Result element type: ring.
+    Ltz(ValueId),
+    /// a < b: `Ltz(a − b)` with the wrapping difference, exactly as the protocol computes it.
+    /// Equals the true signed comparison whenever |a − b| < 2^63 (e.g. both operands in
+    /// [−2^62, 2^62)). Result: ring words 0/1.
+    Lt(ValueId, ValueId),
+    /// a ≤ b: `1 − Gt(a, b)` (same range caveat as [`Op::Lt`]). Result: ring words 0/1.
+    Le(ValueId, ValueId),
+    /// a > b: `Ltz(b − a)` (same range caveat as [`Op::Lt`]). Result: ring words 0/1.
+    Gt(ValueId, ValueId),
+    /// a ≥ b: `1 − Lt(a, b)` (same range caveat as [`Op::Lt`]). Result: ring words 0/1.
+    Ge(ValueId, ValueId),
+    /// a = b: `1 − Lt(a, b) − Gt(a, b)` (wrapping). Exact equality (0/1) whenever
+    /// |a − b| < 2^63; for a − b = −2^63 both comparisons are 1 and the word is 2^64 − 1.
+    /// Result element type: ring.
+    Eq(ValueId, ValueId),
+    /// max(x, 0) of the signed value: x when its most significant bit is 0, else 0.
+    Relu(ValueId),
+    /// Elementwise `cond ? a : b`, defined as `b + cond·(a − b)` (wrapping): `a` where
+    /// `cond` = 1, `b` where `cond` = 0. `cond` is a ring value that should hold 0/1 words.
+    Select {
+        /// Ring condition, 0/1 words.
+        cond: ValueId,
+        /// Chosen where `cond` = 1.
+        a: ValueId,
+        /// Chosen where `cond` = 0.
+        b: ValueId,
+    },
+    /// Elementwise signed maximum: `a + Lt(a, b)·(b − a)` (wrapping); the true maximum in the
+    /// range of [`Op::Lt`].
+    Max(ValueId, ValueId),
+    /// Elementwise signed minimum: `b + Lt(a, b)·(a − b)` (wrapping); the true minimum in the
+    /// range of [`Op::Lt`].
+    Min(ValueId, ValueId),
+    /// Signed maximum of all elements → scalar, by a tournament: each level pairs elements
+    /// 2j and 2j+1 with the [`Op::Max`] formula, an odd last element passes through, until one
+    /// remains (`⌈log2 n⌉` levels).
+    MaxAll(ValueId),
+    /// Index (as a ring word) of the maximum element of a non-empty vector → ring scalar. Same
+    /// tournament as [`Op::MaxAll`] carrying (value, index); the right element of a pair wins
+    /// iff `Lt(left, right)` = 1, so ties go to the lowest index.
+    ArgMax(ValueId),
 }
 
 impl Op {
@@ -169,6 +212,18 @@ impl Op {
             Op::Concat(..) => "concat",
             Op::Transpose(..) => "transpose",
             Op::Reveal(..) => "reveal",
+            Op::Ltz(..) => "ltz",
+            Op::Lt(..) => "lt",
+            Op::Le(..) => "le",
+            Op::Gt(..) => "gt",
+            Op::Ge(..) => "ge",
+            Op::Eq(..) => "eq",
+            Op::Relu(..) => "relu",
+            Op::Select { .. } => "select",
+            Op::Max(..) => "max",
+            Op::Min(..) => "min",
+            Op::MaxAll(..) => "max_all",
+            Op::ArgMax(..) => "argmax",
         }
     }
 
@@ -176,10 +231,28 @@ impl Op {
     pub fn operands(&self) -> Vec<ValueId> {
         match self {
             Op::Input { .. } | Op::Constant { .. } => vec![],
-            Op::Add(a, b) | Op::Sub(a, b) | Op::Mul(a, b) | Op::Dot(a, b) | Op::MatMul(a, b) => {
+            Op::Add(a, b)
+            | Op::Sub(a, b)
+            | Op::Mul(a, b)
+            | Op::Dot(a, b)
+            | Op::MatMul(a, b)
+            | Op::Lt(a, b)
+            | Op::Le(a, b)
+            | Op::Gt(a, b)
+            | Op::Ge(a, b)
+            | Op::Eq(a, b)
+            | Op::Max(a, b)
+            | Op::Min(a, b) => {
                 vec![*a, *b]
             }
-            Op::Neg(a) | Op::Transpose(a) | Op::Reveal(a) => vec![*a],
+            Op::Neg(a)
+            | Op::Transpose(a)
+            | Op::Reveal(a)
+            | Op::Ltz(a)
+            | Op::Relu(a)
+            | Op::MaxAll(a)
+            | Op::ArgMax(a) => vec![*a],
+            Op::Select { cond, a, b } => vec![*cond, *a, *b],
             Op::Sum { a, .. }
             | Op::Rescale { a, .. }
             | Op::Reshape { a, .. }

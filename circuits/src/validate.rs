@@ -5,10 +5,17 @@
 //!   operand and yields a public value. Constants are public; inputs have their declared type.
 //! - **Bits**: only `Input` (public only, for now), `Constant`, `Reshape`, `Slice`, `Concat`,
 //!   `Transpose` and `Reveal` accept bit values; arithmetic on bits arrives with comparisons.
-//! - **Add, Sub**: equal element types (`Fixed(f)` needs equal `f`). **Neg**: any non-bit.
+//! - **Add, Sub, Max, Min**: equal element types (`Fixed(f)` needs equal `f`); the result has
+//!   that element type. **Neg, Relu**: any non-bit, same type.
+//! - **Comparisons** (Ltz, Lt, Le, Gt, Ge, Eq): operands as for Add; the result is **ring**
+//!   (0/1 words) with the broadcast shape.
+//! - **Select{cond, a, b}**: `cond` must be ring; `a`, `b` as for Add; the three broadcast
+//!   together (equal shapes or scalars); the result has `a`'s element type.
+//! - **MaxAll**: any non-empty shape → scalar, same element type. **ArgMax**: a non-empty
+//!   vector → ring scalar.
 //! - **Mul, Dot, MatMul**: ring·ring → ring; `Fixed(f)·Fixed(g)` → `Fixed(f+g)` (needs
 //!   `f+g ≤ 62`); ring·`Fixed(f)` and `Fixed(f)`·ring → `Fixed(f)`.
-//! - **Broadcast** (Add, Sub, Mul): equal shapes, or one scalar operand (the result takes the
+//! - **Broadcast** (Add, Sub, Mul, Max, Min, comparisons, Select): equal shapes, or one scalar operand (the result takes the
 //!   other's shape).
 //! - **Dot**: `vector[n]`·`vector[n]` → scalar; `matrix[m×n]`·`matrix[m×n]` → `vector[m]`
 //!   (row-wise).
@@ -360,6 +367,26 @@ pub(crate) fn infer_op(
         }
     };
 
+    // Add-like: no bits, equal element types, broadcast shapes.
+    let same_elem = |a: crate::program::ValueId, b: crate::program::ValueId| {
+        let (ta, tb) = (get(a)?, get(b)?);
+        no_bit(&ta)?;
+        no_bit(&tb)?;
+        if ta.elem != tb.elem {
+            return Err(ValidationError::ElemMismatch {
+                op,
+                name,
+                left: ta.elem,
+                right: tb.elem,
+            });
+        }
+        Ok(ValueType {
+            vis: join(ta.vis, tb.vis),
+            elem: ta.elem,
+            shape: broadcast(ta.shape, tb.shape)?,
+        })
+    };
+
     Ok(match o {
         Op::Input { input } => match inputs.get(*input) {
             Some(decl) => decl.ty,
@@ -411,28 +438,71 @@ pub(crate) fn infer_op(
                 shape: *shape,
             }
         }
-        Op::Add(a, b) | Op::Sub(a, b) => {
-            let (ta, tb) = (get(*a)?, get(*b)?);
-            no_bit(&ta)?;
-            no_bit(&tb)?;
-            if ta.elem != tb.elem {
-                return Err(ValidationError::ElemMismatch {
-                    op,
-                    name,
-                    left: ta.elem,
-                    right: tb.elem,
-                });
-            }
-            ValueType {
-                vis: join(ta.vis, tb.vis),
-                elem: ta.elem,
-                shape: broadcast(ta.shape, tb.shape)?,
-            }
-        }
-        Op::Neg(a) => {
+        Op::Add(a, b) | Op::Sub(a, b) | Op::Max(a, b) | Op::Min(a, b) => same_elem(*a, *b)?,
+        Op::Lt(a, b) | Op::Le(a, b) | Op::Gt(a, b) | Op::Ge(a, b) | Op::Eq(a, b) => ValueType {
+            elem: ElemType::Ring,
+            ..same_elem(*a, *b)?
+        },
+        Op::Neg(a) | Op::Relu(a) => {
             let ta = get(*a)?;
             no_bit(&ta)?;
             ta
+        }
+        Op::Ltz(a) => {
+            let ta = get(*a)?;
+            no_bit(&ta)?;
+            ValueType {
+                elem: ElemType::Ring,
+                ..ta
+            }
+        }
+        Op::Select { cond, a, b } => {
+            let tc = get(*cond)?;
+            no_bit(&tc)?;
+            if tc.elem != ElemType::Ring {
+                return Err(ValidationError::CondNotRing {
+                    op,
+                    name,
+                    elem: tc.elem,
+                });
+            }
+            let tab = same_elem(*a, *b)?;
+            ValueType {
+                vis: join(tc.vis, tab.vis),
+                elem: tab.elem,
+                shape: broadcast(tc.shape, tab.shape)?,
+            }
+        }
+        Op::MaxAll(a) => {
+            let ta = get(*a)?;
+            no_bit(&ta)?;
+            if ta.shape.is_empty() {
+                return Err(ValidationError::EmptyOperand {
+                    op,
+                    name,
+                    shape: ta.shape,
+                });
+            }
+            ValueType {
+                shape: Shape::Scalar,
+                ..ta
+            }
+        }
+        Op::ArgMax(a) => {
+            let ta = get(*a)?;
+            no_bit(&ta)?;
+            if !matches!(ta.shape, Shape::Vector(n) if n > 0) {
+                return Err(ValidationError::NotNonEmptyVector {
+                    op,
+                    name,
+                    shape: ta.shape,
+                });
+            }
+            ValueType {
+                vis: ta.vis,
+                elem: ElemType::Ring,
+                shape: Shape::Scalar,
+            }
         }
         Op::Mul(a, b) => {
             let (ta, tb) = (get(*a)?, get(*b)?);

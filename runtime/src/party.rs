@@ -83,6 +83,23 @@ impl PartyCtx {
         v
     }
 
+    /// This party's part β_i of a fresh XOR-sharing of zero (boolean AND gates):
+    /// β_i = F_{k_{i,i+1}}(d) ⊕ F_{k_{i−1,i}}(d), so β_0 ⊕ β_1 ⊕ β_2 = 0.
+    pub fn zero_share_xor(&mut self, n: usize) -> Vec<u64> {
+        const CHUNK: usize = 4096;
+        let d = self.next_domain();
+        let mut a = self.rand_with_next(d, n);
+        let mut b = [0u64; CHUNK];
+        for (k, chunk) in a.chunks_mut(CHUNK).enumerate() {
+            let b = &mut b[..chunk.len()];
+            self.prf_prev.fill_at(d, (k * CHUNK) as u64, b);
+            for (x, y) in chunk.iter_mut().zip(b.iter()) {
+                *x ^= y;
+            }
+        }
+        a
+    }
+
     /// This party's part α_i of a fresh 3-out-of-3 sharing of zero:
     /// α_i = F_{k_{i,i+1}}(d) − F_{k_{i−1,i}}(d), so α_0 + α_1 + α_2 = 0 and each α_i looks
     /// uniform to any single other party (it misses one of the two keys).

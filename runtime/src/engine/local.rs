@@ -212,3 +212,31 @@ pub(crate) fn concat(me: PartyId, parts: &[&Val]) -> Val {
     }
     Val::Secret(out)
 }
+
+/// Elementwise `f` of two values that are both public (broadcasting scalars).
+pub(crate) fn zip_public(a: &Val, b: &Val, n: usize, f: impl Fn(u64, u64) -> u64) -> Val {
+    match (a, b) {
+        (Val::Public(x), Val::Public(y)) => {
+            let (x, y) = (broadcast(x, n), broadcast(y, n));
+            Val::Public(x.iter().zip(&y).map(|(p, q)| f(*p, *q)).collect())
+        }
+        _ => unreachable!("the cost model makes this op local only for public operands"),
+    }
+}
+
+/// (max, argmax) of public words by the same tournament as the protocol: pairs (2j, 2j+1), the
+/// right wins iff left − right is negative, an odd last element passes through.
+pub(crate) fn tournament_public(w: &[u64]) -> (u64, u64) {
+    let mut cur: Vec<(u64, u64)> = w.iter().enumerate().map(|(i, v)| (*v, i as u64)).collect();
+    while cur.len() > 1 {
+        cur = cur
+            .chunks(2)
+            .map(|c| match c {
+                [l, r] if l.0.wrapping_sub(r.0) >> 63 == 1 => *r,
+                [l, ..] => *l,
+                [] => unreachable!("chunks are non-empty"),
+            })
+            .collect();
+    }
+    cur.first().copied().unwrap_or((0, 0))
+}

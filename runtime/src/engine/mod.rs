@@ -23,8 +23,10 @@ pub use value::{InputValue, OutputValue};
 
 use crate::error::{EngineError, ProtocolError};
 use crate::party::PartyCtx;
+use crate::protocols::compose::{OneRound, Then};
 use crate::protocols::{
-    Expect, InputRound, MulRound, RevealRound, RoundProtocol, TruncRound, exchange,
+    Expect, InputRound, MulRound, MultiRound, RevealRound, RoundProtocol, Step, TruncRound,
+    compare, exchange,
 };
 use crate::setup::KeyExchange;
 use crate::sharing::Shares;
@@ -107,11 +109,16 @@ impl<T: Transport> Session<T> {
         let cost = program_cost(program);
         let op_inputs = take_inputs(me, program, &mut inputs)?;
 
-        // Group ops and outputs by the round they finish in.
+        // Local ops run at their depth; an interactive op of r rounds finishing in round d
+        // starts in round d − r + 1 (its operands are ready by the end of round d − r).
         let max_depth = cost.rounds as usize;
-        let mut by_depth: Vec<Vec<usize>> = vec![Vec::new(); max_depth + 1];
+        let mut local_at: Vec<Vec<usize>> = vec![Vec::new(); max_depth + 1];
+        let mut start_at: Vec<Vec<usize>> = vec![Vec::new(); max_depth + 1];
         for (i, d) in cost.depth.iter().enumerate() {
-            by_depth[*d as usize].push(i);
+            match cost.per_op[i].rounds {
+                0 => local_at[*d as usize].push(i),
+                r => start_at[(*d - r + 1) as usize].push(i),
+            }
         }
         let mut outputs_by_depth: Vec<Vec<usize>> = vec![Vec::new(); max_depth + 1];
         for (o, out) in prog.outputs.iter().enumerate() {
@@ -148,13 +155,11 @@ impl<T: Transport> Session<T> {
         };
         let mut op_time = vec![Duration::ZERO; prog.ops.len()];
 
+        // Protocols in flight: each sends and receives once per round until it is done.
+        let mut active: Vec<(Slot, Pending)> = Vec::new();
         for depth in 0..=max_depth {
-            // 1. Interactive ops and output reveals finishing in this round.
-            let mut pending: Vec<(Slot, Pending)> = Vec::new();
-            for &i in &by_depth[depth] {
-                if cost.per_op[i].rounds == 0 {
-                    continue;
-                }
+            // 1. Start the interactive ops and output reveals whose first round is this one.
+            for &i in &start_at[depth] {
                 let t = Instant::now();
                 let p = self
                     .start_interactive(program, i, &vals, &mut op_inputs)
@@ -164,7 +169,7 @@ impl<T: Transport> Session<T> {
                         source,
                     })?;
                 op_time[i] += t.elapsed();
-                pending.push((Slot::Op(i), p));
+                active.push((Slot::Op(i), p));
             }
             for &o in &outputs_by_depth[depth] {
                 let out = &prog.outputs[o];
@@ -175,17 +180,18 @@ impl<T: Transport> Session<T> {
                     Recipient::Party(p) => Some(p),
                     _ => None,
                 };
-                pending.push((
+                active.push((
                     Slot::Output(o),
                     Pending::Reveal(RevealRound::start(&self.ctx, s.clone(), to)),
                 ));
             }
-            if !pending.is_empty() {
+            // 2. One exchange for every protocol in flight.
+            if !active.is_empty() {
                 let round = self.ctx.next_round();
                 report.rounds += 1;
-                let to_next: Vec<&[u64]> = pending.iter().map(|(_, p)| p.to_next()).collect();
-                let to_prev: Vec<&[u64]> = pending.iter().map(|(_, p)| p.to_prev()).collect();
-                let expect: Vec<Expect> = pending.iter().map(|(_, p)| p.expect()).collect();
+                let to_next: Vec<&[u64]> = active.iter().map(|(_, p)| p.to_next()).collect();
+                let to_prev: Vec<&[u64]> = active.iter().map(|(_, p)| p.to_prev()).collect();
+                let expect: Vec<Expect> = active.iter().map(|(_, p)| p.expect()).collect();
                 report.bytes_sent += 8 * to_next
                     .iter()
                     .chain(&to_prev)
@@ -196,24 +202,36 @@ impl<T: Transport> Session<T> {
                     .await
                     .map_err(|source| EngineError::Round { round, source })?;
                 report.comm_time += t.elapsed();
-                for ((slot, p), (fnx, fpv)) in pending.into_iter().zip(received) {
+                let in_flight = std::mem::take(&mut active);
+                for ((slot, p), (fnx, fpv)) in in_flight.into_iter().zip(received) {
                     let t = Instant::now();
-                    match slot {
-                        Slot::Op(i) => {
-                            let v = p.finish(fnx, fpv, round).map_err(|source| {
+                    match (slot, p) {
+                        (Slot::Op(i), Pending::Multi(m)) => {
+                            let step = m.step(&mut self.ctx, fnx, fpv, round).map_err(|source| {
                                 EngineError::Protocol {
                                     op: i,
                                     name: prog.ops[i].name(),
                                     source,
                                 }
                             })?;
-                            vals[i] = Some(v);
+                            match step {
+                                Step::More(m) => active.push((Slot::Op(i), Pending::Multi(m))),
+                                Step::Done(v) => vals[i] = Some(Val::Secret(v)),
+                            }
                             op_time[i] += t.elapsed();
                         }
-                        Slot::Output(o) => {
-                            let Pending::Reveal(r) = p else {
-                                unreachable!("outputs are only revealed")
-                            };
+                        (Slot::Op(i), Pending::Reveal(r)) => {
+                            let words = r.finish(fnx, fpv, round).map_err(|source| {
+                                EngineError::Protocol {
+                                    op: i,
+                                    name: prog.ops[i].name(),
+                                    source,
+                                }
+                            })?;
+                            vals[i] = Some(Val::Public(words.unwrap_or_default()));
+                            op_time[i] += t.elapsed();
+                        }
+                        (Slot::Output(o), Pending::Reveal(r)) => {
                             let words = r.finish(fnx, fpv, round).map_err(|source| {
                                 EngineError::Protocol {
                                     op: prog.outputs[o].value.index(),
@@ -228,20 +246,20 @@ impl<T: Transport> Session<T> {
                                 );
                             }
                         }
+                        (Slot::Output(_), Pending::Multi(_)) => {
+                            unreachable!("outputs are only revealed")
+                        }
                     }
                 }
             }
-            // 2. Local ops of this depth, in program order.
-            for &i in &by_depth[depth] {
-                if cost.per_op[i].rounds != 0 {
-                    continue;
-                }
+            // 3. Local ops of this depth, in program order.
+            for &i in &local_at[depth] {
                 let t = Instant::now();
                 let v = self.local_op(program, i, &vals, &mut op_inputs);
                 vals[i] = Some(v);
                 op_time[i] += t.elapsed();
             }
-            // 3. Release values no later round reads.
+            // 4. Release values no later round reads.
             for &v in &release_at[depth] {
                 vals[v] = None;
             }
@@ -301,6 +319,13 @@ impl<T: Transport> Session<T> {
         let prog = program.program();
         let types = program.types();
         let ctx = &mut self.ctx;
+        let me = ctx.id;
+        let n = types[i].shape.len();
+        let val = |v: veil_circuits::ValueId| -> &Val {
+            vals[v.index()]
+                .as_ref()
+                .expect("operands are computed before the op starts")
+        };
         let secret = |v: veil_circuits::ValueId| -> &Shares {
             match vals[v.index()].as_ref() {
                 Some(Val::Secret(s)) => s,
@@ -319,7 +344,7 @@ impl<T: Transport> Session<T> {
                     Some(InputValue::Plain(v)) => Some(v),
                     _ => None,
                 };
-                Pending::Input(InputRound::start(
+                one(InputRound::start(
                     ctx,
                     owner,
                     decl.ty.shape.len(),
@@ -327,16 +352,15 @@ impl<T: Transport> Session<T> {
                 )?)
             }
             Op::Mul(a, b) => {
-                let n = types[i].shape.len();
                 let (x, y) = (bcast(secret(*a), n), bcast(secret(*b), n));
-                Pending::Mul(MulRound::mul(ctx, &x, &y)?)
+                one(MulRound::mul(ctx, &x, &y)?)
             }
             Op::Dot(a, b) => {
                 let (rows, cols) = match types[a.index()].shape {
                     Shape::Matrix(r, c) => (r, c),
                     s => (1, s.len()),
                 };
-                Pending::Mul(MulRound::dot(ctx, secret(*a), secret(*b), rows, cols)?)
+                one(MulRound::dot(ctx, secret(*a), secret(*b), rows, cols)?)
             }
             Op::MatMul(a, b) => {
                 let (Shape::Matrix(m, k), Shape::Matrix(_, n)) =
@@ -344,10 +368,63 @@ impl<T: Transport> Session<T> {
                 else {
                     unreachable!("validation checks matmul shapes")
                 };
-                Pending::Mul(MulRound::matmul(ctx, secret(*a), secret(*b), m, k, n)?)
+                one(MulRound::matmul(ctx, secret(*a), secret(*b), m, k, n)?)
             }
-            Op::Rescale { a, bits } => Pending::Trunc(TruncRound::start(ctx, secret(*a), *bits)?),
+            Op::Rescale { a, bits } => one(TruncRound::start(ctx, secret(*a), *bits)?),
             Op::Reveal(a) => Pending::Reveal(RevealRound::start(ctx, secret(*a).clone(), None)),
+            Op::Ltz(a) => {
+                let x = shares_of(me, val(*a), n);
+                Pending::Multi(compare::ltz(ctx, &x)?)
+            }
+            Op::Lt(a, b) | Op::Ge(a, b) | Op::Gt(b, a) | Op::Le(b, a) => {
+                // lt(a, b) = LTZ(a − b); ge = 1 − lt; gt(x, y) = lt(y, x); le = 1 − gt.
+                let d = shares_of(me, val(*a), n).sub(&shares_of(me, val(*b), n));
+                let m = compare::ltz(ctx, &d)?;
+                match &prog.ops[i] {
+                    Op::Ge(..) | Op::Le(..) => {
+                        Pending::Multi(Then::new(m, move |_, l| Ok(Step::Done(one_minus(me, &l)))))
+                    }
+                    _ => Pending::Multi(m),
+                }
+            }
+            Op::Eq(a, b) => {
+                // eq = 1 − lt(a, b) − lt(b, a), both comparisons in one batch.
+                let d = shares_of(me, val(*a), n).sub(&shares_of(me, val(*b), n));
+                let both = concat_shares(&d, &d.neg());
+                let m = compare::ltz(ctx, &both)?;
+                Pending::Multi(Then::new(m, move |_, l| {
+                    let (lt, gt) = (slice_shares(&l, 0, n), slice_shares(&l, n, 2 * n));
+                    Ok(Step::Done(one_minus(me, &lt).sub(&gt)))
+                }))
+            }
+            Op::Relu(a) => {
+                let x = shares_of(me, val(*a), n);
+                let neg = x.neg();
+                Pending::Multi(compare::ltz_blend(ctx, &x, x.clone(), neg)?)
+            }
+            Op::Max(a, b) | Op::Min(a, b) => {
+                let (sa, sb) = (shares_of(me, val(*a), n), shares_of(me, val(*b), n));
+                let d = sa.sub(&sb);
+                let (base, diff) = match &prog.ops[i] {
+                    Op::Max(..) => (sa, d.neg()), // max = a + lt·(b − a)
+                    _ => (sb, d.clone()),         // min = b + lt·(a − b)
+                };
+                Pending::Multi(compare::ltz_blend(ctx, &d, base, diff)?)
+            }
+            Op::Select { cond, a, b } => {
+                let c = shares_of(me, val(*cond), n);
+                let (sa, sb) = (shares_of(me, val(*a), n), shares_of(me, val(*b), n));
+                let mul = MulRound::mul(ctx, &c, &sa.sub(&sb))?;
+                Pending::Multi(Then::new(Box::new(OneRound(mul)), move |_, prod| {
+                    Ok(Step::Done(prod.add(&sb)))
+                }))
+            }
+            Op::MaxAll(a) => Pending::Multi(compare::tournament(ctx, secret(*a).clone(), None)?),
+            Op::ArgMax(a) => {
+                let x = secret(*a).clone();
+                let idx = compare::index_shares(me, x.len());
+                Pending::Multi(compare::tournament(ctx, x, Some(idx))?)
+            }
             other => unreachable!("{} is local", other.name()),
         })
     }
@@ -419,6 +496,50 @@ impl<T: Transport> Session<T> {
                 local::map(get(*a), |w| local::transpose(w, r, c))
             }
             Op::Reveal(_) => unreachable!("reveal is interactive"),
+            // Comparisons with only public operands, selections whose product has a public
+            // factor, and one-element tournaments need no communication.
+            Op::Ltz(a) => local::map(get(*a), |w| w.iter().map(|x| x >> 63).collect()),
+            Op::Lt(a, b) | Op::Ge(a, b) | Op::Gt(b, a) | Op::Le(b, a) => {
+                let d = local::add(me, get(*a), get(*b), n, true);
+                let lt = local::map(&d, |w| w.iter().map(|x| x >> 63).collect());
+                match &prog.ops[i] {
+                    Op::Ge(..) | Op::Le(..) => local::map(&lt, |w| w.iter().map(|x| 1 - x).collect()),
+                    _ => lt,
+                }
+            }
+            Op::Eq(a, b) => local::map(&local::add(me, get(*a), get(*b), n, true), |w| {
+                w.iter()
+                    .map(|d| 1u64.wrapping_sub(d >> 63).wrapping_sub(d.wrapping_neg() >> 63))
+                    .collect()
+            }),
+            Op::Relu(a) => local::map(get(*a), |w| {
+                w.iter().map(|x| if x >> 63 == 1 { 0 } else { *x }).collect()
+            }),
+            Op::Max(a, b) | Op::Min(a, b) => {
+                let is_max = matches!(prog.ops[i], Op::Max(..));
+                local::zip_public(get(*a), get(*b), n, |x, y| {
+                    let lt = x.wrapping_sub(y) >> 63;
+                    if is_max {
+                        x.wrapping_add(lt.wrapping_mul(y.wrapping_sub(x)))
+                    } else {
+                        y.wrapping_add(lt.wrapping_mul(x.wrapping_sub(y)))
+                    }
+                })
+            }
+            Op::Select { cond, a, b } => {
+                let diff = local::add(me, get(*a), get(*b), n, true);
+                let prod = local::mul_public(get(*cond), &diff, n)
+                    .expect("a local select has a public factor");
+                local::add(me, &prod, get(*b), n, false)
+            }
+            Op::MaxAll(a) => match get(*a) {
+                Val::Public(w) => Val::Public(vec![local::tournament_public(w).0]),
+                secret => secret.clone(), // one element: it is the maximum
+            },
+            Op::ArgMax(a) => match get(*a) {
+                Val::Public(w) => Val::Public(vec![local::tournament_public(w).1]),
+                Val::Secret(_) => Val::Secret(Shares::from_public(me, &[0])),
+            },
         }
     }
 }
@@ -435,57 +556,70 @@ fn bcast(s: &Shares, n: usize) -> std::borrow::Cow<'_, Shares> {
     }
 }
 
+/// A value as this party's shares (public words become the trivial sharing x_0 = v), a scalar
+/// repeated to `n` elements.
+fn shares_of(me: PartyId, v: &Val, n: usize) -> Shares {
+    match v {
+        Val::Secret(s) => bcast(s, n).into_owned(),
+        Val::Public(p) => bcast(&Shares::from_public(me, p), n).into_owned(),
+    }
+}
+
+/// 1 − l for shares of 0/1 values (local).
+fn one_minus(me: PartyId, l: &Shares) -> Shares {
+    l.neg().add_public(me, &vec![1u64; l.len()])
+}
+
+fn concat_shares(a: &Shares, b: &Shares) -> Shares {
+    let mut out = a.clone();
+    out.own.extend_from_slice(&b.own);
+    out.next.extend_from_slice(&b.next);
+    out
+}
+
+fn slice_shares(s: &Shares, start: usize, end: usize) -> Shares {
+    Shares {
+        own: s.own[start..end].to_vec(),
+        next: s.next[start..end].to_vec(),
+    }
+}
+
 /// Where a finished protocol's result goes.
 enum Slot {
     Op(usize),
     Output(usize),
 }
 
-/// A started one-round protocol of the current round.
+/// A protocol in flight: arithmetic-share protocols of any number of rounds, or a reveal.
 enum Pending {
-    Mul(MulRound),
-    Trunc(TruncRound),
-    Input(InputRound),
+    Multi(Box<dyn MultiRound>),
     Reveal(RevealRound),
-}
-
-/// Forward a call to whichever protocol a [`Pending`] holds.
-macro_rules! dispatch {
-    ($self:expr, $p:ident => $e:expr) => {
-        match $self {
-            Pending::Mul($p) => $e,
-            Pending::Trunc($p) => $e,
-            Pending::Input($p) => $e,
-            Pending::Reveal($p) => $e,
-        }
-    };
 }
 
 impl Pending {
     fn to_next(&self) -> &[u64] {
-        dispatch!(self, p => p.to_next())
+        match self {
+            Pending::Multi(p) => p.to_next(),
+            Pending::Reveal(p) => p.to_next(),
+        }
     }
     fn to_prev(&self) -> &[u64] {
-        dispatch!(self, p => p.to_prev())
+        match self {
+            Pending::Multi(p) => p.to_prev(),
+            Pending::Reveal(p) => p.to_prev(),
+        }
     }
     fn expect(&self) -> Expect {
-        dispatch!(self, p => p.expect())
+        match self {
+            Pending::Multi(p) => p.expect(),
+            Pending::Reveal(p) => p.expect(),
+        }
     }
-    fn finish(
-        self,
-        from_next: Vec<u64>,
-        from_prev: Vec<u64>,
-        round: RoundId,
-    ) -> Result<Val, ProtocolError> {
-        Ok(match self {
-            Pending::Mul(p) => Val::Secret(p.finish(from_next, from_prev, round)?),
-            Pending::Trunc(p) => Val::Secret(p.finish(from_next, from_prev, round)?),
-            Pending::Input(p) => Val::Secret(p.finish(from_next, from_prev, round)?),
-            Pending::Reveal(p) => {
-                Val::Public(p.finish(from_next, from_prev, round)?.unwrap_or_default())
-            }
-        })
-    }
+}
+
+/// A one-round protocol as a boxed [`MultiRound`].
+fn one<P: RoundProtocol<Output = Shares> + 'static>(p: P) -> Pending {
+    Pending::Multi(Box::new(OneRound(p)))
 }
 
 /// Check this party's inputs against the program and place them at their `Input` ops.

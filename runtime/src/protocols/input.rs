@@ -45,6 +45,26 @@ impl InputRound {
         n: usize,
         value: Option<&[u64]>,
     ) -> Result<Self, ProtocolError> {
+        Self::start_in(ctx, owner, n, value, false)
+    }
+
+    /// As [`InputRound::start`] for a **boolean** sharing (x_{j+2} = v ⊕ x_j ⊕ x_{j+1}).
+    pub fn start_xor(
+        ctx: &mut PartyCtx,
+        owner: PartyId,
+        n: usize,
+        value: Option<&[u64]>,
+    ) -> Result<Self, ProtocolError> {
+        Self::start_in(ctx, owner, n, value, true)
+    }
+
+    fn start_in(
+        ctx: &mut PartyCtx,
+        owner: PartyId,
+        n: usize,
+        value: Option<&[u64]>,
+        boolean: bool,
+    ) -> Result<Self, ProtocolError> {
         let d = ctx.next_domain();
         let role = if ctx.id == owner {
             let Some(v) = value else {
@@ -59,7 +79,13 @@ impl InputRound {
             let masked = v
                 .iter()
                 .zip(own.iter().zip(&next))
-                .map(|(v, (a, b))| v.wrapping_sub(*a).wrapping_sub(*b))
+                .map(|(v, (a, b))| {
+                    if boolean {
+                        v ^ a ^ b
+                    } else {
+                        v.wrapping_sub(*a).wrapping_sub(*b)
+                    }
+                })
                 .collect();
             Role::Owner {
                 shares: Shares { own, next },

@@ -1,10 +1,15 @@
 //! Replicated three-party protocols (Araki et al. CCS 2016; ABY3, Mohassel & Rindal CCS 2018).
 //!
-//! Each protocol is a one-round state machine: `start` does the local work and fixes the words
-//! for each peer (no IO), [`RoundProtocol::finish`] consumes the peers' words. The engine drives
-//! many of them per round with one message per peer; the `async fn`s here run one protocol on
-//! its own for other callers and tests.
+//! Each protocol is a state machine: `start` does the local work and fixes the words for each
+//! peer (no IO); one-round protocols ([`RoundProtocol`]) then `finish` with the peers' words,
+//! multi-round ones ([`MultiRound`]) `step` once per round until they are done. The engine
+//! drives many of them per round with one message per peer; the `async fn`s here run one
+//! protocol on its own for other callers and tests.
 
+pub mod bit_inject;
+pub mod boolean;
+pub mod compare;
+pub mod compose;
 pub mod input;
 pub mod mul;
 pub mod reveal;
@@ -19,6 +24,7 @@ use crate::error::ProtocolError;
 use crate::kernels;
 use crate::party::PartyCtx;
 use crate::transport::{RoundId, Transport};
+use crate::sharing::Shares;
 use bytes::Bytes;
 use veil_circuits::PartyId;
 
@@ -49,6 +55,51 @@ pub trait RoundProtocol {
         from_prev: Vec<u64>,
         round: RoundId,
     ) -> Result<Self::Output, ProtocolError>;
+}
+
+/// One party's state of a protocol that runs over one or more rounds and yields arithmetic
+/// shares. Each round the engine sends [`MultiRound::to_next`] / [`MultiRound::to_prev`],
+/// then hands the peers' words to [`MultiRound::step`].
+pub trait MultiRound {
+    /// Words for P_{i+1} this round.
+    fn to_next(&self) -> &[u64];
+    /// Words for P_{i-1} this round.
+    fn to_prev(&self) -> &[u64];
+    /// Words this party waits for this round.
+    fn expect(&self) -> Expect;
+    /// Consume this round's words: the state for the next round, or the result.
+    fn step(
+        self: Box<Self>,
+        ctx: &mut PartyCtx,
+        from_next: Vec<u64>,
+        from_prev: Vec<u64>,
+        round: RoundId,
+    ) -> Result<Step, ProtocolError>;
+}
+
+/// Outcome of one round of a [`MultiRound`] protocol.
+pub enum Step {
+    /// More rounds follow.
+    More(Box<dyn MultiRound>),
+    /// Finished: this party's shares of the result.
+    Done(Shares),
+}
+
+/// Run a multi-round protocol on its own, one message per peer per round.
+pub async fn run_multi<T: Transport>(
+    ctx: &mut PartyCtx,
+    net: &T,
+    mut p: Box<dyn MultiRound>,
+) -> Result<Shares, ProtocolError> {
+    loop {
+        let round = ctx.next_round();
+        let mut got = exchange(net, round, &[p.to_next()], &[p.to_prev()], &[p.expect()]).await?;
+        let (from_next, from_prev) = got.pop().expect("one protocol, one result");
+        match p.step(ctx, from_next, from_prev, round)? {
+            Step::More(next) => p = next,
+            Step::Done(out) => return Ok(out),
+        }
+    }
 }
 
 /// Serialise the concatenation of `parts` little-endian for the wire (one copy, no

@@ -1,0 +1,274 @@
+//! Comparisons on replicated shares: LTZ (the sign bit), and the ops built from it — lt/le/gt/
+//! ge/eq, ReLU, elementwise max/min, and tournament max/argmax.
+//!
+//! **LTZ.** Construction: the "two-way split" MSB extraction of ABY3 (Mohassel & Rindal, CCS
+//! 2018, §5.3) with a Kogge–Stone parallel-prefix adder (Kogge & Stone 1973) on boolean shares
+//! (Araki et al. CCS 2016), 64 bit lanes per word:
+//! 1. x = s + t with s = x_0 + x_1 (P0 knows both) and t = x_2 (P1 and P2 know it). P0
+//!    boolean-shares s (1 round, P0 sends 16 B per element); t has a trivial boolean sharing.
+//! 2. The sign of x is bit 63 of s + t: with generate G = s ∧ t (1 AND round) and propagate
+//!    P = s ⊕ t, five prefix levels k = 1, 2, 4, 8, 16 compute G ← G ⊕ (P ∧ (G ≪ k)) and
+//!    P ← P ∧ (P ≪ k) (2 ANDs, 1 round each) and a last level k = 32 only G (1 AND, 1 round).
+//!    Then G lane i is the carry out of bits 0..=i and msb = P⁽⁰⁾₆₃ ⊕ G₆₂.
+//! 3. Bit injection turns the boolean msb into arithmetic 0/1 (2 rounds; see `bit_inject`).
+//!
+//! The result is the exact sign bit of the 64-bit word, for every x. Comparisons use
+//! lt(a, b) = LTZ(a − b), exact whenever |a − b| < 2^63.
+//!
+//! Security: semi-honest, honest majority. Every message is either P0's masked input share
+//! (one-time-padded by PRF streams each receiver lacks one key of) or an AND / multiplication
+//! message masked by a fresh zero-sharing, so a single party's view is uniform and independent
+//! of the inputs; the number of rounds and bytes depends only on n.
+//!
+//! Cost per element: 10 rounds; P0 sends 128 B, P1 and P2 112 B (input 16 at P0, 12 word ANDs of
+//! 8 B, 2 multiplications of 8 B). Composite ops add one multiplication round (8 B per word
+//! multiplied); see `veil_circuits::cost`.
+
+use super::bit_inject::BitInject;
+use super::boolean::{AndRound, shl, shr_mask, xor};
+use super::compose::{OneRound, Then};
+use super::{Expect, InputRound, MulRound, MultiRound, RoundProtocol, Step};
+use crate::error::ProtocolError;
+use crate::party::PartyCtx;
+use crate::sharing::Shares;
+use crate::transport::RoundId;
+use veil_circuits::PartyId;
+
+/// One party's state of an LTZ on a vector.
+pub struct Ltz {
+    stage: Stage,
+}
+
+enum Stage {
+    /// Round 1: P0 boolean-shares s = x_0 + x_1.
+    Split { input: InputRound, t: Shares },
+    /// Round 2: G = s ∧ t.
+    Generate { and: AndRound, p: Shares },
+    /// Rounds 3–8: prefix level k.
+    Prefix {
+        k: u32,
+        and: AndRound,
+        g: Shares,
+        p63: Shares,
+    },
+}
+
+fn concat(a: &Shares, b: &Shares) -> Shares {
+    let mut out = a.clone();
+    out.own.extend_from_slice(&b.own);
+    out.next.extend_from_slice(&b.next);
+    out
+}
+
+fn split(s: Shares, n: usize) -> (Shares, Shares) {
+    let Shares { mut own, mut next } = s;
+    let (own2, next2) = (own.split_off(n), next.split_off(n));
+    (Shares { own, next }, Shares { own: own2, next: next2 })
+}
+
+impl Ltz {
+    /// Start LTZ of the arithmetic shares `x` (result: arithmetic 0/1 per element).
+    pub fn start(ctx: &mut PartyCtx, x: &Shares) -> Result<Box<dyn MultiRound>, ProtocolError> {
+        let n = x.len();
+        let zeros = || vec![0u64; n];
+        let (s, t) = match ctx.id {
+            PartyId::P0 => {
+                let s: Vec<u64> = x.own.iter().zip(&x.next).map(|(a, b)| a.wrapping_add(*b)).collect();
+                (Some(s), Shares { own: zeros(), next: zeros() })
+            }
+            // t = x_2 is component 2 of the boolean sharing: P1's next, P2's own.
+            PartyId::P1 => (None, Shares { own: zeros(), next: x.next.clone() }),
+            PartyId::P2 => (None, Shares { own: x.own.clone(), next: zeros() }),
+        };
+        let input = InputRound::start_xor(ctx, PartyId::P0, n, s.as_deref())?;
+        Ok(Box::new(Ltz {
+            stage: Stage::Split { input, t },
+        }))
+    }
+
+    fn current(&self) -> (&[u64], &[u64], Expect) {
+        match &self.stage {
+            Stage::Split { input, .. } => (input.to_next(), input.to_prev(), input.expect()),
+            Stage::Generate { and, .. } | Stage::Prefix { and, .. } => {
+                (and.to_next(), and.to_prev(), and.expect())
+            }
+        }
+    }
+}
+
+/// The AND round of prefix level `k`: both G and P below level 32, only G at level 32.
+fn prefix_level(
+    ctx: &mut PartyCtx,
+    k: u32,
+    g: Shares,
+    p: &Shares,
+    p63: Shares,
+) -> Result<Box<dyn MultiRound>, ProtocolError> {
+    let and = if k < 32 {
+        AndRound::start(ctx, &concat(p, p), &concat(&shl(&g, k), &shl(p, k)))?
+    } else {
+        AndRound::start(ctx, p, &shl(&g, k))?
+    };
+    Ok(Box::new(Ltz {
+        stage: Stage::Prefix { k, and, g, p63 },
+    }))
+}
+
+impl MultiRound for Ltz {
+    fn to_next(&self) -> &[u64] {
+        self.current().0
+    }
+
+    fn to_prev(&self) -> &[u64] {
+        self.current().1
+    }
+
+    fn expect(&self) -> Expect {
+        self.current().2
+    }
+
+    fn step(
+        self: Box<Self>,
+        ctx: &mut PartyCtx,
+        from_next: Vec<u64>,
+        from_prev: Vec<u64>,
+        round: RoundId,
+    ) -> Result<Step, ProtocolError> {
+        match self.stage {
+            Stage::Split { input, t } => {
+                let s = input.finish(from_next, from_prev, round)?;
+                let p = xor(&s, &t);
+                let and = AndRound::start(ctx, &s, &t)?;
+                Ok(Step::More(Box::new(Ltz {
+                    stage: Stage::Generate { and, p },
+                })))
+            }
+            Stage::Generate { and, p } => {
+                let g = and.finish(from_next, from_prev, round)?;
+                let p63 = shr_mask(&p, 63, 1);
+                Ok(Step::More(prefix_level(ctx, 1, g, &p, p63)?))
+            }
+            Stage::Prefix { k, and, g, p63 } => {
+                let res = and.finish(from_next, from_prev, round)?;
+                if k < 32 {
+                    let (x, p) = split(res, g.len());
+                    let g = xor(&g, &x);
+                    Ok(Step::More(prefix_level(ctx, 2 * k, g, &p, p63)?))
+                } else {
+                    // G lane 62 = carry into bit 63; msb = P⁽⁰⁾₆₃ ⊕ carry.
+                    let g = xor(&g, &res);
+                    let msb = xor(&p63, &shr_mask(&g, 62, 1));
+                    Ok(Step::More(Box::new(BitInject::start(ctx, &msb)?)))
+                }
+            }
+        }
+    }
+}
+
+/// `base + l·diff` after an LTZ `l`: one more multiplication round. `l` is repeated to cover
+/// `diff` when `diff` is a multiple of its length (argmax multiplies value and index at once).
+fn blend(
+    ctx: &mut PartyCtx,
+    l: Shares,
+    base: Shares,
+    diff: Shares,
+) -> Result<Step, ProtocolError> {
+    let mut lrep = l.clone();
+    while lrep.len() < diff.len() {
+        lrep = concat(&lrep, &l);
+    }
+    let mul = MulRound::mul(ctx, &lrep, &diff)?;
+    Ok(Step::More(Then::new(Box::new(OneRound(mul)), move |_, prod| {
+        Ok(Step::Done(base.add(&prod)))
+    })))
+}
+
+/// LTZ(x) then `base + LTZ(x)·diff`: ReLU is (x, x, −x), max(a, b) is (a − b, a, b − a),
+/// min(a, b) is (a − b, b, a − b). 11 rounds.
+pub fn ltz_blend(
+    ctx: &mut PartyCtx,
+    x: &Shares,
+    base: Shares,
+    diff: Shares,
+) -> Result<Box<dyn MultiRound>, ProtocolError> {
+    let ltz = Ltz::start(ctx, x)?;
+    Ok(Then::new(ltz, move |ctx, l| blend(ctx, l, base, diff)))
+}
+
+/// Tournament maximum (and, with `indices`, argmax) of a vector of n ≥ 2 elements: each level
+/// pairs elements 2j and 2j+1, the right one wins iff left < right (ties keep the lower index),
+/// an odd last element passes through. ⌈log2 n⌉ levels of 11 rounds. The result is the max
+/// (one element), or its index when `indices` is given.
+pub fn tournament(
+    ctx: &mut PartyCtx,
+    values: Shares,
+    indices: Option<Shares>,
+) -> Result<Box<dyn MultiRound>, ProtocolError> {
+    let pick = |s: &Shares, parity: usize| Shares {
+        own: s.own.iter().skip(parity).step_by(2).copied().collect(),
+        next: s.next.iter().skip(parity).step_by(2).copied().collect(),
+    };
+    let n = values.len();
+    let m = n / 2;
+    let take = |s: Shares, len: usize| Shares {
+        own: s.own[..len].to_vec(),
+        next: s.next[..len].to_vec(),
+    };
+    let odd = |s: &Shares| Shares {
+        own: s.own[n - 1..].to_vec(),
+        next: s.next[n - 1..].to_vec(),
+    };
+    let (lv, rv) = (take(pick(&values, 0), m), take(pick(&values, 1), m));
+    let leftover_v = (n % 2 == 1).then(|| odd(&values));
+    let (base, diff, leftover_i) = match &indices {
+        Some(idx) => {
+            let (li, ri) = (take(pick(idx, 0), m), take(pick(idx, 1), m));
+            (
+                concat(&lv, &li),
+                concat(&rv.sub(&lv), &ri.sub(&li)),
+                (n % 2 == 1).then(|| odd(idx)),
+            )
+        }
+        None => (lv.clone(), rv.sub(&lv), None),
+    };
+    let ltz = Ltz::start(ctx, &lv.sub(&rv))?;
+    let level = Then::new(ltz, move |ctx, l| blend(ctx, l, base, diff));
+    Ok(Then::new(level, move |ctx, winners| {
+        let (mut v, mut i) = if indices.is_some() {
+            let (v, i) = split(winners, m);
+            (v, Some(i))
+        } else {
+            (winners, None)
+        };
+        if let Some(lv) = leftover_v {
+            v = concat(&v, &lv);
+        }
+        if let (Some(i), Some(li)) = (i.as_mut(), leftover_i) {
+            *i = concat(i, &li);
+        }
+        if v.len() == 1 {
+            return Ok(Step::Done(i.unwrap_or(v)));
+        }
+        Ok(Step::More(tournament(ctx, v, i)?))
+    }))
+}
+
+/// The public indices 0..n as shares (P0 holds them in component x_0).
+pub fn index_shares(me: PartyId, n: usize) -> Shares {
+    Shares::from_public(me, &(0..n as u64).collect::<Vec<u64>>())
+}
+
+/// LTZ of shares, as one [`MultiRound`] (boxed for the engine).
+pub fn ltz(ctx: &mut PartyCtx, x: &Shares) -> Result<Box<dyn MultiRound>, ProtocolError> {
+    Ltz::start(ctx, x)
+}
+
+/// Levels of [`tournament`] on `n` elements (each level is 11 rounds).
+pub fn tournament_levels(n: usize) -> u32 {
+    let (mut len, mut levels) = (n, 0);
+    while len > 1 {
+        len = len.div_ceil(2);
+        levels += 1;
+    }
+    levels
+}

@@ -1,0 +1,161 @@
+//! Comparison and nonlinear ops against the plaintext evaluator on random inputs and edges, with
+//! measured rounds and bytes equal to the cost model, and input-independent transcripts.
+
+use std::collections::HashMap;
+use veil_circuits::cost::program_cost;
+use veil_circuits::eval::evaluate;
+use veil_circuits::{Builder, Fixed, Ring, ValidatedProgram};
+use veil_runtime::harness::{collect_outputs, run_program3, share_inputs};
+use rand::Rng;
+use veil_runtime::testing::{fixed_vec, test_rng};
+
+/// Run `p` and check outputs == evaluator exactly, rounds/bytes == cost model; returns the
+/// three parties' (rounds, bytes) so callers can compare transcripts.
+fn check(p: &ValidatedProgram, plain: &HashMap<String, Vec<u64>>) -> [(u64, u64); 3] {
+    let mut rng = test_rng();
+    let results = run_program3(p, share_inputs(p, plain, &mut rng)).map(|r| r.expect("run"));
+    let cost = program_cost(p);
+    for (i, (_, report)) in results.iter().enumerate() {
+        assert_eq!(report.rounds, cost.rounds as u64, "rounds at P{i}");
+        assert_eq!(report.bytes_sent, cost.bytes_sent[i], "bytes sent by P{i}");
+    }
+    let shape = [0, 1, 2].map(|i| (results[i].1.rounds, results[i].1.bytes_sent));
+    let outputs = results.map(|(o, _)| o);
+    let got = collect_outputs(p, &outputs).expect("outputs reconstruct");
+    let want = evaluate(p, plain).expect("plaintext evaluation");
+    for (name, w) in &want {
+        assert_eq!(&got[name], w, "output {name}");
+    }
+    shape
+}
+
+/// Values in [−2^62, 2^62) with the edges the comparisons must get right.
+fn values(rng: &mut impl rand::Rng, n: usize) -> Vec<u64> {
+    let edges: [i64; 8] = [0, 1, -1, 2, -2, (1 << 62) - 1, -(1 << 62), 12345];
+    (0..n)
+        .map(|i| match edges.get(i) {
+            Some(e) if i < n / 2 => *e as u64,
+            _ => rng.random_range(-(1i64 << 62)..(1i64 << 62)) as u64,
+        })
+        .collect()
+}
+
+#[test]
+fn ltz_and_comparisons_match_plaintext() {
+    let mut rng = test_rng();
+    for n in [1usize, 5, 64, 200] {
+        let mut b = Builder::new();
+        let x = b.secret_vector("x", n, Ring);
+        let y = b.secret_vector("y", n, Ring);
+        let c = b.public_vector("c", n, Ring);
+        let outs = [
+            ("ltz", b.ltz(x)),
+            ("lt", b.lt(x, y)),
+            ("le", b.le(x, y)),
+            ("gt", b.gt(x, y)),
+            ("ge", b.ge(x, y)),
+            ("eq", b.eq(x, y)),
+            ("lt_pub", b.lt(x, c)),
+            ("eq_self", b.eq(x, x)),
+        ];
+        for (name, v) in outs {
+            b.output_to_client(name, v);
+        }
+        let p = b.finish().unwrap();
+        let xs = values(&mut rng, n);
+        let mut ys = values(&mut rng, n);
+        ys[..n / 3].copy_from_slice(&xs[..n / 3]); // equal values
+        let plain = HashMap::from([
+            ("x".to_string(), xs.clone()),
+            ("y".to_string(), ys),
+            ("c".to_string(), values(&mut rng, n)),
+        ]);
+        check(&p, &plain);
+    }
+}
+
+#[test]
+fn relu_max_min_select_on_fixed_point() {
+    let mut rng = test_rng();
+    let f = Fixed::default();
+    for n in [1usize, 7, 100] {
+        let mut b = Builder::new();
+        let x = b.secret_vector("x", n, f);
+        let y = b.secret_vector("y", n, f);
+        let c = b.lt(x, y);
+        let outs = [
+            ("relu", b.relu(x)),
+            ("max", b.max(x, y)),
+            ("min", b.min(x, y)),
+            ("sel", b.select(c, x, y)),
+        ];
+        for (name, v) in outs {
+            b.output_to_client(name, v);
+        }
+        let p = b.finish().unwrap();
+        let plain = HashMap::from([
+            ("x".to_string(), fixed_vec(&mut rng, n, 16, 1000.0)),
+            ("y".to_string(), fixed_vec(&mut rng, n, 16, 1000.0)),
+        ]);
+        check(&p, &plain);
+    }
+}
+
+#[test]
+fn max_all_and_argmax_ties_and_odd_lengths() {
+    let mut rng = test_rng();
+    for n in [1usize, 2, 3, 5, 8, 13] {
+        let mut b = Builder::new();
+        let x = b.secret_vector("x", n, Ring);
+        let m = b.max_all(x);
+        let a = b.argmax(x);
+        b.output_to_client("max", m);
+        b.output_to_client("argmax", a);
+        let p = b.finish().unwrap();
+        let mut xs = values(&mut rng, n);
+        if n >= 3 {
+            // A tie for the maximum: the lowest index must win.
+            let top = xs.iter().map(|v| *v as i64).max().unwrap() as u64;
+            xs[n - 1] = top;
+        }
+        check(&p, &HashMap::from([("x".to_string(), xs)]));
+    }
+}
+
+#[test]
+fn comparison_transcripts_do_not_depend_on_the_data() {
+    let mut rng = test_rng();
+    let n = 37;
+    let mut b = Builder::new();
+    let x = b.secret_vector("x", n, Ring);
+    let a = b.argmax(x);
+    let r = b.relu(x);
+    b.output_to_client("argmax", a);
+    b.output_to_client("relu", r);
+    let p = b.finish().unwrap();
+    let zeros = HashMap::from([("x".to_string(), vec![0u64; n])]);
+    let random = HashMap::from([("x".to_string(), values(&mut rng, n))]);
+    assert_eq!(check(&p, &zeros), check(&p, &random));
+}
+
+#[test]
+fn ltz_is_the_exact_sign_bit_over_the_whole_ring() {
+    let mut rng = test_rng();
+    let mut xs: Vec<u64> = (0..500).map(|_| rng.random()).collect();
+    xs[..8].copy_from_slice(&[
+        0,
+        1,
+        u64::MAX,
+        1 << 63,
+        (1 << 63) - 1,
+        (1 << 63) + 1,
+        1 << 62,
+        (1 << 62) - 1,
+    ]);
+    let mut b = Builder::new();
+    let x = b.secret_vector("x", xs.len(), Ring);
+    let l = b.ltz(x);
+    b.output_to_client("l", l);
+    let p = b.finish().unwrap();
+    check(&p, &HashMap::from([("x".to_string(), xs)]));
+}
