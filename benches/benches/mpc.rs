@@ -7,6 +7,12 @@
 //! - `mpc/fixmul`: fixed-point multiplication (with truncation) of 2^20 elements.
 //! - `mpc/dot`: 10,000 fixed-point dot products of length 384 (throughput: dot products).
 //! - `mpc/matmul`: 128×128 · 128×128 fixed point (throughput: multiply-adds, `n³`).
+//! - `mpc/ltz`: sign bits of 2^20 secret ring words (exact).
+//! - `mpc/relu`: max(x, 0) of 2^20 secret fixed-point elements (exact).
+//! - `mpc/topk`: the 8 largest of 10,000 secret fixed-point scores, values and indices
+//!   (exact; throughput: queries).
+//! - `mpc/onehot_gather`: 8 rows of a secret 100,000 × 96 fixed-point matrix, each picked by
+//!   its own secret index (one-hot × matrix; exact; throughput: queries).
 //! - `mpc/batching`: 1,000 separate one-element `mul`s on separate scalar inputs
 //!   (`scalar_muls`) against one 1,000-element vector `mul` (`vector_mul`): both finish in the
 //!   same rounds, so the gap is the engine's per-op and per-input overhead.
@@ -21,8 +27,9 @@
 //! sample's time is the **slowest party's sum of [`Report::total`]** (the engine's wall time of
 //! `Session::run`, barrier wait and input copy excluded). Shares come from
 //! [`share_inputs`] outside the timed region, and every MPC program is checked once, before
-//! timing, against its plaintext twin (exactly for ring ops, within 1 ulp for fixed-point ops
-//! whose probabilistic truncation may add one).
+//! timing, against its plaintext twin — every output, exactly for exact ops (ring
+//! multiplication, comparisons, top-k, gathers), within 1 ulp for fixed-point ops whose
+//! probabilistic truncation may add one.
 //!
 //! `cargo bench -p veil-benches --bench mpc -- --warm-up-time 1 --measurement-time 3`
 //!
@@ -44,7 +51,8 @@ use criterion::{
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use veil_circuits::{Builder, Ring, Shape, ValidatedProgram};
-use veil_node::bench::{BenchOp, Workload, workload::DOT_LEN};
+use veil_node::bench::workload::{DOT_LEN, GATHER_COLS, GATHER_ROWS, Params, compare_outputs};
+use veil_node::bench::{BenchOp, Workload};
 use veil_runtime::engine::{InputValue, Session};
 use veil_runtime::harness::{collect_outputs, run_program3, run3, share_inputs};
 use veil_runtime::transport::Transport;
@@ -77,12 +85,12 @@ fn time_mpc(program: &ValidatedProgram, shared: &Shared, iters: u64) -> Duration
     totals.into_iter().max().expect("three parties")
 }
 
-/// Run `program` once and panic unless output `z` is within `tolerance` ulps of `want`.
+/// Run `program` once and panic unless every output is within `tolerance` ulps of `want`.
 fn check_mpc(
     label: &str,
     program: &ValidatedProgram,
     shared: &Shared,
-    want: &[u64],
+    want: &[(&str, Vec<u64>)],
     tolerance: u64,
 ) {
     let outputs = run_program3(program, shared.clone()).map(|r| match r {
@@ -91,26 +99,8 @@ fn check_mpc(
     });
     let got = collect_outputs(program, &outputs)
         .unwrap_or_else(|e| panic!("{label}: reconstructing the MPC output failed: {e}"));
-    let z = got
-        .get("z")
-        .unwrap_or_else(|| panic!("{label}: the MPC run returned no output `z`"));
-    assert_eq!(
-        z.len(),
-        want.len(),
-        "{label}: MPC output has {} elements, plaintext has {}",
-        z.len(),
-        want.len()
-    );
-    if let Some((i, (g, w))) = z
-        .iter()
-        .zip(want)
-        .enumerate()
-        .find(|(_, (g, w))| (g.wrapping_sub(**w) as i64).unsigned_abs() > tolerance)
-    {
-        panic!(
-            "{label}: MPC result differs from plaintext at element {i}: got {g:#018x}, \
-             want {w:#018x} (tolerance {tolerance} ulp)"
-        );
+    if let Err(m) = compare_outputs(&got, want, tolerance) {
+        panic!("{label}: MPC result differs from plaintext: {m} (tolerance {tolerance} ulp)");
     }
 }
 
@@ -122,17 +112,29 @@ fn bench_workload(
     size: usize,
     id_size: usize,
 ) {
-    let w = Workload::new(op, size, rng).expect("benchmark workload program is valid");
+    bench_workload_with(g, rng, op, size, Params::default(), id_size);
+}
+
+/// [`bench_workload`] with explicit [`Params`] (`k` of `topk`).
+fn bench_workload_with(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    rng: &mut ChaCha20Rng,
+    op: BenchOp,
+    size: usize,
+    params: Params,
+    id_size: usize,
+) {
+    let w =
+        Workload::with_params(op, size, params, rng).expect("benchmark workload program is valid");
     let want = w.plaintext();
     let shared = share_inputs(&w.program, &w.inputs, rng);
-    // Probabilistic truncation may add one ulp; ring multiplication is exact.
-    let tolerance = if op == BenchOp::Mul { 0 } else { 1 };
+    // Probabilistic truncation may add one ulp; the other ops are exact.
     check_mpc(
         &format!("mpc/{op}/{size}"),
         &w.program,
         &shared,
         &want,
-        tolerance,
+        op.tolerance(),
     );
 
     g.bench_with_input(BenchmarkId::new("plaintext", id_size), &w, |b, w| {
@@ -185,6 +187,51 @@ fn matmul(c: &mut Criterion) {
     g.finish();
 }
 
+fn ltz(c: &mut Criterion) {
+    let mut rng = ChaCha20Rng::seed_from_u64(16);
+    let mut g = c.benchmark_group("mpc/ltz");
+    g.sample_size(10).sampling_mode(SamplingMode::Flat);
+    let n = 1 << 20;
+    g.throughput(Throughput::Elements(n as u64));
+    bench_workload(&mut g, &mut rng, BenchOp::Ltz, n, n);
+    g.finish();
+}
+
+fn relu(c: &mut Criterion) {
+    let mut rng = ChaCha20Rng::seed_from_u64(17);
+    let mut g = c.benchmark_group("mpc/relu");
+    g.sample_size(10).sampling_mode(SamplingMode::Flat);
+    let n = 1 << 20;
+    g.throughput(Throughput::Elements(n as u64));
+    bench_workload(&mut g, &mut rng, BenchOp::Relu, n, n);
+    g.finish();
+}
+
+fn topk(c: &mut Criterion) {
+    let mut rng = ChaCha20Rng::seed_from_u64(18);
+    let mut g = c.benchmark_group("mpc/topk");
+    g.sample_size(10).sampling_mode(SamplingMode::Flat);
+    let (n, k) = (10_000, 8);
+    g.throughput(Throughput::Elements(1));
+    eprintln!("mpc/topk: the {k} largest of {n} scores (throughput: queries)");
+    bench_workload_with(&mut g, &mut rng, BenchOp::TopK, n, Params { k }, n);
+    g.finish();
+}
+
+fn onehot_gather(c: &mut Criterion) {
+    let mut rng = ChaCha20Rng::seed_from_u64(19);
+    let mut g = c.benchmark_group("mpc/onehot_gather");
+    g.sample_size(10).sampling_mode(SamplingMode::Flat);
+    let rows = 100_000;
+    g.throughput(Throughput::Elements(1));
+    eprintln!(
+        "mpc/onehot_gather: {GATHER_ROWS} rows of a {rows} × {GATHER_COLS} matrix \
+         (throughput: queries)"
+    );
+    bench_workload(&mut g, &mut rng, BenchOp::OnehotGather, rows, rows);
+    g.finish();
+}
+
 /// `n` one-element multiplications `z_i = a_i · b_i` on separate secret scalar inputs, gathered
 /// into one output vector `z` (reshape and concat are local).
 fn scalar_muls_program(n: usize) -> ValidatedProgram {
@@ -218,6 +265,7 @@ fn batching(c: &mut Criterion) {
         .flat_map(|i| [(format!("a{i}"), vec![x[i]]), (format!("b{i}"), vec![y[i]])])
         .collect();
     let scalar_shared = share_inputs(&scalar, &scalar_inputs, &mut rng);
+    let want = [("z", want)];
     check_mpc(
         "mpc/batching/scalar_muls",
         &scalar,
@@ -246,5 +294,16 @@ fn batching(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, mul, fixmul, dot, matmul, batching);
+criterion_group!(
+    benches,
+    mul,
+    fixmul,
+    dot,
+    matmul,
+    ltz,
+    relu,
+    topk,
+    onehot_gather,
+    batching
+);
 criterion_main!(benches);

@@ -18,6 +18,11 @@
 //! [`Builder::finish`], which returns the first error in op order, then validates the whole
 //! program (duplicate names, unused inputs, …). A value whose op failed gets a placeholder
 //! type (public ring scalar).
+//!
+//! Besides one method per op, the builder offers **lowerings** that emit several existing ops:
+//! [`Builder::onehot`], [`Builder::gather_row`] and [`Builder::topk`] (oblivious indexing and
+//! selection). They need no support beyond the ops they emit. A lowering given bad arguments
+//! records its error like any op and returns a placeholder (a public ring scalar constant).
 
 use crate::error::ValidationError;
 use crate::fixed;
@@ -25,7 +30,7 @@ use crate::program::{
     InputDecl, Op, OutputDecl, Owner, PROGRAM_VERSION, Program, Recipient, SumAxis, ValueId,
 };
 use crate::types::{ElemType, Fixed, Shape, ValueType, Visibility};
-use crate::validate::{ValidatedProgram, infer_op};
+use crate::validate::{MAX_ELEMENTS, ValidatedProgram, infer_op};
 
 /// Handle to a value under construction: its id and inferred type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -45,6 +50,10 @@ impl Value {
         self.ty
     }
 }
+
+/// The word [`Builder::topk`] writes over chosen elements: −2^62 in two's complement (the same
+/// raw word for ring and fixed-point vectors). Inputs of `topk` must be strictly greater.
+pub const TOPK_SENTINEL: u64 = (-(1i64 << 62)) as u64;
 
 const PLACEHOLDER: ValueType = ValueType {
     vis: Visibility::Public,
@@ -342,6 +351,159 @@ impl Builder {
     /// index (see [`Op::ArgMax`]).
     pub fn argmax(&mut self, a: Value) -> Value {
         self.push(Op::ArgMax(a.id))
+    }
+
+    /// Records a lowering's argument error (at the index of the next op) and emits a public
+    /// ring scalar constant 0 to stand for its results: a placeholder.
+    fn fail(&mut self, error: impl FnOnce(usize) -> ValidationError) -> Value {
+        let op = self.ops.len();
+        self.first_error.get_or_insert(error(op));
+        self.const_ring(0)
+    }
+
+    /// Checks that `index` is a ring scalar (a placeholder passes); records the error otherwise.
+    fn check_index(&mut self, name: &'static str, index: Value) -> Result<(), Value> {
+        let ty = index.ty;
+        if ty.elem == ElemType::Ring && ty.shape == Shape::Scalar {
+            Ok(())
+        } else {
+            Err(self.fail(|op| ValidationError::IndexNotRingScalar { op, name, ty }))
+        }
+    }
+
+    /// Public ring constant `[0, 1, …, n−1]` (an oversized `n` gets no words, so the constant
+    /// op itself records `ShapeTooLarge` instead of allocating).
+    fn iota(&mut self, n: usize) -> Value {
+        let values = if n <= MAX_ELEMENTS {
+            (0..n as u64).collect()
+        } else {
+            vec![]
+        };
+        self.constant(ElemType::Ring, Shape::Vector(n), values)
+    }
+
+    /// One-hot vector: `vector[n]` of ring 0/1 words with a 1 at position `index` (a ring
+    /// scalar, secret or public) and 0 elsewhere; an index outside `0..n` gives all zeros.
+    ///
+    /// Lowering (no new op): a public constant `[0, 1, …, n−1]` and [`Builder::eq`] of `index`
+    /// (broadcast) against it. A secret index gives a secret result, so no party learns which
+    /// position is set. Cost with a secret index: one batched comparison of `2n` elements,
+    /// [`LTZ_ROUNDS`](crate::cost::LTZ_ROUNDS) = 10 rounds and `2n·[128, 112, 112]` bytes sent;
+    /// free with a public index. An index that is not a ring scalar is a build error.
+    pub fn onehot(&mut self, index: Value, n: usize) -> Value {
+        if let Err(placeholder) = self.check_index("onehot", index) {
+            return placeholder;
+        }
+        let iota = self.iota(n);
+        self.eq(index, iota)
+    }
+
+    /// Row `index` of the matrix `m` (`matrix[rows×cols]`, ring or fixed point, secret or
+    /// public) → `vector[cols]` of `m`'s element type; an index outside `0..rows` gives zeros.
+    ///
+    /// Lowering (no new op): [`Builder::onehot`]`(index, rows)` reshaped to `matrix[1×rows]`,
+    /// [`Builder::matmul`] with `m` (ring·`Fixed(f)` → `Fixed(f)`, no rescale since the one-hot
+    /// words are the integers 0/1), reshaped to `vector[cols]`. Oblivious: a secret index is
+    /// never opened. Cost with a secret index and a secret `m`: 10 rounds (the `eq` of
+    /// `2·rows` elements, `2·rows·[128, 112, 112]` bytes) + 1 round (the matmul, `8·cols` bytes
+    /// sent per party) = 11 rounds; with a public `m` the matmul is local (10 rounds); with a
+    /// public index the one-hot is public and nothing is communicated. An `m` that is not a
+    /// matrix, or an index that is not a ring scalar, is a build error.
+    pub fn gather_row(&mut self, index: Value, m: Value) -> Value {
+        let Shape::Matrix(rows, cols) = m.ty.shape else {
+            let shape = m.ty.shape;
+            return self.fail(|op| ValidationError::NotMatrix {
+                op,
+                name: "gather_row",
+                shape,
+            });
+        };
+        if let Err(placeholder) = self.check_index("gather_row", index) {
+            return placeholder;
+        }
+        let h = self.onehot(index, rows);
+        let h = self.reshape(h, Shape::Matrix(1, rows));
+        let row = self.matmul(h, m);
+        self.reshape(row, Shape::Vector(cols))
+    }
+
+    /// The `k` largest elements of a non-empty `vector[n]` (ring or fixed point, secret or
+    /// public) in descending order, and their indices: `(vector[k]` of `x`'s element type,
+    /// `vector[k]` ring`)`. Equal elements come out lowest index first, i.e. the order is
+    /// (value descending, index ascending). For `k = n` this is a full descending sort (with
+    /// the permutation), by a fully oblivious if slow method.
+    ///
+    /// Lowering (no new op; the ops emitted depend only on `n` and `k`), `k` rounds of
+    /// selection on a working copy `w` (initially `x`):
+    /// `i = argmax(w)`, `h = onehot(i, n)`, value `dot(h, w)` (ring·`Fixed(f)` → `Fixed(f)`,
+    /// exact), then, except after the last round, the chosen element is masked with
+    /// `w = select(h, S, w) = w + h·(S − w)` where `S` = [`TOPK_SENTINEL`] (−2^62 as a word of
+    /// `x`'s element type). Values and indices are reshaped to `vector[1]` and concatenated.
+    ///
+    /// **Range**: every element must lie in (−2^62, 2^62) as a signed word: strictly above the
+    /// sentinel (an element equal to it could tie with a masked one and lose to it), and below
+    /// 2^62 so that every comparison against the sentinel stays within the range of
+    /// [`Op::Lt`] (|a − b| < 2^63). Outside it the result follows the wrapping semantics and is
+    /// not the top k.
+    ///
+    /// **Cost** (secret `x`, `L = ⌈log2 n⌉` tournament levels): each round is an `ArgMax`
+    /// (`11·L` rounds), the one-hot `eq` (10) and then the dot product and the masking select,
+    /// which are independent and run in the same round (1). Rounds do not overlap (each needs
+    /// the previous `w`), so the ASAP depth is `k·(11·L + 11)`. Bytes sent per party:
+    /// `k·((n−1)·[144, 128, 128] + 2n·[128, 112, 112] + 8) + (k−1)·8n`. Free for a public `x`.
+    ///
+    /// `x` not a non-empty vector, a bit vector, `k = 0` or `k > n` is a build error.
+    pub fn topk(&mut self, x: Value, k: usize) -> (Value, Value) {
+        let n = match x.ty.shape {
+            Shape::Vector(n) if n > 0 => n,
+            shape => {
+                let v = self.fail(|op| ValidationError::NotNonEmptyVector {
+                    op,
+                    name: "topk",
+                    shape,
+                });
+                return (v, v);
+            }
+        };
+        if n > MAX_ELEMENTS {
+            let v = self.fail(|op| ValidationError::ShapeTooLarge {
+                op,
+                name: "topk",
+                shape: Shape::Vector(n),
+            });
+            return (v, v);
+        }
+        if x.ty.elem == ElemType::Bit {
+            let v = self.fail(|op| ValidationError::BitUnsupported { op, name: "topk" });
+            return (v, v);
+        }
+        if k == 0 || k > n {
+            let v = self.fail(|op| ValidationError::CountRange {
+                op,
+                name: "topk",
+                k,
+                len: n,
+            });
+            return (v, v);
+        }
+        let iota = self.iota(n);
+        let sentinel =
+            (k > 1).then(|| self.constant(x.ty.elem, Shape::Scalar, vec![TOPK_SENTINEL]));
+        let mut w = x;
+        let (mut values, mut indices) = (vec![], vec![]);
+        for round in 0..k {
+            let i = self.argmax(w);
+            let h = self.eq(i, iota);
+            let v = self.dot(h, w);
+            values.push(self.reshape(v, Shape::Vector(1)));
+            indices.push(self.reshape(i, Shape::Vector(1)));
+            if let Some(s) = sentinel
+                && round + 1 < k
+            {
+                w = self.select(h, s, w);
+            }
+        }
+        (self.concat(&values), self.concat(&indices))
     }
 
     /// Rescales the product `p` of `a` and `b` back by the smaller operand's fractional bits

@@ -5,7 +5,7 @@
 
 use crate::fixed::FixedError;
 use crate::program::ValueId;
-use crate::types::{ElemType, Shape};
+use crate::types::{ElemType, Shape, ValueType};
 
 /// Why a program is malformed. Every variant is the caller's fault (the program's author).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -353,6 +353,29 @@ pub enum ValidationError {
         name: &'static str,
         /// The shape given.
         shape: Shape,
+    },
+    /// A builder lowering that needs an index (`onehot`, `gather_row`) got something other
+    /// than a ring scalar.
+    #[error("op {op} ({name}): the index must be a ring scalar, got {ty}")]
+    IndexNotRingScalar {
+        /// Op index (the first op the lowering would have emitted).
+        op: usize,
+        /// Lowering name.
+        name: &'static str,
+        /// The index's type.
+        ty: ValueType,
+    },
+    /// `topk` asked for a count outside `1..=len`.
+    #[error("op {op} ({name}): cannot take the {k} largest of {len} elements; needs 1 ≤ k ≤ {len}")]
+    CountRange {
+        /// Op index (the first op the lowering would have emitted).
+        op: usize,
+        /// Lowering name.
+        name: &'static str,
+        /// Requested count.
+        k: usize,
+        /// Number of elements of the operand.
+        len: usize,
     },
     /// An output names a value no op defines.
     #[error("output '{output}': value {value} is not defined")]

@@ -9,7 +9,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use veil_node::bench::{self, BenchOp, TransportKind};
+use veil_node::bench::{self, BenchOp, Params, TransportKind};
 
 #[derive(Parser)]
 #[command(
@@ -30,8 +30,19 @@ enum Command {
     /// `dot` — number of fixed-point dot products of length 384; `matmul` — side n of two
     /// secret n×n fixed-point matrices. `mul` is ring multiplication; `fixmul`, `dot` and
     /// `matmul` are fixed point (16 fractional bits) with truncation. Caps: mul/fixmul 2^25
-    /// elements, dot 131,072 products, matmul 2048. Times are medians over --reps runs of one
-    /// session (setup excluded), the slowest party per run. Progress goes to stderr.
+    /// elements, dot 131,072 products, matmul 2048.
+    ///
+    /// Comparison ops (exact, checked word for word; not in the default --ops): `ltz` — sign
+    /// bits of a secret ring vector (size = elements, default 1,000,000, cap 2^22); `relu` —
+    /// max(x, 0) of a secret fixed-point vector (size = elements, default 1,000,000, cap 2^22);
+    /// `topk` — the --k largest of n secret fixed-point scores, values and indices, ties to the
+    /// lowest index (size = n, default 10,000, cap 2^17); `onehot_gather` — 8 rows of a secret
+    /// fixed-point matrix with 96 columns, each picked by its own secret index, one-hot ×
+    /// matrix (size = rows, default 100,000, cap 2^18). Throughput counts elements for ltz and
+    /// relu, and one query per run for topk and onehot_gather.
+    ///
+    /// Times are medians over --reps runs of one session (setup excluded), the slowest party
+    /// per run. Progress goes to stderr.
     Bench {
         /// Links between the parties.
         #[arg(long, value_enum, default_value = "memory")]
@@ -40,9 +51,13 @@ enum Command {
         #[arg(long, value_delimiter = ',', default_value = "mul,dot,matmul,fixmul")]
         ops: Vec<BenchOp>,
         /// Comma-separated sizes (see above); each op runs at each size. Default: each op's
-        /// target size — mul/fixmul 1,000,000, dot 10,000, matmul 128.
+        /// target size — mul/fixmul/ltz/relu 1,000,000, dot/topk 10,000, matmul 128,
+        /// onehot_gather 100,000.
         #[arg(long, value_delimiter = ',')]
         size: Vec<usize>,
+        /// How many of the largest scores `topk` returns (1..=size).
+        #[arg(long, default_value_t = bench::workload::DEFAULT_TOPK_K)]
+        k: usize,
         /// Runs per measurement (the median is reported).
         #[arg(long, default_value_t = 7)]
         reps: usize,
@@ -61,10 +76,11 @@ fn main() -> Result<()> {
             transport,
             ops,
             size,
+            k,
             reps,
             json,
             breakdown,
-        } => run_bench(transport, &ops, &size, reps, json, breakdown),
+        } => run_bench(transport, &ops, &size, Params { k }, reps, json, breakdown),
     }
 }
 
@@ -72,6 +88,7 @@ fn run_bench(
     transport: TransportKind,
     ops: &[BenchOp],
     sizes: &[usize],
+    params: Params,
     reps: usize,
     json: bool,
     breakdown: bool,
@@ -81,7 +98,7 @@ fn run_bench(
     }
     if !json {
         println!(
-            "{:<8} {:>9} {:>11} {:>14} {:>6} {:>14} {:>11} {:>9}",
+            "{:<13} {:>9} {:>11} {:>14} {:>6} {:>14} {:>11} {:>9}",
             "op", "size", "median", "throughput/s", "rounds", "bytes/party", "plaintext", "ratio"
         );
     }
@@ -93,9 +110,14 @@ fn run_bench(
             sizes
         };
         for &size in sizes {
-            eprintln!("veil bench: {op} size {size} over {transport:?} ({reps} runs)…");
+            let k = if op == BenchOp::TopK {
+                format!(" k {}", params.k)
+            } else {
+                String::new()
+            };
+            eprintln!("veil bench: {op} size {size}{k} over {transport:?} ({reps} runs)…");
             let r = match transport {
-                TransportKind::Memory => bench::run_memory(op, size, reps),
+                TransportKind::Memory => bench::run_memory(op, size, params, reps),
             }
             .with_context(|| format!("benchmark {op} at size {size}"))?;
             if breakdown {
@@ -107,7 +129,7 @@ fn run_bench(
                 println!("{}", serde_json::to_string(&r)?);
             } else {
                 println!(
-                    "{:<8} {:>9} {:>11} {:>14.3e} {:>6} {:>14.0} {:>11} {:>8.1}×",
+                    "{:<13} {:>9} {:>11} {:>14.3e} {:>6} {:>14.0} {:>11} {:>8.1}×",
                     r.op,
                     r.size,
                     bench::fmt_duration(r.median_s),

@@ -2,7 +2,7 @@
 
 pub mod workload;
 
-pub use workload::{BenchOp, Workload};
+pub use workload::{BenchOp, Params, Workload};
 
 use serde::Serialize;
 use std::time::{Duration, Instant};
@@ -31,7 +31,8 @@ pub struct BenchResult {
     pub transport: TransportKind,
     /// Median wall time of one program run (slowest party), seconds.
     pub median_s: f64,
-    /// Work items (elements, dot products, matrix products) per second at the median.
+    /// Work items (elements, dot products, matrix products, top-k queries, gathers) per second
+    /// at the median.
     pub throughput_per_s: f64,
     /// Communication rounds of one run.
     pub rounds: u64,
@@ -82,15 +83,26 @@ pub enum BenchError {
         #[source]
         source: ReconstructError,
     },
-    /// The MPC result differs from the plaintext twin beyond the truncation's 1-ulp error.
-    #[error("{op} at size {size}: MPC result differs from plaintext at element {index}")]
+    /// An MPC output differs from the plaintext twin beyond the op's tolerance (the
+    /// truncation's 1 ulp, or 0 for exact ops).
+    #[error("{op} at size {size}: MPC result differs from plaintext: {mismatch}")]
     Mismatch {
         /// Op.
         op: BenchOp,
         /// Size.
         size: usize,
-        /// First differing element.
-        index: usize,
+        /// First differing output and element.
+        mismatch: workload::OutputMismatch,
+    },
+    /// `k` of `topk` is outside 1..=size.
+    #[error("{op} at size {size}: k = {k} is outside 1..={size}")]
+    K {
+        /// Op.
+        op: BenchOp,
+        /// Size.
+        size: usize,
+        /// Requested k.
+        k: usize,
     },
     /// The size is outside what the op supports.
     #[error("{op}: size {size} is outside 1..={max}")]
@@ -109,9 +121,15 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Measure `op` at `size`: `reps` runs of the program on one session of three in-memory
-/// parties, and `reps` runs of the plaintext twin; checks the MPC result against plaintext.
-pub fn run_memory(op: BenchOp, size: usize, reps: usize) -> Result<BenchResult, BenchError> {
+/// Measure `op` at `size` (with `params`): `reps` runs of the program on one session of three
+/// in-memory parties, and `reps` runs of the plaintext twin; checks every MPC output against
+/// plaintext.
+pub fn run_memory(
+    op: BenchOp,
+    size: usize,
+    params: Params,
+    reps: usize,
+) -> Result<BenchResult, BenchError> {
     if size == 0 || size > op.max_size() {
         return Err(BenchError::Size {
             op,
@@ -119,10 +137,17 @@ pub fn run_memory(op: BenchOp, size: usize, reps: usize) -> Result<BenchResult, 
             max: op.max_size(),
         });
     }
+    if op == BenchOp::TopK && !(1..=size).contains(&params.k) {
+        return Err(BenchError::K {
+            op,
+            size,
+            k: params.k,
+        });
+    }
     let reps = reps.max(1);
     let mut rng = rand::rng();
-    let w =
-        Workload::new(op, size, &mut rng).map_err(|source| BenchError::Program { op, source })?;
+    let w = Workload::with_params(op, size, params, &mut rng)
+        .map_err(|source| BenchError::Program { op, source })?;
     let shared = share_inputs(&w.program, &w.inputs, &mut rng);
     let engine_err = |source| BenchError::Engine { op, size, source };
 
@@ -170,15 +195,9 @@ pub fn run_memory(op: BenchOp, size: usize, reps: usize) -> Result<BenchResult, 
         want = std::hint::black_box(w.plaintext());
         plain_times.push(t.elapsed().as_secs_f64());
     }
-    // Probabilistic truncation may add one ulp; ring multiplication is exact.
-    let tolerance: i64 = if op == BenchOp::Mul { 0 } else { 1 };
-    if let Some(index) = got["z"]
-        .iter()
-        .zip(&want)
-        .position(|(g, w)| (g.wrapping_sub(*w) as i64).abs() > tolerance)
-    {
-        return Err(BenchError::Mismatch { op, size, index });
-    }
+    // Probabilistic truncation may add one ulp; the other ops are exact.
+    workload::compare_outputs(&got, &want, op.tolerance())
+        .map_err(|mismatch| BenchError::Mismatch { op, size, mismatch })?;
 
     let median_s = median(per_rep);
     let plaintext_median_s = median(plain_times);

@@ -207,13 +207,14 @@ impl<T: Transport> Session<T> {
                     let t = Instant::now();
                     match (slot, p) {
                         (Slot::Op(i), Pending::Multi(m)) => {
-                            let step = m.step(&mut self.ctx, fnx, fpv, round).map_err(|source| {
-                                EngineError::Protocol {
-                                    op: i,
-                                    name: prog.ops[i].name(),
-                                    source,
-                                }
-                            })?;
+                            let step =
+                                m.step(&mut self.ctx, fnx, fpv, round).map_err(|source| {
+                                    EngineError::Protocol {
+                                        op: i,
+                                        name: prog.ops[i].name(),
+                                        source,
+                                    }
+                                })?;
                             match step {
                                 Step::More(m) => active.push((Slot::Op(i), Pending::Multi(m))),
                                 Step::Done(v) => vals[i] = Some(Val::Secret(v)),
@@ -381,9 +382,9 @@ impl<T: Transport> Session<T> {
                 let d = shares_of(me, val(*a), n).sub(&shares_of(me, val(*b), n));
                 let m = compare::ltz(ctx, &d)?;
                 match &prog.ops[i] {
-                    Op::Ge(..) | Op::Le(..) => {
-                        Pending::Multi(Then::new(m, move |_, l| Ok(Step::Done(one_minus(me, &l)))))
-                    }
+                    Op::Ge(..) | Op::Le(..) => Pending::Multi(Then::boxed(m, move |_, l| {
+                        Ok(Step::Done(one_minus(me, &l)))
+                    })),
                     _ => Pending::Multi(m),
                 }
             }
@@ -392,7 +393,7 @@ impl<T: Transport> Session<T> {
                 let d = shares_of(me, val(*a), n).sub(&shares_of(me, val(*b), n));
                 let both = concat_shares(&d, &d.neg());
                 let m = compare::ltz(ctx, &both)?;
-                Pending::Multi(Then::new(m, move |_, l| {
+                Pending::Multi(Then::boxed(m, move |_, l| {
                     let (lt, gt) = (slice_shares(&l, 0, n), slice_shares(&l, n, 2 * n));
                     Ok(Step::Done(one_minus(me, &lt).sub(&gt)))
                 }))
@@ -415,7 +416,7 @@ impl<T: Transport> Session<T> {
                 let c = shares_of(me, val(*cond), n);
                 let (sa, sb) = (shares_of(me, val(*a), n), shares_of(me, val(*b), n));
                 let mul = MulRound::mul(ctx, &c, &sa.sub(&sb))?;
-                Pending::Multi(Then::new(Box::new(OneRound(mul)), move |_, prod| {
+                Pending::Multi(Then::boxed(Box::new(OneRound(mul)), move |_, prod| {
                     Ok(Step::Done(prod.add(&sb)))
                 }))
             }
@@ -503,17 +504,24 @@ impl<T: Transport> Session<T> {
                 let d = local::add(me, get(*a), get(*b), n, true);
                 let lt = local::map(&d, |w| w.iter().map(|x| x >> 63).collect());
                 match &prog.ops[i] {
-                    Op::Ge(..) | Op::Le(..) => local::map(&lt, |w| w.iter().map(|x| 1 - x).collect()),
+                    Op::Ge(..) | Op::Le(..) => {
+                        local::map(&lt, |w| w.iter().map(|x| 1 - x).collect())
+                    }
                     _ => lt,
                 }
             }
             Op::Eq(a, b) => local::map(&local::add(me, get(*a), get(*b), n, true), |w| {
                 w.iter()
-                    .map(|d| 1u64.wrapping_sub(d >> 63).wrapping_sub(d.wrapping_neg() >> 63))
+                    .map(|d| {
+                        1u64.wrapping_sub(d >> 63)
+                            .wrapping_sub(d.wrapping_neg() >> 63)
+                    })
                     .collect()
             }),
             Op::Relu(a) => local::map(get(*a), |w| {
-                w.iter().map(|x| if x >> 63 == 1 { 0 } else { *x }).collect()
+                w.iter()
+                    .map(|x| if x >> 63 == 1 { 0 } else { *x })
+                    .collect()
             }),
             Op::Max(a, b) | Op::Min(a, b) => {
                 let is_max = matches!(prog.ops[i], Op::Max(..));

@@ -72,7 +72,11 @@ enum Stage {
         b2: Shares,
     },
     /// Round 2: c · b_2.
-    Second { mul: MulRound, c: Shares, b2: Shares },
+    Second {
+        mul: MulRound,
+        c: Shares,
+        b2: Shares,
+    },
 }
 
 impl BitInject {

@@ -17,6 +17,16 @@ use crate::party::PartyCtx;
 use crate::sharing::Shares;
 use crate::transport::RoundId;
 
+/// a ⊕= b on the first `a.len()` words of b (local).
+pub fn xor_assign(a: &mut Shares, b: &Shares) {
+    for (x, y) in a.own.iter_mut().zip(&b.own) {
+        *x ^= y;
+    }
+    for (x, y) in a.next.iter_mut().zip(&b.next) {
+        *x ^= y;
+    }
+}
+
 /// a ⊕ b (local).
 pub fn xor(a: &Shares, b: &Shares) -> Shares {
     let f = |x: &[u64], y: &[u64]| x.iter().zip(y).map(|(p, q)| p ^ q).collect();
@@ -64,6 +74,35 @@ impl AndRound {
     }
 }
 
+impl AndRound {
+    /// One prefix level of a carry computation, without temporaries: the n gates
+    /// P ∧ (G ≪ k), followed (when `with_p`) by the n gates P ∧ (P ≪ k), in one batch.
+    pub fn start_prefix(
+        ctx: &mut PartyCtx,
+        p: &Shares,
+        g: &Shares,
+        k: u32,
+        with_p: bool,
+    ) -> Result<Self, ProtocolError> {
+        super::check_len("and", p.len(), g.len())?;
+        let n = p.len();
+        let mut z = ctx.zero_share_xor(if with_p { 2 * n } else { n });
+        let (zg, zp) = z.split_at_mut(n);
+        // z ^= a0·(b0 ⊕ b1) ⊕ a1·b0 with a = P and b = G ≪ k (then b = P ≪ k).
+        for (j, z) in zg.iter_mut().enumerate() {
+            let (a0, a1) = (p.own[j], p.next[j]);
+            let (b0, b1) = (g.own[j] << k, g.next[j] << k);
+            *z ^= (a0 & (b0 ^ b1)) ^ (a1 & b0);
+        }
+        for (j, z) in zp.iter_mut().enumerate() {
+            let (a0, a1) = (p.own[j], p.next[j]);
+            let (b0, b1) = (a0 << k, a1 << k);
+            *z ^= (a0 & (b0 ^ b1)) ^ (a1 & b0);
+        }
+        Ok(AndRound { z })
+    }
+}
+
 impl RoundProtocol for AndRound {
     type Output = Shares;
 
@@ -82,12 +121,7 @@ impl RoundProtocol for AndRound {
         }
     }
 
-    fn finish(
-        self,
-        from_next: Vec<u64>,
-        _: Vec<u64>,
-        _: RoundId,
-    ) -> Result<Shares, ProtocolError> {
+    fn finish(self, from_next: Vec<u64>, _: Vec<u64>, _: RoundId) -> Result<Shares, ProtocolError> {
         Ok(Shares {
             own: self.z,
             next: from_next,

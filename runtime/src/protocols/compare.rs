@@ -25,7 +25,7 @@
 //! multiplied); see `veil_circuits::cost`.
 
 use super::bit_inject::BitInject;
-use super::boolean::{AndRound, shl, shr_mask, xor};
+use super::boolean::{AndRound, shr_mask, xor, xor_assign};
 use super::compose::{OneRound, Then};
 use super::{Expect, InputRound, MulRound, MultiRound, RoundProtocol, Step};
 use crate::error::ProtocolError;
@@ -63,7 +63,13 @@ fn concat(a: &Shares, b: &Shares) -> Shares {
 fn split(s: Shares, n: usize) -> (Shares, Shares) {
     let Shares { mut own, mut next } = s;
     let (own2, next2) = (own.split_off(n), next.split_off(n));
-    (Shares { own, next }, Shares { own: own2, next: next2 })
+    (
+        Shares { own, next },
+        Shares {
+            own: own2,
+            next: next2,
+        },
+    )
 }
 
 impl Ltz {
@@ -73,12 +79,35 @@ impl Ltz {
         let zeros = || vec![0u64; n];
         let (s, t) = match ctx.id {
             PartyId::P0 => {
-                let s: Vec<u64> = x.own.iter().zip(&x.next).map(|(a, b)| a.wrapping_add(*b)).collect();
-                (Some(s), Shares { own: zeros(), next: zeros() })
+                let s: Vec<u64> = x
+                    .own
+                    .iter()
+                    .zip(&x.next)
+                    .map(|(a, b)| a.wrapping_add(*b))
+                    .collect();
+                (
+                    Some(s),
+                    Shares {
+                        own: zeros(),
+                        next: zeros(),
+                    },
+                )
             }
             // t = x_2 is component 2 of the boolean sharing: P1's next, P2's own.
-            PartyId::P1 => (None, Shares { own: zeros(), next: x.next.clone() }),
-            PartyId::P2 => (None, Shares { own: x.own.clone(), next: zeros() }),
+            PartyId::P1 => (
+                None,
+                Shares {
+                    own: zeros(),
+                    next: x.next.clone(),
+                },
+            ),
+            PartyId::P2 => (
+                None,
+                Shares {
+                    own: x.own.clone(),
+                    next: zeros(),
+                },
+            ),
         };
         let input = InputRound::start_xor(ctx, PartyId::P0, n, s.as_deref())?;
         Ok(Box::new(Ltz {
@@ -104,11 +133,7 @@ fn prefix_level(
     p: &Shares,
     p63: Shares,
 ) -> Result<Box<dyn MultiRound>, ProtocolError> {
-    let and = if k < 32 {
-        AndRound::start(ctx, &concat(p, p), &concat(&shl(&g, k), &shl(p, k)))?
-    } else {
-        AndRound::start(ctx, p, &shl(&g, k))?
-    };
+    let and = AndRound::start_prefix(ctx, p, &g, k, k < 32)?;
     Ok(Box::new(Ltz {
         stage: Stage::Prefix { k, and, g, p63 },
     }))
@@ -150,13 +175,15 @@ impl MultiRound for Ltz {
             }
             Stage::Prefix { k, and, g, p63 } => {
                 let res = and.finish(from_next, from_prev, round)?;
+                let mut g = g;
                 if k < 32 {
-                    let (x, p) = split(res, g.len());
-                    let g = xor(&g, &x);
+                    // res = [P ∧ (G ≪ k) | P ∧ (P ≪ k)]: G ⊕= the first half, P = the second.
+                    xor_assign(&mut g, &res);
+                    let (_, p) = split(res, g.len());
                     Ok(Step::More(prefix_level(ctx, 2 * k, g, &p, p63)?))
                 } else {
                     // G lane 62 = carry into bit 63; msb = P⁽⁰⁾₆₃ ⊕ carry.
-                    let g = xor(&g, &res);
+                    xor_assign(&mut g, &res);
                     let msb = xor(&p63, &shr_mask(&g, 62, 1));
                     Ok(Step::More(Box::new(BitInject::start(ctx, &msb)?)))
                 }
@@ -167,20 +194,16 @@ impl MultiRound for Ltz {
 
 /// `base + l·diff` after an LTZ `l`: one more multiplication round. `l` is repeated to cover
 /// `diff` when `diff` is a multiple of its length (argmax multiplies value and index at once).
-fn blend(
-    ctx: &mut PartyCtx,
-    l: Shares,
-    base: Shares,
-    diff: Shares,
-) -> Result<Step, ProtocolError> {
+fn blend(ctx: &mut PartyCtx, l: Shares, base: Shares, diff: Shares) -> Result<Step, ProtocolError> {
     let mut lrep = l.clone();
     while lrep.len() < diff.len() {
         lrep = concat(&lrep, &l);
     }
     let mul = MulRound::mul(ctx, &lrep, &diff)?;
-    Ok(Step::More(Then::new(Box::new(OneRound(mul)), move |_, prod| {
-        Ok(Step::Done(base.add(&prod)))
-    })))
+    Ok(Step::More(Then::boxed(
+        Box::new(OneRound(mul)),
+        move |_, prod| Ok(Step::Done(base.add(&prod))),
+    )))
 }
 
 /// LTZ(x) then `base + LTZ(x)·diff`: ReLU is (x, x, −x), max(a, b) is (a − b, a, b − a),
@@ -192,7 +215,7 @@ pub fn ltz_blend(
     diff: Shares,
 ) -> Result<Box<dyn MultiRound>, ProtocolError> {
     let ltz = Ltz::start(ctx, x)?;
-    Ok(Then::new(ltz, move |ctx, l| blend(ctx, l, base, diff)))
+    Ok(Then::boxed(ltz, move |ctx, l| blend(ctx, l, base, diff)))
 }
 
 /// Tournament maximum (and, with `indices`, argmax) of a vector of n ≥ 2 elements: each level
@@ -232,8 +255,8 @@ pub fn tournament(
         None => (lv.clone(), rv.sub(&lv), None),
     };
     let ltz = Ltz::start(ctx, &lv.sub(&rv))?;
-    let level = Then::new(ltz, move |ctx, l| blend(ctx, l, base, diff));
-    Ok(Then::new(level, move |ctx, winners| {
+    let level = Then::boxed(ltz, move |ctx, l| blend(ctx, l, base, diff));
+    Ok(Then::boxed(level, move |ctx, winners| {
         let (mut v, mut i) = if indices.is_some() {
             let (v, i) = split(winners, m);
             (v, Some(i))

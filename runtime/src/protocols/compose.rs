@@ -44,8 +44,8 @@ pub struct Then {
 }
 
 impl Then {
-    /// `inner`, followed by `then`.
-    pub fn new(
+    /// `inner`, followed by `then`, boxed for the engine.
+    pub fn boxed(
         inner: Box<dyn MultiRound>,
         then: impl FnOnce(&mut PartyCtx, Shares) -> Result<Step, ProtocolError> + 'static,
     ) -> Box<dyn MultiRound> {

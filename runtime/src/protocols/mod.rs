@@ -23,8 +23,8 @@ pub use trunc::{TruncRound, trunc_pr};
 use crate::error::ProtocolError;
 use crate::kernels;
 use crate::party::PartyCtx;
-use crate::transport::{RoundId, Transport};
 use crate::sharing::Shares;
+use crate::transport::{RoundId, Transport};
 use bytes::Bytes;
 use veil_circuits::PartyId;
 
