@@ -377,6 +377,21 @@ pub enum ValidationError {
         /// Number of elements of the operand.
         len: usize,
     },
+    /// A builder lowering got an operand larger than it supports (`softmax_rows` with more
+    /// than 256 columns).
+    #[error("op {op} ({name}): {what} is {got}, at most {max} supported")]
+    SizeLimit {
+        /// Op index (the first op the lowering would have emitted).
+        op: usize,
+        /// Lowering name.
+        name: &'static str,
+        /// What is too large.
+        what: &'static str,
+        /// The size given.
+        got: usize,
+        /// The largest size supported.
+        max: usize,
+    },
     /// An output names a value no op defines.
     #[error("output '{output}': value {value} is not defined")]
     OutputUndefined {

@@ -86,24 +86,23 @@ impl PartyCtx {
     /// This party's part β_i of a fresh XOR-sharing of zero (boolean AND gates):
     /// β_i = F_{k_{i,i+1}}(d) ⊕ F_{k_{i−1,i}}(d), so β_0 ⊕ β_1 ⊕ β_2 = 0.
     pub fn zero_share_xor(&mut self, n: usize) -> Vec<u64> {
-        const CHUNK: usize = 4096;
-        let d = self.next_domain();
-        let mut a = self.rand_with_next(d, n);
-        let mut b = [0u64; CHUNK];
-        for (k, chunk) in a.chunks_mut(CHUNK).enumerate() {
-            let b = &mut b[..chunk.len()];
-            self.prf_prev.fill_at(d, (k * CHUNK) as u64, b);
-            for (x, y) in chunk.iter_mut().zip(b.iter()) {
+        self.pairwise_difference(n, |out, prev| {
+            for (x, y) in out.iter_mut().zip(prev) {
                 *x ^= y;
             }
-        }
-        a
+        })
     }
 
     /// This party's part α_i of a fresh 3-out-of-3 sharing of zero:
     /// α_i = F_{k_{i,i+1}}(d) − F_{k_{i−1,i}}(d), so α_0 + α_1 + α_2 = 0 and each α_i looks
     /// uniform to any single other party (it misses one of the two keys).
     pub fn zero_share(&mut self, n: usize) -> Vec<u64> {
+        self.pairwise_difference(n, crate::kernels::ring_sub_assign)
+    }
+
+    /// F_{k_{i,i+1}}(d) combined with F_{k_{i−1,i}}(d) by `minus` (− or ⊕) for a fresh domain d;
+    /// the second stream is generated in cache-sized chunks, not as a second big buffer.
+    fn pairwise_difference(&mut self, n: usize, minus: impl Fn(&mut [u64], &[u64])) -> Vec<u64> {
         const CHUNK: usize = 4096;
         let d = self.next_domain();
         let mut a = self.rand_with_next(d, n);
@@ -111,7 +110,7 @@ impl PartyCtx {
         for (k, chunk) in a.chunks_mut(CHUNK).enumerate() {
             let b = &mut b[..chunk.len()];
             self.prf_prev.fill_at(d, (k * CHUNK) as u64, b);
-            crate::kernels::ring_sub_assign(chunk, b);
+            minus(chunk, b);
         }
         a
     }

@@ -391,10 +391,10 @@ impl<T: Transport> Session<T> {
             Op::Eq(a, b) => {
                 // eq = 1 − lt(a, b) − lt(b, a), both comparisons in one batch.
                 let d = shares_of(me, val(*a), n).sub(&shares_of(me, val(*b), n));
-                let both = concat_shares(&d, &d.neg());
+                let both = d.concat(&d.neg());
                 let m = compare::ltz(ctx, &both)?;
                 Pending::Multi(Then::boxed(m, move |_, l| {
-                    let (lt, gt) = (slice_shares(&l, 0, n), slice_shares(&l, n, 2 * n));
+                    let (lt, gt) = (l.slice(0, n), l.slice(n, 2 * n));
                     Ok(Step::Done(one_minus(me, &lt).sub(&gt)))
                 }))
             }
@@ -576,20 +576,6 @@ fn shares_of(me: PartyId, v: &Val, n: usize) -> Shares {
 /// 1 − l for shares of 0/1 values (local).
 fn one_minus(me: PartyId, l: &Shares) -> Shares {
     l.neg().add_public(me, &vec![1u64; l.len()])
-}
-
-fn concat_shares(a: &Shares, b: &Shares) -> Shares {
-    let mut out = a.clone();
-    out.own.extend_from_slice(&b.own);
-    out.next.extend_from_slice(&b.next);
-    out
-}
-
-fn slice_shares(s: &Shares, start: usize, end: usize) -> Shares {
-    Shares {
-        own: s.own[start..end].to_vec(),
-        next: s.next[start..end].to_vec(),
-    }
 }
 
 /// Where a finished protocol's result goes.

@@ -53,13 +53,6 @@ enum Stage {
     },
 }
 
-fn concat(a: &Shares, b: &Shares) -> Shares {
-    let mut out = a.clone();
-    out.own.extend_from_slice(&b.own);
-    out.next.extend_from_slice(&b.next);
-    out
-}
-
 fn split(s: Shares, n: usize) -> (Shares, Shares) {
     let Shares { mut own, mut next } = s;
     let (own2, next2) = (own.split_off(n), next.split_off(n));
@@ -197,7 +190,7 @@ impl MultiRound for Ltz {
 fn blend(ctx: &mut PartyCtx, l: Shares, base: Shares, diff: Shares) -> Result<Step, ProtocolError> {
     let mut lrep = l.clone();
     while lrep.len() < diff.len() {
-        lrep = concat(&lrep, &l);
+        lrep = lrep.concat(&l);
     }
     let mul = MulRound::mul(ctx, &lrep, &diff)?;
     Ok(Step::More(Then::boxed(
@@ -247,8 +240,8 @@ pub fn tournament(
         Some(idx) => {
             let (li, ri) = (take(pick(idx, 0), m), take(pick(idx, 1), m));
             (
-                concat(&lv, &li),
-                concat(&rv.sub(&lv), &ri.sub(&li)),
+                lv.concat(&li),
+                rv.sub(&lv).concat(&ri.sub(&li)),
                 (n % 2 == 1).then(|| odd(idx)),
             )
         }
@@ -264,10 +257,10 @@ pub fn tournament(
             (winners, None)
         };
         if let Some(lv) = leftover_v {
-            v = concat(&v, &lv);
+            v = v.concat(&lv);
         }
         if let (Some(i), Some(li)) = (i.as_mut(), leftover_i) {
-            *i = concat(i, &li);
+            *i = i.concat(&li);
         }
         if v.len() == 1 {
             return Ok(Step::Done(i.unwrap_or(v)));

@@ -181,6 +181,22 @@ impl Shares {
 
     /// Shares of a public value held by `party` (x_0 = c, x_1 = x_2 = 0).
     ///
+    /// `self` followed by `other` (local; both components).
+    pub fn concat(&self, other: &Shares) -> Shares {
+        let mut out = self.clone();
+        out.own.extend_from_slice(&other.own);
+        out.next.extend_from_slice(&other.next);
+        out
+    }
+
+    /// Elements `start..end` (local; both components).
+    pub fn slice(&self, start: usize, end: usize) -> Shares {
+        Shares {
+            own: self.own[start..end].to_vec(),
+            next: self.next[start..end].to_vec(),
+        }
+    }
+
     /// P0 gets (c, 0), P1 gets (0, 0), P2 gets (0, c).
     pub fn from_public(party: PartyId, values: &[u64]) -> Shares {
         let zeros = vec![0u64; values.len()];
