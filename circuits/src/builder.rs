@@ -21,7 +21,8 @@
 //!
 //! Besides one method per op, the builder offers **lowerings** that emit several existing ops:
 //! [`Builder::onehot`], [`Builder::gather_row`] and [`Builder::topk`] (oblivious indexing and
-//! selection). They need no support beyond the ops they emit. A lowering given bad arguments
+//! selection), and the fixed-point functions [`Builder::exp_neg`], [`Builder::reciprocal`] and
+//! [`Builder::softmax_rows`]. They need no support beyond the ops they emit. A lowering given bad arguments
 //! records its error like any op and returns a placeholder (a public ring scalar constant).
 
 use crate::error::ValidationError;
@@ -54,6 +55,26 @@ impl Value {
 /// The word [`Builder::topk`] writes over chosen elements: −2^62 in two's complement (the same
 /// raw word for ring and fixed-point vectors). Inputs of `topk` must be strictly greater.
 pub const TOPK_SENTINEL: u64 = (-(1i64 << 62)) as u64;
+
+/// Squarings in [`Builder::exp_neg`]: e^x ≈ (1 + x/2^m)^(2^m) with m = 8.
+pub const EXP_NEG_SQUARINGS: u32 = 8;
+
+/// Measured bound (with margin) on |`exp_neg`(x) − e^x| over x ∈ [−16, 0] at f = 16, plaintext.
+pub const EXP_NEG_MAX_ABS_ERROR: f64 = 3e-3;
+
+/// Newton–Raphson steps in [`Builder::reciprocal`].
+pub const RECIPROCAL_ITERATIONS: u32 = 10;
+
+/// Measured bound (with margin) on |`reciprocal`(x)·x − 1| over x ∈ [1, 256] at f = 16,
+/// plaintext.
+pub const RECIPROCAL_MAX_REL_ERROR: f64 = 5e-3;
+
+/// Largest column count [`Builder::softmax_rows`] accepts (row sums must stay ≤ 256).
+pub const SOFTMAX_MAX_COLS: usize = 256;
+
+/// Measured bound (with margin) on |`softmax_rows` − softmax| for rows in [−8, 8] at f = 16,
+/// plaintext.
+pub const SOFTMAX_MAX_ABS_ERROR: f64 = 3e-3;
 
 const PLACEHOLDER: ValueType = ValueType {
     vis: Visibility::Public,
@@ -504,6 +525,173 @@ impl Builder {
             }
         }
         (self.concat(&values), self.concat(&indices))
+    }
+
+    /// The fractional bits of a fixed-point operand; records the error otherwise.
+    fn check_fixed(&mut self, name: &'static str, x: Value) -> Result<u32, Value> {
+        match x.ty.elem {
+            ElemType::Fixed(f) => Ok(f.0),
+            elem => Err(self.fail(|op| ValidationError::RescaleNotFixed { op, name, elem })),
+        }
+    }
+
+    /// e^x elementwise for a fixed-point `x` (`Fixed(f)`, any shape, secret or public) →
+    /// same type.
+    ///
+    /// Lowering (no new op), the limit method e^x ≈ (1 + x/2^8)^(2^8) (CrypTen's `exp`):
+    /// `y = 1 + x·2^-8` computed exactly in `Fixed(f+8)` ([`Builder::mul`] of `x` by the
+    /// `Fixed(8)` constant word 1, plus the constant `1 + 2^-(f+1)`) and rounded to nearest
+    /// by one [`Builder::rescale`] of 8 bits, then 8 squarings with [`Builder::fixmul`]. The
+    /// rounding matters: an error δ in `y` becomes about `256·e^x·δ` in the result.
+    ///
+    /// **Range**: x ∈ [−16, 0]; below −16 the true value is < 1.2·10^-7 (under one ulp at
+    /// f = 16) and the result stays ≈ 0 (measured exactly 0 on a grid of step 1/16) down to x = −256. **No clamping**:
+    /// below −256 the base `1 + x/256` is negative and the result is garbage (≥ 0, reaching
+    /// 1 at x = −512 and growing beyond); above 0 it under-estimates e^x and overflows for
+    /// large x.
+    ///
+    /// **Error** (plaintext evaluator, f = 16, grid of step 1/256 over [−16, 0] plus every
+    /// 7th ulp near 0): measured max |result − e^x| = 2.42·10^-3 (near x = −0.2), asserted ≤
+    /// [`EXP_NEG_MAX_ABS_ERROR`] = 3·10^-3. It is dominated by the rounding of `y` to
+    /// `Fixed(16)` (≤ 2^-17, times 256·e^x) and the floors of the squarings; the method's own
+    /// error, ≈ e^x·x²/512, is at most 1.1·10^-3 (x = −2). Under MPC each secret rescale may add one
+    /// ulp, which the squarings amplify (the first one by up to 256·2^-f ≈ 0.004 at f = 16).
+    ///
+    /// **Cost** (secret `x`): 1 + 8·2 = 17 rounds; bytes as 1 rescale + 8 fixmuls.
+    /// A non-fixed-point `x` is a build error; so is `f > 54` (the `Fixed(f+8)` step).
+    pub fn exp_neg(&mut self, x: Value) -> Value {
+        let f = match self.check_fixed("exp_neg", x) {
+            Ok(f) => f,
+            Err(placeholder) => return placeholder,
+        };
+        let inv256 = self.constant(Fixed::with_frac_bits(8), Shape::Scalar, vec![1]);
+        let scaled = self.mul(x, inv256); // Fixed(f+8), exactly x/256
+        // 1 + 2^-(f+1) in Fixed(f+8): adding half an ulp of Fixed(f) makes the floor a rounding.
+        let one_half = 1u64
+            .checked_shl(f + 8)
+            .map_or(0, |one| one.wrapping_add(1 << 7));
+        let one = self.constant(Fixed::with_frac_bits(f + 8), Shape::Scalar, vec![one_half]);
+        let y = self.add(scaled, one);
+        let mut y = self.rescale(y, 8);
+        for _ in 0..EXP_NEG_SQUARINGS {
+            y = self.fixmul(y, y);
+        }
+        y
+    }
+
+    /// 1/x elementwise for a fixed-point `x` (`Fixed(f)`, any shape, secret or public) → same
+    /// type.
+    ///
+    /// Lowering (no new op): the CrypTen-style Newton–Raphson method (Knott et al., "CrypTen:
+    /// Secure Multi-Party Computation Meets Machine Learning", NeurIPS 2021): initial guess
+    /// `y0 = 3·exp_neg(0.5 − x) + 0.003`, then [`RECIPROCAL_ITERATIONS`] steps
+    /// `y ← y·(2 − x·y)` (two [`Builder::fixmul`]s each). Newton converges when
+    /// `0 < y0 < 2/x`; the relative error `e = 1 − x·y` squares each step. For x > 16.5 the
+    /// exponential is ≈ 0 and `y0 ≈ 0.003 < 2/256`; the slowest start is near x = 9.5
+    /// (`x·y0 ≈ 0.032`). Measured on the grid below: 7 steps leave a 1.8% error there, 8
+    /// reach the fixed-point floor; 10 leave two steps of margin. The design's
+    /// Goldschmidt iteration after normalisation (exact range reduction to [0.5, 1)) is
+    /// future work.
+    ///
+    /// **Range**: x ∈ [1, 256]. Outside it the guess may exceed 2/x (x < 1: divergence) or
+    /// leave too few steps (x > 256: too slow; beyond 666 no convergence), and
+    /// `exp_neg(0.5 − x)` is garbage for x > 256.5.
+    ///
+    /// **Error** (plaintext evaluator, f = 16, grid of step 1/256 over [1, 256]): measured max
+    /// relative error |result·x − 1| = 3.92·10^-3 (at x ≈ 256), asserted ≤
+    /// [`RECIPROCAL_MAX_REL_ERROR`] = 5·10^-3; it is set by the resolution of `Fixed(16)` at
+    /// small results (1/256 is 256 ulps, so one ulp is 0.39% there).
+    ///
+    /// **Cost** (secret `x`): 17 (exp_neg) + 4·10 = 57 rounds. A non-fixed-point `x` is a
+    /// build error.
+    pub fn reciprocal(&mut self, x: Value) -> Value {
+        let f = match self.check_fixed("reciprocal", x) {
+            Ok(f) => f,
+            Err(placeholder) => return placeholder,
+        };
+        let t = Fixed::with_frac_bits(f);
+        let half = self.const_fixed(0.5, t);
+        let d = self.sub(half, x);
+        let e = self.exp_neg(d);
+        let three = self.const_ring(3);
+        let e3 = self.mul(e, three); // ring·Fixed(f): exact, free
+        let eps = self.const_fixed(0.003, t);
+        let mut y = self.add(e3, eps);
+        let two = self.const_fixed(2.0, t);
+        for _ in 0..RECIPROCAL_ITERATIONS {
+            let xy = self.fixmul(x, y);
+            let r = self.sub(two, xy);
+            y = self.fixmul(y, r);
+        }
+        y
+    }
+
+    /// Row-wise softmax of a fixed-point `matrix[r×c]` (secret or public) → same type:
+    /// `out[i][j] = e^(x[i][j] − m_i) / Σ_k e^(x[i][k] − m_i)` with `m_i` the row maximum.
+    ///
+    /// Lowering (no new op): per row `i`, [`Builder::slice`] → [`Builder::reshape`] to
+    /// `vector[c]` → [`Builder::max_all`] (the `r` tournaments are independent and run in the
+    /// same rounds); the maxima are concatenated into `matrix[r×1]` and broadcast across the
+    /// columns by a local [`Builder::matmul`] with a public ring `matrix[1×c]` of ones;
+    /// `d = x − m` ∈ [−spread, 0]; `e = `[`Builder::exp_neg`]`(d)`; `s = `[`Builder::sum_rows`]
+    /// `(e)` ∈ [1, c] (the maximum contributes e^0 = 1); `inv = `[`Builder::reciprocal`]`(s)`,
+    /// broadcast the same way; `out = fixmul(e, inv)`.
+    ///
+    /// **Range**: `c ≤ 256` (so `s ≤ 256`, within the reciprocal's range). Entries more than 16
+    /// below their row maximum underflow to ≈ 0 (their true weight is < e^-16, fine for
+    /// softmax). A row spread (max − min) above 256 is **not** supported: `exp_neg` is garbage
+    /// below −256 (no clamping).
+    ///
+    /// **Error** (plaintext evaluator, f = 16, random rows with values in [−8, 8]): measured
+    /// max |out − softmax| = 2.10·10^-3 (shapes up to 16×100 and 4×256), asserted ≤
+    /// [`SOFTMAX_MAX_ABS_ERROR`] = 3·10^-3. Under MPC the truncations add up to one ulp each
+    /// (see [`Builder::exp_neg`]).
+    ///
+    /// **Cost** (secret `x`, `L = ⌈log2 c⌉`): `11·L` (max_all) + 17 (exp_neg) + 57
+    /// (reciprocal) + 2 (final fixmul) rounds, independent of `r` (153 for c = 128); [`crate::cost::program_cost`] gives the exact
+    /// figure for a program.
+    ///
+    /// A non-matrix or non-fixed-point `x`, or `c > 256`, is a build error.
+    pub fn softmax_rows(&mut self, x: Value) -> Value {
+        let Shape::Matrix(rows, cols) = x.ty.shape else {
+            let shape = x.ty.shape;
+            return self.fail(|op| ValidationError::NotMatrix {
+                op,
+                name: "softmax_rows",
+                shape,
+            });
+        };
+        if let Err(placeholder) = self.check_fixed("softmax_rows", x) {
+            return placeholder;
+        }
+        if cols > SOFTMAX_MAX_COLS {
+            return self.fail(|op| ValidationError::SizeLimit {
+                op,
+                name: "softmax_rows",
+                what: "column count",
+                got: cols,
+                max: SOFTMAX_MAX_COLS,
+            });
+        }
+        let ones = self.constant(ElemType::Ring, Shape::Matrix(1, cols), vec![1; cols]);
+        let maxes: Vec<Value> = (0..rows)
+            .map(|i| {
+                let row = self.slice(x, i, i + 1);
+                let row = self.reshape(row, Shape::Vector(cols));
+                let m = self.max_all(row);
+                self.reshape(m, Shape::Vector(1))
+            })
+            .collect();
+        let m = self.concat(&maxes);
+        let m = self.reshape(m, Shape::Matrix(rows, 1));
+        let m = self.matmul(m, ones);
+        let d = self.sub(x, m);
+        let e = self.exp_neg(d);
+        let s = self.sum_rows(e);
+        let inv = self.reciprocal(s);
+        let inv = self.reshape(inv, Shape::Matrix(rows, 1));
+        let inv = self.matmul(inv, ones);
+        self.fixmul(e, inv)
     }
 
     /// Rescales the product `p` of `a` and `b` back by the smaller operand's fractional bits

@@ -41,6 +41,11 @@ enum Command {
     /// matrix (size = rows, default 100,000, cap 2^18). Throughput counts elements for ltz and
     /// relu, and one query per run for topk and onehot_gather.
     ///
+    /// Fixed-point functions (approximations, checked against f64 to within 0.01): `softmax` —
+    /// row-wise softmax of a secret matrix with 128 columns (size = rows, default 128, cap
+    /// 4096; one matrix per run); `recip` — 1/x of a secret vector with x in [1, 256] (size =
+    /// elements, default 1,000,000, cap 2^22).
+    ///
     /// Times are medians over --reps runs of one session (setup excluded), the slowest party
     /// per run. Progress goes to stderr.
     Bench {
@@ -51,8 +56,8 @@ enum Command {
         #[arg(long, value_delimiter = ',', default_value = "mul,dot,matmul,fixmul")]
         ops: Vec<BenchOp>,
         /// Comma-separated sizes (see above); each op runs at each size. Default: each op's
-        /// target size — mul/fixmul/ltz/relu 1,000,000, dot/topk 10,000, matmul 128,
-        /// onehot_gather 100,000.
+        /// target size — mul/fixmul/ltz/relu/recip 1,000,000, dot/topk 10,000,
+        /// matmul/softmax 128, onehot_gather 100,000.
         #[arg(long, value_delimiter = ',')]
         size: Vec<usize>,
         /// How many of the largest scores `topk` returns (1..=size).

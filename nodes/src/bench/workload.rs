@@ -5,7 +5,7 @@ use rand::Rng;
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
-use veil_circuits::{Builder, Fixed, Ring, ValidatedProgram, ValidationError};
+use veil_circuits::{Builder, Fixed, FracBits, Ring, ValidatedProgram, ValidationError};
 use veil_runtime::fixed;
 use veil_runtime::kernels;
 
@@ -54,7 +54,14 @@ pub enum BenchOp {
     /// 8 rows of a secret fixed-point matrix of 96 columns, each picked by its own secret
     /// ring index (one-hot × matrix; size = rows of the matrix).
     OnehotGather,
+    /// Row-wise softmax of a secret fixed-point matrix with 128 columns (size = rows).
+    Softmax,
+    /// 1/x of a secret fixed-point vector in [1, 256] (size = elements).
+    Recip,
 }
+
+/// Columns of the `softmax` workload.
+pub const SOFTMAX_COLS: usize = 128;
 
 impl BenchOp {
     /// Name used on the command line and in reports.
@@ -68,11 +75,13 @@ impl BenchOp {
             BenchOp::Relu => "relu",
             BenchOp::TopK => "topk",
             BenchOp::OnehotGather => "onehot_gather",
+            BenchOp::Softmax => "softmax",
+            BenchOp::Recip => "recip",
         }
     }
 
     /// Every op, in the order `--help` lists them.
-    pub const ALL: [BenchOp; 8] = [
+    pub const ALL: [BenchOp; 10] = [
         BenchOp::Mul,
         BenchOp::FixMul,
         BenchOp::Dot,
@@ -81,12 +90,17 @@ impl BenchOp {
         BenchOp::Relu,
         BenchOp::TopK,
         BenchOp::OnehotGather,
+        BenchOp::Softmax,
+        BenchOp::Recip,
     ];
 
     /// Largest per-element error (in ulps, i.e. ring words) allowed between the MPC result and
-    /// the plaintext twin: 1 for ops with probabilistic truncation, 0 for exact ones.
+    /// the plaintext twin: 1 for ops with probabilistic truncation, 0 for exact ones, and for
+    /// the approximations (softmax, reciprocal; twin = f64) 0.01 in real terms = 655 ulps at
+    /// f = 16 — their documented plaintext bounds (3e-3, 5e-3) plus truncation noise.
     pub fn tolerance(self) -> u64 {
         match self {
+            BenchOp::Softmax | BenchOp::Recip => 655,
             BenchOp::FixMul | BenchOp::Dot | BenchOp::MatMul => 1,
             BenchOp::Mul | BenchOp::Ltz | BenchOp::Relu | BenchOp::TopK | BenchOp::OnehotGather => {
                 0
@@ -103,6 +117,8 @@ impl BenchOp {
             BenchOp::Ltz | BenchOp::Relu => 1 << 22,
             BenchOp::TopK => 1 << 17,
             BenchOp::OnehotGather => 1 << 18,
+            BenchOp::Softmax => 1 << 12,
+            BenchOp::Recip => 1 << 22,
         }
     }
 
@@ -113,7 +129,8 @@ impl BenchOp {
         match self {
             BenchOp::Mul | BenchOp::FixMul | BenchOp::Ltz | BenchOp::Relu => 1_000_000,
             BenchOp::Dot | BenchOp::TopK => 10_000,
-            BenchOp::MatMul => 128,
+            BenchOp::MatMul | BenchOp::Softmax => 128,
+            BenchOp::Recip => 1_000_000,
             BenchOp::OnehotGather => 100_000,
         }
     }
@@ -122,10 +139,13 @@ impl BenchOp {
     /// one top-k query or one 8-row gather.
     pub fn work_items(self, size: usize) -> f64 {
         match self {
-            BenchOp::MatMul | BenchOp::TopK | BenchOp::OnehotGather => 1.0,
-            BenchOp::Mul | BenchOp::FixMul | BenchOp::Dot | BenchOp::Ltz | BenchOp::Relu => {
-                size as f64
-            }
+            BenchOp::MatMul | BenchOp::TopK | BenchOp::OnehotGather | BenchOp::Softmax => 1.0,
+            BenchOp::Mul
+            | BenchOp::FixMul
+            | BenchOp::Dot
+            | BenchOp::Ltz
+            | BenchOp::Relu
+            | BenchOp::Recip => size as f64,
         }
     }
 }
@@ -363,6 +383,24 @@ impl Workload {
                     );
                 }
             }
+            BenchOp::Softmax => {
+                let x = b.secret_matrix("x", size, SOFTMAX_COLS, fx);
+                let z = b.softmax_rows(x);
+                b.output_to_client("z", z);
+                input("x", fixed_words(rng, size * SOFTMAX_COLS));
+            }
+            BenchOp::Recip => {
+                let x = b.secret_vector("x", size, fx);
+                let z = b.reciprocal(x);
+                b.output_to_client("z", z);
+                let f = fx.0;
+                input(
+                    "x",
+                    (0..size)
+                        .map(|_| fixed::encode(rng.random_range(1.0..256.0), f).expect("in range"))
+                        .collect(),
+                );
+            }
         }
         let program = b.finish()?;
         Ok(Workload {
@@ -426,9 +464,31 @@ impl Workload {
                 }
                 z
             }
+            BenchOp::Softmax => softmax_plain(x, f),
+            BenchOp::Recip => x
+                .iter()
+                .map(|&v| fixed::encode(1.0 / fixed::decode(v, FracBits(f)), FracBits(f)))
+                .collect::<Result<_, _>>()
+                .expect("1/x of x in [1, 256] is in range"),
         };
         vec![("z", z)]
     }
+}
+
+/// Row-wise softmax in f64 (max-subtracted), encoded back to fixed point: the exact reference
+/// the MPC approximation is held to.
+fn softmax_plain(x: &[u64], f: u32) -> Vec<u64> {
+    let f = FracBits(f);
+    x.chunks_exact(SOFTMAX_COLS)
+        .flat_map(|row| {
+            let row: Vec<f64> = row.iter().map(|&v| fixed::decode(v, f)).collect();
+            let m = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let e: Vec<f64> = row.iter().map(|v| (v - m).exp()).collect();
+            let s: f64 = e.iter().sum();
+            e.into_iter()
+                .map(move |v| fixed::encode(v / s, f).expect("a probability is in range"))
+        })
+        .collect()
 }
 
 #[cfg(test)]
