@@ -374,6 +374,17 @@ impl Builder {
         self.push(Op::ArgMax(a.id))
     }
 
+    /// All 64 bits of every element as a Matrix(n, 64) of ring 0/1 words (see [`Op::Bits`]).
+    pub fn bits(&mut self, a: Value) -> Value {
+        self.push(Op::Bits(a.id))
+    }
+
+    /// One-hot of the highest set bit among the low `lanes` bit positions of every element, as a
+    /// Matrix(n, lanes) of ring 0/1 words (see [`Op::MsbOneHot`]).
+    pub fn msb_onehot(&mut self, a: Value, lanes: u32) -> Value {
+        self.push(Op::MsbOneHot { a: a.id, lanes })
+    }
+
     /// Records a lowering's argument error (at the index of the next op) and emits a public
     /// ring scalar constant 0 to stand for its results: a placeholder.
     fn fail(&mut self, error: impl FnOnce(usize) -> ValidationError) -> Value {

@@ -23,6 +23,8 @@
 //! | output of a secret to `Party(j)` | 1 | `8·n` from each of the two other parties, 0 from `Pj` |
 //! | output of a secret to `AllParties` | 1 | `16·n` each |
 //! | output to a `Client`, or of a public value | 0 | 0 (components are handed over after the program) |
+//! | `Bits` of a secret with `n` elements | 10 | `n·`([`BIT_DECOMPOSE_BYTES`] `+ 1024`) `= n·[1136, 1120, 1120]` |
+//! | `MsbOneHot { lanes: L }` of a secret with `n` elements | 16 | `n·`([`BIT_DECOMPOSE_BYTES`] `+ 48 + 16·L`) |
 //!
 //! `MaxAll` and `ArgMax` run a tournament ([`tournament_pairs`]): level `j` has
 //! `len_j` candidates (`len_0 = N`) and compares `m_j = ⌊len_j / 2⌋` pairs, an odd last one
@@ -51,6 +53,19 @@ pub const LTZ_BYTES: [u64; 3] = [128, 112, 112];
 /// Rounds of a secret `Relu`, `Max` or `Min`, and of one tournament level of `MaxAll` or
 /// `ArgMax`: a sign test then one multiplication (the select).
 pub const MAX_ROUNDS: u32 = LTZ_ROUNDS + 1;
+
+/// Rounds of a full bit decomposition: split input, generate, 6 prefix levels.
+pub const BIT_DECOMPOSE_ROUNDS: u32 = 8;
+
+/// Bytes sent by `[P0, P1, P2]` per element of a bit decomposition (P0's input share 16, then
+/// 10 word ANDs of 8 bytes at every party).
+pub const BIT_DECOMPOSE_BYTES: [u64; 3] = [112, 96, 96];
+
+/// Rounds of `Bits`: decomposition, then bit injection of every lane (2 rounds).
+pub const BITS_ROUNDS: u32 = BIT_DECOMPOSE_ROUNDS + 2;
+
+/// Rounds of `MsbOneHot`: decomposition, a 6-level suffix OR (1 AND each), bit injection.
+pub const MSB_ONEHOT_ROUNDS: u32 = BIT_DECOMPOSE_ROUNDS + 6 + 2;
 
 /// Bytes sent by `[P0, P1, P2]` per element of a secret `Relu`, `Max` or `Min`, and per pair
 /// of a `MaxAll` level: [`LTZ_BYTES`] plus one reshared word (8 bytes) each.
@@ -189,6 +204,20 @@ pub fn op_cost(p: &ValidatedProgram, op_index: usize) -> Cost {
             Cost {
                 rounds: MAX_ROUNDS.saturating_mul(levels),
                 bytes_sent: scaled(pairs.iter().sum(), per_pair),
+            }
+        }
+        Op::Bits(a) if secret(*a) => Cost {
+            rounds: BITS_ROUNDS,
+            bytes_sent: scaled(n / 64, BIT_DECOMPOSE_BYTES.map(|b| b + 64 * 16)),
+        },
+        Op::MsbOneHot { a, lanes } if secret(*a) => {
+            let lanes = u64::from(*lanes);
+            Cost {
+                rounds: MSB_ONEHOT_ROUNDS,
+                bytes_sent: scaled(
+                    types[a.index()].shape.len(),
+                    BIT_DECOMPOSE_BYTES.map(|b| b + 6 * 8 + 16 * lanes),
+                ),
             }
         }
         _ => Cost::FREE,

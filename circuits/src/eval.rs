@@ -110,6 +110,17 @@ pub fn evaluate_all(
             }
             Op::MaxAll(a) => vec![tournament(&vals[a.index()]).0],
             Op::ArgMax(a) => vec![tournament(&vals[a.index()]).1 as u64],
+            Op::Bits(a) => vals[a.index()]
+                .iter()
+                .flat_map(|w| (0..64).map(move |i| (w >> i) & 1))
+                .collect(),
+            Op::MsbOneHot { a, lanes } => vals[a.index()]
+                .iter()
+                .flat_map(|&w| {
+                    let top = (w != 0).then(|| 63 - w.leading_zeros());
+                    (0..*lanes).map(move |i| u64::from(top == Some(i)))
+                })
+                .collect(),
             Op::Dot(a, b) => {
                 let (x, y) = (&vals[a.index()], &vals[b.index()]);
                 let cols = match shape_of(*a) {

@@ -191,6 +191,20 @@ pub enum Op {
     /// tournament as [`Op::MaxAll`] carrying (value, index); the right element of a pair wins
     /// iff `Lt(left, right)` = 1, so ties go to the lowest index.
     ArgMax(ValueId),
+    /// Full bit decomposition: element j of the operand (n elements) becomes row j of a
+    /// Matrix(n, 64) of ring words 0/1, column i = bit i of the 64-bit word.
+    Bits(ValueId),
+    /// Position of the highest set bit as a one-hot row: element j becomes row j of a
+    /// Matrix(n, lanes) of ring words 0/1 with a 1 in column i iff bit i is the highest set bit
+    /// of the 64-bit word. All zeros when the word is 0 or its highest set bit is ≥ `lanes`
+    /// (in particular for negative values). `lanes` ≤ 64. Used to normalise x into [2^i, 2^(i+1))
+    /// before Goldschmidt / Newton iterations.
+    MsbOneHot {
+        /// Operand.
+        a: ValueId,
+        /// Number of low bit positions reported (columns of the result).
+        lanes: u32,
+    },
 }
 
 impl Op {
@@ -224,6 +238,8 @@ impl Op {
             Op::Min(..) => "min",
             Op::MaxAll(..) => "max_all",
             Op::ArgMax(..) => "argmax",
+            Op::Bits(..) => "bits",
+            Op::MsbOneHot { .. } => "msb_onehot",
         }
     }
 
@@ -251,7 +267,9 @@ impl Op {
             | Op::Ltz(a)
             | Op::Relu(a)
             | Op::MaxAll(a)
-            | Op::ArgMax(a) => vec![*a],
+            | Op::ArgMax(a)
+            | Op::Bits(a)
+            | Op::MsbOneHot { a, .. } => vec![*a],
             Op::Select { cond, a, b } => vec![*cond, *a, *b],
             Op::Sum { a, .. }
             | Op::Rescale { a, .. }

@@ -488,6 +488,28 @@ pub(crate) fn infer_op(
                 ..ta
             }
         }
+        Op::Bits(a) | Op::MsbOneHot { a, .. } => {
+            let ta = get(*a)?;
+            no_bit(&ta)?;
+            let lanes = match o {
+                Op::MsbOneHot { lanes, .. } => *lanes,
+                _ => 64,
+            };
+            if lanes == 0 || lanes > 64 {
+                return Err(ValidationError::SizeLimit {
+                    op,
+                    name,
+                    what: "lanes",
+                    got: lanes as usize,
+                    max: 64,
+                });
+            }
+            ValueType {
+                vis: ta.vis,
+                elem: ElemType::Ring,
+                shape: sized(Shape::Matrix(ta.shape.len(), lanes as usize))?,
+            }
+        }
         Op::ArgMax(a) => {
             let ta = get(*a)?;
             no_bit(&ta)?;

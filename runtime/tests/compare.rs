@@ -222,3 +222,34 @@ fn topk_and_gather_transcripts_do_not_depend_on_the_data() {
     let b2 = run(xs, (n - 1) as u64, &mut rng);
     assert_eq!(a, b2);
 }
+
+#[test]
+fn bit_decomposition_and_msb_onehot_match_plaintext() {
+    let mut rng = test_rng();
+    let mut xs: Vec<u64> = (0..40).map(|_| rng.random()).collect();
+    xs[..10].copy_from_slice(&[
+        0,
+        1,
+        2,
+        3,
+        u64::MAX,
+        1 << 63,
+        (1 << 40) - 1,
+        1 << 40,
+        1 << 39,
+        12345,
+    ]);
+    for i in 10..30 {
+        xs[i] >>= rng.random_range(0..64); // every magnitude
+    }
+    let mut b = Builder::new();
+    let x = b.secret_vector("x", xs.len(), Ring);
+    let bits = b.bits(x);
+    let msb = b.msb_onehot(x, 40);
+    let full = b.msb_onehot(x, 64);
+    b.output_to_client("bits", bits);
+    b.output_to_client("msb", msb);
+    b.output_to_client("full", full);
+    let p = b.finish().unwrap();
+    check(&p, &HashMap::from([("x".to_string(), xs)]));
+}

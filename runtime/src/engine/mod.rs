@@ -23,6 +23,7 @@ pub use value::{InputValue, OutputValue};
 
 use crate::error::{EngineError, ProtocolError};
 use crate::party::PartyCtx;
+use crate::protocols::compare::Target;
 use crate::protocols::compose::{OneRound, Then};
 use crate::protocols::{
     Expect, InputRound, MulRound, MultiRound, RevealRound, RoundProtocol, Step, TruncRound,
@@ -421,6 +422,12 @@ impl<T: Transport> Session<T> {
                 }))
             }
             Op::MaxAll(a) => Pending::Multi(compare::tournament(ctx, secret(*a).clone(), None)?),
+            Op::Bits(a) => Pending::Multi(compare::decompose(ctx, secret(*a), Target::Bits)?),
+            Op::MsbOneHot { a, lanes } => Pending::Multi(compare::decompose(
+                ctx,
+                secret(*a),
+                Target::MsbOneHot { lanes: *lanes },
+            )?),
             Op::ArgMax(a) => {
                 let x = secret(*a).clone();
                 let idx = compare::index_shares(me, x.len());
@@ -544,6 +551,19 @@ impl<T: Transport> Session<T> {
                 Val::Public(w) => Val::Public(vec![local::tournament_public(w).0]),
                 secret => secret.clone(), // one element: it is the maximum
             },
+            Op::Bits(a) => local::map(get(*a), |w| {
+                w.iter()
+                    .flat_map(|x| (0..64).map(move |i| (x >> i) & 1))
+                    .collect()
+            }),
+            Op::MsbOneHot { a, lanes } => local::map(get(*a), |w| {
+                w.iter()
+                    .flat_map(|&x| {
+                        let top = (x != 0).then(|| 63 - x.leading_zeros());
+                        (0..*lanes).map(move |i| u64::from(top == Some(i)))
+                    })
+                    .collect()
+            }),
             Op::ArgMax(a) => match get(*a) {
                 Val::Public(w) => Val::Public(vec![local::tournament_public(w).1]),
                 Val::Secret(_) => Val::Secret(Shares::from_public(me, &[0])),

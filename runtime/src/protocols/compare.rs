@@ -25,7 +25,7 @@
 //! multiplied); see `veil_circuits::cost`.
 
 use super::bit_inject::BitInject;
-use super::boolean::{AndRound, shr_mask, xor, xor_assign};
+use super::boolean::{AndRound, shl, shr_mask, xor, xor_assign};
 use super::compose::{OneRound, Then};
 use super::{Expect, InputRound, MulRound, MultiRound, RoundProtocol, Step};
 use crate::error::ProtocolError;
@@ -34,9 +34,24 @@ use crate::sharing::Shares;
 use crate::transport::RoundId;
 use veil_circuits::PartyId;
 
-/// One party's state of an LTZ on a vector.
+/// What the adder's output becomes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// The sign bit, injected to arithmetic 0/1 (LTZ).
+    Sign,
+    /// All 64 bits, injected to arithmetic 0/1: n × 64 results, row-major.
+    Bits,
+    /// One-hot of the highest set bit among the low `lanes` positions (n × lanes results).
+    MsbOneHot {
+        /// Bit positions reported.
+        lanes: u32,
+    },
+}
+
+/// One party's state of an LTZ / bit decomposition on a vector.
 pub struct Ltz {
     stage: Stage,
+    target: Target,
 }
 
 enum Stage {
@@ -44,13 +59,15 @@ enum Stage {
     Split { input: InputRound, t: Shares },
     /// Round 2: G = s ∧ t.
     Generate { and: AndRound, p: Shares },
-    /// Rounds 3–8: prefix level k.
+    /// Rounds 3–8: prefix level k; `p0` is the original propagate word s ⊕ t.
     Prefix {
         k: u32,
         and: AndRound,
         g: Shares,
-        p63: Shares,
+        p0: Shares,
     },
+    /// MsbOneHot only, rounds 9–14: suffix OR y ← y ∨ (y ≫ k), k = 1, 2, …, 32.
+    SuffixOr { k: u32, and: AndRound, y: Shares },
 }
 
 fn split(s: Shares, n: usize) -> (Shares, Shares) {
@@ -68,6 +85,15 @@ fn split(s: Shares, n: usize) -> (Shares, Shares) {
 impl Ltz {
     /// Start LTZ of the arithmetic shares `x` (result: arithmetic 0/1 per element).
     pub fn start(ctx: &mut PartyCtx, x: &Shares) -> Result<Box<dyn MultiRound>, ProtocolError> {
+        Self::start_for(ctx, x, Target::Sign)
+    }
+
+    /// Start the two-way-split adder on `x` and turn its output into `target`.
+    pub fn start_for(
+        ctx: &mut PartyCtx,
+        x: &Shares,
+        target: Target,
+    ) -> Result<Box<dyn MultiRound>, ProtocolError> {
         let n = x.len();
         let zeros = || vec![0u64; n];
         let (s, t) = match ctx.id {
@@ -105,15 +131,16 @@ impl Ltz {
         let input = InputRound::start_xor(ctx, PartyId::P0, n, s.as_deref())?;
         Ok(Box::new(Ltz {
             stage: Stage::Split { input, t },
+            target,
         }))
     }
 
     fn current(&self) -> (&[u64], &[u64], Expect) {
         match &self.stage {
             Stage::Split { input, .. } => (input.to_next(), input.to_prev(), input.expect()),
-            Stage::Generate { and, .. } | Stage::Prefix { and, .. } => {
-                (and.to_next(), and.to_prev(), and.expect())
-            }
+            Stage::Generate { and, .. }
+            | Stage::Prefix { and, .. }
+            | Stage::SuffixOr { and, .. } => (and.to_next(), and.to_prev(), and.expect()),
         }
     }
 }
@@ -121,15 +148,45 @@ impl Ltz {
 /// The AND round of prefix level `k`: both G and P below level 32, only G at level 32.
 fn prefix_level(
     ctx: &mut PartyCtx,
+    target: Target,
     k: u32,
     g: Shares,
     p: &Shares,
-    p63: Shares,
+    p0: Shares,
 ) -> Result<Box<dyn MultiRound>, ProtocolError> {
     let and = AndRound::start_prefix(ctx, p, &g, k, k < 32)?;
     Ok(Box::new(Ltz {
-        stage: Stage::Prefix { k, and, g, p63 },
+        stage: Stage::Prefix { k, and, g, p0 },
+        target,
     }))
+}
+
+/// The AND round of suffix-OR level `k`: y ∧ (y ≫ k).
+fn suffix_or_level(
+    ctx: &mut PartyCtx,
+    target: Target,
+    k: u32,
+    y: Shares,
+) -> Result<Box<dyn MultiRound>, ProtocolError> {
+    let and = AndRound::start(ctx, &y, &shr_mask(&y, k, u64::MAX))?;
+    Ok(Box::new(Ltz {
+        stage: Stage::SuffixOr { k, and, y },
+        target,
+    }))
+}
+
+/// Lanes `0..lanes` of every word as separate one-lane words (element j·lanes + i holds lane i
+/// of word j in lane 0), ready for bit injection. Local: lane selection is XOR-linear.
+fn unpack_lanes(w: &Shares, lanes: u32) -> Shares {
+    let f = |v: &[u64]| {
+        v.iter()
+            .flat_map(|x| (0..lanes).map(move |i| (x >> i) & 1))
+            .collect()
+    };
+    Shares {
+        own: f(&w.own),
+        next: f(&w.next),
+    }
 }
 
 impl MultiRound for Ltz {
@@ -159,27 +216,67 @@ impl MultiRound for Ltz {
                 let and = AndRound::start(ctx, &s, &t)?;
                 Ok(Step::More(Box::new(Ltz {
                     stage: Stage::Generate { and, p },
+                    target: self.target,
                 })))
             }
             Stage::Generate { and, p } => {
                 let g = and.finish(from_next, from_prev, round)?;
-                let p63 = shr_mask(&p, 63, 1);
-                Ok(Step::More(prefix_level(ctx, 1, g, &p, p63)?))
+                Ok(Step::More(prefix_level(
+                    ctx,
+                    self.target,
+                    1,
+                    g,
+                    &p,
+                    p.clone(),
+                )?))
             }
-            Stage::Prefix { k, and, g, p63 } => {
+            Stage::Prefix { k, and, g, p0 } => {
                 let res = and.finish(from_next, from_prev, round)?;
                 let mut g = g;
+                xor_assign(&mut g, &res);
                 if k < 32 {
                     // res = [P ∧ (G ≪ k) | P ∧ (P ≪ k)]: G ⊕= the first half, P = the second.
-                    xor_assign(&mut g, &res);
                     let (_, p) = split(res, g.len());
-                    Ok(Step::More(prefix_level(ctx, 2 * k, g, &p, p63)?))
-                } else {
-                    // G lane 62 = carry into bit 63; msb = P⁽⁰⁾₆₃ ⊕ carry.
-                    xor_assign(&mut g, &res);
-                    let msb = xor(&p63, &shr_mask(&g, 62, 1));
-                    Ok(Step::More(Box::new(BitInject::start(ctx, &msb)?)))
+                    return Ok(Step::More(prefix_level(
+                        ctx,
+                        self.target,
+                        2 * k,
+                        g,
+                        &p,
+                        p0,
+                    )?));
                 }
+                // G lane i = carry out of bits 0..=i, so the sum is P⁽⁰⁾ ⊕ (G ≪ 1).
+                match self.target {
+                    Target::Sign => {
+                        let msb = xor(&shr_mask(&p0, 63, 1), &shr_mask(&g, 62, 1));
+                        Ok(Step::More(Box::new(BitInject::start(ctx, &msb)?)))
+                    }
+                    Target::Bits => {
+                        let sum = xor(&p0, &shl(&g, 1));
+                        let bits = unpack_lanes(&sum, 64);
+                        Ok(Step::More(Box::new(BitInject::start(ctx, &bits)?)))
+                    }
+                    Target::MsbOneHot { .. } => {
+                        let sum = xor(&p0, &shl(&g, 1));
+                        Ok(Step::More(suffix_or_level(ctx, self.target, 1, sum)?))
+                    }
+                }
+            }
+            Stage::SuffixOr { k, and, y } => {
+                // y ∨ z = y ⊕ z ⊕ (y ∧ z) with z = y ≫ k.
+                let both = and.finish(from_next, from_prev, round)?;
+                let y = xor(&xor(&y, &shr_mask(&y, k, u64::MAX)), &both);
+                if k < 32 {
+                    return Ok(Step::More(suffix_or_level(ctx, self.target, 2 * k, y)?));
+                }
+                // Lane i of y is 1 iff some bit ≥ i is set; the top set bit is where y steps.
+                let onehot = xor(&y, &shr_mask(&y, 1, u64::MAX));
+                let Target::MsbOneHot { lanes } = self.target else {
+                    unreachable!("only MsbOneHot runs the suffix OR")
+                };
+                let bits = unpack_lanes(&onehot, lanes);
+                Ok(Step::More(Box::new(BitInject::start(ctx, &bits)?)))
             }
         }
     }
@@ -272,6 +369,17 @@ pub fn tournament(
 /// The public indices 0..n as shares (P0 holds them in component x_0).
 pub fn index_shares(me: PartyId, n: usize) -> Shares {
     Shares::from_public(me, &(0..n as u64).collect::<Vec<u64>>())
+}
+
+/// Bit decomposition (`Target::Bits`) or MSB one-hot (`Target::MsbOneHot`) of shares: a
+/// full 64-bit two-way-split adder (8 rounds), for the one-hot a 6-level suffix OR (6 rounds),
+/// then bit injection of every reported lane (2 rounds). Results are n × lanes, row-major.
+pub fn decompose(
+    ctx: &mut PartyCtx,
+    x: &Shares,
+    target: Target,
+) -> Result<Box<dyn MultiRound>, ProtocolError> {
+    Ltz::start_for(ctx, x, target)
 }
 
 /// LTZ of shares, as one [`MultiRound`] (boxed for the engine).
