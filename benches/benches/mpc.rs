@@ -232,6 +232,27 @@ fn onehot_gather(c: &mut Criterion) {
     g.finish();
 }
 
+fn softmax(c: &mut Criterion) {
+    let mut rng = ChaCha20Rng::seed_from_u64(20);
+    let mut g = c.benchmark_group("mpc/softmax");
+    g.sample_size(10).sampling_mode(SamplingMode::Flat);
+    let rows = 128;
+    g.throughput(Throughput::Elements(1));
+    eprintln!("mpc/softmax: row-wise softmax of a {rows} × 128 matrix (throughput: matrices)");
+    bench_workload(&mut g, &mut rng, BenchOp::Softmax, rows, rows);
+    g.finish();
+}
+
+fn recip(c: &mut Criterion) {
+    let mut rng = ChaCha20Rng::seed_from_u64(21);
+    let mut g = c.benchmark_group("mpc/recip");
+    g.sample_size(10).sampling_mode(SamplingMode::Flat);
+    let n = 1 << 20;
+    g.throughput(Throughput::Elements(n as u64));
+    bench_workload(&mut g, &mut rng, BenchOp::Recip, n, n);
+    g.finish();
+}
+
 /// `n` one-element multiplications `z_i = a_i · b_i` on separate secret scalar inputs, gathered
 /// into one output vector `z` (reshape and concat are local).
 fn scalar_muls_program(n: usize) -> ValidatedProgram {
@@ -304,6 +325,8 @@ criterion_group!(
     relu,
     topk,
     onehot_gather,
+    softmax,
+    recip,
     batching
 );
 criterion_main!(benches);

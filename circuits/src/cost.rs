@@ -10,14 +10,14 @@
 //! | `Mul`, `Dot`, `MatMul`, secret · secret | 1 | `8·n` each (one reshare per result element) |
 //! | `Rescale` of a secret | 1 | `[0, 8·n, 0]` (probabilistic truncation: P1 sends one masked component to P0) |
 //! | `Reveal` (to every party) | 1 | `16·n` each |
-//! | `Ltz`, `Lt`, `Le`, `Gt`, `Ge`, any operand secret | [`LTZ_ROUNDS`] = 10 | `n·`[`LTZ_BYTES`] `= n·[128, 112, 112]` |
-//! | `Eq`, any operand secret (two comparisons batched) | 10 | `2n·[128, 112, 112]` |
-//! | `Relu` of a secret (sign test + one multiplication) | [`MAX_ROUNDS`] = 11 | `n·`[`MAX_BYTES`] `= n·[136, 120, 120]` |
-//! | `Max`, `Min`, any operand secret (comparison + select) | 11 | `n·[136, 120, 120]` |
+//! | `Ltz`, `Lt`, `Le`, `Gt`, `Ge`, any operand secret | [`LTZ_ROUNDS`] = 10 | [`ltz_bytes`]`(n)` ≈ `n·[56, 40, 40]` |
+//! | `Eq`, any operand secret (two comparisons batched) | 10 | [`ltz_bytes`]`(2n)` |
+//! | `Relu` of a secret (sign test + one multiplication) | [`MAX_ROUNDS`] = 11 | [`ltz_bytes`]`(n) + 8·n` each |
+//! | `Max`, `Min`, any operand secret (comparison + select) | 11 | [`ltz_bytes`]`(n) + 8·n` each |
 //! | `Select`, secret `cond` and secret `a` or `b` | 1 | `8·n` each |
 //! | `Select` with public `cond`, or secret `cond` and public `a`, `b` | 0 | 0 (`b + cond·(a − b)` is local) |
-//! | `MaxAll` of a secret with `N` elements | `11·L` | `Σ_j m_j·[136, 120, 120]` |
-//! | `ArgMax` of a secret with `N` elements | `11·L` | `Σ_j m_j·`[`ARGMAX_PAIR_BYTES`] `= Σ_j m_j·[144, 128, 128]` |
+//! | `MaxAll` of a secret with `N` elements | `11·L` | `Σ_j (`[`ltz_bytes`]`(m_j) + 8·m_j)` |
+//! | `ArgMax` of a secret with `N` elements | `11·L` | `Σ_j (`[`ltz_bytes`]`(m_j) + 16·m_j)` |
 //! | anything with a public multiplicand, or only public operands | 0 | 0 |
 //! | `Add`, `Sub`, `Neg`, `Sum`, `Reshape`, `Slice`, `Concat`, `Transpose`, `Constant` | 0 | 0 |
 //! | output of a secret to `Party(j)` | 1 | `8·n` from each of the two other parties, 0 from `Pj` |
@@ -47,8 +47,41 @@ use crate::validate::ValidatedProgram;
 /// Rounds of one secret sign test (`Ltz`), and of every comparison built on it.
 pub const LTZ_ROUNDS: u32 = 10;
 
-/// Bytes sent by `[P0, P1, P2]` per element of one secret sign test (`Ltz`).
-pub const LTZ_BYTES: [u64; 3] = [128, 112, 112];
+/// Bytes sent by `[P0, P1, P2]` by one batched secret sign test (`Ltz`) of `n` elements: the
+/// MSB-only carry tree of `veil_runtime::protocols::msb` — P0's boolean input (16·n), the
+/// generate AND (8·n), six tree levels whose two gate batches are packed to the live lanes
+/// (2·8·⌈n·w/64⌉ for w = 32, 16, 8, 4, 2, then 8·⌈n/64⌉), and the bit injection (16·n).
+/// About `n·[56, 40, 40]` for large n.
+pub fn ltz_bytes(n: usize) -> [u64; 3] {
+    let n = n as u64;
+    let words = |bits: u64| bits.div_ceil(64);
+    let tree: u64 = [32u64, 16, 8, 4, 2]
+        .iter()
+        .map(|w| 2 * words(n * w))
+        .sum::<u64>()
+        + words(n);
+    let common = 8 * (n + tree) + 16 * n;
+    [common + 16 * n, common, common]
+}
+
+/// `ltz_bytes(n)` plus `words` reshared words per element at every party (the select of a
+/// ReLU / max / min: 1; of an argmax pair, value and index: 2).
+fn ltz_then_mul_bytes(n: usize, words: u64) -> [u64; 3] {
+    ltz_bytes(n).map(|b| b + 8 * words * n as u64)
+}
+
+/// Bytes sent by `[P0, P1, P2]` by a `MaxAll` (`words` = 1) or `ArgMax` (`words` = 2)
+/// tournament over `n` secret elements: each level is one batched sign test of its `m_j` pairs
+/// plus the select's reshare.
+pub fn tournament_bytes(n: usize, words: u64) -> [u64; 3] {
+    let mut total = [0u64; 3];
+    for m in tournament_pairs(n) {
+        for (t, b) in total.iter_mut().zip(ltz_then_mul_bytes(m, words)) {
+            *t = t.saturating_add(b);
+        }
+    }
+    total
+}
 
 /// Rounds of a secret `Relu`, `Max` or `Min`, and of one tournament level of `MaxAll` or
 /// `ArgMax`: a sign test then one multiplication (the select).
@@ -66,14 +99,6 @@ pub const BITS_ROUNDS: u32 = BIT_DECOMPOSE_ROUNDS + 2;
 
 /// Rounds of `MsbOneHot`: decomposition, a 6-level suffix OR (1 AND each), bit injection.
 pub const MSB_ONEHOT_ROUNDS: u32 = BIT_DECOMPOSE_ROUNDS + 6 + 2;
-
-/// Bytes sent by `[P0, P1, P2]` per element of a secret `Relu`, `Max` or `Min`, and per pair
-/// of a `MaxAll` level: [`LTZ_BYTES`] plus one reshared word (8 bytes) each.
-pub const MAX_BYTES: [u64; 3] = [LTZ_BYTES[0] + 8, LTZ_BYTES[1] + 8, LTZ_BYTES[2] + 8];
-
-/// Bytes sent by `[P0, P1, P2]` per pair of an `ArgMax` level: [`LTZ_BYTES`] plus two reshared
-/// words (value and index) each.
-pub const ARGMAX_PAIR_BYTES: [u64; 3] = [LTZ_BYTES[0] + 16, LTZ_BYTES[1] + 16, LTZ_BYTES[2] + 16];
 
 /// Pairs compared at each level of the `MaxAll`/`ArgMax` tournament over `n` elements: level
 /// `j` has `m_j = ⌊len_j / 2⌋` pairs and leaves `⌈len_j / 2⌉` candidates (`len_0 = n`). The
@@ -170,40 +195,36 @@ pub fn op_cost(p: &ValidatedProgram, op_index: usize) -> Cost {
         Op::Reveal(_) => Cost::one_round([bytes(n, 2); 3]),
         Op::Ltz(a) if secret(*a) => Cost {
             rounds: LTZ_ROUNDS,
-            bytes_sent: scaled(n, LTZ_BYTES),
+            bytes_sent: ltz_bytes(n),
         },
         Op::Lt(a, b) | Op::Le(a, b) | Op::Gt(a, b) | Op::Ge(a, b) if secret(*a) || secret(*b) => {
             Cost {
                 rounds: LTZ_ROUNDS,
-                bytes_sent: scaled(n, LTZ_BYTES),
+                bytes_sent: ltz_bytes(n),
             }
         }
         Op::Eq(a, b) if secret(*a) || secret(*b) => Cost {
             rounds: LTZ_ROUNDS,
-            bytes_sent: scaled(n.saturating_mul(2), LTZ_BYTES),
+            bytes_sent: ltz_bytes(n.saturating_mul(2)),
         },
         Op::Relu(a) if secret(*a) => Cost {
             rounds: MAX_ROUNDS,
-            bytes_sent: scaled(n, MAX_BYTES),
+            bytes_sent: ltz_then_mul_bytes(n, 1),
         },
         Op::Max(a, b) | Op::Min(a, b) if secret(*a) || secret(*b) => Cost {
             rounds: MAX_ROUNDS,
-            bytes_sent: scaled(n, MAX_BYTES),
+            bytes_sent: ltz_then_mul_bytes(n, 1),
         },
         Op::Select { cond, a, b } if secret(*cond) && (secret(*a) || secret(*b)) => {
             Cost::one_round([bytes(n, 1); 3])
         }
         Op::MaxAll(a) | Op::ArgMax(a) if secret(*a) => {
             let pairs = tournament_pairs(types[a.index()].shape.len());
-            let per_pair = if matches!(op, Op::ArgMax(_)) {
-                ARGMAX_PAIR_BYTES
-            } else {
-                MAX_BYTES
-            };
+            let words = if matches!(op, Op::ArgMax(_)) { 2 } else { 1 };
             let levels = u32::try_from(pairs.len()).unwrap_or(u32::MAX);
             Cost {
                 rounds: MAX_ROUNDS.saturating_mul(levels),
-                bytes_sent: scaled(pairs.iter().sum(), per_pair),
+                bytes_sent: tournament_bytes(types[a.index()].shape.len(), words),
             }
         }
         Op::Bits(a) if secret(*a) => Cost {

@@ -4,7 +4,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;
 use veil_circuits::cost::{
-    ARGMAX_PAIR_BYTES, Cost, LTZ_BYTES, LTZ_ROUNDS, MAX_BYTES, MAX_ROUNDS, op_cost, program_cost,
+    Cost, LTZ_ROUNDS, MAX_ROUNDS, ltz_bytes, op_cost, program_cost, tournament_bytes,
     tournament_pairs,
 };
 use veil_circuits::eval::evaluate_all;
@@ -73,10 +73,6 @@ fn at(vals: &[Vec<u64>], v: Value) -> Vec<u64> {
 
 fn c(rounds: u32, bytes_sent: [u64; 3]) -> Cost {
     Cost { rounds, bytes_sent }
-}
-
-fn times(n: u64, per: [u64; 3]) -> [u64; 3] {
-    per.map(|b| n * b)
 }
 
 // ---------------------------------------------------------------- type rules
@@ -601,10 +597,14 @@ fn max_all_and_argmax_random_in_range() {
 #[test]
 fn cost_constants() {
     assert_eq!(LTZ_ROUNDS, 10);
-    assert_eq!(LTZ_BYTES, [128, 112, 112]);
     assert_eq!(MAX_ROUNDS, 11);
-    assert_eq!(MAX_BYTES, [136, 120, 120]);
-    assert_eq!(ARGMAX_PAIR_BYTES, [144, 128, 128]);
+    // Hand-computed from the packed MSB tree (see `ltz_bytes`): G, six levels, injection.
+    assert_eq!(ltz_bytes(1), [128, 112, 112]);
+    assert_eq!(ltz_bytes(3), [224, 176, 176]);
+    assert_eq!(ltz_bytes(6), [376, 280, 280]);
+    assert_eq!(ltz_bytes(64), [3560, 2536, 2536]);
+    assert_eq!(tournament_bytes(5, 1), [456, 392, 392]);
+    assert_eq!(tournament_bytes(8, 2), [672, 560, 560]);
     assert_eq!(tournament_pairs(0), Vec::<usize>::new());
     assert_eq!(tournament_pairs(1), Vec::<usize>::new());
     assert_eq!(tournament_pairs(2), vec![1]);
@@ -635,15 +635,15 @@ fn elementwise_costs() {
         b.min(k, x),
     ];
     let want = [
-        c(10, [384, 336, 336]),
-        c(10, [384, 336, 336]),
-        c(10, [384, 336, 336]),
-        c(10, [384, 336, 336]),
-        c(10, [384, 336, 336]),
-        c(10, [768, 672, 672]),
-        c(11, [408, 360, 360]),
-        c(11, [408, 360, 360]),
-        c(11, [408, 360, 360]),
+        c(10, [224, 176, 176]),
+        c(10, [224, 176, 176]),
+        c(10, [224, 176, 176]),
+        c(10, [224, 176, 176]),
+        c(10, [224, 176, 176]),
+        c(10, [376, 280, 280]),
+        c(11, [248, 200, 200]),
+        c(11, [248, 200, 200]),
+        c(11, [248, 200, 200]),
     ];
     // Public operands only: free.
     let public_ops = [
@@ -681,7 +681,7 @@ fn elementwise_costs() {
 #[test]
 fn reduction_costs() {
     // (N, levels, pairs)
-    for (n, levels, pairs) in [(1usize, 0u32, 0u64), (2, 1, 1), (5, 3, 4), (8, 3, 7)] {
+    for (n, levels) in [(1usize, 0u32), (2, 1), (5, 3), (8, 3)] {
         let mut b = Builder::new();
         let x = b.secret_vector("x", n, Fixed::default());
         let m = b.max_all(x);
@@ -691,12 +691,12 @@ fn reduction_costs() {
         let p = b.finish().unwrap();
         assert_eq!(
             op_cost(&p, m.id().index()),
-            c(11 * levels, times(pairs, [136, 120, 120])),
+            c(11 * levels, tournament_bytes(n, 1)),
             "max_all N={n}"
         );
         assert_eq!(
             op_cost(&p, i.id().index()),
-            c(11 * levels, times(pairs, [144, 128, 128])),
+            c(11 * levels, tournament_bytes(n, 2)),
             "argmax N={n}"
         );
         // ASAP depth: both reductions run in parallel, then the output round.
@@ -713,11 +713,8 @@ fn reduction_costs() {
         let p = b.finish().unwrap();
         (op_cost(&p, m.id().index()), op_cost(&p, i.id().index()))
     };
-    assert_eq!(cost_of(5), (c(33, [544, 480, 480]), c(33, [576, 512, 512])));
-    assert_eq!(
-        cost_of(8),
-        (c(33, [952, 840, 840]), c(33, [1008, 896, 896]))
-    );
+    assert_eq!(cost_of(5), (c(33, [456, 392, 392]), c(33, [488, 424, 424])));
+    assert_eq!(cost_of(8), (c(33, [616, 504, 504]), c(33, [672, 560, 560])));
     assert_eq!(cost_of(1), (Cost::FREE, Cost::FREE));
     assert_eq!(cost_of(2), (c(11, [136, 120, 120]), c(11, [144, 128, 128])));
 }

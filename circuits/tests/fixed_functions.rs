@@ -1,12 +1,14 @@
-//! Fixed-point function lowerings (`exp_neg`, `reciprocal`, `softmax_rows`): accuracy of the
+//! Fixed-point function lowerings (`exp_neg`, `reciprocal`, `div`, `inv_sqrt`, `sigmoid`,
+//! `softmax_rows`): accuracy of the
 //! plaintext semantics against f64 at f = 16, the cost model's rounds, and argument errors.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;
 use veil_circuits::builder::{
-    EXP_NEG_MAX_ABS_ERROR, RECIPROCAL_ITERATIONS, RECIPROCAL_MAX_REL_ERROR, SOFTMAX_MAX_ABS_ERROR,
-    SOFTMAX_MAX_COLS,
+    EXP_NEG_MAX_ABS_ERROR, INV_SQRT_MAX_ABS_ERROR, INV_SQRT_MAX_REL_ERROR, NORMALISE_MAX_FRAC_BITS,
+    RECIPROCAL_MAX_ABS_ERROR, RECIPROCAL_MAX_REL_ERROR, SIGMOID_MAX_ABS_ERROR,
+    SOFTMAX_MAX_ABS_ERROR, SOFTMAX_MAX_COLS, normalise_lanes,
 };
 use veil_circuits::cost::{MAX_ROUNDS, program_cost, tournament_pairs};
 use veil_circuits::eval::evaluate;
@@ -63,23 +65,232 @@ fn exp_neg_stays_near_zero_down_to_minus_256() {
     assert!(worst <= 2.0 / 65536.0, "{worst}");
 }
 
+/// The documented domain [2^-16, 2^24) of the normalising functions at f = 16: every raw word
+/// in [1, 16), 64 log-spaced points per octave, and every 1/256 over [1, 256]; quantised,
+/// sorted, deduplicated.
+fn normalise_domain() -> Vec<f64> {
+    let mut xs: Vec<f64> = (1..16).map(|r| r as f64 / 65536.0).collect();
+    xs.extend((0..40 * 64).map(|j| 2f64.powf(-16.0 + j as f64 / 64.0)));
+    xs.extend((256..=256 * 256).map(|i| i as f64 / 256.0));
+    xs.push(2f64.powi(24) - 1.0 / 65536.0);
+    let mut xs = quantised(&xs);
+    xs.retain(|&x| x < 2f64.powi(24));
+    xs.sort_by(f64::total_cmp);
+    xs.dedup();
+    xs
+}
+
+/// Checks `|f(x) − want(x)| ≤ rel·want(x) + abs` over [`normalise_domain`] and prints the
+/// measured figures: max relative error for x ≤ 1 and for x ≤ 2^8, max absolute error for
+/// x ≥ 2^8, and the max of `|err| − rel·want` (in ulps of 2^-16).
+fn check_normalised(
+    name: &str,
+    f: impl Fn(&mut Builder, Value) -> Value,
+    want: impl Fn(f64) -> f64,
+    rel: f64,
+    abs: f64,
+) {
+    let xs = normalise_domain();
+    let ys = eval_vector(&xs, f);
+    let (mut rel1, mut rel256, mut abs256, mut excess, mut at) =
+        (0.0f64, 0.0f64, 0.0f64, 0.0f64, 0.0);
+    for (&x, &y) in xs.iter().zip(&ys) {
+        let w = want(x);
+        let err = (y - w).abs();
+        if x <= 1.0 {
+            rel1 = rel1.max(err / w);
+        }
+        if x <= 256.0 {
+            rel256 = rel256.max(err / w);
+        }
+        if x >= 256.0 {
+            abs256 = abs256.max(err);
+        }
+        if err - rel * w > excess {
+            (excess, at) = (err - rel * w, x);
+        }
+    }
+    println!(
+        "{name} over {} points: max rel error {rel1:.3e} (x ≤ 1), {rel256:.3e} (x ≤ 2^8); \
+         max abs error {abs256:.3e} (x ≥ 2^8); max |err| − {rel:e}·|1/x| = {:.3} ulps at x = {at}",
+        xs.len(),
+        excess * 65536.0
+    );
+    assert!(excess <= abs, "{name}: {excess} at {at}");
+}
+
 #[test]
 fn reciprocal_accuracy_on_dense_grid() {
-    let xs: Vec<f64> = quantised(
-        &(256..=256 * 256)
-            .map(|i| i as f64 / 256.0)
+    check_normalised(
+        "reciprocal",
+        |b, x| b.reciprocal(x),
+        |x| 1.0 / x,
+        RECIPROCAL_MAX_REL_ERROR,
+        RECIPROCAL_MAX_ABS_ERROR,
+    );
+}
+
+#[test]
+fn inv_sqrt_accuracy_on_dense_grid() {
+    check_normalised(
+        "inv_sqrt",
+        |b, x| b.inv_sqrt(x),
+        |x| 1.0 / x.sqrt(),
+        INV_SQRT_MAX_REL_ERROR,
+        INV_SQRT_MAX_ABS_ERROR,
+    );
+}
+
+#[test]
+fn normalising_functions_give_zero_outside_domain() {
+    let xs = [
+        0.0,
+        -1.0,
+        -1.0 / 65536.0,
+        -3000.0,
+        2f64.powi(24),
+        2f64.powi(30),
+    ];
+    for ys in [
+        eval_vector(&xs, |b, x| b.reciprocal(x)),
+        eval_vector(&xs, |b, x| b.inv_sqrt(x)),
+    ] {
+        assert_eq!(ys, vec![0.0; xs.len()]);
+    }
+}
+
+#[test]
+fn functions_keep_scalar_and_matrix_shapes() {
+    for shape in [Shape::Scalar, Shape::Matrix(2, 3)] {
+        let n = shape.len();
+        let xs: Vec<f64> = (1..=n).map(|i| 4.0 * i as f64).collect();
+        let mut b = Builder::new();
+        let ty = veil_circuits::ValueType {
+            vis: veil_circuits::Visibility::Secret,
+            elem: Fixed::default().into(),
+            shape,
+        };
+        let x = b.input("x", veil_circuits::Owner::Client("client".into()), ty);
+        let ys = [b.reciprocal(x), b.inv_sqrt(x), b.sigmoid(x), b.div(x, x)];
+        for (k, y) in ys.into_iter().enumerate() {
+            assert_eq!(y.ty().shape, shape);
+            b.output_to_client(&format!("y{k}"), y);
+        }
+        let p = b.finish().unwrap();
+        let ins = HashMap::from([("x".to_string(), encode_slice(&xs, F).unwrap())]);
+        let out = evaluate(&p, &ins).unwrap();
+        for (j, &x) in xs.iter().enumerate() {
+            let got: Vec<f64> = (0..4)
+                .map(|k| decode(out[&format!("y{k}")][j], F))
+                .collect();
+            let want = [1.0 / x, 1.0 / x.sqrt(), sigmoid(x), 1.0];
+            for (g, w) in got.iter().zip(want) {
+                assert!(
+                    (g - w).abs() < 2e-3,
+                    "{shape:?} x = {x}: {got:?} vs {want:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn div_matches_quotient() {
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let n = 4000;
+    let a: Vec<f64> = quantised(
+        &(0..n)
+            .map(|_| rng.random_range(-100.0..100.0))
             .collect::<Vec<_>>(),
     );
-    let ys = eval_vector(&xs, |b, x| b.reciprocal(x));
+    let d: Vec<f64> = quantised(
+        &(0..n)
+            .map(|_| 2f64.powf(rng.random_range(-4.0..12.0)))
+            .collect::<Vec<_>>(),
+    );
+    let mut b = Builder::new();
+    let x = b.secret_vector("a", n, Fixed::default());
+    let y = b.secret_vector("b", n, Fixed::default());
+    let q = b.div(x, y);
+    assert_eq!(q.ty().elem, ElemType::Fixed(F));
+    b.output_to_client("q", q);
+    let p = b.finish().unwrap();
+    let ins = HashMap::from([
+        ("a".to_string(), encode_slice(&a, F).unwrap()),
+        ("b".to_string(), encode_slice(&d, F).unwrap()),
+    ]);
+    let out = evaluate(&p, &ins).unwrap();
+    let mut worst = 0.0f64;
+    for ((&a, &d), &q) in a.iter().zip(&d).zip(&out["q"]) {
+        // |a| times the reciprocal's error (relative below 2^8, absolute above) plus 1 ulp.
+        let bound =
+            a.abs() * RECIPROCAL_MAX_REL_ERROR / d + a.abs() * 2.0 / 65536.0 + 1.0 / 65536.0;
+        let err = (decode(q, F) - a / d).abs();
+        assert!(err <= bound, "{a}/{d}: {} vs {}", decode(q, F), a / d);
+        worst = worst.max(err / bound);
+    }
+    println!("div: worst error / bound = {worst:.3}");
+}
+
+fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+#[test]
+fn sigmoid_accuracy_on_dense_grid() {
+    let xs: Vec<f64> = (-16 * 256..=16 * 256).map(|i| i as f64 / 256.0).collect();
+    let ys = eval_vector(&xs, |b, x| b.sigmoid(x));
     let (mut worst, mut at) = (0.0f64, 0.0);
     for (&x, &y) in xs.iter().zip(&ys) {
-        let err = (y * x - 1.0).abs();
+        let err = (y - sigmoid(x)).abs();
         if err > worst {
             (worst, at) = (err, x);
         }
     }
-    println!("reciprocal: max rel error {worst:.3e} at x = {at}");
-    assert!(worst <= RECIPROCAL_MAX_REL_ERROR, "{worst} at {at}");
+    println!("sigmoid: max abs error {worst:.3e} at x = {at}");
+    assert!(worst <= SIGMOID_MAX_ABS_ERROR, "{worst} at {at}");
+}
+
+#[test]
+fn sigmoid_saturates_up_to_256() {
+    let xs: Vec<f64> = (16 * 16..=256 * 16)
+        .flat_map(|i| [i as f64 / 16.0, -(i as f64) / 16.0])
+        .collect();
+    let ys = eval_vector(&xs, |b, x| b.sigmoid(x));
+    let worst = xs
+        .iter()
+        .zip(&ys)
+        .map(|(&x, &y)| (y - sigmoid(x)).abs())
+        .fold(0.0f64, f64::max);
+    println!("sigmoid over 16 ≤ |x| ≤ 256: max abs error {worst:.3e}");
+    assert!(worst <= 2.0 / 65536.0, "{worst}");
+}
+
+fn rounds_of(f: impl Fn(&mut Builder, Value) -> Value) -> u32 {
+    let mut b = Builder::new();
+    let x = b.secret_vector("x", 8, Fixed::default());
+    let y = f(&mut b, x);
+    b.output_to_client("y", y);
+    program_cost(&b.finish().unwrap()).rounds
+}
+
+#[test]
+fn function_rounds() {
+    let exp = rounds_of(|b, x| b.exp_neg(x));
+    let rec = rounds_of(|b, x| b.reciprocal(x));
+    let isq = rounds_of(|b, x| b.inv_sqrt(x));
+    let sig = rounds_of(|b, x| b.sigmoid(x));
+    let div = {
+        let mut b = Builder::new();
+        let x = b.secret_vector("a", 8, Fixed::default());
+        let y = b.secret_vector("b", 8, Fixed::default());
+        let q = b.div(x, y);
+        b.output_to_client("q", q);
+        program_cost(&b.finish().unwrap()).rounds
+    };
+    println!("rounds: exp_neg {exp}, reciprocal {rec}, div {div}, inv_sqrt {isq}, sigmoid {sig}");
+    assert_eq!((exp, rec, div, isq, sig), (17, 28, 30, 28, 37));
+    assert_eq!(normalise_lanes(16), 40);
 }
 
 fn softmax(row: &[f64]) -> Vec<f64> {
@@ -128,15 +339,15 @@ fn softmax_rounds(rows: usize, cols: usize) -> u32 {
 
 #[test]
 fn softmax_rows_rounds() {
-    // max_all tournament + exp_neg (1 rescale + 8 fixmuls) + reciprocal (exp_neg + 10 Newton
-    // steps of 2 fixmuls) + the final fixmul; 2 rounds per fixmul.
+    // max_all tournament + exp_neg (1 rescale + 8 fixmuls) + reciprocal (28) + the final
+    // fixmul; 2 rounds per fixmul.
     let levels = tournament_pairs(128).len() as u32;
-    let expected = MAX_ROUNDS * levels + 17 + (17 + 4 * RECIPROCAL_ITERATIONS) + 2;
+    let expected = MAX_ROUNDS * levels + 17 + 28 + 2;
     let rounds = softmax_rounds(4, 128);
     let rounds_128 = softmax_rounds(128, 128);
     println!("softmax_rows secret 4x128: {rounds} rounds; 128x128: {rounds_128} rounds");
     assert_eq!(rounds, expected);
-    assert_eq!(rounds, 153);
+    assert_eq!(rounds, 124);
     assert_eq!(rounds_128, rounds);
 }
 
@@ -214,6 +425,48 @@ fn argument_errors_are_deferred() {
             what: "column count",
             got: 257,
             max: 256
+        }
+    );
+
+    for name in ["reciprocal", "inv_sqrt", "sigmoid", "div"] {
+        let mut b = Builder::new();
+        let r = b.secret_vector("r", 3, veil_circuits::Ring);
+        let x = b.secret_vector("x", 3, Fixed::default());
+        match name {
+            "reciprocal" => b.reciprocal(r),
+            "inv_sqrt" => b.inv_sqrt(r),
+            "sigmoid" => b.sigmoid(r),
+            _ => b.div(x, r),
+        };
+        let e = b.finish().unwrap_err();
+        assert!(
+            matches!(e, ValidationError::RescaleNotFixed { name: n, .. } if n == name),
+            "{e}"
+        );
+    }
+
+    let mut b = Builder::new();
+    let r = b.secret_vector("r", 3, veil_circuits::Ring);
+    let x = b.secret_vector("x", 3, Fixed::default());
+    b.div(r, x);
+    let e = b.finish().unwrap_err();
+    assert!(
+        matches!(e, ValidationError::RescaleNotFixed { name: "div", .. }),
+        "{e}"
+    );
+
+    let mut b = Builder::new();
+    let x = b.secret_vector("x", 3, Fixed::with_frac_bits(NORMALISE_MAX_FRAC_BITS + 1));
+    b.inv_sqrt(x);
+    let e = b.finish().unwrap_err();
+    assert_eq!(
+        e,
+        ValidationError::SizeLimit {
+            op: 1,
+            name: "inv_sqrt",
+            what: "fractional bits",
+            got: 21,
+            max: 20
         }
     );
 }

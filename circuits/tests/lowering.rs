@@ -6,7 +6,7 @@ use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;
 use veil_circuits::builder::TOPK_SENTINEL;
 use veil_circuits::cost::{
-    ARGMAX_PAIR_BYTES, LTZ_BYTES, LTZ_ROUNDS, MAX_ROUNDS, program_cost, tournament_pairs,
+    LTZ_ROUNDS, MAX_ROUNDS, ltz_bytes, program_cost, tournament_bytes, tournament_pairs,
 };
 use veil_circuits::eval::evaluate;
 use veil_circuits::fixed::{from_signed, to_signed};
@@ -81,7 +81,7 @@ fn onehot_every_index_and_out_of_range() {
         }
         let pc = program_cost(&p);
         assert_eq!(pc.rounds, LTZ_ROUNDS, "n {n}");
-        assert_eq!(pc.bytes_sent, times(2 * n, LTZ_BYTES), "n {n}");
+        assert_eq!(pc.bytes_sent, ltz_bytes(2 * n), "n {n}");
     }
 }
 
@@ -140,7 +140,7 @@ fn gather_row_ring_and_fixed() {
             assert_eq!(pc.rounds, LTZ_ROUNDS + 1);
             assert_eq!(
                 pc.bytes_sent,
-                plus(times(2 * rows, LTZ_BYTES), [8 * cols as u64; 3])
+                plus(ltz_bytes(2 * rows), [8 * cols as u64; 3])
             );
         }
     }
@@ -159,7 +159,7 @@ fn gather_row_visibility_and_cost() {
     assert_eq!(r.ty(), ty(Visibility::Secret, F16, Shape::Vector(3)));
     let pc = program_cost(&b.finish().unwrap());
     assert_eq!(pc.rounds, LTZ_ROUNDS);
-    assert_eq!(pc.bytes_sent, times(8, LTZ_BYTES));
+    assert_eq!(pc.bytes_sent, ltz_bytes(8));
     // Public index, secret matrix: free.
     let mut b = Builder::new();
     let i = b.public_scalar("i", Ring);
@@ -299,10 +299,7 @@ fn topk_cost() {
             let p = b.finish().unwrap();
             let pc = program_cost(&p);
             assert_eq!(pc.rounds, topk_rounds(n, k), "n {n} k {k}");
-            let per_round = plus(
-                plus(times(n - 1, ARGMAX_PAIR_BYTES), times(2 * n, LTZ_BYTES)),
-                [8; 3],
-            );
+            let per_round = plus(plus(tournament_bytes(n, 2), ltz_bytes(2 * n)), [8; 3]);
             let want = plus(times(k, per_round), [8 * (n * (k - 1)) as u64; 3]);
             assert_eq!(pc.bytes_sent, want, "n {n} k {k}");
             // The dot product and the masking select of a round complete in the same round.

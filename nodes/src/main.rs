@@ -43,8 +43,8 @@ enum Command {
     ///
     /// Fixed-point functions (approximations, checked against f64 to within 0.01): `softmax` —
     /// row-wise softmax of a secret matrix with 128 columns (size = rows, default 128, cap
-    /// 4096; one matrix per run); `recip` — 1/x of a secret vector with x in [1, 256] (size =
-    /// elements, default 1,000,000, cap 2^22).
+    /// 4096; one matrix per run); `recip` — 1/x of a secret vector with x log-uniform in
+    /// [2^-4, 2^12] (size = elements, default 1,000,000, cap 2^22).
     ///
     /// Times are medians over --reps runs of one session (setup excluded), the slowest party
     /// per run. Progress goes to stderr.

@@ -239,8 +239,8 @@ fn bit_decomposition_and_msb_onehot_match_plaintext() {
         1 << 39,
         12345,
     ]);
-    for i in 10..30 {
-        xs[i] >>= rng.random_range(0..64); // every magnitude
+    for x in &mut xs[10..30] {
+        *x >>= rng.random_range(0..64); // every magnitude
     }
     let mut b = Builder::new();
     let x = b.secret_vector("x", xs.len(), Ring);

@@ -1,28 +1,28 @@
-//! Comparisons on replicated shares: LTZ (the sign bit), and the ops built from it — lt/le/gt/
-//! ge/eq, ReLU, elementwise max/min, and tournament max/argmax.
+//! Comparisons on replicated shares, built on the sign bit (LTZ, in [`super::msb`]): lt/le/gt/
+//! ge/eq, ReLU, elementwise max/min, tournament max/argmax — and the full bit decomposition
+//! (`Bits`, `MsbOneHot`) used to normalise fixed-point values.
 //!
-//! **LTZ.** Construction: the "two-way split" MSB extraction of ABY3 (Mohassel & Rindal, CCS
+//! **Bit decomposition.** Construction: the "two-way split" of ABY3 (Mohassel & Rindal, CCS
 //! 2018, §5.3) with a Kogge–Stone parallel-prefix adder (Kogge & Stone 1973) on boolean shares
 //! (Araki et al. CCS 2016), 64 bit lanes per word:
 //! 1. x = s + t with s = x_0 + x_1 (P0 knows both) and t = x_2 (P1 and P2 know it). P0
 //!    boolean-shares s (1 round, P0 sends 16 B per element); t has a trivial boolean sharing.
-//! 2. The sign of x is bit 63 of s + t: with generate G = s ∧ t (1 AND round) and propagate
-//!    P = s ⊕ t, five prefix levels k = 1, 2, 4, 8, 16 compute G ← G ⊕ (P ∧ (G ≪ k)) and
-//!    P ← P ∧ (P ≪ k) (2 ANDs, 1 round each) and a last level k = 32 only G (1 AND, 1 round).
-//!    Then G lane i is the carry out of bits 0..=i and msb = P⁽⁰⁾₆₃ ⊕ G₆₂.
-//! 3. Bit injection turns the boolean msb into arithmetic 0/1 (2 rounds; see `bit_inject`).
+//! 2. With generate G = s ∧ t (1 AND round) and propagate P = s ⊕ t, five prefix levels
+//!    k = 1, 2, 4, 8, 16 compute G ← G ⊕ (P ∧ (G ≪ k)) and P ← P ∧ (P ≪ k) (2 ANDs, 1 round
+//!    each) and a last level k = 32 only G (1 AND, 1 round). Then G lane i is the carry out of
+//!    bits 0..=i and the sum is P⁽⁰⁾ ⊕ (G ≪ 1): all 64 bits of x.
+//! 3. `Bits` injects every lane (2 rounds); `MsbOneHot` first runs a suffix OR (6 AND rounds),
+//!    keeps the lane where it steps, and injects the low `lanes` lanes (2 rounds).
 //!
-//! The result is the exact sign bit of the 64-bit word, for every x. Comparisons use
-//! lt(a, b) = LTZ(a − b), exact whenever |a − b| < 2^63.
+//! **Comparisons** use lt(a, b) = LTZ(a − b), exact whenever |a − b| < 2^63; ReLU, max and min
+//! add one multiplication ("base + LTZ·diff").
 //!
 //! Security: semi-honest, honest majority. Every message is either P0's masked input share
 //! (one-time-padded by PRF streams each receiver lacks one key of) or an AND / multiplication
 //! message masked by a fresh zero-sharing, so a single party's view is uniform and independent
 //! of the inputs; the number of rounds and bytes depends only on n.
 //!
-//! Cost per element: 10 rounds; P0 sends 128 B, P1 and P2 112 B (input 16 at P0, 12 word ANDs of
-//! 8 B, 2 multiplications of 8 B). Composite ops add one multiplication round (8 B per word
-//! multiplied); see `veil_circuits::cost`.
+//! Cost: see `veil_circuits::cost` (`ltz_bytes`, `tournament_bytes`, `BIT_DECOMPOSE_BYTES`).
 
 use super::bit_inject::BitInject;
 use super::boolean::{AndRound, shl, shr_mask, xor, xor_assign};
@@ -34,11 +34,9 @@ use crate::sharing::Shares;
 use crate::transport::RoundId;
 use veil_circuits::PartyId;
 
-/// What the adder's output becomes.
+/// What the full adder's output becomes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Target {
-    /// The sign bit, injected to arithmetic 0/1 (LTZ).
-    Sign,
     /// All 64 bits, injected to arithmetic 0/1: n × 64 results, row-major.
     Bits,
     /// One-hot of the highest set bit among the low `lanes` positions (n × lanes results).
@@ -48,8 +46,8 @@ pub enum Target {
     },
 }
 
-/// One party's state of an LTZ / bit decomposition on a vector.
-pub struct Ltz {
+/// One party's state of a bit decomposition (full Kogge–Stone adder) on a vector.
+pub struct Decompose {
     stage: Stage,
     target: Target,
 }
@@ -82,12 +80,7 @@ fn split(s: Shares, n: usize) -> (Shares, Shares) {
     )
 }
 
-impl Ltz {
-    /// Start LTZ of the arithmetic shares `x` (result: arithmetic 0/1 per element).
-    pub fn start(ctx: &mut PartyCtx, x: &Shares) -> Result<Box<dyn MultiRound>, ProtocolError> {
-        Self::start_for(ctx, x, Target::Sign)
-    }
-
+impl Decompose {
     /// Start the two-way-split adder on `x` and turn its output into `target`.
     pub fn start_for(
         ctx: &mut PartyCtx,
@@ -129,7 +122,7 @@ impl Ltz {
             ),
         };
         let input = InputRound::start_xor(ctx, PartyId::P0, n, s.as_deref())?;
-        Ok(Box::new(Ltz {
+        Ok(Box::new(Decompose {
             stage: Stage::Split { input, t },
             target,
         }))
@@ -155,7 +148,7 @@ fn prefix_level(
     p0: Shares,
 ) -> Result<Box<dyn MultiRound>, ProtocolError> {
     let and = AndRound::start_prefix(ctx, p, &g, k, k < 32)?;
-    Ok(Box::new(Ltz {
+    Ok(Box::new(Decompose {
         stage: Stage::Prefix { k, and, g, p0 },
         target,
     }))
@@ -169,7 +162,7 @@ fn suffix_or_level(
     y: Shares,
 ) -> Result<Box<dyn MultiRound>, ProtocolError> {
     let and = AndRound::start(ctx, &y, &shr_mask(&y, k, u64::MAX))?;
-    Ok(Box::new(Ltz {
+    Ok(Box::new(Decompose {
         stage: Stage::SuffixOr { k, and, y },
         target,
     }))
@@ -189,7 +182,7 @@ fn unpack_lanes(w: &Shares, lanes: u32) -> Shares {
     }
 }
 
-impl MultiRound for Ltz {
+impl MultiRound for Decompose {
     fn to_next(&self) -> &[u64] {
         self.current().0
     }
@@ -214,7 +207,7 @@ impl MultiRound for Ltz {
                 let s = input.finish(from_next, from_prev, round)?;
                 let p = xor(&s, &t);
                 let and = AndRound::start(ctx, &s, &t)?;
-                Ok(Step::More(Box::new(Ltz {
+                Ok(Step::More(Box::new(Decompose {
                     stage: Stage::Generate { and, p },
                     target: self.target,
                 })))
@@ -248,10 +241,6 @@ impl MultiRound for Ltz {
                 }
                 // G lane i = carry out of bits 0..=i, so the sum is P⁽⁰⁾ ⊕ (G ≪ 1).
                 match self.target {
-                    Target::Sign => {
-                        let msb = xor(&shr_mask(&p0, 63, 1), &shr_mask(&g, 62, 1));
-                        Ok(Step::More(Box::new(BitInject::start(ctx, &msb)?)))
-                    }
                     Target::Bits => {
                         let sum = xor(&p0, &shl(&g, 1));
                         let bits = unpack_lanes(&sum, 64);
@@ -304,7 +293,7 @@ pub fn ltz_blend(
     base: Shares,
     diff: Shares,
 ) -> Result<Box<dyn MultiRound>, ProtocolError> {
-    let ltz = Ltz::start(ctx, x)?;
+    let ltz = ltz(ctx, x)?;
     Ok(Then::boxed(ltz, move |ctx, l| blend(ctx, l, base, diff)))
 }
 
@@ -344,7 +333,7 @@ pub fn tournament(
         }
         None => (lv.clone(), rv.sub(&lv), None),
     };
-    let ltz = Ltz::start(ctx, &lv.sub(&rv))?;
+    let ltz = ltz(ctx, &lv.sub(&rv))?;
     let level = Then::boxed(ltz, move |ctx, l| blend(ctx, l, base, diff));
     Ok(Then::boxed(level, move |ctx, winners| {
         let (mut v, mut i) = if indices.is_some() {
@@ -379,12 +368,12 @@ pub fn decompose(
     x: &Shares,
     target: Target,
 ) -> Result<Box<dyn MultiRound>, ProtocolError> {
-    Ltz::start_for(ctx, x, target)
+    Decompose::start_for(ctx, x, target)
 }
 
 /// LTZ of shares, as one [`MultiRound`] (boxed for the engine).
 pub fn ltz(ctx: &mut PartyCtx, x: &Shares) -> Result<Box<dyn MultiRound>, ProtocolError> {
-    Ltz::start(ctx, x)
+    super::msb::Msb::start(ctx, x)
 }
 
 /// Levels of [`tournament`] on `n` elements (each level is 11 rounds).

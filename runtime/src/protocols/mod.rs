@@ -11,6 +11,7 @@ pub mod boolean;
 pub mod compare;
 pub mod compose;
 pub mod input;
+pub mod msb;
 pub mod mul;
 pub mod reveal;
 pub mod trunc;
