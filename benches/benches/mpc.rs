@@ -247,7 +247,8 @@ fn recip(c: &mut Criterion) {
     let mut rng = ChaCha20Rng::seed_from_u64(21);
     let mut g = c.benchmark_group("mpc/recip");
     g.sample_size(10).sampling_mode(SamplingMode::Flat);
-    let n = 1 << 20;
+    // 2^16 elements: one run at 1M takes ~11 s here (`veil bench --ops recip` measures that).
+    let n = 1 << 16;
     g.throughput(Throughput::Elements(n as u64));
     bench_workload(&mut g, &mut rng, BenchOp::Recip, n, n);
     g.finish();
