@@ -11,11 +11,9 @@
 //!
 //! Cost: AND of n words = 1 round, 8·n bytes per party (64 AND gates per word).
 
-use super::{Expect, RoundProtocol};
 use crate::error::ProtocolError;
 use crate::party::PartyCtx;
 use crate::sharing::Shares;
-use crate::transport::RoundId;
 
 /// a ⊕= b on the first `a.len()` words of b (local).
 pub fn xor_assign(a: &mut Shares, b: &Shares) {
@@ -53,9 +51,7 @@ pub fn shr_mask(a: &Shares, k: u32, mask: u64) -> Shares {
 }
 
 /// One party's state of a batch of AND gates.
-pub struct AndRound {
-    z: Vec<u64>,
-}
+pub type AndRound = super::Reshare;
 
 impl AndRound {
     /// Start a ∧ b on equal-length boolean shares.
@@ -70,7 +66,7 @@ impl AndRound {
         {
             *z ^= (a0 & (b0 ^ b1)) ^ (a1 & b0);
         }
-        Ok(AndRound { z })
+        Ok(super::Reshare { z })
     }
 }
 
@@ -99,32 +95,6 @@ impl AndRound {
             let (b0, b1) = (a0 << k, a1 << k);
             *z ^= (a0 & (b0 ^ b1)) ^ (a1 & b0);
         }
-        Ok(AndRound { z })
-    }
-}
-
-impl RoundProtocol for AndRound {
-    type Output = Shares;
-
-    fn to_next(&self) -> &[u64] {
-        &[]
-    }
-
-    fn to_prev(&self) -> &[u64] {
-        &self.z
-    }
-
-    fn expect(&self) -> Expect {
-        Expect {
-            from_next: self.z.len(),
-            from_prev: 0,
-        }
-    }
-
-    fn finish(self, from_next: Vec<u64>, _: Vec<u64>, _: RoundId) -> Result<Shares, ProtocolError> {
-        Ok(Shares {
-            own: self.z,
-            next: from_next,
-        })
+        Ok(super::Reshare { z })
     }
 }

@@ -87,41 +87,7 @@ impl Decompose {
         x: &Shares,
         target: Target,
     ) -> Result<Box<dyn MultiRound>, ProtocolError> {
-        let n = x.len();
-        let zeros = || vec![0u64; n];
-        let (s, t) = match ctx.id {
-            PartyId::P0 => {
-                let s: Vec<u64> = x
-                    .own
-                    .iter()
-                    .zip(&x.next)
-                    .map(|(a, b)| a.wrapping_add(*b))
-                    .collect();
-                (
-                    Some(s),
-                    Shares {
-                        own: zeros(),
-                        next: zeros(),
-                    },
-                )
-            }
-            // t = x_2 is component 2 of the boolean sharing: P1's next, P2's own.
-            PartyId::P1 => (
-                None,
-                Shares {
-                    own: zeros(),
-                    next: x.next.clone(),
-                },
-            ),
-            PartyId::P2 => (
-                None,
-                Shares {
-                    own: x.own.clone(),
-                    next: zeros(),
-                },
-            ),
-        };
-        let input = InputRound::start_xor(ctx, PartyId::P0, n, s.as_deref())?;
+        let (input, t) = super::msb::two_way_split(ctx, x)?;
         Ok(Box::new(Decompose {
             stage: Stage::Split { input, t },
             target,
@@ -204,9 +170,7 @@ impl MultiRound for Decompose {
     ) -> Result<Step, ProtocolError> {
         match self.stage {
             Stage::Split { input, t } => {
-                let s = input.finish(from_next, from_prev, round)?;
-                let p = xor(&s, &t);
-                let and = AndRound::start(ctx, &s, &t)?;
+                let (and, p) = super::msb::generate(ctx, input, &t, from_next, from_prev, round)?;
                 Ok(Step::More(Box::new(Decompose {
                     stage: Stage::Generate { and, p },
                     target: self.target,

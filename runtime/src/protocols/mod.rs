@@ -58,6 +58,40 @@ pub trait RoundProtocol {
     ) -> Result<Self::Output, ProtocolError>;
 }
 
+/// One party's masked words z_i of a product-type round (multiplication, dot product, matrix
+/// product, AND): sent to P_{i−1}; with z_{i+1} from P_{i+1} they are the new replicated
+/// sharing (z_i, z_{i+1}) — the "reshare once per output" step of Araki et al. CCS 2016 §2.2.
+/// [`MulRound`] and [`boolean::AndRound`] are this type with their own constructors.
+pub struct Reshare {
+    z: Vec<u64>,
+}
+
+impl RoundProtocol for Reshare {
+    type Output = Shares;
+
+    fn to_next(&self) -> &[u64] {
+        &[]
+    }
+
+    fn to_prev(&self) -> &[u64] {
+        &self.z
+    }
+
+    fn expect(&self) -> Expect {
+        Expect {
+            from_next: self.z.len(),
+            from_prev: 0,
+        }
+    }
+
+    fn finish(self, from_next: Vec<u64>, _: Vec<u64>, _: RoundId) -> Result<Shares, ProtocolError> {
+        Ok(Shares {
+            own: self.z,
+            next: from_next,
+        })
+    }
+}
+
 /// One party's state of a protocol that runs over one or more rounds and yields arithmetic
 /// shares. Each round the engine sends [`MultiRound::to_next`] / [`MultiRound::to_prev`],
 /// then hands the peers' words to [`MultiRound::step`].

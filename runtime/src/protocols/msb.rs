@@ -107,47 +107,68 @@ enum Stage {
     },
 }
 
+/// The two-way split x = s + t (ABY3 §5.3): P0 boolean-shares s = x_0 + x_1 (the returned
+/// input round; 1 round, P0 sends 16 bytes per element), and t = x_2 — component 2, which P1
+/// holds as `next` and P2 as `own` — has the trivial boolean sharing returned beside it.
+pub(super) fn two_way_split(
+    ctx: &mut PartyCtx,
+    x: &Shares,
+) -> Result<(InputRound, Shares), ProtocolError> {
+    let n = x.len();
+    let zeros = || vec![0u64; n];
+    let (s, t) = match ctx.id {
+        PartyId::P0 => {
+            let s: Vec<u64> = x
+                .own
+                .iter()
+                .zip(&x.next)
+                .map(|(a, b)| a.wrapping_add(*b))
+                .collect();
+            let t = Shares {
+                own: zeros(),
+                next: zeros(),
+            };
+            (Some(s), t)
+        }
+        PartyId::P1 => (
+            None,
+            Shares {
+                own: zeros(),
+                next: x.next.clone(),
+            },
+        ),
+        PartyId::P2 => (
+            None,
+            Shares {
+                own: x.own.clone(),
+                next: zeros(),
+            },
+        ),
+    };
+    Ok((InputRound::start_xor(ctx, PartyId::P0, n, s.as_deref())?, t))
+}
+
+/// Finish the split and start the generate round: returns the AND computing G = s ∧ t and the
+/// propagate word P = s ⊕ t.
+pub(super) fn generate(
+    ctx: &mut PartyCtx,
+    input: InputRound,
+    t: &Shares,
+    from_next: Vec<u64>,
+    from_prev: Vec<u64>,
+    round: RoundId,
+) -> Result<(AndRound, Shares), ProtocolError> {
+    let s = input.finish(from_next, from_prev, round)?;
+    Ok((AndRound::start(ctx, &s, t)?, xor(&s, t)))
+}
+
 impl Msb {
     /// Start extracting the sign bits of the arithmetic shares `x` (result: arithmetic 0/1).
     pub fn start(ctx: &mut PartyCtx, x: &Shares) -> Result<Box<dyn MultiRound>, ProtocolError> {
-        let n = x.len();
-        let zeros = || vec![0u64; n];
-        let (s, t) = match ctx.id {
-            PartyId::P0 => {
-                let s: Vec<u64> = x
-                    .own
-                    .iter()
-                    .zip(&x.next)
-                    .map(|(a, b)| a.wrapping_add(*b))
-                    .collect();
-                (
-                    Some(s),
-                    Shares {
-                        own: zeros(),
-                        next: zeros(),
-                    },
-                )
-            }
-            // t = x_2 is component 2 of the boolean sharing: P1's next, P2's own.
-            PartyId::P1 => (
-                None,
-                Shares {
-                    own: zeros(),
-                    next: x.next.clone(),
-                },
-            ),
-            PartyId::P2 => (
-                None,
-                Shares {
-                    own: x.own.clone(),
-                    next: zeros(),
-                },
-            ),
-        };
-        let input = InputRound::start_xor(ctx, PartyId::P0, n, s.as_deref())?;
+        let (input, t) = two_way_split(ctx, x)?;
         Ok(Box::new(Msb {
             stage: Stage::Split { input, t },
-            n,
+            n: x.len(),
         }))
     }
 
@@ -243,9 +264,7 @@ impl MultiRound for Msb {
         let n = self.n;
         match self.stage {
             Stage::Split { input, t } => {
-                let s = input.finish(from_next, from_prev, round)?;
-                let p = xor(&s, &t);
-                let and = AndRound::start(ctx, &s, &t)?;
+                let (and, p) = generate(ctx, input, &t, from_next, from_prev, round)?;
                 Ok(Step::More(Box::new(Msb {
                     stage: Stage::Generate { and, p },
                     n,

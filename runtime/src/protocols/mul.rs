@@ -21,17 +21,15 @@
 //! Cost per party: 1 round; 8 bytes per output element (mul: per element; dot: per dot
 //! product; matmul m×k·k×n: 8·m·n).
 
-use super::{Expect, RoundProtocol, check_len, run_round};
+use super::{check_len, run_round};
 use crate::error::ProtocolError;
 use crate::kernels;
 use crate::party::PartyCtx;
 use crate::sharing::Shares;
-use crate::transport::{RoundId, Transport};
+use crate::transport::Transport;
 
 /// One party's state of a multiplication-type protocol: its masked cross terms z_i.
-pub struct MulRound {
-    z: Vec<u64>,
-}
+pub type MulRound = super::Reshare;
 
 impl MulRound {
     /// Elementwise product of two equal-length shared vectors.
@@ -39,7 +37,7 @@ impl MulRound {
         check_len("mul", x.len(), y.len())?;
         let mut z = ctx.zero_share(x.len());
         kernels::rep3_cross_add_assign(&mut z, &x.own, &x.next, &y.own, &y.next);
-        Ok(MulRound { z })
+        Ok(super::Reshare { z })
     }
 
     /// Row-wise dot products of two `rows × cols` shared matrices (a vector is one row).
@@ -64,7 +62,7 @@ impl MulRound {
                 ));
             }
         }
-        Ok(MulRound { z })
+        Ok(super::Reshare { z })
     }
 
     /// Matrix product of a shared m×k and a shared k×n matrix.
@@ -83,33 +81,7 @@ impl MulRound {
         kernels::ring_add_assign(&mut y_sum, &y.next);
         kernels::par_gemm_u64_add_assign(m, k, n, &x.own, &y_sum, &mut z);
         kernels::par_gemm_u64_add_assign(m, k, n, &x.next, &y.own, &mut z);
-        Ok(MulRound { z })
-    }
-}
-
-impl RoundProtocol for MulRound {
-    type Output = Shares;
-
-    fn to_next(&self) -> &[u64] {
-        &[]
-    }
-
-    fn to_prev(&self) -> &[u64] {
-        &self.z
-    }
-
-    fn expect(&self) -> Expect {
-        Expect {
-            from_next: self.z.len(),
-            from_prev: 0,
-        }
-    }
-
-    fn finish(self, from_next: Vec<u64>, _: Vec<u64>, _: RoundId) -> Result<Shares, ProtocolError> {
-        Ok(Shares {
-            own: self.z,
-            next: from_next,
-        })
+        Ok(super::Reshare { z })
     }
 }
 
