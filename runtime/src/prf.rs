@@ -1,8 +1,9 @@
 //! AES-128-CTR pseudorandom function for correlated randomness.
 //!
-//! Construction: AES-128 (crate `aes`, AES-NI selected at run time when the CPU has it) in
-//! counter mode, as used for the pairwise PRF of Araki, Furukawa, Lindell, Nof, Ohara, CCS 2016
-//! (eprint 2016/768, §2.2 "correlated randomness") and ABY3 (Mohassel & Rindal, CCS 2018, §2.2).
+//! Construction: AES-128 in counter mode (kernel [`crate::kernels::aes_ctr`]: VAES, AES-NI or
+//! the `aes` crate, selected at run time), as used for the pairwise PRF of Araki, Furukawa,
+//! Lindell, Nof, Ohara, CCS 2016 (eprint 2016/768, §2.2 "correlated randomness") and ABY3
+//! (Mohassel & Rindal, CCS 2018, §2.2).
 //!
 //! # Stream layout
 //! Word `w` of the stream for [`Domain`] `(op, worker)` is half `w mod 2` (little-endian) of
@@ -22,8 +23,8 @@
 //! subkeys, are indistinguishable from uniform and independent of each other. Distinct domains
 //! and distinct derive labels give independent outputs; reusing a domain reuses the stream.
 
-use aes::Aes128;
-use aes::cipher::{BlockEncrypt, KeyInit};
+use crate::kernels::AesCtr;
+use aes::cipher::BlockEncrypt;
 use sha2::{Digest, Sha256};
 use std::fmt;
 use zeroize::Zeroize;
@@ -92,19 +93,17 @@ impl Domain {
 /// Bit 63 of the block's high half: set on [`Prf::derive`] inputs, clear on stream blocks.
 const DERIVE_FLAG: u64 = 1 << 63;
 
-/// Blocks encrypted per `encrypt_blocks` call (1 KiB on the stack; AES-NI pipelines 8 at a time).
-const BATCH_BLOCKS: usize = 64;
-
 /// Words per rayon task in [`Prf::par_fill_at`] (512 KiB).
 const PAR_CHUNK_WORDS: usize = 1 << 16;
 
 /// AES-128 in counter mode keyed with a [`PrfKey`].
 ///
-/// The expanded key schedule is zeroised on drop (the `aes` crate's `zeroize` feature is on),
-/// as is the [`PrfKey`] it came from.
+/// The keystream runs on the widest path this CPU has ([`crate::kernels::AesCtrPath`]: VAES, AES-NI, or the
+/// `aes` crate). Both key schedules (the `aes` crate's, whose `zeroize` feature is on, and the
+/// kernel's expanded round keys) are zeroised on drop, as is the [`PrfKey`] they came from.
 #[derive(Clone)]
 pub struct Prf {
-    cipher: Aes128,
+    ctr: AesCtr,
 }
 
 impl fmt::Debug for Prf {
@@ -117,7 +116,7 @@ impl Prf {
     /// PRF under `key`.
     pub fn new(key: &PrfKey) -> Self {
         Prf {
-            cipher: Aes128::new(&key.0.into()),
+            ctr: AesCtr::new(&key.0),
         }
     }
 
@@ -126,7 +125,7 @@ impl Prf {
     /// Any split of a range into chunks, each filled at its own offset, equals one fill.
     /// Panics if the domain is out of range (see [`Domain::OP_LIMIT`]) or the range passes 2^64.
     pub fn fill_at(&self, domain: Domain, offset: u64, out: &mut [u64]) {
-        let tweak = domain.tweak().to_le_bytes();
+        let tweak = domain.tweak();
         if out.is_empty() {
             return;
         }
@@ -136,40 +135,7 @@ impl Prf {
             "PRF stream range passes 2^64 words"
         );
 
-        let mut out = out;
-        let mut block = offset / 2;
-        if offset % 2 == 1 {
-            // Unaligned start: the high half of the block that holds word `offset`.
-            let mut b = [aes::Block::default()];
-            self.encrypt_counters(&tweak, block, &mut b);
-            out[0] = u64::from_le_bytes(b[0][8..16].try_into().expect("8 bytes"));
-            out = &mut out[1..];
-            block += 1;
-        }
-
-        // Whole blocks: write the counter blocks straight into `out` (word 2b = counter b,
-        // word 2b+1 = tweak, little-endian) and encrypt them in place.
-        let whole = out.len() / 2 * 2;
-        let (body, tail) = out.split_at_mut(whole);
-        let tweak_word = u64::from_le_bytes(tweak).to_le();
-        for chunk in body.chunks_mut(2 * BATCH_BLOCKS) {
-            for (k, pair) in chunk.chunks_exact_mut(2).enumerate() {
-                pair[0] = (block + k as u64).to_le();
-                pair[1] = tweak_word;
-            }
-            let blocks = crate::kernels::bytes::words_as_aes_blocks_mut(chunk);
-            let n = blocks.len() as u64;
-            self.cipher.encrypt_blocks(blocks);
-            block += n;
-        }
-        for w in body.iter_mut() {
-            *w = u64::from_le(*w);
-        }
-        if let Some(last) = tail.first_mut() {
-            let mut b = [aes::Block::default()];
-            self.encrypt_counters(&tweak, block, &mut b);
-            *last = u64::from_le_bytes(b[0][0..8].try_into().expect("8 bytes"));
-        }
+        self.ctr.fill_at(tweak, offset, out);
     }
 
     /// Fill `out` with the first `out.len()` words of the stream for `domain`.
@@ -199,20 +165,11 @@ impl Prf {
             .finalize();
         let mut block = aes::Block::clone_from_slice(&digest[..16]);
         block[15] |= (DERIVE_FLAG >> 56) as u8;
-        self.cipher.encrypt_block(&mut block);
+        self.ctr.cipher().encrypt_block(&mut block);
         let mut key = [0u8; 16];
         key.copy_from_slice(&block);
         block.as_mut_slice().zeroize();
         PrfKey(key)
-    }
-
-    /// Encrypt counter blocks `first..first + blocks.len()` of the domain with `tweak`, in place.
-    fn encrypt_counters(&self, tweak: &[u8; 8], first: u64, blocks: &mut [aes::Block]) {
-        for (i, b) in blocks.iter_mut().enumerate() {
-            b[0..8].copy_from_slice(&(first + i as u64).to_le_bytes());
-            b[8..16].copy_from_slice(tweak);
-        }
-        self.cipher.encrypt_blocks(blocks);
     }
 }
 
@@ -220,6 +177,8 @@ impl Prf {
 mod tests {
     use super::*;
     use crate::testing::test_rng;
+    use aes::Aes128;
+    use aes::cipher::KeyInit;
 
     fn prf(seed: u8) -> Prf {
         Prf::new(&PrfKey::from_bytes([seed; 16]))

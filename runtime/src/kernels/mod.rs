@@ -3,12 +3,14 @@
 //! Every kernel has a scalar reference ([`scalar`]); SIMD variants are chosen at run time (widest
 //! first, see [`simd`]) and must equal the scalar version bit for bit.
 
+pub mod aes_ctr;
 pub mod bytes;
 pub mod gemm;
 pub mod ring;
 pub mod scalar;
 pub mod simd;
 
+pub use aes_ctr::{AesCtr, AesCtrPath, aes_ctr_path, supported_aes_ctr_paths};
 pub use bytes::{le_bytes_to_words, words_to_le_bytes};
 pub use gemm::{gemm_u64_add_assign, par_gemm_u64_add_assign};
 pub use ring::*;
