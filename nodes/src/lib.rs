@@ -1,5 +1,14 @@
-//! veil-node: **where** veil runs — the `veil` binary and, in later issues, the gRPC nodes,
-//! the devnet and the client SDK. Today: `veil bench` over the in-memory transport.
+//! veil-node: **where** veil runs — the `veil` binary (`node`, `devnet`, `bench`), the gRPC
+//! services and peer links of a node, its persistent share store, and the client SDK.
 #![forbid(unsafe_code)]
 
 pub mod bench;
+pub mod client;
+pub mod config;
+pub mod devnet;
+pub mod pb;
+pub mod peer;
+pub mod server;
+pub mod service;
+pub mod store;
+pub mod tls;

@@ -7,9 +7,12 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+use std::path::PathBuf;
+
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use veil_node::bench::{self, BenchOp, Params, TransportKind};
+use veil_node::config::NodeConfig;
 
 #[derive(Parser)]
 #[command(
@@ -46,8 +49,10 @@ enum Command {
     /// 4096; one matrix per run); `recip` — 1/x of a secret vector with x log-uniform in
     /// [2^-4, 2^12] (size = elements, default 1,000,000, cap 2^22).
     ///
-    /// Times are medians over --reps runs of one session (setup excluded), the slowest party
-    /// per run. Progress goes to stderr.
+    /// Times are medians over --reps runs. Memory transport: one session (setup excluded),
+    /// the slowest party per run. gRPC transport (a devnet started on the fly, or --cluster):
+    /// the session time at the slowest node (key setup + program over mTLS peer links); the
+    /// client's wall time of the whole Invoke is printed too. Progress goes to stderr.
     Bench {
         /// Links between the parties.
         #[arg(long, value_enum, default_value = "memory")]
@@ -72,11 +77,50 @@ enum Command {
         /// Also print where P0's time went, per op and waiting for peers (stderr).
         #[arg(long)]
         breakdown: bool,
+        /// With `--transport grpc`: use this running cluster instead of starting a devnet.
+        #[arg(long, value_name = "FILE")]
+        cluster: Option<PathBuf>,
+    },
+    /// Run a serialised program (veil-circuits JSON) on a cluster: every input NAME is read
+    /// from FILE (one number per line: integers for ring inputs, decimals for fixed point),
+    /// secret-shared locally, stored, and the outputs are delivered to you and printed.
+    Run {
+        /// The program (JSON, as written by `Program::to_json`).
+        program: PathBuf,
+        /// `NAME=FILE` for every program input.
+        #[arg(long = "input", value_name = "NAME=FILE")]
+        inputs: Vec<String>,
+        /// The cluster to use.
+        #[arg(long, value_name = "FILE", default_value = "devnet/cluster.toml")]
+        cluster: PathBuf,
+    },
+    /// Run one MPC node (gRPC over mutual TLS) from its configuration file.
+    Node {
+        /// The node's configuration (`node-<i>.toml`).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Run a local three-node cluster: writes certificates and configs to --dir, starts the
+    /// nodes as child processes (logs in DIR/node-<i>.log) and stops them on Ctrl-C. Keys and
+    /// stored data in an existing DIR are kept.
+    Devnet {
+        /// Directory for certificates, configs, logs and node data.
+        #[arg(long, default_value = "devnet")]
+        dir: PathBuf,
+        /// Node i listens on 127.0.0.1:(base-port + i).
+        #[arg(long, default_value_t = 7100)]
+        base_port: u16,
+        /// Comma-separated client names; each gets a certificate and DIR/cluster-<name>.toml
+        /// (the first also DIR/cluster.toml).
+        #[arg(long, value_delimiter = ',', default_value = "alice,bob")]
+        clients: Vec<String>,
     },
 }
 
 fn main() -> Result<()> {
+    init_tracing();
     match Cli::parse().command {
+        // The benchmark drives its own threads: keep it off any async runtime.
         Command::Bench {
             transport,
             ops,
@@ -85,8 +129,61 @@ fn main() -> Result<()> {
             reps,
             json,
             breakdown,
-        } => run_bench(transport, &ops, &size, Params { k }, reps, json, breakdown),
+            cluster,
+        } => run_bench(
+            transport,
+            &ops,
+            &size,
+            Params { k },
+            reps,
+            Output { json, breakdown },
+            cluster,
+        ),
+        Command::Run {
+            program,
+            inputs,
+            cluster,
+        } => runtime()?.block_on(run_program(&program, &inputs, &cluster)),
+        Command::Node { config } => runtime()?.block_on(async move {
+            let cfg = NodeConfig::load(&config)?;
+            veil_node::server::run_node(cfg)
+                .await
+                .with_context(|| format!("node from {}", config.display()))
+        }),
+        Command::Devnet {
+            dir,
+            base_port,
+            clients,
+        } => {
+            let clients: Vec<&str> = clients.iter().map(String::as_str).collect();
+            runtime()?.block_on(veil_node::devnet::run_devnet(&dir, base_port, &clients))?;
+            Ok(())
+        }
     }
+}
+
+/// Logs go to stderr; the filter comes from `VEIL_LOG` (default `info`).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VEIL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("start the async runtime")
+}
+
+/// How `veil bench` prints.
+struct Output {
+    json: bool,
+    breakdown: bool,
 }
 
 fn run_bench(
@@ -95,12 +192,31 @@ fn run_bench(
     sizes: &[usize],
     params: Params,
     reps: usize,
-    json: bool,
-    breakdown: bool,
+    Output { json, breakdown }: Output,
+    cluster: Option<PathBuf>,
 ) -> Result<()> {
     if ops.is_empty() {
         bail!("give at least one op");
     }
+    // gRPC: a cluster (given, or a devnet started now) and a client connected to it.
+    let grpc = match transport {
+        TransportKind::Memory => None,
+        TransportKind::Grpc => {
+            let rt = runtime()?;
+            let (devnet, toml) = match cluster {
+                Some(toml) => (None, toml),
+                None => {
+                    eprintln!("veil bench: starting a local devnet…");
+                    let d = rt.block_on(async { bench::grpc::LocalDevnet::start(7700) })?;
+                    let toml = d.cluster_toml.clone();
+                    (Some(d), toml)
+                }
+            };
+            let client = rt.block_on(bench::grpc::connect_ready(&toml))?;
+            Some((rt, devnet, client))
+        }
+    };
+    let mut grpc = grpc;
     if !json {
         println!(
             "{:<13} {:>9} {:>11} {:>14} {:>6} {:>14} {:>11} {:>9}",
@@ -121,10 +237,19 @@ fn run_bench(
                 String::new()
             };
             eprintln!("veil bench: {op} size {size}{k} over {transport:?} ({reps} runs)…");
-            let r = match transport {
-                TransportKind::Memory => bench::run_memory(op, size, params, reps),
+            let r = match grpc.as_mut() {
+                None => bench::run_memory(op, size, params, reps),
+                Some((rt, _, client)) => {
+                    rt.block_on(bench::grpc::run_grpc(client, op, size, params, reps))
+                }
             }
             .with_context(|| format!("benchmark {op} at size {size}"))?;
+            if let Some(wall) = r.invoke_wall_median_s {
+                eprintln!(
+                    "  invoke wall time (incl. storage): {}",
+                    bench::fmt_duration(wall)
+                );
+            }
             if breakdown {
                 for (name, secs) in &r.breakdown {
                     eprintln!("  P0 {name:<14} {}", bench::fmt_duration(*secs));
@@ -147,5 +272,86 @@ fn run_bench(
             }
         }
     }
+    Ok(())
+}
+
+/// `veil run`: share the inputs, run the program on the cluster, print the outputs.
+async fn run_program(
+    program: &std::path::Path,
+    inputs: &[String],
+    cluster: &std::path::Path,
+) -> Result<()> {
+    use veil_circuits::{ElemType, Program, Recipient, fixed};
+    let json = std::fs::read_to_string(program)
+        .with_context(|| format!("reading {}", program.display()))?;
+    let mut client = veil_node::client::Client::connect(cluster).await?;
+    let mut p = Program::from_json(&json).context("parsing the program")?;
+    for out in &mut p.outputs {
+        out.recipient = Recipient::Client(client.name().to_string());
+    }
+    let p = p.validate().context("validating the program")?;
+    let files: std::collections::HashMap<&str, &str> = inputs
+        .iter()
+        .map(|s| {
+            s.split_once('=')
+                .with_context(|| format!("--input {s}: expected NAME=FILE"))
+        })
+        .collect::<Result<_>>()?;
+    let tag: u32 = rand::random();
+    let mut bindings = Vec::new();
+    for decl in &p.program().inputs {
+        let file = files
+            .get(decl.name.as_str())
+            .with_context(|| format!("input '{}' needs --input {}=FILE", decl.name, decl.name))?;
+        let text = std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;
+        let words = text
+            .split_whitespace()
+            .map(|t| match decl.ty.elem {
+                ElemType::Fixed(f) => t
+                    .parse::<f64>()
+                    .map_err(anyhow::Error::from)
+                    .and_then(|x| Ok(fixed::encode(x, f)?)),
+                _ => t
+                    .parse::<i64>()
+                    .map(|x| x as u64)
+                    .map_err(anyhow::Error::from),
+            })
+            .collect::<Result<Vec<u64>>>()
+            .with_context(|| format!("parsing {file}"))?;
+        if words.len() != decl.ty.shape.len() {
+            bail!(
+                "{file} has {} numbers, input '{}' expects {}",
+                words.len(),
+                decl.name,
+                decl.ty.shape.len()
+            );
+        }
+        let id = format!("run-{tag:08x}-{}", decl.name);
+        client.store_secret(&id, &words, &[], &[]).await?;
+        bindings.push((decl.name.clone(), id));
+    }
+    let program_id = client.store_program(&p).await?;
+    let binding: Vec<(&str, &str)> = bindings
+        .iter()
+        .map(|(n, i)| (n.as_str(), i.as_str()))
+        .collect();
+    let result_id = format!("run-{tag:08x}-result");
+    let summary = client.invoke(&program_id, &binding, &result_id).await?;
+    let outputs = client.fetch(&result_id).await?;
+    for out in &p.program().outputs {
+        let words = &outputs[&out.name];
+        let text: Vec<String> = match p.types()[out.value.index()].elem {
+            ElemType::Fixed(f) => words
+                .iter()
+                .map(|w| fixed::decode(*w, f).to_string())
+                .collect(),
+            _ => words.iter().map(|w| (*w as i64).to_string()).collect(),
+        };
+        println!("{} = [{}]", out.name, text.join(", "));
+    }
+    eprintln!(
+        "veil run: {} rounds, bytes sent per node {:?}",
+        summary.rounds, summary.bytes_sent
+    );
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! `veil bench`: measure MPC ops on three parties beside their plaintext twin, in one run.
 
+pub mod grpc;
 pub mod workload;
 
 pub use workload::{BenchOp, Params, Workload};
@@ -18,6 +19,9 @@ use veil_runtime::transport::Transport;
 pub enum TransportKind {
     /// Three parties in this process, connected by in-memory channels.
     Memory,
+    /// Three `veil node` processes over gRPC with mutual TLS (a devnet started on the fly, or
+    /// `--cluster cluster.toml`).
+    Grpc,
 }
 
 /// One measured op at one size (the `--json` line).
@@ -44,6 +48,9 @@ pub struct BenchResult {
     pub plaintext_median_s: f64,
     /// `median_s / plaintext_median_s`.
     pub ratio_to_plaintext: f64,
+    /// gRPC only: median client wall time of a whole Invoke (storage included), seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invoke_wall_median_s: Option<f64>,
     /// Where P0's time went in the last run: (op name, seconds) per op, then `comm`.
     #[serde(skip)]
     pub breakdown: Vec<(String, f64)>,
@@ -52,6 +59,20 @@ pub struct BenchResult {
 /// A benchmark could not run or produced a wrong result.
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
+    /// A cluster call failed.
+    #[error("{op} at size {size}: {source}")]
+    Client {
+        /// Op.
+        op: BenchOp,
+        /// Size.
+        size: usize,
+        /// Cause.
+        #[source]
+        source: crate::client::ClientError,
+    },
+    /// The on-the-fly devnet could not be started.
+    #[error("devnet: {0}")]
+    Devnet(String),
     /// The workload's program is invalid (a bug).
     #[error("building the {op} program: {source}")]
     Program {
@@ -116,20 +137,13 @@ pub enum BenchError {
     },
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
 
-/// Measure `op` at `size` (with `params`): `reps` runs of the program on one session of three
-/// in-memory parties, and `reps` runs of the plaintext twin; checks every MPC output against
-/// plaintext.
-pub fn run_memory(
-    op: BenchOp,
-    size: usize,
-    params: Params,
-    reps: usize,
-) -> Result<BenchResult, BenchError> {
+/// Refuse sizes and `k` outside what `op` supports.
+pub(crate) fn check_args(op: BenchOp, size: usize, params: Params) -> Result<(), BenchError> {
     if size == 0 || size > op.max_size() {
         return Err(BenchError::Size {
             op,
@@ -144,6 +158,31 @@ pub fn run_memory(
             k: params.k,
         });
     }
+    Ok(())
+}
+
+/// `reps` timed runs of the plaintext twin: (median seconds, the outputs).
+pub(crate) fn time_plaintext(w: &Workload, reps: usize) -> (f64, Vec<(&'static str, Vec<u64>)>) {
+    let mut times = Vec::with_capacity(reps);
+    let mut want = Vec::new();
+    for _ in 0..reps {
+        let t = Instant::now();
+        want = std::hint::black_box(w.plaintext());
+        times.push(t.elapsed().as_secs_f64());
+    }
+    (median(times), want)
+}
+
+/// Measure `op` at `size` (with `params`): `reps` runs of the program on one session of three
+/// in-memory parties, and `reps` runs of the plaintext twin; checks every MPC output against
+/// plaintext.
+pub fn run_memory(
+    op: BenchOp,
+    size: usize,
+    params: Params,
+    reps: usize,
+) -> Result<BenchResult, BenchError> {
+    check_args(op, size, params)?;
     let reps = reps.max(1);
     let mut rng = rand::rng();
     let w = Workload::with_params(op, size, params, &mut rng)
@@ -188,19 +227,12 @@ pub fn run_memory(
         source,
     })?;
 
-    let mut plain_times = Vec::with_capacity(reps);
-    let mut want = Vec::new();
-    for _ in 0..reps {
-        let t = Instant::now();
-        want = std::hint::black_box(w.plaintext());
-        plain_times.push(t.elapsed().as_secs_f64());
-    }
+    let (plaintext_median_s, want) = time_plaintext(&w, reps);
     // Probabilistic truncation may add one ulp; the other ops are exact.
     workload::compare_outputs(&got, &want, op.tolerance())
         .map_err(|mismatch| BenchError::Mismatch { op, size, mismatch })?;
 
     let median_s = median(per_rep);
-    let plaintext_median_s = median(plain_times);
     let bytes_by_party = reports.map(|r| r.bytes_sent);
     Ok(BenchResult {
         op: op.name(),
@@ -213,6 +245,7 @@ pub fn run_memory(
         bytes_by_party,
         plaintext_median_s,
         ratio_to_plaintext: median_s / plaintext_median_s,
+        invoke_wall_median_s: None,
         breakdown: reports[0]
             .ops
             .iter()

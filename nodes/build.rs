@@ -1,0 +1,17 @@
+//! Compiles `proto/veil/v1/*.proto` with protox (pure Rust: no system `protoc` needed) and
+//! writes the file descriptor set used by gRPC server reflection.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let files = ["proto/veil/v1/peer.proto", "proto/veil/v1/compute.proto"];
+    for f in files {
+        println!("cargo:rerun-if-changed={f}");
+    }
+    let fds = protox::compile(files, ["proto"])?;
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(
+        out.join("veil_descriptor.bin"),
+        prost::Message::encode_to_vec(&fds),
+    )?;
+    tonic_prost_build::configure().compile_fds(fds)?;
+    Ok(())
+}

@@ -1,0 +1,617 @@
+//! Node and cluster configuration files (TOML).
+//!
+//! `node-<i>.toml` tells one node who it is, where it listens, where its data and TLS files are,
+//! and which peers and clients it trusts (by certificate fingerprint). `cluster.toml` tells a
+//! client where the three nodes are and which identity to present. Relative paths in either
+//! file are resolved against the directory of the file.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Default [`NodeConfig::session_timeout_ms`]: 10 s.
+pub const DEFAULT_SESSION_TIMEOUT_MS: u64 = 10_000;
+/// Default [`NodeConfig::max_message_bytes`]: 64 MiB.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+fn default_session_timeout_ms() -> u64 {
+    DEFAULT_SESSION_TIMEOUT_MS
+}
+
+fn default_max_message_bytes() -> usize {
+    DEFAULT_MAX_MESSAGE_BYTES
+}
+
+/// Errors from loading or validating a configuration file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("read {path}: {source}")]
+    Io {
+        /// The configuration file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this configuration.
+    #[error("parse {path}: {message}")]
+    Parse {
+        /// The configuration file.
+        path: PathBuf,
+        /// What the parser said.
+        message: String,
+    },
+    /// A field has an invalid value.
+    #[error("{}invalid `{field}`: {problem}", path.as_ref().map(|p| format!("{}: ", p.display())).unwrap_or_default())]
+    Invalid {
+        /// The configuration file, when known (set by `load`).
+        path: Option<PathBuf>,
+        /// The field, e.g. `peers[1].party` or `tls.cert`.
+        field: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+}
+
+impl ConfigError {
+    fn invalid(field: impl Into<String>, problem: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            path: None,
+            field: field.into(),
+            problem: problem.into(),
+        }
+    }
+
+    fn in_file(self, file: &Path) -> Self {
+        match self {
+            ConfigError::Invalid {
+                path: None,
+                field,
+                problem,
+            } => ConfigError::Invalid {
+                path: Some(file.to_path_buf()),
+                field,
+                problem,
+            },
+            other => other,
+        }
+    }
+
+    /// The offending field, for [`ConfigError::Invalid`].
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            ConfigError::Invalid { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+}
+
+/// A node's TLS files (PEM).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// The CA certificate that signs every node and client certificate.
+    pub ca: PathBuf,
+    /// This node's certificate.
+    pub cert: PathBuf,
+    /// This node's private key.
+    pub key: PathBuf,
+}
+
+/// One of the three nodes, as every node knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerEntry {
+    /// Party index, 0..=2.
+    pub party: usize,
+    /// Where to dial it, e.g. `127.0.0.1:7101`.
+    pub addr: String,
+    /// Lowercase hex SHA-256 of its certificate's DER ([`crate::tls::cert_fingerprint`]).
+    pub cert_sha256: String,
+}
+
+/// A client allowed to call the Compute service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientEntry {
+    /// Its name (owners and recipients are named by it).
+    pub name: String,
+    /// Lowercase hex SHA-256 of its certificate's DER.
+    pub cert_sha256: String,
+}
+
+/// Configuration of one node (`node-<i>.toml`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// This node's party index, 0..=2.
+    pub party: usize,
+    /// The address the gRPC server binds.
+    pub listen: SocketAddr,
+    /// Data directory; the store is `data_dir/store.redb`.
+    pub data_dir: PathBuf,
+    /// Per-session receive timeout in milliseconds.
+    #[serde(default = "default_session_timeout_ms")]
+    pub session_timeout_ms: u64,
+    /// Largest gRPC message accepted (decode limit), in bytes.
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: usize,
+    /// TLS files.
+    pub tls: TlsFiles,
+    /// All three nodes including this one.
+    pub peers: Vec<PeerEntry>,
+    /// Clients allowed to call Compute.
+    #[serde(default)]
+    pub clients: Vec<ClientEntry>,
+}
+
+/// One node, as a client knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterNode {
+    /// Party index, 0..=2.
+    pub party: usize,
+    /// Where to dial it, e.g. `127.0.0.1:7100`.
+    pub addr: String,
+}
+
+/// The identity a client presents.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientIdentity {
+    /// The client's name (as the nodes know it).
+    pub name: String,
+    /// Its certificate (PEM).
+    pub cert: PathBuf,
+    /// Its private key (PEM).
+    pub key: PathBuf,
+}
+
+/// What a client needs to reach the cluster (`cluster.toml`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// The CA certificate that signs the node certificates.
+    pub ca: PathBuf,
+    /// The three nodes.
+    pub nodes: Vec<ClusterNode>,
+    /// The identity to present.
+    pub client: ClientIdentity,
+}
+
+fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string().trim_end().to_string(),
+    })
+}
+
+/// The directory relative paths in `path` are resolved against.
+fn base_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn resolve(base: &Path, p: &mut PathBuf) {
+    if p.is_relative() {
+        *p = base.join(&*p);
+    }
+}
+
+fn check_readable(field: &str, path: &Path) -> Result<(), ConfigError> {
+    match std::fs::File::open(path) {
+        Ok(f) => match f.metadata() {
+            Ok(m) if m.is_file() => Ok(()),
+            Ok(_) => Err(ConfigError::invalid(
+                field,
+                format!("{} is not a file", path.display()),
+            )),
+            Err(e) => Err(ConfigError::invalid(
+                field,
+                format!("cannot read {}: {e}", path.display()),
+            )),
+        },
+        Err(e) => Err(ConfigError::invalid(
+            field,
+            format!("cannot read {}: {e}", path.display()),
+        )),
+    }
+}
+
+fn check_fingerprint(field: &str, fp: &str) -> Result<(), ConfigError> {
+    if fp.len() == 64 && fp.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        Ok(())
+    } else {
+        Err(ConfigError::invalid(
+            field,
+            "expected 64 lowercase hex digits (SHA-256 of the certificate DER)",
+        ))
+    }
+}
+
+fn check_party(field: &str, party: usize) -> Result<(), ConfigError> {
+    if party <= 2 {
+        Ok(())
+    } else {
+        Err(ConfigError::invalid(
+            field,
+            format!("party {party} out of range (0..=2)"),
+        ))
+    }
+}
+
+fn check_addr(field: &str, addr: &str) -> Result<(), ConfigError> {
+    // host:port with a numeric port; the host may be a name.
+    let ok = addr
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::invalid(
+            field,
+            format!("`{addr}` is not host:port"),
+        ))
+    }
+}
+
+/// Checks that `parties` holds 0, 1 and 2 exactly once each; `list` names the field.
+fn check_three(list: &str, parties: impl Iterator<Item = usize>) -> Result<(), ConfigError> {
+    let mut seen = BTreeSet::new();
+    for (i, p) in parties.enumerate() {
+        check_party(&format!("{list}[{i}].party"), p)?;
+        if !seen.insert(p) {
+            return Err(ConfigError::invalid(
+                format!("{list}[{i}].party"),
+                format!("duplicate party {p}"),
+            ));
+        }
+    }
+    if let Some(missing) = (0..3).find(|p| !seen.contains(p)) {
+        return Err(ConfigError::invalid(
+            list,
+            format!("missing party {missing} (all three nodes must be listed)"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_name(field: &str, name: &str) -> Result<(), ConfigError> {
+    if name.is_empty() {
+        Err(ConfigError::invalid(field, "empty name"))
+    } else if name.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        Err(ConfigError::invalid(
+            field,
+            "name contains whitespace or control characters",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+impl NodeConfig {
+    /// Reads, parses and validates `node-<i>.toml`; relative paths are resolved against the
+    /// file's directory.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let mut cfg: NodeConfig = read_toml(path)?;
+        let base = base_dir(path);
+        resolve(&base, &mut cfg.data_dir);
+        resolve(&base, &mut cfg.tls.ca);
+        resolve(&base, &mut cfg.tls.cert);
+        resolve(&base, &mut cfg.tls.key);
+        cfg.validate().map_err(|e| e.in_file(path))?;
+        Ok(cfg)
+    }
+
+    /// Checks ranges, the peer list (parties 0..=2 each exactly once), fingerprints, client
+    /// names, that the TLS files are readable and that `tls.cert` is this party's certificate.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_party("party", self.party)?;
+        if self.session_timeout_ms == 0 {
+            return Err(ConfigError::invalid("session_timeout_ms", "must be > 0"));
+        }
+        if self.max_message_bytes < 1024 {
+            return Err(ConfigError::invalid(
+                "max_message_bytes",
+                "must be at least 1024",
+            ));
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::invalid("data_dir", "empty path"));
+        }
+        if self.data_dir.exists() && !self.data_dir.is_dir() {
+            return Err(ConfigError::invalid(
+                "data_dir",
+                format!("{} exists and is not a directory", self.data_dir.display()),
+            ));
+        }
+        check_three("peers", self.peers.iter().map(|p| p.party))?;
+        for (i, p) in self.peers.iter().enumerate() {
+            check_addr(&format!("peers[{i}].addr"), &p.addr)?;
+            check_fingerprint(&format!("peers[{i}].cert_sha256"), &p.cert_sha256)?;
+        }
+        let mut names = BTreeSet::new();
+        for (i, c) in self.clients.iter().enumerate() {
+            check_name(&format!("clients[{i}].name"), &c.name)?;
+            if !names.insert(c.name.as_str()) {
+                return Err(ConfigError::invalid(
+                    format!("clients[{i}].name"),
+                    format!("duplicate client `{}`", c.name),
+                ));
+            }
+            check_fingerprint(&format!("clients[{i}].cert_sha256"), &c.cert_sha256)?;
+        }
+        check_readable("tls.ca", &self.tls.ca)?;
+        check_readable("tls.cert", &self.tls.cert)?;
+        check_readable("tls.key", &self.tls.key)?;
+        let own = crate::tls::file_fingerprint(&self.tls.cert)
+            .map_err(|e| ConfigError::invalid("tls.cert", e.to_string()))?;
+        if Some(&own) != self.peer(self.party).map(|p| &p.cert_sha256) {
+            return Err(ConfigError::invalid(
+                "tls.cert",
+                format!(
+                    "certificate fingerprint does not match the peers entry for party {}",
+                    self.party
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The peer entry for `party`.
+    pub fn peer(&self, party: usize) -> Option<&PeerEntry> {
+        self.peers.iter().find(|p| p.party == party)
+    }
+
+    /// Node certificate fingerprints indexed by party (call after [`validate`](Self::validate)).
+    pub fn node_fingerprints(&self) -> [String; 3] {
+        std::array::from_fn(|i| {
+            self.peer(i)
+                .map(|p| p.cert_sha256.clone())
+                .unwrap_or_default()
+        })
+    }
+
+    /// The store file: `data_dir/store.redb`.
+    pub fn store_path(&self) -> PathBuf {
+        self.data_dir.join("store.redb")
+    }
+
+    /// The per-session timeout.
+    pub fn session_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.session_timeout_ms)
+    }
+}
+
+impl ClusterConfig {
+    /// Reads, parses and validates `cluster.toml`; relative paths are resolved against the
+    /// file's directory.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let mut cfg: ClusterConfig = read_toml(path)?;
+        let base = base_dir(path);
+        resolve(&base, &mut cfg.ca);
+        resolve(&base, &mut cfg.client.cert);
+        resolve(&base, &mut cfg.client.key);
+        cfg.validate().map_err(|e| e.in_file(path))?;
+        Ok(cfg)
+    }
+
+    /// Checks the node list (parties 0..=2 each exactly once, host:port addresses), the client
+    /// name and that the CA and client files are readable.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_three("nodes", self.nodes.iter().map(|n| n.party))?;
+        for (i, n) in self.nodes.iter().enumerate() {
+            check_addr(&format!("nodes[{i}].addr"), &n.addr)?;
+        }
+        check_name("client.name", &self.client.name)?;
+        check_readable("ca", &self.ca)?;
+        check_readable("client.cert", &self.client.cert)?;
+        check_readable("client.key", &self.client.key)?;
+        Ok(())
+    }
+
+    /// The address of `party`'s node.
+    pub fn addr(&self, party: usize) -> Option<&str> {
+        self.nodes
+            .iter()
+            .find(|n| n.party == party)
+            .map(|n| n.addr.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devnet::write_devnet;
+
+    #[test]
+    fn devnet_configs_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = write_devnet(dir.path(), 7300, &["alice", "bob"]).unwrap();
+        let mut fps = Vec::new();
+        for (i, path) in layout.node_configs.iter().enumerate() {
+            let cfg = NodeConfig::load(path).unwrap();
+            assert_eq!(cfg.party, i);
+            assert_eq!(
+                cfg.listen,
+                format!("127.0.0.1:{}", 7300 + i).parse().unwrap()
+            );
+            assert_eq!(cfg.data_dir, dir.path().join(format!("node-{i}")));
+            assert_eq!(cfg.store_path(), cfg.data_dir.join("store.redb"));
+            assert_eq!(cfg.tls.ca, dir.path().join("ca.pem"));
+            assert_eq!(cfg.tls.cert, dir.path().join(format!("node-{i}.pem")));
+            assert_eq!(cfg.session_timeout_ms, DEFAULT_SESSION_TIMEOUT_MS);
+            assert_eq!(cfg.max_message_bytes, DEFAULT_MAX_MESSAGE_BYTES);
+            assert_eq!(cfg.peers.len(), 3);
+            assert_eq!(cfg.peer(2).unwrap().addr, "127.0.0.1:7302");
+            let names: Vec<_> = cfg.clients.iter().map(|c| c.name.as_str()).collect();
+            assert_eq!(names, ["alice", "bob"]);
+            cfg.validate().unwrap();
+            fps.push(cfg.node_fingerprints());
+        }
+        assert!(fps.windows(2).all(|w| w[0] == w[1]));
+        assert_eq!(layout.cluster_configs.len(), 2);
+        for (name, path) in &layout.cluster_configs {
+            let cc = ClusterConfig::load(path).unwrap();
+            assert_eq!(&cc.client.name, name);
+            assert_eq!(cc.addr(1), Some("127.0.0.1:7301"));
+            assert_eq!(cc.ca, dir.path().join("ca.pem"));
+            assert_eq!(
+                crate::tls::file_fingerprint(&cc.client.cert).unwrap(),
+                NodeConfig::load(&layout.node_configs[0]).unwrap().clients
+                    [if name == "alice" { 0 } else { 1 }]
+                .cert_sha256
+            );
+        }
+        let default = ClusterConfig::load(&dir.path().join("cluster.toml")).unwrap();
+        assert_eq!(default.client.name, "alice");
+    }
+
+    #[test]
+    fn defaults_apply_when_fields_are_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = write_devnet(dir.path(), 7400, &["alice"]).unwrap();
+        let text = std::fs::read_to_string(&layout.node_configs[0]).unwrap();
+        let trimmed: String = text
+            .lines()
+            .filter(|l| !l.starts_with("session_timeout_ms") && !l.starts_with("max_message_bytes"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_ne!(trimmed, text);
+        std::fs::write(&layout.node_configs[0], trimmed).unwrap();
+        let cfg = NodeConfig::load(&layout.node_configs[0]).unwrap();
+        assert_eq!(cfg.session_timeout(), std::time::Duration::from_secs(10));
+        assert_eq!(cfg.max_message_bytes, 64 * 1024 * 1024);
+    }
+
+    fn loaded(dir: &Path) -> NodeConfig {
+        let layout = write_devnet(dir, 7500, &["alice", "bob"]).unwrap();
+        NodeConfig::load(&layout.node_configs[1]).unwrap()
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = loaded(dir.path());
+
+        let mut c = good.clone();
+        c.party = 3;
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.field(), Some("party"));
+        assert!(e.to_string().contains("out of range"), "{e}");
+
+        let mut c = good.clone();
+        c.peers[2].party = 0;
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.field(), Some("peers[2].party"));
+        assert!(e.to_string().contains("duplicate party 0"), "{e}");
+
+        let mut c = good.clone();
+        c.peers.pop();
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.field(), Some("peers"));
+        assert!(e.to_string().contains("missing party"), "{e}");
+
+        let mut c = good.clone();
+        c.peers[0].party = 5;
+        assert_eq!(c.validate().unwrap_err().field(), Some("peers[0].party"));
+
+        let mut c = good.clone();
+        c.tls.key = dir.path().join("nope.key.pem");
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.field(), Some("tls.key"));
+        assert!(e.to_string().contains("nope.key.pem"), "{e}");
+
+        let mut c = good.clone();
+        c.peers[1].cert_sha256 = "XYZ".into();
+        assert_eq!(
+            c.validate().unwrap_err().field(),
+            Some("peers[1].cert_sha256")
+        );
+
+        let mut c = good.clone();
+        c.clients[1].name = "alice".into();
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.field(), Some("clients[1].name"));
+
+        let mut c = good.clone();
+        c.peers[0].addr = "localhost".into();
+        assert_eq!(c.validate().unwrap_err().field(), Some("peers[0].addr"));
+
+        // This node's certificate must be the one its peers expect.
+        let mut c = good.clone();
+        c.tls.cert = dir.path().join("node-0.pem");
+        assert_eq!(c.validate().unwrap_err().field(), Some("tls.cert"));
+
+        let mut c = good.clone();
+        c.session_timeout_ms = 0;
+        assert_eq!(
+            c.validate().unwrap_err().field(),
+            Some("session_timeout_ms")
+        );
+
+        good.validate().unwrap();
+    }
+
+    #[test]
+    fn cluster_validation_names_the_field() {
+        let dir = tempfile::tempdir().unwrap();
+        write_devnet(dir.path(), 7600, &["alice"]).unwrap();
+        let good = ClusterConfig::load(&dir.path().join("cluster.toml")).unwrap();
+
+        let mut c = good.clone();
+        c.nodes[1].party = 3;
+        assert_eq!(c.validate().unwrap_err().field(), Some("nodes[1].party"));
+
+        let mut c = good.clone();
+        c.nodes[1].party = 0;
+        assert_eq!(c.validate().unwrap_err().field(), Some("nodes[1].party"));
+
+        let mut c = good.clone();
+        c.client.cert = dir.path().join("missing.pem");
+        assert_eq!(c.validate().unwrap_err().field(), Some("client.cert"));
+
+        let mut c = good;
+        c.client.name = String::new();
+        assert_eq!(c.validate().unwrap_err().field(), Some("client.name"));
+    }
+
+    #[test]
+    fn load_errors_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("none.toml");
+        assert!(matches!(
+            NodeConfig::load(&missing),
+            Err(ConfigError::Io { path, .. }) if path == missing
+        ));
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(&bad, "party = \"zero\"\n").unwrap();
+        match NodeConfig::load(&bad) {
+            Err(ConfigError::Parse { path, message }) => {
+                assert_eq!(path, bad);
+                assert!(message.contains("party"), "{message}");
+            }
+            other => panic!("expected a parse error, got {other:?}"),
+        }
+        // Validation errors from load carry the file.
+        let layout = write_devnet(dir.path(), 7700, &["alice"]).unwrap();
+        let text = std::fs::read_to_string(&layout.node_configs[2]).unwrap();
+        std::fs::write(
+            &layout.node_configs[2],
+            text.replacen("party = 2", "party = 7", 1),
+        )
+        .unwrap();
+        let e = NodeConfig::load(&layout.node_configs[2]).unwrap_err();
+        assert_eq!(e.field(), Some("party"));
+        assert!(e.to_string().contains("node-2.toml"), "{e}");
+    }
+}

@@ -1,0 +1,702 @@
+//! Node-to-node links: one gRPC `Peer.Link` bidirectional stream per pair of nodes, opened by
+//! the lower-numbered node, carrying the frames of every MPC session between the two.
+//!
+//! A [`PeerMux`] owns a node's links and demultiplexes incoming frames by session; each session
+//! gets a [`GrpcTransport`] (the runtime's [`Transport`]) from [`PeerMux::session`]. Messages are
+//! split into frames of at most `chunk_bytes` and reassembled on arrival. Frames for a session
+//! that is not open yet are buffered (bounded). When a link goes down, every session open on it
+//! fails with [`TransportError::Closed`]; the dialing side redials with backoff while the mux
+//! lives, so later sessions work once the peer is back.
+
+use crate::pb;
+use bytes::{Bytes, BytesMut};
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::Stream;
+use tokio_stream::StreamExt as _;
+use tokio_stream::wrappers::UnboundedReceiverStream;
+use tonic::transport::Endpoint;
+use tonic::{Request, Response, Status, Streaming};
+use veil_circuits::PartyId;
+use veil_runtime::error::TransportError;
+use veil_runtime::transport::{RoundId, SessionId, Transport};
+
+/// Largest gRPC message (one frame) a link encodes or decodes.
+pub const MAX_FRAME_BYTES: usize = 64 << 20;
+/// Default frame payload size used when splitting messages.
+pub const DEFAULT_CHUNK_BYTES: usize = 4 << 20;
+/// Largest reassembled message accepted from a peer (a larger one breaks the link).
+pub const MAX_MESSAGE_BYTES: usize = 1 << 30;
+/// Total bytes buffered for sessions that are not open yet; frames beyond are dropped.
+pub const MAX_PENDING_BYTES: usize = 64 << 20;
+/// HTTP/2 stream and connection flow-control window used on both ends of a link.
+pub const WINDOW_BYTES: u32 = 32 << 20;
+/// Request metadata naming the calling party (honoured only by insecure test muxes).
+pub const PARTY_HEADER: &str = "x-veil-party";
+
+const MAX_TOMBSTONES: usize = 4096;
+const BACKOFF_MIN: Duration = Duration::from_millis(50);
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+const KEEPALIVE: Duration = Duration::from_secs(10);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+
+type Msg = (RoundId, Bytes);
+
+/// Apply the link tuning (large HTTP/2 windows, TCP_NODELAY, keep-alive) to a server builder.
+pub fn tune_server<L>(server: tonic::transport::Server<L>) -> tonic::transport::Server<L> {
+    server
+        .initial_stream_window_size(WINDOW_BYTES)
+        .initial_connection_window_size(WINDOW_BYTES)
+        .tcp_nodelay(true)
+        .http2_keepalive_interval(Some(KEEPALIVE))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+}
+
+/// Apply the link tuning (large HTTP/2 windows, TCP_NODELAY, keep-alive) to a client endpoint.
+pub fn tune_endpoint(endpoint: Endpoint) -> Endpoint {
+    endpoint
+        .initial_stream_window_size(WINDOW_BYTES)
+        .initial_connection_window_size(WINDOW_BYTES)
+        .tcp_nodelay(true)
+        .connect_timeout(Duration::from_secs(5))
+        .http2_keep_alive_interval(KEEPALIVE)
+        .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+        .keep_alive_while_idle(true)
+}
+
+/// Lowercase hex SHA-256 of a certificate's DER bytes.
+fn fingerprint(der: &[u8]) -> String {
+    hex::encode(Sha256::digest(der))
+}
+
+struct Link {
+    generation: u64,
+    tx: mpsc::UnboundedSender<pb::Frame>,
+}
+
+struct SessionSlot {
+    token: u64,
+    /// Per peer: where reassembled messages go; `None` once the session's link to it broke.
+    inbound: [Option<mpsc::UnboundedSender<Msg>>; 3],
+}
+
+#[derive(Default)]
+struct MuxState {
+    links: [Option<Link>; 3],
+    sessions: HashMap<SessionId, SessionSlot>,
+    /// Complete messages for sessions not open yet: (from, round, payload).
+    pending: HashMap<SessionId, Vec<(usize, RoundId, Bytes)>>,
+    pending_bytes: usize,
+    closed: HashSet<SessionId>,
+    closed_order: VecDeque<SessionId>,
+    next_generation: u64,
+    next_token: u64,
+}
+
+impl MuxState {
+    /// Fail every open session on `peer`'s link and forget what was buffered from it.
+    fn break_sessions(&mut self, peer: usize) {
+        for slot in self.sessions.values_mut() {
+            slot.inbound[peer] = None;
+        }
+        let mut freed = 0;
+        self.pending.retain(|_, msgs| {
+            msgs.retain(|(from, _, b)| {
+                let keep = *from != peer;
+                if !keep {
+                    freed += b.len();
+                }
+                keep
+            });
+            !msgs.is_empty()
+        });
+        self.pending_bytes -= freed;
+    }
+
+    fn tombstone(&mut self, session: SessionId) {
+        if self.closed.insert(session) {
+            self.closed_order.push_back(session);
+            if self.closed_order.len() > MAX_TOMBSTONES
+                && let Some(old) = self.closed_order.pop_front()
+            {
+                self.closed.remove(&old);
+            }
+        }
+    }
+}
+
+/// A node's links to the other two nodes, multiplexing all sessions (one per node).
+pub struct PeerMux {
+    me: PartyId,
+    node_fingerprints: [String; 3],
+    timeout: Duration,
+    chunk_bytes: usize,
+    insecure: bool,
+    state: Mutex<MuxState>,
+    /// Per peer: whether a link is up (for senders waiting on a redial).
+    link_up: [watch::Sender<bool>; 3],
+    /// Never sent on; dropped with the mux, which stops every link task.
+    shutdown: watch::Sender<()>,
+}
+
+impl std::fmt::Debug for PeerMux {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerMux")
+            .field("me", &self.me)
+            .field("insecure", &self.insecure)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PeerMux {
+    /// A mux for node `me` that authenticates inbound links by TLS client-certificate
+    /// fingerprint (`node_fingerprints[p]`: lowercase hex SHA-256 of node `p`'s cert DER).
+    /// `timeout` bounds every receive (and a send's wait for a link); messages are split into
+    /// frames of at most `chunk_bytes`.
+    pub fn new(
+        me: PartyId,
+        node_fingerprints: [String; 3],
+        timeout: Duration,
+        chunk_bytes: usize,
+    ) -> Arc<PeerMux> {
+        Self::build(me, node_fingerprints, timeout, chunk_bytes, false)
+    }
+
+    /// TESTS ONLY: a mux whose inbound side, absent TLS, trusts the `x-veil-party` request
+    /// header to identify the caller (and whose dialer sends it).
+    pub fn new_insecure_for_tests(
+        me: PartyId,
+        timeout: Duration,
+        chunk_bytes: usize,
+    ) -> Arc<PeerMux> {
+        Self::build(me, Default::default(), timeout, chunk_bytes, true)
+    }
+
+    fn build(
+        me: PartyId,
+        node_fingerprints: [String; 3],
+        timeout: Duration,
+        chunk_bytes: usize,
+        insecure: bool,
+    ) -> Arc<PeerMux> {
+        Arc::new(PeerMux {
+            me,
+            node_fingerprints,
+            timeout,
+            chunk_bytes: chunk_bytes.clamp(1, MAX_FRAME_BYTES - 1024),
+            insecure,
+            state: Mutex::new(MuxState::default()),
+            link_up: std::array::from_fn(|_| watch::Sender::new(false)),
+            shutdown: watch::Sender::new(()),
+        })
+    }
+
+    /// This node.
+    pub fn me(&self) -> PartyId {
+        self.me
+    }
+
+    /// Whether the link to `peer` is currently up.
+    pub fn is_connected(&self, peer: PartyId) -> bool {
+        *self.link_up[peer.index()].borrow()
+    }
+
+    /// Wait until the links to both peers are up, at most `timeout`; returns whether they are.
+    pub async fn wait_connected(&self, timeout: Duration) -> bool {
+        let wait = async {
+            for p in [self.me.next(), self.me.prev()] {
+                let mut rx = self.link_up[p.index()].subscribe();
+                if rx.wait_for(|up| *up).await.is_err() {
+                    return false;
+                }
+            }
+            true
+        };
+        tokio::time::timeout(timeout, wait).await.unwrap_or(false)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, MuxState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The gRPC service accepting inbound links (add it to the node's server).
+    pub fn service(self: &Arc<Self>) -> pb::peer_server::PeerServer<PeerService> {
+        pb::peer_server::PeerServer::new(PeerService {
+            mux: Arc::downgrade(self),
+        })
+        .max_decoding_message_size(MAX_FRAME_BYTES)
+        .max_encoding_message_size(MAX_FRAME_BYTES)
+    }
+
+    /// Keep a link to `peer` at `endpoint`: spawns a task that dials it and redials with
+    /// backoff whenever the link drops, as long as the mux lives. Only the lower party of a
+    /// pair dials; for `peer <= me` this does nothing (the peer dials us).
+    pub fn connect(self: &Arc<Self>, peer: PartyId, endpoint: Endpoint) {
+        if peer.index() <= self.me.index() {
+            tracing::debug!(me = %self.me, %peer, "not dialing: the lower party dials");
+            return;
+        }
+        let endpoint = tune_endpoint(endpoint);
+        let weak = Arc::downgrade(self);
+        let shutdown = self.shutdown.subscribe();
+        tokio::spawn(dial_loop(weak, peer, endpoint, shutdown));
+    }
+
+    /// Open `session`: a transport whose messages are multiplexed on this mux's links. Frames
+    /// that arrived for it before are delivered first. Dropping the transport closes the session.
+    pub fn session(self: &Arc<Self>, session: SessionId) -> GrpcTransport {
+        let mut st = self.lock();
+        st.next_token += 1;
+        let token = st.next_token;
+        let mut senders: [Option<mpsc::UnboundedSender<Msg>>; 3] = Default::default();
+        let mut receivers: [Option<tokio::sync::Mutex<mpsc::UnboundedReceiver<Msg>>>; 3] =
+            Default::default();
+        for p in 0..3 {
+            if p != self.me.index() {
+                let (tx, rx) = mpsc::unbounded_channel();
+                senders[p] = Some(tx);
+                receivers[p] = Some(tokio::sync::Mutex::new(rx));
+            }
+        }
+        if let Some(msgs) = st.pending.remove(&session) {
+            for (from, round, payload) in msgs {
+                st.pending_bytes -= payload.len();
+                if let Some(tx) = &senders[from] {
+                    let _ = tx.send((round, payload));
+                }
+            }
+        }
+        if st.closed.remove(&session) {
+            st.closed_order.retain(|s| *s != session);
+        }
+        st.sessions.insert(
+            session,
+            SessionSlot {
+                token,
+                inbound: senders,
+            },
+        );
+        drop(st);
+        GrpcTransport {
+            mux: Arc::clone(self),
+            me: self.me,
+            session,
+            token,
+            timeout: self.timeout,
+            chunk_bytes: self.chunk_bytes,
+            receivers,
+            bytes_sent: AtomicU64::new(0),
+        }
+    }
+
+    /// Close `session`: its transport's pending receives fail, later frames for it are dropped.
+    pub fn close_session(&self, session: SessionId) {
+        let mut st = self.lock();
+        st.sessions.remove(&session);
+        if let Some(msgs) = st.pending.remove(&session) {
+            let n: usize = msgs.iter().map(|(_, _, b)| b.len()).sum();
+            st.pending_bytes -= n;
+        }
+        st.tombstone(session);
+    }
+
+    fn close_session_token(&self, session: SessionId, token: u64) {
+        let mut st = self.lock();
+        if st.sessions.get(&session).is_some_and(|s| s.token == token) {
+            st.sessions.remove(&session);
+            st.tombstone(session);
+        }
+    }
+
+    /// Register a new link to `peer`; returns its generation. A link it replaces counts as down.
+    fn link_established(&self, peer: PartyId, tx: mpsc::UnboundedSender<pb::Frame>) -> u64 {
+        let mut st = self.lock();
+        st.next_generation += 1;
+        let generation = st.next_generation;
+        if st.links[peer.index()].is_some() {
+            tracing::warn!(me = %self.me, %peer, "link replaced; failing its sessions");
+            st.break_sessions(peer.index());
+        }
+        st.links[peer.index()] = Some(Link { generation, tx });
+        drop(st);
+        self.link_up[peer.index()].send_replace(true);
+        tracing::info!(me = %self.me, %peer, "link up");
+        generation
+    }
+
+    fn link_down(&self, peer: PartyId, generation: u64) {
+        let mut st = self.lock();
+        if st.links[peer.index()]
+            .as_ref()
+            .is_some_and(|l| l.generation == generation)
+        {
+            st.links[peer.index()] = None;
+            st.break_sessions(peer.index());
+            drop(st);
+            self.link_up[peer.index()].send_replace(false);
+            tracing::warn!(me = %self.me, %peer, "link down");
+        }
+    }
+
+    /// Deliver one reassembled message; `false` if this link is no longer current.
+    fn deliver(
+        &self,
+        peer: PartyId,
+        generation: u64,
+        session: SessionId,
+        round: RoundId,
+        payload: Bytes,
+    ) -> bool {
+        let mut st = self.lock();
+        if st.links[peer.index()]
+            .as_ref()
+            .is_none_or(|l| l.generation != generation)
+        {
+            return false;
+        }
+        if let Some(slot) = st.sessions.get(&session) {
+            if let Some(tx) = &slot.inbound[peer.index()] {
+                let _ = tx.send((round, payload));
+            }
+        } else if st.closed.contains(&session) {
+            tracing::debug!(me = %self.me, %peer, %session, "frame for a closed session dropped");
+        } else if st.pending_bytes + payload.len() > MAX_PENDING_BYTES {
+            tracing::warn!(
+                me = %self.me, %peer, %session, %round, bytes = payload.len(),
+                "buffer for unopened sessions full; message dropped"
+            );
+        } else {
+            st.pending_bytes += payload.len();
+            st.pending
+                .entry(session)
+                .or_default()
+                .push((peer.index(), round, payload));
+        }
+        true
+    }
+
+    /// Identify the node calling `Link`: by TLS client-cert fingerprint, or (insecure test
+    /// muxes without TLS) by the `x-veil-party` header. Only a lower party may dial us.
+    fn authenticate<T>(&self, request: &Request<T>) -> Result<PartyId, Status> {
+        let party = if let Some(certs) = request.peer_certs() {
+            let cert = certs
+                .first()
+                .ok_or_else(|| Status::permission_denied("no client certificate"))?;
+            let fp = fingerprint(cert.as_ref());
+            self.node_fingerprints
+                .iter()
+                .position(|n| !n.is_empty() && n.eq_ignore_ascii_case(&fp))
+                .ok_or_else(|| Status::permission_denied("client certificate is not a node's"))?
+        } else if self.insecure {
+            request
+                .metadata()
+                .get(PARTY_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|s| s.parse::<usize>().ok())
+                .filter(|p| *p < 3)
+                .ok_or_else(|| Status::permission_denied("missing or bad x-veil-party"))?
+        } else {
+            return Err(Status::permission_denied("client certificate required"));
+        };
+        if party >= self.me.index() {
+            return Err(Status::permission_denied(format!(
+                "P{party} may not open a link to P{}",
+                self.me.index()
+            )));
+        }
+        Ok(PartyId::from_index(party))
+    }
+}
+
+/// Read a link's inbound frames until it ends, errors, turns stale or the mux is dropped; then
+/// mark the link down.
+async fn read_link(
+    mux: Weak<PeerMux>,
+    peer: PartyId,
+    generation: u64,
+    mut inbound: Streaming<pb::Frame>,
+    mut shutdown: watch::Receiver<()>,
+) {
+    // Partially received messages by session: (round, bytes so far).
+    let mut partial: HashMap<u64, (u64, BytesMut)> = HashMap::new();
+    loop {
+        let next = tokio::select! {
+            m = inbound.message() => m,
+            _ = shutdown.changed() => return,
+        };
+        let frame = match next {
+            Ok(Some(f)) => f,
+            Ok(None) => {
+                tracing::debug!(%peer, "link stream ended");
+                break;
+            }
+            Err(status) => {
+                tracing::warn!(%peer, code = ?status.code(), msg = status.message(), "link failed");
+                break;
+            }
+        };
+        let message = match partial.remove(&frame.session) {
+            None if frame.last => Some(Bytes::from(frame.payload)),
+            None => {
+                partial.insert(
+                    frame.session,
+                    (frame.round, BytesMut::from(&frame.payload[..])),
+                );
+                None
+            }
+            Some((round, mut buf)) => {
+                if round != frame.round {
+                    tracing::warn!(%peer, session = frame.session, "interleaved rounds in one message; partial message dropped");
+                    buf.clear();
+                }
+                if buf.len() + frame.payload.len() > MAX_MESSAGE_BYTES {
+                    tracing::warn!(%peer, session = frame.session, "message too large; closing link");
+                    break;
+                }
+                buf.extend_from_slice(&frame.payload);
+                if frame.last {
+                    Some(buf.freeze())
+                } else {
+                    partial.insert(frame.session, (frame.round, buf));
+                    None
+                }
+            }
+        };
+        if let Some(payload) = message {
+            let Some(m) = mux.upgrade() else { return };
+            let current = m.deliver(
+                peer,
+                generation,
+                SessionId(frame.session),
+                RoundId(frame.round),
+                payload,
+            );
+            if !current {
+                return;
+            }
+        }
+    }
+    if let Some(m) = mux.upgrade() {
+        m.link_down(peer, generation);
+    }
+}
+
+/// Dial `peer` and keep the link up, redialing with backoff, until the mux is dropped.
+async fn dial_loop(
+    mux: Weak<PeerMux>,
+    peer: PartyId,
+    endpoint: Endpoint,
+    mut shutdown: watch::Receiver<()>,
+) {
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        let Some(m) = mux.upgrade() else { return };
+        let (me, insecure) = (m.me, m.insecure);
+        drop(m);
+        let attempt = async {
+            let channel = endpoint.connect().await.map_err(|e| e.to_string())?;
+            let mut client = pb::peer_client::PeerClient::new(channel)
+                .max_decoding_message_size(MAX_FRAME_BYTES)
+                .max_encoding_message_size(MAX_FRAME_BYTES);
+            let (tx, rx) = mpsc::unbounded_channel::<pb::Frame>();
+            let mut request = Request::new(UnboundedReceiverStream::new(rx));
+            if insecure {
+                let v = me
+                    .index()
+                    .to_string()
+                    .parse()
+                    .map_err(|_| "header".to_string())?;
+                request.metadata_mut().insert(PARTY_HEADER, v);
+            }
+            let response = client
+                .link(request)
+                .await
+                .map_err(|s| format!("Link refused: {:?} {}", s.code(), s.message()))?;
+            Ok::<_, String>((tx, response.into_inner()))
+        };
+        let result = tokio::select! {
+            r = attempt => r,
+            _ = shutdown.changed() => return,
+        };
+        match result {
+            Ok((tx, inbound)) => {
+                backoff = BACKOFF_MIN;
+                let Some(m) = mux.upgrade() else { return };
+                let generation = m.link_established(peer, tx);
+                drop(m);
+                read_link(mux.clone(), peer, generation, inbound, shutdown.clone()).await;
+            }
+            Err(e) => {
+                tracing::debug!(%me, %peer, error = %e, "dial failed; retrying");
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.changed() => return,
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// The `Peer` gRPC service of a [`PeerMux`] (accepts links from lower-numbered nodes).
+#[derive(Debug)]
+pub struct PeerService {
+    mux: Weak<PeerMux>,
+}
+
+/// Outbound frame stream of an accepted link.
+pub type LinkStream = Pin<Box<dyn Stream<Item = Result<pb::Frame, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl pb::peer_server::Peer for PeerService {
+    type LinkStream = LinkStream;
+
+    async fn link(
+        &self,
+        request: Request<Streaming<pb::Frame>>,
+    ) -> Result<Response<LinkStream>, Status> {
+        let mux = self
+            .mux
+            .upgrade()
+            .ok_or_else(|| Status::unavailable("node is shutting down"))?;
+        let peer = match mux.authenticate(&request) {
+            Ok(p) => p,
+            Err(status) => {
+                tracing::warn!(me = %mux.me, msg = status.message(), "inbound link rejected");
+                return Err(status);
+            }
+        };
+        let inbound = request.into_inner();
+        let (tx, rx) = mpsc::unbounded_channel::<pb::Frame>();
+        let generation = mux.link_established(peer, tx);
+        tokio::spawn(read_link(
+            Arc::downgrade(&mux),
+            peer,
+            generation,
+            inbound,
+            mux.shutdown.subscribe(),
+        ));
+        let out = UnboundedReceiverStream::new(rx).map(Ok::<_, Status>);
+        Ok(Response::new(Box::pin(out) as LinkStream))
+    }
+}
+
+/// One session's [`Transport`] over a [`PeerMux`]'s links. Dropping it closes the session.
+pub struct GrpcTransport {
+    mux: Arc<PeerMux>,
+    me: PartyId,
+    session: SessionId,
+    token: u64,
+    timeout: Duration,
+    chunk_bytes: usize,
+    receivers: [Option<tokio::sync::Mutex<mpsc::UnboundedReceiver<Msg>>>; 3],
+    bytes_sent: AtomicU64,
+}
+
+impl std::fmt::Debug for GrpcTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrpcTransport")
+            .field("me", &self.me)
+            .field("session", &self.session)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GrpcTransport {
+    /// Payload bytes this party has sent in this session so far.
+    pub fn bytes_sent(&self) -> u64 {
+        self.bytes_sent.load(Ordering::Relaxed)
+    }
+
+    fn frames(&self, round: RoundId, msg: &Bytes) -> Vec<pb::Frame> {
+        let n = msg.len().div_ceil(self.chunk_bytes).max(1);
+        (0..n)
+            .map(|i| {
+                let start = (i * self.chunk_bytes).min(msg.len());
+                let end = (start + self.chunk_bytes).min(msg.len());
+                pb::Frame {
+                    session: self.session.0,
+                    round: round.0,
+                    payload: msg[start..end].to_vec(),
+                    last: i + 1 == n,
+                }
+            })
+            .collect()
+    }
+}
+
+impl Drop for GrpcTransport {
+    fn drop(&mut self) {
+        self.mux.close_session_token(self.session, self.token);
+    }
+}
+
+impl Transport for GrpcTransport {
+    fn me(&self) -> PartyId {
+        self.me
+    }
+
+    fn session(&self) -> SessionId {
+        self.session
+    }
+
+    async fn send(&self, to: PartyId, round: RoundId, msg: Bytes) -> Result<(), TransportError> {
+        if to == self.me {
+            return Err(TransportError::SelfMessage(self.me));
+        }
+        let len = msg.len() as u64;
+        let mut frames = self.frames(round, &msg);
+        drop(msg);
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let mut up = self.mux.link_up[to.index()].subscribe();
+        loop {
+            {
+                let st = self.mux.lock();
+                let alive = st
+                    .sessions
+                    .get(&self.session)
+                    .is_some_and(|s| s.token == self.token && s.inbound[to.index()].is_some());
+                if !alive {
+                    return Err(TransportError::Closed { peer: to });
+                }
+                if let Some(link) = &st.links[to.index()] {
+                    for f in frames.drain(..) {
+                        if link.tx.send(f).is_err() {
+                            return Err(TransportError::Closed { peer: to });
+                        }
+                    }
+                    self.bytes_sent.fetch_add(len, Ordering::Relaxed);
+                    return Ok(());
+                }
+            }
+            match tokio::time::timeout_at(deadline, up.wait_for(|u| *u)).await {
+                Ok(Ok(_)) => continue,
+                _ => return Err(TransportError::Closed { peer: to }),
+            }
+        }
+    }
+
+    async fn recv(&self, from: PartyId, round: RoundId) -> Result<Bytes, TransportError> {
+        let rx = self.receivers[from.index()]
+            .as_ref()
+            .ok_or(TransportError::SelfMessage(self.me))?;
+        let mut rx = rx.lock().await;
+        let msg = tokio::time::timeout(self.timeout, rx.recv())
+            .await
+            .map_err(|_| TransportError::Timeout { peer: from, round })?;
+        match msg {
+            None => Err(TransportError::Closed { peer: from }),
+            Some((got, payload)) if got == round => Ok(payload),
+            Some((got, _)) => Err(TransportError::OutOfOrder {
+                peer: from,
+                expected: round,
+                got,
+            }),
+        }
+    }
+}

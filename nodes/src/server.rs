@@ -1,0 +1,119 @@
+//! Running one node: TLS, the Peer links, the Compute service, gRPC health and reflection,
+//! graceful shutdown on Ctrl-C.
+
+use crate::config::{ConfigError, NodeConfig};
+use crate::pb;
+use crate::peer::PeerMux;
+use crate::service::compute::ComputeService;
+use crate::store::{Store, StoreError};
+use crate::tls::{self, TlsError};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Endpoint, Server};
+use veil_circuits::PartyId;
+
+/// HTTP/2 flow-control windows: large, so multi-megabyte rounds are not throttled.
+const WINDOW_BYTES: u32 = 32 << 20;
+
+/// Largest frame payload on a Peer link; bigger round messages are chunked.
+pub const PEER_CHUNK_BYTES: usize = 4 << 20;
+
+/// A node could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Certificates or keys could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The share store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The gRPC server failed.
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// Filesystem or socket error.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Server reflection could not be set up.
+    #[error("reflection: {0}")]
+    Reflection(String),
+}
+
+/// Run one node until Ctrl-C.
+pub async fn run_node(cfg: NodeConfig) -> Result<(), NodeError> {
+    cfg.validate()?;
+    let me = PartyId::from_index(cfg.party);
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|source| NodeError::Io {
+        what: format!("creating {}", cfg.data_dir.display()),
+        source,
+    })?;
+    let store = Arc::new(Store::open(&cfg.data_dir.join("store.redb"))?);
+
+    let mut fingerprints: [String; 3] = Default::default();
+    for p in &cfg.peers {
+        fingerprints[p.party] = p.cert_sha256.clone();
+    }
+    let timeout = Duration::from_millis(cfg.session_timeout_ms);
+    let mux = PeerMux::new(me, fingerprints, timeout, PEER_CHUNK_BYTES);
+    let client_tls = tls::client_tls(&cfg.tls.ca, &cfg.tls.cert, &cfg.tls.key)?;
+    for p in cfg.peers.iter().filter(|p| p.party > cfg.party) {
+        let endpoint = Endpoint::from_shared(format!("https://{}", p.addr))?
+            .tls_config(client_tls.clone())?
+            .tcp_nodelay(true)
+            .connect_timeout(timeout)
+            .initial_stream_window_size(WINDOW_BYTES)
+            .initial_connection_window_size(WINDOW_BYTES);
+        mux.connect(PartyId::from_index(p.party), endpoint);
+    }
+
+    let clients: HashMap<String, String> = cfg
+        .clients
+        .iter()
+        .map(|c| (c.cert_sha256.clone(), c.name.clone()))
+        .collect();
+    let compute = ComputeService::new(me, store, mux.clone(), clients, cfg.max_message_bytes);
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<pb::compute_server::ComputeServer<ComputeService>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| NodeError::Reflection(e.to_string()))?;
+
+    let incoming = TcpIncoming::bind(cfg.listen)
+        .map_err(|source| NodeError::Io {
+            what: format!("binding {}", cfg.listen),
+            source,
+        })?
+        .with_nodelay(Some(true));
+    tracing::info!(party = %me, listen = %cfg.listen, "veil node serving");
+    Server::builder()
+        .tls_config(tls::server_tls(&cfg.tls)?)?
+        .initial_stream_window_size(WINDOW_BYTES)
+        .initial_connection_window_size(WINDOW_BYTES)
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(mux.service())
+        .add_service(
+            pb::compute_server::ComputeServer::new(compute)
+                .max_decoding_message_size(cfg.max_message_bytes)
+                .max_encoding_message_size(cfg.max_message_bytes),
+        )
+        .serve_with_incoming_shutdown(incoming, async {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("shutting down");
+        })
+        .await?;
+    Ok(())
+}

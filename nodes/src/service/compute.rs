@@ -1,0 +1,389 @@
+//! `veil.v1.Compute`: the client API of one node.
+//!
+//! Every call is authenticated by the caller's TLS client certificate (its SHA-256 fingerprint
+//! must be listed in the node config) and authorised against the stored values' policies:
+//! only the owner or a client in a value's `compute` list may use it as a program input, and a
+//! program's outputs may only go to a client that is the owner or in the `receive` list of every
+//! input. Results are returned only to their recipient. Outputs must go to a client: programs
+//! that reveal values to the nodes (`Reveal` ops, outputs to parties) are refused here.
+
+use crate::pb;
+use crate::peer::PeerMux;
+use crate::store::{Store, StoreError, StoredResult, StoredValue};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+use veil_circuits::PartyId;
+use veil_circuits::{Op, Owner, Program, Recipient, ValidatedProgram, Visibility};
+use veil_runtime::engine::{InputValue, OutputValue, Session};
+use veil_runtime::error::EngineError;
+use veil_runtime::sharing::Shares;
+use veil_runtime::transport::SessionId;
+
+/// Longest accepted id (value, result).
+const MAX_ID_LEN: usize = 128;
+
+/// The Compute service of one node.
+pub struct ComputeService {
+    me: PartyId,
+    store: Arc<Store>,
+    mux: Arc<PeerMux>,
+    /// Client certificate fingerprint → client name.
+    clients: HashMap<String, String>,
+    max_elements: usize,
+}
+
+impl ComputeService {
+    /// Service for party `me`; `clients` maps certificate fingerprints to client names.
+    pub fn new(
+        me: PartyId,
+        store: Arc<Store>,
+        mux: Arc<PeerMux>,
+        clients: HashMap<String, String>,
+        max_message_bytes: usize,
+    ) -> Self {
+        ComputeService {
+            me,
+            store,
+            mux,
+            clients,
+            max_elements: max_message_bytes / 16,
+        }
+    }
+
+    /// The calling client's name, from its TLS certificate.
+    fn caller<T>(&self, req: &Request<T>) -> Result<String, Status> {
+        let certs = req
+            .peer_certs()
+            .ok_or_else(|| Status::unauthenticated("a client certificate is required"))?;
+        let first = certs
+            .first()
+            .ok_or_else(|| Status::unauthenticated("a client certificate is required"))?;
+        let fp = crate::tls::cert_fingerprint(first.as_ref());
+        self.clients.get(&fp).cloned().ok_or_else(|| {
+            Status::permission_denied("this client certificate is not authorised on this node")
+        })
+    }
+}
+
+fn check_id(kind: &str, id: &str) -> Result<(), Status> {
+    let ok = !id.is_empty()
+        && id.len() <= MAX_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Status::invalid_argument(format!(
+            "{kind} id must be 1..={MAX_ID_LEN} characters of [A-Za-z0-9._-]"
+        )))
+    }
+}
+
+fn words(field: &str, bytes: &[u8], len: usize) -> Result<Vec<u64>, Status> {
+    if bytes.len() != len * 8 {
+        return Err(Status::invalid_argument(format!(
+            "{field} has {} bytes, expected {} for {len} elements",
+            bytes.len(),
+            len * 8
+        )));
+    }
+    Ok(veil_runtime::kernels::le_bytes_to_words(bytes))
+}
+
+fn store_status(e: StoreError) -> Status {
+    match e {
+        StoreError::AlreadyExists { .. } => Status::already_exists(e.to_string()),
+        other => Status::internal(other.to_string()),
+    }
+}
+
+fn engine_status(e: EngineError) -> Status {
+    match &e {
+        EngineError::Round { .. } | EngineError::Setup(_) => Status::unavailable(e.to_string()),
+        EngineError::Protocol { .. } => Status::aborted(e.to_string()),
+        _ => Status::invalid_argument(e.to_string()),
+    }
+}
+
+/// The single client every output of `p` goes to, refusing programs that reveal to the nodes.
+fn client_recipient(p: &ValidatedProgram) -> Result<String, Status> {
+    let prog = p.program();
+    if prog.ops.iter().any(|op| matches!(op, Op::Reveal(_))) {
+        return Err(Status::invalid_argument(
+            "programs that reveal values to the nodes (reveal ops) are not accepted over the Compute API",
+        ));
+    }
+    let mut recipient: Option<&str> = None;
+    for out in &prog.outputs {
+        match &out.recipient {
+            Recipient::Client(name) if recipient.is_none_or(|r| r == name.as_str()) => {
+                recipient = Some(name)
+            }
+            Recipient::Client(_) => {
+                return Err(Status::invalid_argument(
+                    "all outputs of a program must go to the same client",
+                ));
+            }
+            _ => {
+                return Err(Status::invalid_argument(format!(
+                    "output '{}' goes to a node; over the Compute API outputs must go to a client",
+                    out.name
+                )));
+            }
+        }
+    }
+    recipient
+        .map(str::to_string)
+        .ok_or_else(|| Status::invalid_argument("the program has no outputs"))
+}
+
+#[tonic::async_trait]
+impl pb::compute_server::Compute for ComputeService {
+    async fn store_value(
+        &self,
+        req: Request<pb::StoreValueRequest>,
+    ) -> Result<Response<pb::StoreValueResponse>, Status> {
+        let caller = self.caller(&req)?;
+        let r = req.into_inner();
+        check_id("value", &r.value_id)?;
+        let len = usize::try_from(r.len)
+            .ok()
+            .filter(|n| *n <= self.max_elements)
+            .ok_or_else(|| {
+                Status::invalid_argument(format!(
+                    "len {} exceeds this node's limit of {} elements",
+                    r.len, self.max_elements
+                ))
+            })?;
+        let own = words("own", &r.own, len)?;
+        let next = words("next", &r.next, len)?;
+        let value = StoredValue {
+            owner: caller.clone(),
+            compute: r.compute,
+            receive: r.receive,
+            own,
+            next,
+        };
+        let store = self.store.clone();
+        let id = r.value_id.clone();
+        tokio::task::spawn_blocking(move || store.put_value(&id, &value))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(store_status)?;
+        tracing::info!(party = %self.me, client = %caller, value = %r.value_id, len, "stored value");
+        Ok(Response::new(pb::StoreValueResponse {
+            value_id: r.value_id,
+        }))
+    }
+
+    async fn store_program(
+        &self,
+        req: Request<pb::StoreProgramRequest>,
+    ) -> Result<Response<pb::StoreProgramResponse>, Status> {
+        let caller = self.caller(&req)?;
+        let json = req.into_inner().program_json;
+        let program = Program::from_json(&json)
+            .map_err(|e| Status::invalid_argument(format!("program: {e}")))?;
+        let valid = program
+            .validate()
+            .map_err(|e| Status::invalid_argument(format!("program: {e}")))?;
+        client_recipient(&valid)?;
+        let id = valid.id().to_string();
+        self.store
+            .put_program(&id, &valid.program().to_json())
+            .map_err(store_status)?;
+        tracing::info!(party = %self.me, client = %caller, program = %id, "stored program");
+        Ok(Response::new(pb::StoreProgramResponse { program_id: id }))
+    }
+
+    async fn invoke(
+        &self,
+        req: Request<pb::InvokeRequest>,
+    ) -> Result<Response<pb::InvokeResponse>, Status> {
+        let caller = self.caller(&req)?;
+        let r = req.into_inner();
+        check_id("result", &r.result_id)?;
+        let json = self
+            .store
+            .get_program(&r.program_id)
+            .map_err(store_status)?
+            .ok_or_else(|| Status::not_found(format!("no program '{}'", r.program_id)))?;
+        let program = Program::from_json(&json)
+            .and_then(|p| p.validate())
+            .map_err(|e| Status::internal(format!("stored program is invalid: {e}")))?;
+        let recipient = client_recipient(&program)?;
+        if self
+            .store
+            .get_result(&r.result_id)
+            .map_err(store_status)?
+            .is_some()
+        {
+            return Err(Status::already_exists(format!(
+                "result '{}' exists",
+                r.result_id
+            )));
+        }
+        // Bind every input to a stored value the caller may use and the recipient may receive.
+        let mut inputs = HashMap::new();
+        for decl in &program.program().inputs {
+            let value_id = r.inputs.get(&decl.name).ok_or_else(|| {
+                Status::invalid_argument(format!("program input '{}' is not bound", decl.name))
+            })?;
+            let v = self
+                .store
+                .get_value(value_id)
+                .map_err(store_status)?
+                .ok_or_else(|| Status::not_found(format!("no value '{value_id}'")))?;
+            if v.owner != caller && !v.compute.contains(&caller) {
+                return Err(Status::permission_denied(format!(
+                    "'{caller}' may not compute on value '{value_id}'"
+                )));
+            }
+            if v.owner != recipient && !v.receive.contains(&recipient) {
+                return Err(Status::permission_denied(format!(
+                    "'{recipient}' may not receive outputs derived from value '{value_id}'"
+                )));
+            }
+            let expected = decl.ty.shape.len();
+            if v.own.len() != expected {
+                return Err(Status::invalid_argument(format!(
+                    "value '{value_id}' has {} elements, input '{}' expects {expected}",
+                    v.own.len(),
+                    decl.name
+                )));
+            }
+            let input = match (decl.ty.vis, &decl.owner) {
+                (Visibility::Secret, Owner::Client(_)) => InputValue::Shares(Shares {
+                    own: v.own,
+                    next: v.next,
+                }),
+                _ => {
+                    return Err(Status::invalid_argument(format!(
+                        "input '{}' must be a client-owned secret over the Compute API",
+                        decl.name
+                    )));
+                }
+            };
+            inputs.insert(decl.name.clone(), input);
+        }
+        if let Some(extra) = r.inputs.keys().find(|k| !inputs.contains_key(*k)) {
+            return Err(Status::invalid_argument(format!(
+                "'{extra}' is not an input of the program"
+            )));
+        }
+
+        // Run this party's side of the session off the async workers.
+        let transport = self.mux.session(SessionId(r.session));
+        let me = self.me;
+        tracing::info!(party = %me, client = %caller, program = %r.program_id, session = r.session, "invoke");
+        let run = tokio::task::spawn_blocking(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .map_err(|e| Status::internal(e.to_string()))?;
+            rt.block_on(async move {
+                let start = std::time::Instant::now();
+                let mut session = Session::establish(transport).await.map_err(engine_status)?;
+                let (outputs, report) =
+                    session.run(&program, inputs).await.map_err(engine_status)?;
+                Ok::<_, Status>((outputs, report, start.elapsed()))
+            })
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()));
+        self.mux.close_session(SessionId(r.session));
+        let (outputs, report, elapsed) = run??;
+        let mut outs = Vec::new();
+        for (name, value) in outputs {
+            if let OutputValue::Shares(s) = value {
+                outs.push((name, s.own, s.next));
+            }
+        }
+        outs.sort_by(|a, b| a.0.cmp(&b.0));
+        let result = StoredResult {
+            recipient,
+            outputs: outs,
+            rounds: report.rounds,
+            bytes_sent: report.bytes_sent,
+        };
+        self.store
+            .put_result(&r.result_id, &result)
+            .map_err(store_status)?;
+        tracing::info!(party = %me, session = r.session, rounds = report.rounds, bytes = report.bytes_sent, "invoke done");
+        Ok(Response::new(pb::InvokeResponse {
+            result_id: r.result_id,
+            rounds: report.rounds,
+            bytes_sent: report.bytes_sent,
+            session_micros: elapsed.as_micros() as u64,
+        }))
+    }
+
+    async fn get_result(
+        &self,
+        req: Request<pb::GetResultRequest>,
+    ) -> Result<Response<pb::GetResultResponse>, Status> {
+        let caller = self.caller(&req)?;
+        let id = req.into_inner().result_id;
+        let r = self
+            .store
+            .get_result(&id)
+            .map_err(store_status)?
+            .ok_or_else(|| Status::not_found(format!("no result '{id}'")))?;
+        if r.recipient != caller {
+            return Err(Status::permission_denied(format!(
+                "result '{id}' is not addressed to '{caller}'"
+            )));
+        }
+        let outputs = r
+            .outputs
+            .into_iter()
+            .map(|(name, own, next)| pb::OutputShares {
+                name,
+                own: veil_runtime::kernels::words_to_le_bytes(&own),
+                next: veil_runtime::kernels::words_to_le_bytes(&next),
+            })
+            .collect();
+        Ok(Response::new(pb::GetResultResponse { outputs }))
+    }
+
+    async fn delete(
+        &self,
+        req: Request<pb::DeleteRequest>,
+    ) -> Result<Response<pb::DeleteResponse>, Status> {
+        let caller = self.caller(&req)?;
+        let id = req.into_inner().id;
+        if let Some(v) = self.store.get_value(&id).map_err(store_status)? {
+            if v.owner != caller {
+                return Err(Status::permission_denied(format!(
+                    "value '{id}' is not owned by '{caller}'"
+                )));
+            }
+            let deleted = self.store.delete_value(&id).map_err(store_status)?;
+            return Ok(Response::new(pb::DeleteResponse { deleted }));
+        }
+        if let Some(r) = self.store.get_result(&id).map_err(store_status)? {
+            if r.recipient != caller {
+                return Err(Status::permission_denied(format!(
+                    "result '{id}' is not addressed to '{caller}'"
+                )));
+            }
+            let deleted = self.store.delete_result(&id).map_err(store_status)?;
+            return Ok(Response::new(pb::DeleteResponse { deleted }));
+        }
+        Err(Status::not_found(format!("no value or result '{id}'")))
+    }
+
+    async fn list(
+        &self,
+        req: Request<pb::ListRequest>,
+    ) -> Result<Response<pb::ListResponse>, Status> {
+        let caller = self.caller(&req)?;
+        Ok(Response::new(pb::ListResponse {
+            values: self.store.list_values(&caller).map_err(store_status)?,
+            programs: self.store.list_programs().map_err(store_status)?,
+            results: self.store.list_results(&caller).map_err(store_status)?,
+        }))
+    }
+}

@@ -1,0 +1,3 @@
+//! gRPC services of a veil node (thin: validation in, store and engine calls, status out).
+
+pub mod compute;

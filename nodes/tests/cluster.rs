@@ -1,0 +1,257 @@
+//! End-to-end: three `veil node` processes with mutual TLS on loopback, driven by the client
+//! SDK — storage, computation, permissions, bad requests, a node killed mid-session, restarts.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+use veil_circuits::{Builder, Recipient, Ring};
+use veil_node::client::{Client, ClientError};
+use veil_node::devnet::{DevnetLayout, write_devnet};
+
+/// Distinct port ranges per test in this process (and per process, by pid).
+fn base_port() -> u16 {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let k = NEXT.fetch_add(1, Ordering::Relaxed);
+    20_000 + (std::process::id() % 400) as u16 * 100 + k * 5
+}
+
+struct Cluster {
+    layout: DevnetLayout,
+    nodes: Vec<Option<Child>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let layout =
+            write_devnet(dir.path(), base_port(), &["alice", "bob"]).expect("devnet files");
+        let mut c = Cluster {
+            layout,
+            nodes: vec![None, None, None],
+            _dir: dir,
+        };
+        for i in 0..3 {
+            c.start_node(i);
+        }
+        c
+    }
+
+    fn start_node(&mut self, i: usize) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.layout.dir.join(format!("test-node-{i}.log")))
+            .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_veil"))
+            .args(["node", "--config"])
+            .arg(&self.layout.node_configs[i])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn veil node");
+        self.nodes[i] = Some(child);
+    }
+
+    fn kill_node(&mut self, i: usize) {
+        if let Some(mut c) = self.nodes[i].take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn cluster_toml(&self, client: &str) -> PathBuf {
+        self.layout
+            .cluster_configs
+            .iter()
+            .find(|(n, _)| n == client)
+            .map(|(_, p)| p.clone())
+            .expect("client config")
+    }
+
+    fn logs(&self) -> String {
+        (0..3)
+            .map(|i| {
+                std::fs::read_to_string(self.layout.dir.join(format!("test-node-{i}.log")))
+                    .unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join("\n---\n")
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..3 {
+            self.kill_node(i);
+        }
+    }
+}
+
+/// Connect and wait until all three nodes answer.
+async fn ready_client(path: &Path) -> Client {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut c = Client::connect(path).await.expect("client config");
+        match c.list().await {
+            Ok(_) => return c,
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("cluster did not come up: {e}"),
+        }
+    }
+}
+
+fn mul_program(client: &str, n: usize) -> veil_circuits::ValidatedProgram {
+    let mut b = Builder::new();
+    let x = b.secret_vector("x", n, Ring);
+    let y = b.secret_vector("y", n, Ring);
+    let z = b.mul(x, y);
+    let l = b.ltz(z);
+    b.output("z", z, Recipient::Client(client.into()));
+    b.output("neg", l, Recipient::Client(client.into()));
+    b.finish().expect("valid program")
+}
+
+fn code(e: &ClientError) -> Option<tonic::Code> {
+    match e {
+        ClientError::Status { status, .. } => Some(status.code()),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devnet_computes_and_enforces_permissions() {
+    let cluster = Cluster::start();
+    let mut alice = ready_client(&cluster.cluster_toml("alice")).await;
+    let xs: Vec<u64> = (0..100u64).map(|i| i * 3).collect();
+    let ys: Vec<u64> = (0..100u64).map(|i| (i as i64 - 50) as u64).collect();
+    alice.store_secret("x", &xs, &[], &[]).await.unwrap();
+    alice.store_secret("y", &ys, &[], &[]).await.unwrap();
+    let p = mul_program("alice", 100);
+    let id = alice.store_program(&p).await.unwrap();
+    let summary = alice
+        .invoke(&id, &[("x", "x"), ("y", "y")], "r1")
+        .await
+        .unwrap_or_else(|e| panic!("invoke: {e}\n{}", cluster.logs()));
+    assert_eq!(
+        summary.rounds,
+        veil_circuits::cost::program_cost(&p).rounds as u64
+    );
+    let out = alice.fetch("r1").await.unwrap();
+    let want: Vec<u64> = xs
+        .iter()
+        .zip(&ys)
+        .map(|(a, b)| a.wrapping_mul(*b))
+        .collect();
+    assert_eq!(out["z"], want);
+    assert_eq!(out["neg"], want.iter().map(|v| v >> 63).collect::<Vec<_>>());
+
+    // Bob may not compute on Alice's values, nor read her result.
+    let mut bob = ready_client(&cluster.cluster_toml("bob")).await;
+    let p_bob = mul_program("bob", 100);
+    let id_bob = bob.store_program(&p_bob).await.unwrap();
+    let e = bob
+        .invoke(&id_bob, &[("x", "x"), ("y", "y")], "r2")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), Some(tonic::Code::PermissionDenied), "{e}");
+    let e = bob.fetch("r1").await.unwrap_err();
+    assert_eq!(code(&e), Some(tonic::Code::PermissionDenied), "{e}");
+    assert!(bob.list().await.unwrap().values.is_empty());
+
+    // Bad requests are clear errors and the nodes keep serving.
+    let e = alice.invoke("nope", &[], "r3").await.unwrap_err();
+    assert_eq!(code(&e), Some(tonic::Code::NotFound), "{e}");
+    let e = alice.invoke(&id, &[("x", "x")], "r4").await.unwrap_err();
+    assert_eq!(code(&e), Some(tonic::Code::InvalidArgument), "{e}");
+    alice
+        .store_secret("short", &[1, 2, 3], &[], &[])
+        .await
+        .unwrap();
+    let e = alice
+        .invoke(&id, &[("x", "x"), ("y", "short")], "r5")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), Some(tonic::Code::InvalidArgument), "{e}");
+    let e = alice.store_secret("x", &[1], &[], &[]).await.unwrap_err();
+    assert_eq!(code(&e), Some(tonic::Code::AlreadyExists), "{e}");
+    let e = alice
+        .store_secret("bad id!", &[1], &[], &[])
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), Some(tonic::Code::InvalidArgument), "{e}");
+    let out = alice.fetch("r1").await.unwrap();
+    assert_eq!(out["z"], want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_keeps_data_and_a_dead_node_aborts_only_its_session() {
+    let mut cluster = Cluster::start();
+    let mut alice = ready_client(&cluster.cluster_toml("alice")).await;
+    let n = 20_000;
+    let xs: Vec<u64> = (0..n as u64).collect();
+    alice.store_secret("x", &xs, &[], &[]).await.unwrap();
+    alice.store_secret("y", &xs, &[], &[]).await.unwrap();
+    let id = alice.store_program(&mul_program("alice", n)).await.unwrap();
+
+    // Restart node 1: stored values survive.
+    cluster.kill_node(1);
+    cluster.start_node(1);
+    let mut alice = ready_client(&cluster.cluster_toml("alice")).await;
+    alice
+        .invoke(&id, &[("x", "x"), ("y", "y")], "after-restart")
+        .await
+        .unwrap_or_else(|e| panic!("invoke after restart: {e}\n{}", cluster.logs()));
+    let out = alice.fetch("after-restart").await.unwrap();
+    assert_eq!(out["z"], xs.iter().map(|v| v * v).collect::<Vec<_>>());
+
+    // Kill node 2 while a long session runs (2,000 dependent rounds): the call fails within
+    // the session timeout instead of hanging.
+    let mut b = Builder::new();
+    let x = b.secret_vector("x", n, Ring);
+    let one = b.slice(x, 1, 2);
+    let mut acc = one;
+    for _ in 0..2000 {
+        acc = b.mul(acc, one);
+    }
+    b.output("acc", acc, Recipient::Client("alice".into()));
+    let long = alice.store_program(&b.finish().unwrap()).await.unwrap();
+    let toml = cluster.cluster_toml("alice");
+    let call = tokio::spawn(async move {
+        let mut c = Client::connect(&toml).await.unwrap();
+        c.invoke(&long, &[("x", "x")], "doomed").await
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    cluster.kill_node(2);
+    let res = tokio::time::timeout(Duration::from_secs(30), call)
+        .await
+        .expect("the invoke must fail within the session timeout, not hang")
+        .unwrap();
+    assert!(res.is_err(), "a session missing a node cannot succeed");
+
+    // Back up: a new session succeeds.
+    cluster.start_node(2);
+    let mut alice = ready_client(&cluster.cluster_toml("alice")).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut done = None;
+    for attempt in 0.. {
+        let rid = format!("again-{attempt}");
+        match alice.invoke(&id, &[("x", "x"), ("y", "y")], &rid).await {
+            Ok(_) => {
+                done = Some(rid);
+                break;
+            }
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("no recovery after restart: {e}\n{}", cluster.logs()),
+        }
+    }
+    let out = alice.fetch(&done.expect("a run succeeded")).await.unwrap();
+    assert_eq!(out["z"], xs.iter().map(|v| v * v).collect::<Vec<_>>());
+}

@@ -1,0 +1,323 @@
+//! gRPC peer links: the runtime engine over three `PeerMux`es on loopback (insecure test mode),
+//! chunking of large messages, concurrent sessions, and a node going away and coming back.
+
+use bytes::Bytes;
+use rand::Rng;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Endpoint, Server};
+use veil_circuits::eval::evaluate;
+use veil_circuits::{Builder, PartyId, Ring, ValidatedProgram};
+use veil_node::pb;
+use veil_node::peer::{GrpcTransport, PeerMux, tune_server};
+use veil_runtime::engine::{InputValue, Session};
+use veil_runtime::error::{EngineError, ProtocolError, TransportError};
+use veil_runtime::harness::{PartyResult, collect_outputs, share_inputs};
+use veil_runtime::testing::test_rng;
+use veil_runtime::transport::{RoundId, SessionId, Transport};
+
+const CHUNK: usize = 1 << 20;
+
+struct Node {
+    mux: Arc<PeerMux>,
+    stop: Option<oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Node {
+    /// Stop the server and drop the mux (as if the node process went away).
+    async fn kill(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        drop(self.mux);
+        self.server.abort();
+        let _ = self.server.await;
+    }
+}
+
+fn p(i: usize) -> PartyId {
+    PartyId::from_index(i)
+}
+
+fn endpoint(addr: SocketAddr) -> Endpoint {
+    Endpoint::from_shared(format!("http://{addr}"))
+        .expect("valid uri")
+        .tcp_nodelay(true)
+}
+
+fn serve(party: usize, listener: TcpListener, timeout: Duration) -> Node {
+    let mux = PeerMux::new_insecure_for_tests(p(party), timeout, CHUNK);
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let svc = mux.service();
+    let server = tokio::spawn(async move {
+        let _ = tune_server(Server::builder())
+            .add_service(svc)
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    Node {
+        mux,
+        stop: Some(stop),
+        server,
+    }
+}
+
+/// Three nodes on ephemeral loopback ports, each lower node dialing the higher ones.
+async fn cluster(timeout: Duration) -> (Vec<Node>, [SocketAddr; 3]) {
+    let mut listeners = Vec::new();
+    for _ in 0..3 {
+        listeners.push(TcpListener::bind("127.0.0.1:0").await.expect("bind"));
+    }
+    let addrs: [SocketAddr; 3] = std::array::from_fn(|i| listeners[i].local_addr().unwrap());
+    let nodes: Vec<Node> = listeners
+        .into_iter()
+        .enumerate()
+        .map(|(i, l)| serve(i, l, timeout))
+        .collect();
+    for (i, node) in nodes.iter().enumerate() {
+        for (j, addr) in addrs.iter().enumerate().skip(i + 1) {
+            node.mux.connect(p(j), endpoint(*addr));
+        }
+    }
+    for n in &nodes {
+        assert!(n.mux.wait_connected(Duration::from_secs(10)).await);
+    }
+    (nodes, addrs)
+}
+
+/// Run `program` at one party on its own thread with a current-thread runtime.
+fn spawn_party(
+    net: GrpcTransport,
+    program: Arc<ValidatedProgram>,
+    inputs: HashMap<String, InputValue>,
+) -> tokio::task::JoinHandle<PartyResult> {
+    tokio::task::spawn_blocking(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let mut session = Session::establish(net).await?;
+            session.run(&program, inputs).await
+        })
+    })
+}
+
+/// Run `program` once among the three muxes as session `sid`; check against the evaluator.
+async fn run_and_check(
+    muxes: [Arc<PeerMux>; 3],
+    sid: SessionId,
+    program: Arc<ValidatedProgram>,
+    plain: HashMap<String, Vec<u64>>,
+) {
+    let mut rng = test_rng();
+    let inputs = share_inputs(&program, &plain, &mut rng);
+    let handles: Vec<_> = inputs
+        .into_iter()
+        .enumerate()
+        .map(|(i, inp)| spawn_party(muxes[i].session(sid), program.clone(), inp))
+        .collect();
+    let mut outs = Vec::new();
+    for h in handles {
+        let (o, _) = h.await.expect("join").expect("party run");
+        outs.push(o);
+    }
+    let outs: [_; 3] = outs.try_into().unwrap_or_else(|_| unreachable!());
+    let got = collect_outputs(&program, &outs).expect("reconstruct");
+    let want = evaluate(&program, &plain).expect("evaluate");
+    for (name, w) in &want {
+        assert_eq!(&got[name], w, "output {name}");
+    }
+}
+
+fn program(n: usize) -> (Arc<ValidatedProgram>, HashMap<String, Vec<u64>>) {
+    let mut b = Builder::new();
+    let x = b.secret_vector("x", n, Ring);
+    let y = b.secret_vector("y", n, Ring);
+    let xy = b.mul(x, y);
+    b.output_to_client("xy", xy);
+    let neg = b.ltz(x);
+    b.output_to_client("neg", neg);
+    let prog = b.finish().expect("program");
+    let mut rng = test_rng();
+    let xs: Vec<u64> = (0..n)
+        .map(|_| rng.random_range(-(1i64 << 40)..(1i64 << 40)) as u64)
+        .collect();
+    let ys: Vec<u64> = (0..n).map(|_| rng.random()).collect();
+    let plain = HashMap::from([("x".to_string(), xs), ("y".to_string(), ys)]);
+    (Arc::new(prog), plain)
+}
+
+fn muxes(nodes: &[Node]) -> [Arc<PeerMux>; 3] {
+    std::array::from_fn(|i| nodes[i].mux.clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn engine_runs_over_grpc_links() {
+    let (nodes, _) = cluster(Duration::from_secs(10)).await;
+    let (prog, plain) = program(1000);
+    run_and_check(muxes(&nodes), SessionId(1), prog, plain).await;
+    for n in nodes {
+        n.kill().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_sessions_share_links() {
+    let (nodes, _) = cluster(Duration::from_secs(10)).await;
+    let (prog, plain) = program(500);
+    let a = run_and_check(muxes(&nodes), SessionId(10), prog.clone(), plain.clone());
+    let b = run_and_check(muxes(&nodes), SessionId(11), prog, plain);
+    tokio::join!(a, b);
+    for n in nodes {
+        n.kill().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn large_message_is_chunked_and_reassembled() {
+    let (nodes, _) = cluster(Duration::from_secs(10)).await;
+    let mut rng = test_rng();
+    let big: Vec<u8> = (0..20_000_000).map(|_| rng.random()).collect();
+    let big = Bytes::from(big);
+    let s: Vec<GrpcTransport> = (0..3).map(|i| nodes[i].mux.session(SessionId(7))).collect();
+    // Dialer → acceptor and acceptor → dialer, plus an empty message.
+    s[0].send(p(1), RoundId(3), big.clone()).await.unwrap();
+    s[2].send(p(0), RoundId(3), big.clone()).await.unwrap();
+    s[1].send(p(2), RoundId(4), Bytes::new()).await.unwrap();
+    assert_eq!(s[1].recv(p(0), RoundId(3)).await.unwrap(), big);
+    assert_eq!(s[0].recv(p(2), RoundId(3)).await.unwrap(), big);
+    assert!(s[2].recv(p(1), RoundId(4)).await.unwrap().is_empty());
+    assert_eq!(s[0].bytes_sent(), big.len() as u64);
+    // Wrong round.
+    s[0].send(p(1), RoundId(5), Bytes::from_static(b"x"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        s[1].recv(p(0), RoundId(6)).await,
+        Err(TransportError::OutOfOrder { .. })
+    ));
+    drop(s);
+    for n in nodes {
+        n.kill().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn frames_before_session_open_are_buffered_and_timeouts_fire() {
+    let (nodes, _) = cluster(Duration::from_millis(500)).await;
+    let s0 = nodes[0].mux.session(SessionId(5));
+    s0.send(p(1), RoundId(0), Bytes::from_static(b"early"))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let s1 = nodes[1].mux.session(SessionId(5));
+    assert_eq!(&s1.recv(p(0), RoundId(0)).await.unwrap()[..], b"early");
+    let t = Instant::now();
+    assert!(matches!(
+        s1.recv(p(2), RoundId(0)).await,
+        Err(TransportError::Timeout { .. })
+    ));
+    assert!(t.elapsed() < Duration::from_secs(2));
+    drop((s0, s1));
+    for n in nodes {
+        n.kill().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn links_reject_unauthorised_callers() {
+    let (nodes, addrs) = cluster(Duration::from_secs(5)).await;
+    // P2 may not dial P1 (only the lower party dials); no header at all is refused too.
+    for header in [Some("2"), Some("7"), None] {
+        let mut client = pb::peer_client::PeerClient::connect(format!("http://{}", addrs[1]))
+            .await
+            .unwrap();
+        let mut req = tonic::Request::new(tokio_stream::empty::<pb::Frame>());
+        if let Some(h) = header {
+            req.metadata_mut()
+                .insert("x-veil-party", h.parse().unwrap());
+        }
+        let err = client.link(req).await.expect_err("refused");
+        assert_eq!(
+            err.code(),
+            tonic::Code::PermissionDenied,
+            "header {header:?}"
+        );
+    }
+    // A TLS mux never trusts the header.
+    let secure = PeerMux::new(p(1), Default::default(), Duration::from_secs(1), CHUNK);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let svc = secure.service();
+    let server = tokio::spawn(
+        Server::builder()
+            .add_service(svc)
+            .serve_with_incoming(TcpIncoming::from(listener)),
+    );
+    let mut client = pb::peer_client::PeerClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    let mut req = tonic::Request::new(tokio_stream::empty::<pb::Frame>());
+    req.metadata_mut()
+        .insert("x-veil-party", "0".parse().unwrap());
+    let err = client.link(req).await.expect_err("refused");
+    assert_eq!(err.code(), tonic::Code::PermissionDenied);
+    server.abort();
+    for n in nodes {
+        n.kill().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dropped_peer_fails_sessions_and_comes_back() {
+    let timeout = Duration::from_secs(5);
+    let (mut nodes, addrs) = cluster(timeout).await;
+    let (prog, plain) = program(100);
+    let mut rng = test_rng();
+    let inputs = share_inputs(&prog, &plain, &mut rng);
+    // P0 and P1 start a session that P2 never joins; then P2 goes away.
+    let [i0, i1, _] = inputs;
+    let h0 = spawn_party(nodes[0].mux.session(SessionId(20)), prog.clone(), i0);
+    let h1 = spawn_party(nodes[1].mux.session(SessionId(20)), prog.clone(), i1);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let start = Instant::now();
+    let n2 = nodes.pop().unwrap();
+    n2.kill().await;
+    for h in [h0, h1] {
+        let Err(err) = h.await.expect("join") else {
+            panic!("session must fail");
+        };
+        eprintln!("after drop: {err} in {:?}", start.elapsed());
+        let EngineError::Setup(ProtocolError::Transport(e)) = &err else {
+            panic!("unexpected error: {err}");
+        };
+        assert!(
+            matches!(
+                e,
+                TransportError::Closed { .. } | TransportError::Timeout { .. }
+            ),
+            "{e}"
+        );
+    }
+    assert!(start.elapsed() < timeout + Duration::from_secs(1));
+    // P2 comes back on the same port; P0 and P1 redial it.
+    let listener = TcpListener::bind(addrs[2]).await.expect("rebind");
+    nodes.push(serve(2, listener, timeout));
+    for n in &nodes {
+        assert!(n.mux.wait_connected(Duration::from_secs(10)).await);
+    }
+    run_and_check(muxes(&nodes), SessionId(21), prog, plain).await;
+    for n in nodes {
+        n.kill().await;
+    }
+}
