@@ -332,7 +332,7 @@ pub async fn run_devnet(dir: &Path, base_port: u16, clients: &[&str]) -> Result<
     });
 
     let exited = tokio::select! {
-        r = tokio::signal::ctrl_c() => {
+        r = crate::server::shutdown_signal() => {
             r.map_err(DevnetError::Signal).map(|()| None)
         }
         s = c0.wait() => Ok(Some((0, s))),

@@ -48,7 +48,25 @@ pub enum NodeError {
     Reflection(String),
 }
 
-/// Run one node until Ctrl-C.
+/// Resolves on Ctrl-C (SIGINT) or, on Unix, SIGTERM — so a supervisor's `kill` stops a node or
+/// a devnet cleanly.
+pub async fn shutdown_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
+    }
+}
+
+/// Run one node until Ctrl-C or SIGTERM.
 pub async fn run_node(cfg: NodeConfig) -> Result<(), NodeError> {
     cfg.validate()?;
     let me = PartyId::from_index(cfg.party);
@@ -111,7 +129,7 @@ pub async fn run_node(cfg: NodeConfig) -> Result<(), NodeError> {
                 .max_encoding_message_size(cfg.max_message_bytes),
         )
         .serve_with_incoming_shutdown(incoming, async {
-            let _ = tokio::signal::ctrl_c().await;
+            let _ = shutdown_signal().await;
             tracing::info!("shutting down");
         })
         .await?;
