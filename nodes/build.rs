@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out.join("veil_descriptor.bin"),
         prost::Message::encode_to_vec(&fds),
     )?;
-    tonic_prost_build::configure().compile_fds(fds)?;
+    // `bytes` fields as `bytes::Bytes`: round payloads are sliced, not copied, on decode.
+    tonic_prost_build::configure().bytes(".").compile_fds(fds)?;
     Ok(())
 }

@@ -185,8 +185,8 @@ impl Client {
         on_all!(self, i, c => c.store_value(pb::StoreValueRequest {
             value_id: id.to_string(),
             len: values.len() as u64,
-            own: words_to_le_bytes(&shares[i].own),
-            next: words_to_le_bytes(&shares[i].next),
+            own: words_to_le_bytes(&shares[i].own).into(),
+            next: words_to_le_bytes(&shares[i].next).into(),
             compute: compute.clone(),
             receive: receive.clone(),
         }))?;

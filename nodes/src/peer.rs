@@ -441,7 +441,7 @@ async fn read_link(
             }
         };
         let message = match partial.remove(&frame.session) {
-            None if frame.last => Some(Bytes::from(frame.payload)),
+            None if frame.last => Some(frame.payload),
             None => {
                 partial.insert(
                     frame.session,
@@ -622,7 +622,7 @@ impl GrpcTransport {
                 pb::Frame {
                     session: self.session.0,
                     round: round.0,
-                    payload: msg[start..end].to_vec(),
+                    payload: msg.slice(start..end),
                     last: i + 1 == n,
                 }
             })

@@ -341,8 +341,8 @@ impl pb::compute_server::Compute for ComputeService {
             .into_iter()
             .map(|(name, own, next)| pb::OutputShares {
                 name,
-                own: veil_runtime::kernels::words_to_le_bytes(&own),
-                next: veil_runtime::kernels::words_to_le_bytes(&next),
+                own: veil_runtime::kernels::words_to_le_bytes(&own).into(),
+                next: veil_runtime::kernels::words_to_le_bytes(&next).into(),
             })
             .collect();
         Ok(Response::new(pb::GetResultResponse { outputs }))
