@@ -47,11 +47,16 @@ const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 type Msg = (RoundId, Bytes);
 
-/// Apply the link tuning (large HTTP/2 windows, TCP_NODELAY, keep-alive) to a server builder.
+/// HTTP/2 frame size each side accepts (the default 16 KiB splits a round into thousands of
+/// frames).
+pub const MAX_H2_FRAME_BYTES: u32 = 1 << 20;
+
+/// Apply the link settings (windows, frame size, nodelay, keepalive) to a server.
 pub fn tune_server<L>(server: tonic::transport::Server<L>) -> tonic::transport::Server<L> {
     server
         .initial_stream_window_size(WINDOW_BYTES)
         .initial_connection_window_size(WINDOW_BYTES)
+        .max_frame_size(MAX_H2_FRAME_BYTES)
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(KEEPALIVE))
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
@@ -64,6 +69,7 @@ pub fn tune_endpoint(endpoint: Endpoint) -> Endpoint {
         .initial_connection_window_size(WINDOW_BYTES)
         .tcp_nodelay(true)
         .connect_timeout(Duration::from_secs(5))
+        .max_frame_size(MAX_H2_FRAME_BYTES)
         .http2_keep_alive_interval(KEEPALIVE)
         .keep_alive_timeout(KEEPALIVE_TIMEOUT)
         .keep_alive_while_idle(true)

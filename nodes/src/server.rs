@@ -18,7 +18,7 @@ use veil_circuits::PartyId;
 const WINDOW_BYTES: u32 = 32 << 20;
 
 /// Largest frame payload on a Peer link; bigger round messages are chunked.
-pub const PEER_CHUNK_BYTES: usize = 4 << 20;
+pub const PEER_CHUNK_BYTES: usize = 16 << 20;
 
 /// A node could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +118,7 @@ pub async fn run_node(cfg: NodeConfig) -> Result<(), NodeError> {
     tracing::info!(party = %me, listen = %cfg.listen, "veil node serving");
     Server::builder()
         .tls_config(tls::server_tls(&cfg.tls)?)?
+        .max_frame_size(Some(crate::peer::MAX_H2_FRAME_BYTES))
         .initial_stream_window_size(WINDOW_BYTES)
         .initial_connection_window_size(WINDOW_BYTES)
         .add_service(health_service)
