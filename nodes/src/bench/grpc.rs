@@ -4,8 +4,8 @@
 //! the program over the gRPC peer links); `invoke_wall_median_s` is the client's wall time of
 //! the whole `Invoke` (adds loading inputs from and storing results to the nodes' databases).
 
-use super::workload::{Params, Workload};
-use super::{BenchError, BenchOp, BenchResult, TransportKind, check_args, median, time_plaintext};
+use super::workload::Params;
+use super::{BenchError, BenchOp, BenchResult, TransportKind, median, prepare, time_plaintext};
 use crate::client::Client;
 use crate::devnet::write_devnet;
 use std::path::{Path, PathBuf};
@@ -96,10 +96,8 @@ pub async fn run_grpc(
     params: Params,
     reps: usize,
 ) -> Result<BenchResult, BenchError> {
-    check_args(op, size, params)?;
     let reps = reps.max(1);
-    let w = Workload::with_params(op, size, params, &mut rand::rng())
-        .map_err(|source| BenchError::Program { op, source })?;
+    let w = prepare(op, size, params, &mut rand::rng())?;
     let program = for_client(&w.program, client.name())
         .map_err(|source| BenchError::Program { op, source })?;
     let client_err = |source| BenchError::Client { op, size, source };
@@ -146,19 +144,14 @@ pub async fn run_grpc(
     super::workload::compare_outputs(&got, &want, op.tolerance())
         .map_err(|mismatch| BenchError::Mismatch { op, size, mismatch })?;
     let median_s = median(times);
-    let bytes_by_party = summary.bytes_sent;
     Ok(BenchResult {
-        op: op.name(),
-        size,
-        transport: TransportKind::Grpc,
-        median_s,
-        throughput_per_s: op.work_items(size) / median_s,
-        rounds: summary.rounds,
-        bytes_per_party: bytes_by_party.iter().sum::<u64>() as f64 / 3.0,
-        bytes_by_party,
-        plaintext_median_s,
-        ratio_to_plaintext: median_s / plaintext_median_s,
         invoke_wall_median_s: Some(median(walls)),
-        breakdown: Vec::new(),
+        ..BenchResult::measured(
+            (op, size, TransportKind::Grpc),
+            median_s,
+            summary.rounds,
+            summary.bytes_sent,
+            plaintext_median_s,
+        )
     })
 }

@@ -143,7 +143,7 @@ pub(crate) fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// Refuse sizes and `k` outside what `op` supports.
-pub(crate) fn check_args(op: BenchOp, size: usize, params: Params) -> Result<(), BenchError> {
+fn check_args(op: BenchOp, size: usize, params: Params) -> Result<(), BenchError> {
     if size == 0 || size > op.max_size() {
         return Err(BenchError::Size {
             op,
@@ -159,6 +159,44 @@ pub(crate) fn check_args(op: BenchOp, size: usize, params: Params) -> Result<(),
         });
     }
     Ok(())
+}
+
+/// Check the arguments and build the workload: what both runners do first.
+pub(crate) fn prepare<R: rand::Rng>(
+    op: BenchOp,
+    size: usize,
+    params: Params,
+    rng: &mut R,
+) -> Result<Workload, BenchError> {
+    check_args(op, size, params)?;
+    Workload::with_params(op, size, params, rng)
+        .map_err(|source| BenchError::Program { op, source })
+}
+
+impl BenchResult {
+    /// A result from its measurements; throughput, bytes per party and the ratio are derived.
+    pub(crate) fn measured(
+        (op, size, transport): (BenchOp, usize, TransportKind),
+        median_s: f64,
+        rounds: u64,
+        bytes_by_party: [u64; 3],
+        plaintext_median_s: f64,
+    ) -> Self {
+        BenchResult {
+            op: op.name(),
+            size,
+            transport,
+            median_s,
+            throughput_per_s: op.work_items(size) / median_s,
+            rounds,
+            bytes_per_party: bytes_by_party.iter().sum::<u64>() as f64 / 3.0,
+            bytes_by_party,
+            plaintext_median_s,
+            ratio_to_plaintext: median_s / plaintext_median_s,
+            invoke_wall_median_s: None,
+            breakdown: Vec::new(),
+        }
+    }
 }
 
 /// `reps` timed runs of the plaintext twin: (median seconds, the outputs).
@@ -182,11 +220,9 @@ pub fn run_memory(
     params: Params,
     reps: usize,
 ) -> Result<BenchResult, BenchError> {
-    check_args(op, size, params)?;
     let reps = reps.max(1);
     let mut rng = rand::rng();
-    let w = Workload::with_params(op, size, params, &mut rng)
-        .map_err(|source| BenchError::Program { op, source })?;
+    let w = prepare(op, size, params, &mut rng)?;
     let shared = share_inputs(&w.program, &w.inputs, &mut rng);
     let engine_err = |source| BenchError::Engine { op, size, source };
 
@@ -233,25 +269,20 @@ pub fn run_memory(
         .map_err(|mismatch| BenchError::Mismatch { op, size, mismatch })?;
 
     let median_s = median(per_rep);
-    let bytes_by_party = reports.map(|r| r.bytes_sent);
     Ok(BenchResult {
-        op: op.name(),
-        size,
-        transport: TransportKind::Memory,
-        median_s,
-        throughput_per_s: op.work_items(size) / median_s,
-        rounds: reports[0].rounds,
-        bytes_per_party: bytes_by_party.iter().sum::<u64>() as f64 / 3.0,
-        bytes_by_party,
-        plaintext_median_s,
-        ratio_to_plaintext: median_s / plaintext_median_s,
-        invoke_wall_median_s: None,
         breakdown: reports[0]
             .ops
             .iter()
             .map(|o| (format!("{}#{}", o.name, o.op), o.time.as_secs_f64()))
             .chain([("comm".to_string(), reports[0].comm_time.as_secs_f64())])
             .collect(),
+        ..BenchResult::measured(
+            (op, size, TransportKind::Memory),
+            median_s,
+            reports[0].rounds,
+            reports.map(|r| r.bytes_sent),
+            plaintext_median_s,
+        )
     })
 }
 

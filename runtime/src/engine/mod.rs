@@ -402,14 +402,14 @@ impl<T: Transport> Session<T> {
             Op::Relu(a) => {
                 let x = shares_of(me, val(*a), n);
                 let neg = x.neg();
-                Pending::Multi(compare::ltz_blend(ctx, &x, x.clone(), neg)?)
+                Pending::Multi(compare::ltz_blend(ctx, &x, x.clone().into_owned(), neg)?)
             }
             Op::Max(a, b) | Op::Min(a, b) => {
                 let (sa, sb) = (shares_of(me, val(*a), n), shares_of(me, val(*b), n));
                 let d = sa.sub(&sb);
                 let (base, diff) = match &prog.ops[i] {
-                    Op::Max(..) => (sa, d.neg()), // max = a + lt·(b − a)
-                    _ => (sb, d.clone()),         // min = b + lt·(a − b)
+                    Op::Max(..) => (sa.into_owned(), d.neg()), // max = a + lt·(b − a)
+                    _ => (sb.into_owned(), d.clone()),         // min = b + lt·(a − b)
                 };
                 Pending::Multi(compare::ltz_blend(ctx, &d, base, diff)?)
             }
@@ -417,6 +417,7 @@ impl<T: Transport> Session<T> {
                 let c = shares_of(me, val(*cond), n);
                 let (sa, sb) = (shares_of(me, val(*a), n), shares_of(me, val(*b), n));
                 let mul = MulRound::mul(ctx, &c, &sa.sub(&sb))?;
+                let sb = sb.into_owned();
                 Pending::Multi(Then::boxed(Box::new(OneRound(mul)), move |_, prod| {
                     Ok(Step::Done(prod.add(&sb)))
                 }))
@@ -585,11 +586,13 @@ fn bcast(s: &Shares, n: usize) -> std::borrow::Cow<'_, Shares> {
 }
 
 /// A value as this party's shares (public words become the trivial sharing x_0 = v), a scalar
-/// repeated to `n` elements.
-fn shares_of(me: PartyId, v: &Val, n: usize) -> Shares {
+/// repeated to `n` elements; a secret of the right length is borrowed, not copied.
+fn shares_of(me: PartyId, v: &Val, n: usize) -> std::borrow::Cow<'_, Shares> {
     match v {
-        Val::Secret(s) => bcast(s, n).into_owned(),
-        Val::Public(p) => bcast(&Shares::from_public(me, p), n).into_owned(),
+        Val::Secret(s) => bcast(s, n),
+        Val::Public(p) => {
+            std::borrow::Cow::Owned(bcast(&Shares::from_public(me, p), n).into_owned())
+        }
     }
 }
 
