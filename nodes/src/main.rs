@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use veil_node::bench::{self, BenchOp, Params, TransportKind};
+use veil_node::bench::{self, BenchOp, FheOp, OpChoice, Params, TransportKind};
 use veil_node::config::NodeConfig;
 
 #[derive(Parser)]
@@ -49,6 +49,13 @@ enum Command {
     /// 4096; one matrix per run); `recip` — 1/x of a secret vector with x log-uniform in
     /// [2^-4, 2^12] (size = elements, default 1,000,000, cap 2^22).
     ///
+    /// TFHE retrieval (in-process server and client; preparation and hint timed separately):
+    /// `fhe_score` — score an encrypted query against `size` synthetic documents of --dim
+    /// dimensions (default 100,000; reports server time per query, GEMV GB/s per core, client
+    /// encrypt/decode times, upload/download/hint bytes, and plaintext search of the same
+    /// corpus); `fhe_fetch` — fetch one of `size` 512-byte passages by linear PIR (default
+    /// 10,000).
+    ///
     /// Times are medians over --reps runs. Memory transport: one session (setup excluded),
     /// the slowest party per run. gRPC transport (a devnet started on the fly, or --cluster):
     /// the session time at the slowest node (key setup + program over mTLS peer links); the
@@ -59,7 +66,7 @@ enum Command {
         transport: TransportKind,
         /// Comma-separated ops.
         #[arg(long, value_delimiter = ',', default_value = "mul,dot,matmul,fixmul")]
-        ops: Vec<BenchOp>,
+        ops: Vec<OpChoice>,
         /// Comma-separated sizes (see above); each op runs at each size. Default: each op's
         /// target size — mul/fixmul/ltz/relu/recip 1,000,000, dot/topk 10,000,
         /// matmul/softmax 128, onehot_gather 100,000.
@@ -68,6 +75,9 @@ enum Command {
         /// How many of the largest scores `topk` returns (1..=size).
         #[arg(long, default_value_t = bench::workload::DEFAULT_TOPK_K)]
         k: usize,
+        /// Embedding dimension of `fhe_score`.
+        #[arg(long, default_value_t = 384)]
+        dim: usize,
         /// Runs per measurement (the median is reported).
         #[arg(long, default_value_t = 7)]
         reps: usize,
@@ -126,6 +136,7 @@ fn main() -> Result<()> {
             ops,
             size,
             k,
+            dim,
             reps,
             json,
             breakdown,
@@ -134,7 +145,7 @@ fn main() -> Result<()> {
             transport,
             &ops,
             &size,
-            Params { k },
+            (Params { k }, dim),
             reps,
             Output { json, breakdown },
             cluster,
@@ -188,16 +199,119 @@ struct Output {
 
 fn run_bench(
     transport: TransportKind,
-    ops: &[BenchOp],
+    ops: &[OpChoice],
     sizes: &[usize],
-    params: Params,
+    (params, dim): (Params, usize),
     reps: usize,
-    Output { json, breakdown }: Output,
+    output: Output,
     cluster: Option<PathBuf>,
 ) -> Result<()> {
     if ops.is_empty() {
         bail!("give at least one op");
     }
+    let mpc: Vec<BenchOp> = ops
+        .iter()
+        .filter_map(|o| match o {
+            OpChoice::Mpc(op) => Some(*op),
+            OpChoice::Fhe(_) => None,
+        })
+        .collect();
+    let fhe: Vec<FheOp> = ops
+        .iter()
+        .filter_map(|o| match o {
+            OpChoice::Fhe(op) => Some(*op),
+            OpChoice::Mpc(_) => None,
+        })
+        .collect();
+    if !mpc.is_empty() {
+        run_mpc_bench(transport, &mpc, sizes, params, reps, &output, cluster)?;
+    }
+    if !fhe.is_empty() {
+        if transport == TransportKind::Grpc {
+            eprintln!("veil bench: fhe ops run in-process (server time is what they measure)");
+        }
+        run_fhe_bench(&fhe, sizes, (params.k, dim), reps, &output)?;
+    }
+    Ok(())
+}
+
+fn run_fhe_bench(
+    ops: &[FheOp],
+    sizes: &[usize],
+    (k, dim): (usize, usize),
+    reps: usize,
+    Output { json, .. }: &Output,
+) -> Result<()> {
+    if !json {
+        println!(
+            "{:<10} {:>9} {:>11} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>11} {:>9}",
+            "op",
+            "size",
+            "server",
+            "GB/s/core",
+            "encrypt",
+            "decode",
+            "upload",
+            "download",
+            "hint",
+            "plaintext",
+            "ratio"
+        );
+    }
+    for &op in ops {
+        let defaults = [op.default_size()];
+        let sizes = if sizes.is_empty() {
+            &defaults[..]
+        } else {
+            sizes
+        };
+        for &size in sizes {
+            eprintln!("veil bench: {op} size {size} ({reps} queries)…");
+            let r = match op {
+                FheOp::Score => bench::fhe::run_score(size, dim, k, reps),
+                FheOp::Fetch => bench::fhe::run_fetch(size, reps),
+            }
+            .with_context(|| format!("benchmark {op} at size {size}"))?;
+            eprintln!(
+                "  offline: prepare {}, hint {}; batched ({} queries/pass): {} per query",
+                bench::fmt_duration(r.prepare_s),
+                bench::fmt_duration(r.hint_s),
+                bench::fhe::BATCH,
+                bench::fmt_duration(r.batched_per_query_s)
+            );
+            if *json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                let mb = |b: usize| format!("{:.2} MB", b as f64 / 1e6);
+                println!(
+                    "{:<10} {:>9} {:>11} {:>10.2} {:>10} {:>10} {:>10} {:>10} {:>10} {:>11} {:>8.1}×",
+                    r.op,
+                    r.size,
+                    bench::fmt_duration(r.median_s),
+                    r.gemv_gb_per_s_per_core,
+                    bench::fmt_duration(r.client_encrypt_s),
+                    bench::fmt_duration(r.client_decode_s),
+                    mb(r.upload_bytes),
+                    mb(r.download_bytes),
+                    mb(r.hint_bytes),
+                    bench::fmt_duration(r.plaintext_median_s),
+                    r.ratio_to_plaintext
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn run_mpc_bench(
+    transport: TransportKind,
+    ops: &[BenchOp],
+    sizes: &[usize],
+    params: Params,
+    reps: usize,
+    &Output { json, breakdown }: &Output,
+    cluster: Option<PathBuf>,
+) -> Result<()> {
     // gRPC: a cluster (given, or a devnet started now) and a client connected to it.
     let grpc = match transport {
         TransportKind::Memory => None,

@@ -8,6 +8,7 @@
 
 pub mod engine;
 pub mod error;
+pub mod fhe;
 pub mod harness;
 pub mod kernels;
 pub mod party;

@@ -1,8 +1,10 @@
 //! `veil bench`: measure MPC ops on three parties beside their plaintext twin, in one run.
 
+pub mod fhe;
 pub mod grpc;
 pub mod workload;
 
+pub use fhe::FheOp;
 pub use workload::{BenchOp, Params, Workload};
 
 use serde::Serialize;
@@ -12,6 +14,27 @@ use veil_runtime::error::EngineError;
 use veil_runtime::harness::{collect_outputs, run3, share_inputs};
 use veil_runtime::sharing::ReconstructError;
 use veil_runtime::transport::Transport;
+
+/// An op of `veil bench`: an MPC program on three parties, or a TFHE retrieval measurement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpChoice {
+    /// An MPC op.
+    Mpc(BenchOp),
+    /// A retrieval-path op.
+    Fhe(FheOp),
+}
+
+impl std::str::FromStr for OpChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Ok(op) = s.parse::<FheOp>() {
+            return Ok(OpChoice::Fhe(op));
+        }
+        s.parse::<BenchOp>()
+            .map(OpChoice::Mpc)
+            .map_err(|e| format!("{e}, fhe_score, fhe_fetch"))
+    }
+}
 
 /// Which links the three parties use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]

@@ -6,6 +6,7 @@
 pub mod aes_ctr;
 pub mod bytes;
 pub mod gemm;
+pub mod gemv_i8;
 pub mod ring;
 pub mod scalar;
 pub mod simd;
@@ -13,6 +14,9 @@ pub mod simd;
 pub use aes_ctr::{AesCtr, AesCtrPath, aes_ctr_path, supported_aes_ctr_paths};
 pub use bytes::{le_bytes_to_words, words_to_le_bytes};
 pub use gemm::{gemm_u64_add_assign, par_gemm_u64_add_assign};
+pub use gemv_i8::{
+    PreparedVector, gemv_i8_u64, gemv_i8_u64_scalar, par_gemm_i8_u64, par_gemv_i8_u64,
+};
 pub use ring::*;
 pub use simd::{SimdLevel, simd_level, supported_simd_levels};
 
