@@ -2,7 +2,11 @@
 //! writes the file descriptor set used by gRPC server reflection.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["proto/veil/v1/peer.proto", "proto/veil/v1/compute.proto"];
+    let files = [
+        "proto/veil/v1/peer.proto",
+        "proto/veil/v1/compute.proto",
+        "proto/veil/v1/retrieval.proto",
+    ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");
     }

@@ -1,7 +1,8 @@
 //! Node and cluster configuration files (TOML).
 //!
 //! `node-<i>.toml` tells one node who it is, where it listens, where its data and TLS files are,
-//! and which peers and clients it trusts (by certificate fingerprint). `cluster.toml` tells a
+//! which peers and clients it trusts (by certificate fingerprint) and, optionally, which
+//! prepared corpora its Retrieval service serves (`[[retrieval]]`). `cluster.toml` tells a
 //! client where the three nodes are and which identity to present. Relative paths in either
 //! file are resolved against the directory of the file.
 
@@ -123,6 +124,35 @@ pub struct ClientEntry {
     pub cert_sha256: String,
 }
 
+/// A corpus served by the node's Retrieval service (`[[retrieval]]` in `node-<i>.toml`).
+///
+/// ```toml
+/// [[retrieval]]
+/// name = "docs"          # what clients ask for
+/// dir = "corpora/docs"   # written by `veil retrieval-prepare`; relative to the config file
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrievalEntry {
+    /// Name clients use: 1..=64 characters of `[A-Za-z0-9._-]`, unique per node.
+    pub name: String,
+    /// The corpus directory ([`crate::retrieval_files`]: `corpus.bin`, `corpus.hint`, optional
+    /// `passages.bin` and `passages.hint`).
+    pub dir: PathBuf,
+}
+
+/// Longest corpus name in a [`RetrievalEntry`].
+pub const MAX_CORPUS_NAME_LEN: usize = 64;
+
+/// Whether `name` is a valid corpus name (1..=[`MAX_CORPUS_NAME_LEN`] of `[A-Za-z0-9._-]`).
+pub fn is_corpus_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_CORPUS_NAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
 /// Configuration of one node (`node-<i>.toml`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -146,6 +176,9 @@ pub struct NodeConfig {
     /// Clients allowed to call Compute.
     #[serde(default)]
     pub clients: Vec<ClientEntry>,
+    /// Corpora served by the Retrieval service (optional; none by default).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retrieval: Vec<RetrievalEntry>,
 }
 
 /// One node, as a client knows it.
@@ -308,12 +341,17 @@ impl NodeConfig {
         resolve(&base, &mut cfg.tls.ca);
         resolve(&base, &mut cfg.tls.cert);
         resolve(&base, &mut cfg.tls.key);
+        for r in &mut cfg.retrieval {
+            resolve(&base, &mut r.dir);
+        }
         cfg.validate().map_err(|e| e.in_file(path))?;
         Ok(cfg)
     }
 
     /// Checks ranges, the peer list (parties 0..=2 each exactly once), fingerprints, client
-    /// names, that the TLS files are readable and that `tls.cert` is this party's certificate.
+    /// names, that the TLS files are readable, that `tls.cert` is this party's certificate, and
+    /// that every `[[retrieval]]` entry has a unique valid name and a directory holding the
+    /// required corpus files (their content is checked when the node loads them).
     pub fn validate(&self) -> Result<(), ConfigError> {
         check_party("party", self.party)?;
         if self.session_timeout_ms == 0 {
@@ -349,6 +387,33 @@ impl NodeConfig {
                 ));
             }
             check_fingerprint(&format!("clients[{i}].cert_sha256"), &c.cert_sha256)?;
+        }
+        let mut corpora = BTreeSet::new();
+        for (i, r) in self.retrieval.iter().enumerate() {
+            if !is_corpus_name(&r.name) {
+                return Err(ConfigError::invalid(
+                    format!("retrieval[{i}].name"),
+                    format!("must be 1..={MAX_CORPUS_NAME_LEN} characters of [A-Za-z0-9._-]"),
+                ));
+            }
+            if !corpora.insert(r.name.as_str()) {
+                return Err(ConfigError::invalid(
+                    format!("retrieval[{i}].name"),
+                    format!("duplicate corpus `{}`", r.name),
+                ));
+            }
+            if !r.dir.is_dir() {
+                return Err(ConfigError::invalid(
+                    format!("retrieval[{i}].dir"),
+                    format!("{} is not a directory", r.dir.display()),
+                ));
+            }
+            for file in [
+                crate::retrieval_files::CORPUS_FILE,
+                crate::retrieval_files::CORPUS_HINT_FILE,
+            ] {
+                check_readable(&format!("retrieval[{i}].dir"), &r.dir.join(file))?;
+            }
         }
         check_readable("tls.ca", &self.tls.ca)?;
         check_readable("tls.cert", &self.tls.cert)?;
@@ -560,6 +625,50 @@ mod tests {
         );
 
         good.validate().unwrap();
+    }
+
+    #[test]
+    fn retrieval_entries_are_optional_and_validated() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = write_devnet(dir.path(), 7800, &["alice"]).unwrap();
+        // Devnet configs have no retrieval section and none is written.
+        let text = std::fs::read_to_string(&layout.node_configs[0]).unwrap();
+        assert!(!text.contains("retrieval"), "{text}");
+        let good = NodeConfig::load(&layout.node_configs[0]).unwrap();
+        assert!(good.retrieval.is_empty());
+
+        let corpus = dir.path().join("corpus");
+        std::fs::create_dir(&corpus).unwrap();
+        std::fs::write(
+            &layout.node_configs[0],
+            format!("{text}\n[[retrieval]]\nname = \"docs\"\ndir = \"corpus\"\n"),
+        )
+        .unwrap();
+        // The directory exists but lacks corpus.bin: the error names the entry and the file.
+        let e = NodeConfig::load(&layout.node_configs[0]).unwrap_err();
+        assert_eq!(e.field(), Some("retrieval[0].dir"));
+        assert!(e.to_string().contains("corpus.bin"), "{e}");
+        for f in ["corpus.bin", "corpus.hint"] {
+            std::fs::write(corpus.join(f), b"x").unwrap();
+        }
+        let cfg = NodeConfig::load(&layout.node_configs[0]).unwrap();
+        assert_eq!(cfg.retrieval[0].dir, corpus);
+
+        let mut c = cfg.clone();
+        c.retrieval[0].dir = dir.path().join("missing");
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.field(), Some("retrieval[0].dir"));
+        assert!(e.to_string().contains("not a directory"), "{e}");
+
+        let mut c = cfg.clone();
+        c.retrieval[0].name = "bad name".into();
+        assert_eq!(c.validate().unwrap_err().field(), Some("retrieval[0].name"));
+
+        let mut c = cfg.clone();
+        c.retrieval.push(c.retrieval[0].clone());
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.field(), Some("retrieval[1].name"));
+        assert!(e.to_string().contains("duplicate"), "{e}");
     }
 
     #[test]

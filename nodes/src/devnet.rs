@@ -189,6 +189,7 @@ pub fn write_devnet(
             },
             peers: peers.clone(),
             clients: client_entries.clone(),
+            retrieval: Vec::new(),
         };
         write_toml(
             path,

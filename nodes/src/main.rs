@@ -125,6 +125,41 @@ enum Command {
         #[arg(long, value_delimiter = ',', default_value = "alice,bob")]
         clients: Vec<String>,
     },
+    /// Prepare a corpus directory for a node's Retrieval service (`[[retrieval]] dir`):
+    /// quantise and cluster the embeddings, lay out the scoring matrix, compute its hint, and
+    /// optionally do the same for passages. Writes DIR/corpus.bin, DIR/corpus.hint and, with
+    /// passages, DIR/passages.bin and DIR/passages.hint. Progress goes to stderr, a summary of
+    /// what was written (sizes, database ids, timings) to stdout.
+    RetrievalPrepare {
+        /// The corpus directory to write (created if needed; existing files are replaced).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// N synthetic documents (uniform random embeddings) instead of --embeddings.
+        #[arg(long, value_name = "N", conflicts_with = "embeddings")]
+        synthetic: Option<usize>,
+        /// Embeddings as raw little-endian f32, document after document (needs --dim).
+        #[arg(long, value_name = "FILE")]
+        embeddings: Option<PathBuf>,
+        /// Embedding dimension (default 384 with --synthetic; required with --embeddings).
+        #[arg(long)]
+        dim: Option<usize>,
+        /// Clusters C (default: about √documents, see `Clustering::default_clusters`).
+        #[arg(long)]
+        clusters: Option<usize>,
+        /// k-means iterations for --embeddings (0: random balanced clusters; --synthetic always
+        /// uses random balanced clusters).
+        #[arg(long, default_value_t = 10)]
+        iterations: usize,
+        /// Passages: every *.txt file of DIR, in file-name order (passage i = document i).
+        #[arg(long, value_name = "DIR", conflicts_with = "synthetic_passages")]
+        passages_dir: Option<PathBuf>,
+        /// One synthetic passage per document.
+        #[arg(long)]
+        synthetic_passages: bool,
+        /// Seed of the synthetic data and of the clustering.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 fn main() -> Result<()> {
@@ -170,7 +205,105 @@ fn main() -> Result<()> {
             runtime()?.block_on(veil_node::devnet::run_devnet(&dir, base_port, &clients))?;
             Ok(())
         }
+        Command::RetrievalPrepare {
+            out,
+            synthetic,
+            embeddings,
+            dim,
+            clusters,
+            iterations,
+            passages_dir,
+            synthetic_passages,
+            seed,
+        } => retrieval_prepare(
+            &out,
+            (synthetic, embeddings, dim),
+            (clusters, iterations, seed),
+            (passages_dir, synthetic_passages),
+        ),
     }
+}
+
+/// `veil retrieval-prepare`: embeddings (+ passages) → a corpus directory.
+fn retrieval_prepare(
+    out: &std::path::Path,
+    (synthetic, embeddings, dim): (Option<usize>, Option<PathBuf>, Option<usize>),
+    (clusters, iterations, seed): (Option<usize>, usize, u64),
+    (passages_dir, synthetic_passages): (Option<PathBuf>, bool),
+) -> Result<()> {
+    use std::time::Instant;
+    use veil_node::retrieval_files as files;
+    use veil_runtime::fhe::{Clustering, PassageDb, ScoringCorpus};
+    let (emb, dim, synthetic) = match (synthetic, embeddings, dim) {
+        (Some(n), None, dim) => {
+            let dim = dim.unwrap_or(384);
+            eprintln!("retrieval-prepare: generating {n} synthetic embeddings of dimension {dim}…");
+            (files::synthetic_embeddings(n, dim, seed), dim, true)
+        }
+        (None, Some(path), Some(dim)) => (files::read_embeddings_f32(&path, dim)?, dim, false),
+        (None, Some(_), None) => bail!("--embeddings needs --dim"),
+        _ => bail!("give --synthetic N or --embeddings FILE --dim D"),
+    };
+    let n = emb.len() / dim.max(1);
+    let c = clusters.unwrap_or_else(|| Clustering::default_clusters(n, dim));
+    let clustering = if synthetic || iterations == 0 {
+        Clustering::RandomBalanced { clusters: c, seed }
+    } else {
+        Clustering::KMeans {
+            clusters: c,
+            iterations,
+            seed,
+        }
+    };
+    eprintln!("retrieval-prepare: {n} documents × {dim}, {c} clusters ({clustering:?})…");
+    let t = Instant::now();
+    let corpus = ScoringCorpus::prepare(&emb, dim, clustering).context("preparing the corpus")?;
+    drop(emb);
+    let prepare_s = t.elapsed().as_secs_f64();
+    let passages = match (passages_dir, synthetic_passages) {
+        (Some(dir), _) => Some(files::read_passages_dir(&dir)?),
+        (None, true) => Some(files::synthetic_passages(n, seed)),
+        (None, false) => None,
+    };
+    let passage_db = match &passages {
+        Some(p) => {
+            if p.len() != n {
+                eprintln!(
+                    "retrieval-prepare: warning: {} passages for {n} documents",
+                    p.len()
+                );
+            }
+            eprintln!("retrieval-prepare: laying out {} passages…", p.len());
+            Some(PassageDb::new(p).context("preparing the passages")?)
+        }
+        None => None,
+    };
+    eprintln!(
+        "retrieval-prepare: computing hints and writing {}…",
+        out.display()
+    );
+    let w = files::write_corpus_dir(out, &corpus, passage_db.as_ref())?;
+    let s = &w.score_shape;
+    println!(
+        "scoring matrix: {} rows × {} cols, db {} (prepared in {prepare_s:.2} s, hint in {:.2} s)",
+        s.rows,
+        s.cols,
+        hex::encode(s.id.0),
+        w.score_hint_time.as_secs_f64()
+    );
+    if let (Some(p), Some(t)) = (&w.passage_shape, w.passage_hint_time) {
+        println!(
+            "passage matrix: {} rows × {} passages, db {} (hint in {:.2} s)",
+            p.rows,
+            p.cols,
+            hex::encode(p.id.0),
+            t.as_secs_f64()
+        );
+    }
+    for (path, bytes) in &w.files {
+        println!("wrote {} ({:.2} MB)", path.display(), *bytes as f64 / 1e6);
+    }
+    Ok(())
 }
 
 /// Logs go to stderr; the filter comes from `VEIL_LOG` (default `info`).

@@ -1,13 +1,15 @@
-//! Running one node: TLS, the Peer links, the Compute service, gRPC health and reflection,
-//! graceful shutdown on Ctrl-C.
+//! Running one node: TLS, the Peer links, the Compute and Retrieval services, gRPC health and
+//! reflection, graceful shutdown on Ctrl-C.
 
-use crate::config::{ConfigError, NodeConfig};
+use crate::config::{ConfigError, NodeConfig, RetrievalEntry};
 use crate::pb;
 use crate::peer::PeerMux;
+use crate::retrieval_files::{CorpusDirError, LoadedCorpus, load_corpus_dir};
 use crate::service::compute::ComputeService;
+use crate::service::retrieval::RetrievalService;
 use crate::store::{Store, StoreError};
 use crate::tls::{self, TlsError};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use tonic::transport::server::TcpIncoming;
@@ -46,6 +48,50 @@ pub enum NodeError {
     /// Server reflection could not be set up.
     #[error("reflection: {0}")]
     Reflection(String),
+    /// A configured retrieval corpus could not be loaded.
+    #[error("retrieval corpus '{name}': {source}")]
+    Retrieval {
+        /// The corpus name (`[[retrieval]] name`).
+        name: String,
+        /// Cause (names the file).
+        source: CorpusDirError,
+    },
+}
+
+/// Loads the configured retrieval corpora off the async workers (decoding re-hashes every
+/// matrix and checks every hint), logging names, sizes and load times.
+pub async fn load_corpora(
+    entries: &[RetrievalEntry],
+) -> Result<BTreeMap<String, Arc<LoadedCorpus>>, NodeError> {
+    let mut corpora = BTreeMap::new();
+    for e in entries {
+        let (name, dir) = (e.name.clone(), e.dir.clone());
+        let start = std::time::Instant::now();
+        let loaded = tokio::task::spawn_blocking(move || load_corpus_dir(&dir))
+            .await
+            .map_err(|j| NodeError::Io {
+                what: format!("loading retrieval corpus '{name}'"),
+                source: std::io::Error::other(j),
+            })
+            .and_then(|r| {
+                r.map_err(|source| NodeError::Retrieval {
+                    name: name.clone(),
+                    source,
+                })
+            })?;
+        tracing::info!(
+            corpus = %name,
+            documents = loaded.corpus.info.documents(),
+            dim = loaded.corpus.info.dim,
+            scan_bytes = loaded.corpus.db.scan_bytes(),
+            hint_bytes = loaded.hint_bytes.len(),
+            passages = loaded.passages.as_ref().map_or(0, |p| p.db.len()),
+            load_ms = start.elapsed().as_millis() as u64,
+            "retrieval corpus loaded"
+        );
+        corpora.insert(name, Arc::new(loaded));
+    }
+    Ok(corpora)
 }
 
 /// Resolves on Ctrl-C (SIGINT) or, on Unix, SIGTERM — so a supervisor's `kill` stops a node or
@@ -98,10 +144,21 @@ pub async fn run_node(cfg: NodeConfig) -> Result<(), NodeError> {
         .iter()
         .map(|c| (c.cert_sha256.clone(), c.name.clone()))
         .collect();
+    // Retrieval callers: the clients by name and the nodes as `node-<i>`.
+    let mut callers = clients.clone();
+    for p in &cfg.peers {
+        callers
+            .entry(p.cert_sha256.clone())
+            .or_insert_with(|| format!("node-{}", p.party));
+    }
+    let retrieval = RetrievalService::new(load_corpora(&cfg.retrieval).await?, callers);
     let compute = ComputeService::new(me, store, mux.clone(), clients, cfg.max_message_bytes);
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<pb::compute_server::ComputeServer<ComputeService>>()
+        .await;
+    health
+        .set_serving::<pb::retrieval_server::RetrievalServer<RetrievalService>>()
         .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
@@ -126,6 +183,12 @@ pub async fn run_node(cfg: NodeConfig) -> Result<(), NodeError> {
         .add_service(mux.service())
         .add_service(
             pb::compute_server::ComputeServer::new(compute)
+                .max_decoding_message_size(cfg.max_message_bytes)
+                .max_encoding_message_size(cfg.max_message_bytes),
+        )
+        .add_service(
+            // Queries and fetch batches are megabytes; hints are streamed in 1 MiB chunks.
+            pb::retrieval_server::RetrievalServer::new(retrieval)
                 .max_decoding_message_size(cfg.max_message_bytes)
                 .max_encoding_message_size(cfg.max_message_bytes),
         )

@@ -13,6 +13,7 @@
 use super::db::{DbShape, EncryptedQuery, Hint, LinearDb};
 use super::error::{FheError, Result};
 use super::query::{PendingQuery, encrypt};
+use crate::kernels::dot_i8;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -234,30 +235,14 @@ impl ScoringCorpus {
     /// the clear computation the encrypted path replaces, scanning the same bytes.
     pub fn plaintext_search(&self, query: &[i8], k: usize) -> Vec<ScoredDoc> {
         let dim = self.info.dim;
-        let scored: Vec<ScoredDoc> = (0..self.info.shape.rows)
-            .into_par_iter()
-            .flat_map_iter(|r| {
-                let row = self.db.row(r);
-                self.info
-                    .members
-                    .iter()
-                    .enumerate()
-                    .filter_map(move |(c, m)| {
-                        m.get(r).map(|&doc| {
-                            let block = &row[c * dim..(c + 1) * dim];
-                            let score = block
-                                .iter()
-                                .zip(query)
-                                .map(|(&a, &b)| i32::from(a) * i32::from(b))
-                                .sum::<i32>();
-                            ScoredDoc {
-                                doc,
-                                score: i64::from(score),
-                            }
-                        })
-                    })
+        let mut scored: Vec<ScoredDoc> = Vec::with_capacity(self.info.documents());
+        scored.par_extend((0..self.info.shape.rows).into_par_iter().flat_map_iter(|r| {
+            let row = self.db.row(r);
+            self.info.members.iter().enumerate().filter_map(move |(c, m)| {
+                let block = &row[c * dim..(c + 1) * dim];
+                m.get(r).map(|&doc| ScoredDoc { doc, score: i64::from(dot_i8(block, query)) })
             })
-            .collect();
+        }));
         top_k(scored, k)
     }
 }

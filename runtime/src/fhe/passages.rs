@@ -106,6 +106,12 @@ impl FetchQuery {
             .into_iter()
             .map(|x| x as u8)
             .collect();
+        if column.len() < LEN_BYTES {
+            return Err(FheError::Format {
+                what: "fetched passage",
+                reason: format!("{} rows cannot hold the 4-byte length header", column.len()),
+            });
+        }
         let len = u32::from_le_bytes(column[..LEN_BYTES].try_into().expect("4 bytes")) as usize;
         if len > column.len() - LEN_BYTES {
             return Err(FheError::Format {

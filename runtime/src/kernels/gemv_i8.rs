@@ -303,8 +303,10 @@ fn gemm_body<M: Micro>(m: M, d: &[i8], cols: usize, queries: &[PreparedVector], 
             let mut d_blocks = d_panel.chunks_exact(ROWS * cols);
             let mut o_blocks = o_panel.chunks_exact_mut(ROWS * nq);
             for (d_blk, o_blk) in d_blocks.by_ref().zip(o_blocks.by_ref()) {
-                let segs: [&[i8]; ROWS] =
-                    std::array::from_fn(|i| &d_blk[i * cols + c0..i * cols + c1]);
+                let mut segs: [&[i8]; ROWS] = [&[]; ROWS];
+                for (i, seg) in segs.iter_mut().enumerate() {
+                    *seg = &d_blk[i * cols + c0..i * cols + c1];
+                }
                 for (q, query) in queries.iter().enumerate() {
                     let sums = m.dot(segs, &query.chunks[chunks.clone()]);
                     for (i, s) in sums.into_iter().enumerate() {
@@ -345,7 +347,9 @@ fn check_block<const R: usize>(segs: &[&[i8]; R], limbs: &[LimbChunk]) -> (usize
     (n, n / LANES)
 }
 
-/// The portable path: the limb arithmetic on plain arrays of 16 i32 lanes per limb.
+/// The portable path: the limb arithmetic on plain arrays of 16 i32 lanes per limb, one row at
+/// a time (LLVM vectorises the lane loop; x86-64 baseline: `pmaddwd` against zero-interleaved
+/// operands).
 #[derive(Clone, Copy)]
 struct Portable;
 
@@ -375,18 +379,29 @@ impl Portable {
 impl Micro for Portable {
     #[inline(always)]
     fn dot<const R: usize>(self, segs: [&[i8]; R], limbs: &[LimbChunk]) -> [u64; R] {
-        let (n, steps) = check_block(&segs, limbs);
-        segs.map(|seg| {
-            let mut acc = [[0i32; LANES]; 4];
-            let (whole, _) = seg.as_chunks::<LANES>();
-            for (d, l) in whole.iter().zip(limbs) {
-                Self::step(&mut acc, d, l);
-            }
-            if n > steps * LANES {
-                Self::step(&mut acc, &pad16(&seg[steps * LANES..]), &limbs[steps]);
-            }
-            Self::fold(&acc)
-        })
+        check_block(&segs, limbs);
+        let mut out = [0u64; R];
+        for (o, seg) in out.iter_mut().zip(segs) {
+            *o = Portable::dot_row(seg, limbs);
+        }
+        out
+    }
+}
+
+impl Portable {
+    /// One row of [`Micro::dot`] (`limbs.len() == seg.len().div_ceil(16)`). Kept out of line:
+    /// inlined into the loop nest, LLVM no longer vectorises the lane loops.
+    #[inline(never)]
+    fn dot_row(seg: &[i8], limbs: &[LimbChunk]) -> u64 {
+        let mut acc = [[0i32; LANES]; 4];
+        let (whole, tail) = seg.as_chunks::<LANES>();
+        for (d, l) in whole.iter().zip(limbs) {
+            Self::step(&mut acc, d, l);
+        }
+        if !tail.is_empty() {
+            Self::step(&mut acc, &pad16(tail), &limbs[whole.len()]);
+        }
+        Self::fold(&acc)
     }
 }
 
@@ -452,10 +467,11 @@ mod x86 {
         }
     }
 
-    /// `A0 + A1·2^16 + (A2 + A3·2^16 mod 2^32)·2^32 mod 2^64` from 8 i32 lanes per limb.
+    /// Four u64 lanes summing to `A0 + A1·2^16 + (A2 + A3·2^16 mod 2^32)·2^32 mod 2^64`, from
+    /// the 8 i32 lanes per limb of one row.
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn fold(acc: &[__m256i; 4]) -> u64 {
+    fn fold(acc: &[__m256i; 4]) -> __m256i {
         // Exact i64 sums of the lane pairs (i, i + 4): 4 lanes.
         let widen = |v: __m256i| {
             let lo = _mm256_cvtepi32_epi64(_mm256_castsi256_si128(v));
@@ -468,9 +484,20 @@ mod x86 {
         let c = _mm256_add_epi32(acc[2], _mm256_slli_epi32::<16>(acc[3]));
         let hi_mask = _mm256_set1_epi64x(0xffff_ffff_0000_0000_u64 as i64);
         let c = _mm256_add_epi64(_mm256_slli_epi64::<32>(c), _mm256_and_si256(c, hi_mask));
-        let t = _mm256_add_epi64(_mm256_add_epi64(a0, _mm256_slli_epi64::<16>(a1)), c);
-        let h = _mm_add_epi64(_mm256_castsi256_si128(t), _mm256_extracti128_si256::<1>(t));
-        (_mm_cvtsi128_si64(h) as u64).wrapping_add(_mm_extract_epi64::<1>(h) as u64)
+        _mm256_add_epi64(_mm256_add_epi64(a0, _mm256_slli_epi64::<16>(a1)), c)
+    }
+
+    /// The lane sums of two rows' [`fold`]s, `[Σ t0, Σ t1]`, wrapping.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn hsum2(t0: __m256i, t1: __m256i) -> [u64; 2] {
+        // [t0₀+t0₁, t1₀+t1₁ | t0₂+t0₃, t1₂+t1₃], then the two halves added.
+        let u = _mm256_add_epi64(_mm256_unpacklo_epi64(t0, t1), _mm256_unpackhi_epi64(t0, t1));
+        let h = _mm_add_epi64(_mm256_castsi256_si128(u), _mm256_extracti128_si256::<1>(u));
+        [
+            _mm_cvtsi128_si64(h) as u64,
+            _mm_extract_epi64::<1>(h) as u64,
+        ]
     }
 
     /// [`Micro::dot`] with AVX2 intrinsics.
@@ -497,7 +524,16 @@ mod x86 {
                 step(acc_r, d, &l);
             }
         }
-        acc.map(|a| fold(&a))
+        let mut out = [0u64; R];
+        let (out_pairs, out_last) = out.as_chunks_mut::<2>();
+        let (acc_pairs, acc_last) = acc.as_chunks::<2>();
+        for (o, [a0, a1]) in out_pairs.iter_mut().zip(acc_pairs) {
+            *o = hsum2(fold(a0), fold(a1));
+        }
+        if let ([o], [a]) = (out_last, acc_last) {
+            *o = hsum2(fold(a), _mm256_setzero_si256())[0];
+        }
+        out
     }
 }
 
