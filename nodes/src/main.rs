@@ -117,6 +117,10 @@ enum Command {
         /// Directory for certificates, configs, logs and node data.
         #[arg(long, default_value = "devnet")]
         dir: PathBuf,
+        /// Number of nodes. veil's protocols are three-party replicated sharing (2-of-3,
+        /// honest majority), so 3 is the only value accepted; the flag makes that explicit.
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
         /// Node i listens on 127.0.0.1:(base-port + i).
         #[arg(long, default_value_t = 7100)]
         base_port: u16,
@@ -198,9 +202,19 @@ fn main() -> Result<()> {
         }),
         Command::Devnet {
             dir,
+            nodes,
             base_port,
             clients,
         } => {
+            if nodes != 3 {
+                bail!(
+                    "--nodes {nodes}: veil runs three-party replicated secret sharing (2-of-3, \
+                     honest majority), so a devnet has exactly 3 nodes"
+                );
+            }
+            if usize::from(base_port) + 2 > usize::from(u16::MAX) {
+                bail!("--base-port {base_port}: nodes need ports {base_port}..={base_port}+2");
+            }
             let clients: Vec<&str> = clients.iter().map(String::as_str).collect();
             runtime()?.block_on(veil_node::devnet::run_devnet(&dir, base_port, &clients))?;
             Ok(())

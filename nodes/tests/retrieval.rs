@@ -216,6 +216,17 @@ async fn bad_requests_are_refused_and_the_node_keeps_serving() {
         "{msg}"
     );
 
+    // An oversized message (past the node's 64 MiB `max_message_bytes`) is refused by the
+    // gRPC layer with a status naming the limit, and the node keeps serving.
+    let mut huge = ct.clone();
+    huge.bodies = vec![0u64; veil_node::config::DEFAULT_MAX_MESSAGE_BYTES / 8 + 1];
+    let e = alice.score_encrypted("docs", &huge).await.unwrap_err();
+    assert!(
+        matches!(code(&e), Some(tonic::Code::OutOfRange | tonic::Code::ResourceExhausted)),
+        "{e}"
+    );
+    assert!(e.to_string().contains("too large"), "{e}");
+
     // Queries for another database (here: the other matrix of the same corpus).
     let shape = handle.passage_shape().unwrap().clone();
     let (_, fetch_ct) = FetchQuery::new(&shape, 3).unwrap();
