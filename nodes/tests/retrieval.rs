@@ -222,7 +222,10 @@ async fn bad_requests_are_refused_and_the_node_keeps_serving() {
     huge.bodies = vec![0u64; veil_node::config::DEFAULT_MAX_MESSAGE_BYTES / 8 + 1];
     let e = alice.score_encrypted("docs", &huge).await.unwrap_err();
     assert!(
-        matches!(code(&e), Some(tonic::Code::OutOfRange | tonic::Code::ResourceExhausted)),
+        matches!(
+            code(&e),
+            Some(tonic::Code::OutOfRange | tonic::Code::ResourceExhausted)
+        ),
         "{e}"
     );
     assert!(e.to_string().contains("too large"), "{e}");

@@ -236,13 +236,24 @@ impl ScoringCorpus {
     pub fn plaintext_search(&self, query: &[i8], k: usize) -> Vec<ScoredDoc> {
         let dim = self.info.dim;
         let mut scored: Vec<ScoredDoc> = Vec::with_capacity(self.info.documents());
-        scored.par_extend((0..self.info.shape.rows).into_par_iter().flat_map_iter(|r| {
-            let row = self.db.row(r);
-            self.info.members.iter().enumerate().filter_map(move |(c, m)| {
-                let block = &row[c * dim..(c + 1) * dim];
-                m.get(r).map(|&doc| ScoredDoc { doc, score: i64::from(dot_i8(block, query)) })
-            })
-        }));
+        scored.par_extend(
+            (0..self.info.shape.rows)
+                .into_par_iter()
+                .flat_map_iter(|r| {
+                    let row = self.db.row(r);
+                    self.info
+                        .members
+                        .iter()
+                        .enumerate()
+                        .filter_map(move |(c, m)| {
+                            let block = &row[c * dim..(c + 1) * dim];
+                            m.get(r).map(|&doc| ScoredDoc {
+                                doc,
+                                score: i64::from(dot_i8(block, query)),
+                            })
+                        })
+                }),
+        );
         top_k(scored, k)
     }
 }

@@ -38,9 +38,17 @@ mod tests {
             if n > 0 {
                 b[0] = i8::MIN;
             }
-            let want: i64 = a.iter().zip(&b).map(|(&x, &y)| i64::from(x) * i64::from(y)).sum();
+            let want: i64 = a
+                .iter()
+                .zip(&b)
+                .map(|(&x, &y)| i64::from(x) * i64::from(y))
+                .sum();
             for level in supported_simd_levels() {
-                assert_eq!(i64::from(dot_i8_mv::at(level, &a, &b)), want, "n={n} {level:?}");
+                assert_eq!(
+                    i64::from(dot_i8_mv::at(level, &a, &b)),
+                    want,
+                    "n={n} {level:?}"
+                );
             }
         }
     }
