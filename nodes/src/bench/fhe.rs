@@ -11,7 +11,6 @@ use super::median;
 use rand::Rng;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rayon::prelude::*;
 use serde::Serialize;
 use std::fmt;
 use std::str::FromStr;
@@ -156,21 +155,6 @@ pub enum FheBenchError {
     },
 }
 
-/// Synthetic embeddings: `n × dim` uniform in [−1, 1), generated in parallel.
-fn synthetic_embeddings(n: usize, dim: usize, seed: u64) -> Vec<f32> {
-    let mut v = vec![0f32; n * dim];
-    v.par_chunks_mut(dim * 1024)
-        .enumerate()
-        .for_each(|(i, chunk)| {
-            let mut rng =
-                ChaCha8Rng::seed_from_u64(seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-            chunk
-                .iter_mut()
-                .for_each(|x| *x = rng.random_range(-1.0..1.0));
-        });
-    v
-}
-
 fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
     let t = Instant::now();
     let out = f();
@@ -189,7 +173,7 @@ pub fn run_score(
     let fhe = |source| FheBenchError::Fhe { op, size, source };
     let reps = reps.max(1);
     let seed: u64 = rand::rng().random();
-    let embeddings = synthetic_embeddings(size, dim, seed);
+    let embeddings = crate::retrieval_files::synthetic_embeddings(size, dim, seed);
     let clusters = Clustering::default_clusters(size, dim);
     eprintln!("  preparing {size} × {dim} corpus in {clusters} clusters…");
     let (corpus, prepare_s) = timed(|| {
