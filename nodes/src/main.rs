@@ -406,13 +406,7 @@ fn run_fhe_bench(
         );
     }
     for &op in ops {
-        let defaults = [op.default_size()];
-        let sizes = if sizes.is_empty() {
-            &defaults[..]
-        } else {
-            sizes
-        };
-        for &size in sizes {
+        for size in sizes_or(sizes, op.default_size()) {
             eprintln!("veil bench: {op} size {size} ({reps} queries)…");
             let r = match op {
                 FheOp::Score => bench::fhe::run_score(size, dim, k, reps),
@@ -485,13 +479,7 @@ fn run_mpc_bench(
         );
     }
     for &op in ops {
-        let defaults = [op.default_size()];
-        let sizes = if sizes.is_empty() {
-            &defaults[..]
-        } else {
-            sizes
-        };
-        for &size in sizes {
+        for size in sizes_or(sizes, op.default_size()) {
             let k = if op == BenchOp::TopK {
                 format!(" k {}", params.k)
             } else {
@@ -534,6 +522,15 @@ fn run_mpc_bench(
         }
     }
     Ok(())
+}
+
+/// The sizes given on the command line, or the op's default when none were.
+fn sizes_or(sizes: &[usize], default: usize) -> Vec<usize> {
+    if sizes.is_empty() {
+        vec![default]
+    } else {
+        sizes.to_vec()
+    }
 }
 
 /// `veil run`: share the inputs, run the program on the cluster, print the outputs.
