@@ -574,6 +574,25 @@ impl Builder {
         (self.concat(&values), self.concat(&indices))
     }
 
+    /// The `k` largest (`largest`) or smallest elements of a non-empty vector, best first, by
+    /// the oblivious comparator network of [`crate::selection`] ([`Op::BestK`]). Values only;
+    /// exact for elements in [−2^62, 2^62). Cost with a secret operand: `11·layers` rounds,
+    /// about `5.5·n` comparisons for k = 8 (see [`crate::cost`]).
+    pub fn best_k(&mut self, a: Value, k: usize, largest: bool) -> Value {
+        self.push(Op::BestK {
+            a: a.id,
+            k,
+            largest,
+        })
+    }
+
+    /// One-hot rows of `a mod 2^bits` over `n` columns ([`Op::OneHotLow`]): `matrix[m×n]` of
+    /// ring 0/1 words. Cost with a secret operand: a bit decomposition of the m elements
+    /// (10 rounds) and `⌈log2 bits⌉` multiplication rounds of about `2·n` products per row.
+    pub fn onehot_low(&mut self, a: Value, bits: u32, n: usize) -> Value {
+        self.push(Op::OneHotLow { a: a.id, bits, n })
+    }
+
     /// The fractional bits of a fixed-point operand; records the error otherwise.
     fn check_fixed(&mut self, name: &'static str, x: Value) -> Result<u32, Value> {
         match x.ty.elem {

@@ -25,6 +25,8 @@
 //! | output to a `Client`, or of a public value | 0 | 0 (components are handed over after the program) |
 //! | `Bits` of a secret with `n` elements | 10 | `n·`([`BIT_DECOMPOSE_BYTES`] `+ 1024`) `= n·[1136, 1120, 1120]` |
 //! | `MsbOneHot { lanes: L }` of a secret with `n` elements | 16 | `n·`([`BIT_DECOMPOSE_BYTES`] `+ 48 + 16·L`) |
+//! | `BestK` of a secret (comparator network, [`selection::topk_plan`]) | `11·layers` | `Σ_layers (`[`ltz_bytes`]`(pairs) + 8·pairs)` |
+//! | `OneHotLow { bits: B, n }` of a secret with `m` elements | `10 + ⌈log2 B⌉` | `m·(`[`BIT_DECOMPOSE_BYTES`]` + 16·B + 8·`[`selection::onehot_products`]`(B, n))` |
 //!
 //! `MaxAll` and `ArgMax` run a tournament ([`tournament_pairs`]): level `j` has
 //! `len_j` candidates (`len_0 = N`) and compares `m_j = ⌊len_j / 2⌋` pairs, an odd last one
@@ -41,6 +43,7 @@
 //! rounds equal this model; bytes are the sums over ops and outputs.
 
 use crate::program::{Op, Owner, Recipient};
+use crate::selection;
 use crate::types::{PartyId, Visibility};
 use crate::validate::ValidatedProgram;
 
@@ -239,6 +242,33 @@ pub fn op_cost(p: &ValidatedProgram, op_index: usize) -> Cost {
                     types[a.index()].shape.len(),
                     BIT_DECOMPOSE_BYTES.map(|b| b + 6 * 8 + 16 * lanes),
                 ),
+            }
+        }
+        Op::BestK { a, k, .. } if secret(*a) => {
+            let plan = selection::topk_plan(types[a.index()].shape.len(), *k);
+            let levels = u32::try_from(plan.layers.len()).unwrap_or(u32::MAX);
+            let mut total = [0u64; 3];
+            for layer in &plan.layers {
+                for (t, b) in total
+                    .iter_mut()
+                    .zip(ltz_then_mul_bytes(layer.pairs.len(), 1))
+                {
+                    *t = t.saturating_add(b);
+                }
+            }
+            Cost {
+                rounds: MAX_ROUNDS.saturating_mul(levels),
+                bytes_sent: total,
+            }
+        }
+        Op::OneHotLow { a, bits, n } if secret(*a) => {
+            let m = types[a.index()].shape.len();
+            let levels = selection::onehot_levels(*bits);
+            let products = bytes(m, selection::onehot_products(*bits, *n) as u64);
+            let decompose = scaled(m, BIT_DECOMPOSE_BYTES.map(|b| b + 16 * u64::from(*bits)));
+            Cost {
+                rounds: BITS_ROUNDS + levels,
+                bytes_sent: decompose.map(|b| b.saturating_add(products)),
             }
         }
         _ => Cost::FREE,

@@ -23,9 +23,12 @@
 //! - `MaxAll` and `ArgMax` run the protocol's tournament: each level pairs elements 2j and
 //!   2j+1 (an odd last element passes through unchanged); the pair's winner is the right one iff
 //!   `Lt(left, right)` = 1, so `ArgMax` keeps the lowest index among equal maxima.
+//! - `BestK` runs the protocol's comparator network ([`crate::selection::topk_plain`]), which
+//!   for elements in [−2^62, 2^62) is the sorted best k. `OneHotLow` sets column `x mod 2^bits`.
 
 use crate::error::EvalError;
 use crate::program::{Op, SumAxis};
+use crate::selection;
 use crate::types::{ElemType, Shape};
 use crate::validate::ValidatedProgram;
 use std::collections::HashMap;
@@ -121,6 +124,10 @@ pub fn evaluate_all(
                     (0..*lanes).map(move |i| u64::from(top == Some(i)))
                 })
                 .collect(),
+            Op::BestK { a, k, largest } => selection::topk_plain(&vals[a.index()], *k, *largest),
+            Op::OneHotLow { a, bits, n } => {
+                selection::onehot_low_plain(&vals[a.index()], *bits, *n)
+            }
             Op::Dot(a, b) => {
                 let (x, y) = (&vals[a.index()], &vals[b.index()]);
                 let cols = match shape_of(*a) {

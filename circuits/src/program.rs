@@ -205,6 +205,30 @@ pub enum Op {
         /// Number of low bit positions reported (columns of the result).
         lanes: u32,
     },
+    /// The `k` best elements of a non-empty vector, best first: the largest in descending
+    /// order (`largest`), or the smallest in ascending order. Values only (pack an index into
+    /// the low bits to recover positions). Runs the oblivious comparator network of
+    /// [`crate::selection`] (O(n) comparisons, O(log² k + log k·log(n/k)) layers); exact for
+    /// elements in [−2^62, 2^62) (the padding sentinels sit at the ends of that range).
+    BestK {
+        /// Operand: a non-empty vector.
+        a: ValueId,
+        /// How many, `1 ≤ k ≤ len`.
+        k: usize,
+        /// Largest (true) or smallest (false).
+        largest: bool,
+    },
+    /// One-hot rows: element r of the operand (m elements) becomes row r of a `Matrix(m, n)` of
+    /// ring 0/1 words with a 1 in column `a_r mod 2^bits`, or a zero row when that is ≥ `n`.
+    /// Oblivious: built from the low `bits` bits by a product tree (see [`crate::selection`]).
+    OneHotLow {
+        /// Operand.
+        a: ValueId,
+        /// Low bits that form the index, `1..=32`.
+        bits: u32,
+        /// Columns, `1 ≤ n ≤ 2^bits`.
+        n: usize,
+    },
 }
 
 impl Op {
@@ -240,6 +264,8 @@ impl Op {
             Op::ArgMax(..) => "argmax",
             Op::Bits(..) => "bits",
             Op::MsbOneHot { .. } => "msb_onehot",
+            Op::BestK { .. } => "best_k",
+            Op::OneHotLow { .. } => "onehot_low",
         }
     }
 
@@ -269,7 +295,9 @@ impl Op {
             | Op::MaxAll(a)
             | Op::ArgMax(a)
             | Op::Bits(a)
-            | Op::MsbOneHot { a, .. } => vec![*a],
+            | Op::MsbOneHot { a, .. }
+            | Op::BestK { a, .. }
+            | Op::OneHotLow { a, .. } => vec![*a],
             Op::Select { cond, a, b } => vec![*cond, *a, *b],
             Op::Sum { a, .. }
             | Op::Rescale { a, .. }

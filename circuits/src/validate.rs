@@ -12,7 +12,9 @@
 //! - **Select{cond, a, b}**: `cond` must be ring; `a`, `b` as for Add; the three broadcast
 //!   together (equal shapes or scalars); the result has `a`'s element type.
 //! - **MaxAll**: any non-empty shape → scalar, same element type. **ArgMax**: a non-empty
-//!   vector → ring scalar.
+//!   vector → ring scalar. **BestK{k}**: a `vector[n]` with `1 ≤ k ≤ n` → `vector[k]`, same
+//!   element type. **OneHotLow{bits, n}**: any m elements, `1 ≤ bits ≤ 32`, `1 ≤ n ≤ 2^bits`
+//!   → ring `matrix[m×n]`.
 //! - **Mul, Dot, MatMul**: ring·ring → ring; `Fixed(f)·Fixed(g)` → `Fixed(f+g)` (needs
 //!   `f+g ≤ 62`); ring·`Fixed(f)` and `Fixed(f)`·ring → `Fixed(f)`.
 //! - **Broadcast** (Add, Sub, Mul, Max, Min, comparisons, Select): equal shapes, or one scalar operand (the result takes the
@@ -508,6 +510,56 @@ pub(crate) fn infer_op(
                 vis: ta.vis,
                 elem: ElemType::Ring,
                 shape: sized(Shape::Matrix(ta.shape.len(), lanes as usize))?,
+            }
+        }
+        Op::BestK { a, k, .. } => {
+            let ta = get(*a)?;
+            no_bit(&ta)?;
+            let Shape::Vector(len) = ta.shape else {
+                return Err(ValidationError::NotNonEmptyVector {
+                    op,
+                    name,
+                    shape: ta.shape,
+                });
+            };
+            if *k == 0 || *k > len {
+                return Err(ValidationError::CountRange {
+                    op,
+                    name,
+                    k: *k,
+                    len,
+                });
+            }
+            ValueType {
+                shape: Shape::Vector(*k),
+                ..ta
+            }
+        }
+        Op::OneHotLow { a, bits, n } => {
+            let ta = get(*a)?;
+            no_bit(&ta)?;
+            if *bits == 0 || *bits > 32 {
+                return Err(ValidationError::SizeLimit {
+                    op,
+                    name,
+                    what: "bits",
+                    got: *bits as usize,
+                    max: 32,
+                });
+            }
+            if *n == 0 || *n > 1usize << bits {
+                return Err(ValidationError::SizeLimit {
+                    op,
+                    name,
+                    what: "columns (1 ≤ n ≤ 2^bits)",
+                    got: *n,
+                    max: 1usize << bits,
+                });
+            }
+            ValueType {
+                vis: ta.vis,
+                elem: ElemType::Ring,
+                shape: sized(Shape::Matrix(ta.shape.len(), *n))?,
             }
         }
         Op::ArgMax(a) => {

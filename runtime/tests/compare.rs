@@ -253,3 +253,76 @@ fn bit_decomposition_and_msb_onehot_match_plaintext() {
     let p = b.finish().unwrap();
     check(&p, &HashMap::from([("x".to_string(), xs)]));
 }
+
+#[test]
+fn best_k_network_matches_plaintext_sort() {
+    let mut rng = test_rng();
+    for (n, k) in [
+        (1usize, 1usize),
+        (2, 1),
+        (2, 2),
+        (7, 3),
+        (8, 8),
+        (33, 8),
+        (300, 5),
+        (1000, 8),
+    ] {
+        for largest in [true, false] {
+            let mut b = Builder::new();
+            let x = b.secret_vector("x", n, Ring);
+            let best = b.best_k(x, k, largest);
+            b.output_to_client("best", best);
+            let p = b.finish().unwrap();
+            // Half the elements from a small range, so ties and duplicates are common.
+            let mut xs = values(&mut rng, n);
+            for w in xs.iter_mut().step_by(2) {
+                *w = rng.random_range(-4i64..4) as u64;
+            }
+            let plain = HashMap::from([("x".to_string(), xs.clone())]);
+            check(&p, &plain);
+            // The evaluator's network equals an ordinary sort on this range.
+            let mut sorted: Vec<i64> = xs.iter().map(|&w| w as i64).collect();
+            sorted.sort_unstable();
+            if largest {
+                sorted.reverse();
+            }
+            let want: Vec<u64> = sorted[..k].iter().map(|&w| w as u64).collect();
+            assert_eq!(evaluate(&p, &plain).unwrap()["best"], want, "n={n} k={k}");
+        }
+    }
+}
+
+#[test]
+fn onehot_low_matches_plaintext() {
+    let mut rng = test_rng();
+    for (m, bits, n) in [
+        (1usize, 1u32, 2usize),
+        (3, 1, 1),
+        (4, 3, 8),
+        (5, 4, 11),
+        (8, 10, 1000),
+    ] {
+        let mut b = Builder::new();
+        let x = b.secret_vector("x", m, Ring);
+        let oh = b.onehot_low(x, bits, n);
+        b.output_to_client("oh", oh);
+        let p = b.finish().unwrap();
+        // Random words: the high bits must be ignored, and indices ≥ n give zero rows.
+        let xs: Vec<u64> = (0..m).map(|_| rng.random()).collect();
+        check(&p, &HashMap::from([("x".to_string(), xs)]));
+    }
+}
+
+#[test]
+fn best_k_and_onehot_transcripts_do_not_depend_on_the_data() {
+    let mut b = Builder::new();
+    let x = b.secret_vector("x", 50, Ring);
+    let best = b.best_k(x, 4, false);
+    let oh = b.onehot_low(best, 6, 50);
+    b.output_to_client("oh", oh);
+    let p = b.finish().unwrap();
+    let zeros = HashMap::from([("x".to_string(), vec![0u64; 50])]);
+    let mut rng = test_rng();
+    let random = HashMap::from([("x".to_string(), values(&mut rng, 50))]);
+    assert_eq!(check(&p, &zeros), check(&p, &random));
+}

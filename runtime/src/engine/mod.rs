@@ -27,7 +27,7 @@ use crate::protocols::compare::Target;
 use crate::protocols::compose::{OneRound, Then};
 use crate::protocols::{
     Expect, InputRound, MulRound, MultiRound, RevealRound, RoundProtocol, Step, TruncRound,
-    compare, exchange,
+    compare, exchange, select,
 };
 use crate::setup::KeyExchange;
 use crate::sharing::Shares;
@@ -434,6 +434,12 @@ impl<T: Transport> Session<T> {
                 let idx = compare::index_shares(me, x.len());
                 Pending::Multi(compare::tournament(ctx, x, Some(idx))?)
             }
+            Op::BestK { a, k, largest } => {
+                Pending::Multi(select::best_k(ctx, secret(*a).clone(), *k, *largest)?)
+            }
+            Op::OneHotLow { a, bits, n } => {
+                Pending::Multi(select::onehot_low(ctx, secret(*a), *bits, *n)?)
+            }
             other => unreachable!("{} is local", other.name()),
         })
     }
@@ -568,6 +574,19 @@ impl<T: Transport> Session<T> {
             Op::ArgMax(a) => match get(*a) {
                 Val::Public(w) => Val::Public(vec![local::tournament_public(w).1]),
                 Val::Secret(_) => Val::Secret(Shares::from_public(me, &[0])),
+            },
+            // Secret operands reach here only when no comparison is needed (n = k = 1).
+            Op::BestK { a, k, largest } => match get(*a) {
+                Val::Public(w) => {
+                    Val::Public(veil_circuits::selection::topk_plain(w, *k, *largest))
+                }
+                secret => secret.clone(),
+            },
+            Op::OneHotLow { a, bits, n } => match get(*a) {
+                Val::Public(w) => {
+                    Val::Public(veil_circuits::selection::onehot_low_plain(w, *bits, *n))
+                }
+                Val::Secret(_) => unreachable!("a secret onehot_low is interactive"),
             },
         }
     }

@@ -39,6 +39,11 @@ use veil_circuits::PartyId;
 pub enum Target {
     /// All 64 bits, injected to arithmetic 0/1: n × 64 results, row-major.
     Bits,
+    /// The low `lanes` bits, injected to arithmetic 0/1: n × lanes results, row-major.
+    LowBits {
+        /// Bit positions reported (from bit 0).
+        lanes: u32,
+    },
     /// One-hot of the highest set bit among the low `lanes` positions (n × lanes results).
     MsbOneHot {
         /// Bit positions reported.
@@ -205,9 +210,13 @@ impl MultiRound for Decompose {
                 }
                 // G lane i = carry out of bits 0..=i, so the sum is P⁽⁰⁾ ⊕ (G ≪ 1).
                 match self.target {
-                    Target::Bits => {
+                    Target::Bits | Target::LowBits { .. } => {
+                        let lanes = match self.target {
+                            Target::LowBits { lanes } => lanes,
+                            _ => 64,
+                        };
                         let sum = xor(&p0, &shl(&g, 1));
-                        let bits = unpack_lanes(&sum, 64);
+                        let bits = unpack_lanes(&sum, lanes);
                         Ok(Step::More(Box::new(BitInject::start(ctx, &bits)?)))
                     }
                     Target::MsbOneHot { .. } => {

@@ -14,6 +14,7 @@ pub mod input;
 pub mod msb;
 pub mod mul;
 pub mod reveal;
+pub mod select;
 pub mod trunc;
 
 pub use input::{InputRound, input};

@@ -1,0 +1,199 @@
+//! Oblivious selection on replicated shares: the best k elements of a vector by a comparator
+//! network ([`best_k`], op `BestK`), and one-hot rows from the low bits of shared words
+//! ([`onehot_low`], op `OneHotLow`). Private RAG uses them for its top-k and for fetching the
+//! chosen chunks.
+//!
+//! **Best k.** The public plan is [`veil_circuits::selection::topk_plan`] (Batcher's bitonic
+//! sorter on groups of K = 2^⌈log2 k⌉, then "better half of two sorted groups" merges). Each
+//! layer is one batched sign test of all its pairs, c = LTZ(x_p − x_q) = [x_p < x_q] (see
+//! [`super::msb`]), and one multiplication t = c·(x_q − x_p): the larger is x_p + t and the
+//! smaller x_q − t (11 rounds per layer). Padding uses public sentinels (trivial sharings).
+//!
+//! **One-hot.** The low `bits` bits of every word are decomposed and injected to arithmetic 0/1
+//! ([`super::compare`]'s two-way-split adder, ABY3 §5.3), then the one-hot vector of the index
+//! is the Kronecker product of the per-bit factors [1 − b_i, b_i], built by pairing
+//! neighbouring factors: ⌈log2 bits⌉ multiplication rounds (Araki et al. 2016 products).
+//!
+//! Security: semi-honest, honest majority. Only sign tests, bit decompositions and
+//! multiplications run, each of whose messages is masked by fresh zero-sharings or PRF streams
+//! (see those modules), so a single party's view is independent of the values; which pairs are
+//! compared, the rounds and the bytes depend only on the public sizes n, k, bits.
+
+use super::compare::{Target, decompose, ltz};
+use super::compose::{OneRound, Then};
+use super::{MulRound, MultiRound, Step};
+use crate::error::ProtocolError;
+use crate::party::PartyCtx;
+use crate::sharing::Shares;
+use veil_circuits::selection::{Layer, topk_plan, topk_sentinel};
+
+/// Elements `idx` of `s`, in that order.
+fn gather(s: &Shares, idx: impl Iterator<Item = usize> + Clone) -> Shares {
+    Shares {
+        own: idx.clone().map(|i| s.own[i]).collect(),
+        next: idx.map(|i| s.next[i]).collect(),
+    }
+}
+
+/// The best `k` of the shared vector `x` (1 ≤ k ≤ len), largest first when `largest`, else
+/// smallest first.
+pub fn best_k(
+    ctx: &mut PartyCtx,
+    x: Shares,
+    k: usize,
+    largest: bool,
+) -> Result<Box<dyn MultiRound>, ProtocolError> {
+    let plan = topk_plan(x.len(), k);
+    let pad = plan.padded - x.len();
+    let x = x.concat(&Shares::from_public(
+        ctx.id,
+        &vec![topk_sentinel(largest); pad],
+    ));
+    let layers: std::collections::VecDeque<Layer> = plan.layers.into();
+    next_layer(ctx, x, layers, k, largest)
+}
+
+/// Runs the next layer of the network on `x`, or finishes with its first `k` elements.
+fn next_layer(
+    ctx: &mut PartyCtx,
+    x: Shares,
+    mut layers: std::collections::VecDeque<Layer>,
+    k: usize,
+    largest: bool,
+) -> Result<Box<dyn MultiRound>, ProtocolError> {
+    let Some(layer) = layers.pop_front() else {
+        return Err(ProtocolError::Argument {
+            op: "best_k",
+            what: "a single element needs no comparisons (the engine runs it locally)".into(),
+        });
+    };
+    let p = layer.pairs.iter().map(|&(p, _)| p as usize);
+    let q = layer.pairs.iter().map(|&(_, q)| q as usize);
+    let (a, b) = (gather(&x, p), gather(&x, q));
+    let sign = ltz(ctx, &a.sub(&b))?;
+    Ok(Then::boxed(sign, move |ctx, c| {
+        let diff = b.sub(&a);
+        let mul = MulRound::mul(ctx, &c, &diff)?;
+        Ok(Step::More(Then::boxed(
+            Box::new(OneRound(mul)),
+            move |ctx, t| {
+                let (hi, lo) = (a.add(&t), b.sub(&t));
+                let (better, worse) = if largest { (hi, lo) } else { (lo, hi) };
+                let mut x = x;
+                for (j, &(p, q)) in layer.pairs.iter().enumerate() {
+                    let (p, q) = (p as usize, q as usize);
+                    (x.own[p], x.next[p]) = (better.own[j], better.next[j]);
+                    (x.own[q], x.next[q]) = (worse.own[j], worse.next[j]);
+                }
+                if let Some(keep) = &layer.keep {
+                    x = gather(&x, keep.iter().map(|&i| i as usize));
+                }
+                if layers.is_empty() {
+                    return Ok(Step::Done(x.slice(0, k)));
+                }
+                Ok(Step::More(next_layer(ctx, x, layers, k, largest)?))
+            },
+        )))
+    }))
+}
+
+/// One-hot rows of `x_r mod 2^bits` over `n` columns (row-major `len × n` result): decompose
+/// the low `bits` bits, then multiply the per-bit factors [1 − b, b] pairwise.
+pub fn onehot_low(
+    ctx: &mut PartyCtx,
+    x: &Shares,
+    bits: u32,
+    n: usize,
+) -> Result<Box<dyn MultiRound>, ProtocolError> {
+    let rows = x.len();
+    let dec = decompose(ctx, x, Target::LowBits { lanes: bits })?;
+    Ok(Then::boxed(dec, move |ctx, b| {
+        // Factor i of row r is [1 − b_{r,i}, b_{r,i}]: row stride 2·bits.
+        // The public 1 lives in component x_0, which P0 holds as `own` and P2 as `next`.
+        let one = Shares::from_public(ctx.id, &[1]);
+        let pairs = |ones: u64, bits: &[u64]| -> Vec<u64> {
+            bits.iter()
+                .flat_map(|&v| [ones.wrapping_sub(v), v])
+                .collect()
+        };
+        let f = Shares {
+            own: pairs(one.own[0], &b.own),
+            next: pairs(one.next[0], &b.next),
+        };
+        let sizes = vec![2usize; bits as usize];
+        product_level(ctx, f, rows, sizes, n)
+    }))
+}
+
+/// One level of the product tree on `f` (rows × Σ sizes, factors of `sizes` per row); the
+/// final single factor is cut to `n` columns.
+fn product_level(
+    ctx: &mut PartyCtx,
+    f: Shares,
+    rows: usize,
+    sizes: Vec<usize>,
+    n: usize,
+) -> Result<Step, ProtocolError> {
+    let stride: usize = sizes.iter().sum();
+    if sizes.len() <= 1 {
+        let idx = (0..rows).flat_map(|r| (0..n).map(move |c| r * stride + c));
+        return Ok(Step::Done(gather(&f, idx)));
+    }
+    let offsets: Vec<usize> = sizes
+        .iter()
+        .scan(0, |o, &s| {
+            let at = *o;
+            *o += s;
+            Some(at)
+        })
+        .collect();
+    let last = sizes.len() == 2;
+    // Products of factor pairs (A = lower bits, B = higher bits): P[hi·|A| + lo] = A[lo]·B[hi].
+    let (mut left, mut right) = (Vec::new(), Vec::new());
+    let mut new_sizes = Vec::with_capacity(sizes.len().div_ceil(2));
+    for c in (0..sizes.len()).step_by(2) {
+        if c + 1 < sizes.len() {
+            let (sa, sb) = (sizes[c], sizes[c + 1]);
+            new_sizes.push(if last { (sa * sb).min(n) } else { sa * sb });
+        } else {
+            new_sizes.push(sizes[c]);
+        }
+    }
+    for r in 0..rows {
+        for c in (0..sizes.len() - 1).step_by(2) {
+            let (sa, sb) = (sizes[c], sizes[c + 1]);
+            let count = if last { (sa * sb).min(n) } else { sa * sb };
+            for t in 0..count {
+                left.push(r * stride + offsets[c] + t % sa);
+                right.push(r * stride + offsets[c + 1] + t / sa);
+            }
+        }
+    }
+    let mul = MulRound::mul(
+        ctx,
+        &gather(&f, left.iter().copied()),
+        &gather(&f, right.iter().copied()),
+    )?;
+    let odd = sizes.len() % 2 == 1;
+    let (odd_off, odd_size) = (offsets[sizes.len() - 1], sizes[sizes.len() - 1]);
+    let products_per_row = left.len() / rows.max(1);
+    Ok(Step::More(Then::boxed(
+        Box::new(OneRound(mul)),
+        move |ctx, prod| {
+            // Next layout per row: this row's products, then its pass-through factor.
+            let next = if odd {
+                let both = prod.concat(&f);
+                let base = prod.len();
+                let idx = (0..rows).flat_map(|r| {
+                    (0..products_per_row)
+                        .map(move |t| r * products_per_row + t)
+                        .chain((0..odd_size).map(move |t| base + r * stride + odd_off + t))
+                });
+                gather(&both, idx)
+            } else {
+                prod
+            };
+            product_level(ctx, next, rows, new_sizes, n)
+        },
+    )))
+}
