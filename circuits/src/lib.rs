@@ -13,6 +13,7 @@ pub mod error;
 pub mod eval;
 pub mod fixed;
 pub mod program;
+pub mod retrieval;
 pub mod selection;
 pub mod types;
 pub mod validate;
