@@ -8,6 +8,7 @@ pub mod config;
 pub mod devnet;
 pub mod pb;
 pub mod peer;
+pub mod rag;
 pub mod retrieval_files;
 pub mod server;
 pub mod service;

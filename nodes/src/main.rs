@@ -360,24 +360,98 @@ fn run_bench(
         .iter()
         .filter_map(|o| match o {
             OpChoice::Mpc(op) => Some(*op),
-            OpChoice::Fhe(_) => None,
+            _ => None,
         })
         .collect();
     let fhe: Vec<FheOp> = ops
         .iter()
         .filter_map(|o| match o {
             OpChoice::Fhe(op) => Some(*op),
-            OpChoice::Mpc(_) => None,
+            _ => None,
         })
         .collect();
     if !mpc.is_empty() {
-        run_mpc_bench(transport, &mpc, sizes, params, reps, &output, cluster)?;
+        run_mpc_bench(
+            transport,
+            &mpc,
+            sizes,
+            params,
+            reps,
+            &output,
+            cluster.clone(),
+        )?;
     }
     if !fhe.is_empty() {
         if transport == TransportKind::Grpc {
             eprintln!("veil bench: fhe ops run in-process (server time is what they measure)");
         }
         run_fhe_bench(&fhe, sizes, (params.k, dim), reps, &output)?;
+    }
+    if ops.contains(&OpChoice::Rag) {
+        run_rag_bench(sizes, (params.k, dim), reps, &output, cluster)?;
+    }
+    Ok(())
+}
+
+/// `--ops rag`: both RAG backends beside plaintext; MPC on a devnet (started here unless
+/// `--cluster`), FHE in this process.
+fn run_rag_bench(
+    sizes: &[usize],
+    (k, dim): (usize, usize),
+    reps: usize,
+    Output { json, .. }: &Output,
+    cluster: Option<PathBuf>,
+) -> Result<()> {
+    let rt = runtime()?;
+    let (_devnet, toml) = match cluster {
+        Some(toml) => (None, toml),
+        None => {
+            eprintln!("veil bench: starting a local devnet for rag…");
+            let d = rt.block_on(async { bench::grpc::LocalDevnet::start(7750) })?;
+            let toml = d.cluster_toml.clone();
+            (Some(d), toml)
+        }
+    };
+    let mut client = rt.block_on(bench::grpc::connect_ready(&toml))?;
+    if !json {
+        println!(
+            "{:<5} {:>8} {:>4} {:>10} {:>10} {:>7} {:>12} {:>11} {:>11} {:>11}",
+            "op",
+            "size",
+            "k",
+            "mpc/query",
+            "mpc sess",
+            "rounds",
+            "MB/node",
+            "fhe server",
+            "fhe client",
+            "plaintext"
+        );
+    }
+    for size in sizes_or(sizes, 10_000) {
+        eprintln!("veil bench: rag size {size} dim {dim} k {k} ({reps} queries per backend)…");
+        let r = rt
+            .block_on(bench::rag::run_rag(&mut client, size, dim, k, reps))
+            .with_context(|| format!("benchmark rag at size {size}"))?;
+        if *json {
+            println!("{}", serde_json::to_string(&r)?);
+        } else {
+            let f = bench::fmt_duration;
+            println!(
+                "{:<5} {:>8} {:>4} {:>10} {:>10} {:>7} {:>12.2} {:>11} {:>11} {:>11}",
+                r.op,
+                r.size,
+                r.k,
+                f(r.mpc_median_s),
+                f(r.mpc_session_median_s),
+                r.mpc_rounds,
+                r.mpc_bytes_per_node.iter().max().copied().unwrap_or(0) as f64 / 1e6,
+                f(r.fhe_server_median_s),
+                f(r.fhe_client_s),
+                f(r.plaintext_median_s)
+            );
+            eprintln!("  mpc ingest (one-time upload): {}", f(r.mpc_ingest_s));
+        }
     }
     Ok(())
 }

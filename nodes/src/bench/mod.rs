@@ -2,6 +2,7 @@
 
 pub mod fhe;
 pub mod grpc;
+pub mod rag;
 pub mod workload;
 
 pub use fhe::FheOp;
@@ -22,17 +23,22 @@ pub enum OpChoice {
     Mpc(BenchOp),
     /// A retrieval-path op.
     Fhe(FheOp),
+    /// One private RAG query, both backends beside plaintext (`rag`).
+    Rag,
 }
 
 impl std::str::FromStr for OpChoice {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
+        if s == "rag" {
+            return Ok(OpChoice::Rag);
+        }
         if let Ok(op) = s.parse::<FheOp>() {
             return Ok(OpChoice::Fhe(op));
         }
         s.parse::<BenchOp>()
             .map(OpChoice::Mpc)
-            .map_err(|e| format!("{e}, fhe_score, fhe_fetch"))
+            .map_err(|e| format!("{e}, fhe_score, fhe_fetch, rag"))
     }
 }
 

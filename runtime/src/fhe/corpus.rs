@@ -138,6 +138,24 @@ pub fn quantise_query(embedding: &[f32]) -> Result<Vec<i8>> {
     Ok(unit.iter().map(|x| (x * scale).round() as i8).collect())
 }
 
+/// Corpus quantisation shared by every retrieval backend: each embedding (rows of `dim`) is
+/// L2-normalised, then all are scaled by one global factor so the largest coordinate is ±127.
+/// Returns the unit vectors and the int8 rows. `dim` must divide the length (checked by callers).
+pub fn normalise_and_quantise(embeddings: &[f32], dim: usize) -> Result<(Vec<f32>, Vec<i8>)> {
+    let mut unit = embeddings.to_vec();
+    unit.par_chunks_exact_mut(dim)
+        .enumerate()
+        .try_for_each(|(i, v)| {
+            let u = normalise(v, &format!("embedding of document {i}"))?;
+            v.copy_from_slice(&u);
+            Ok::<_, FheError>(())
+        })?;
+    let max = unit.par_iter().map(|x| x.abs()).reduce(|| 0f32, f32::max);
+    let scale = QUANT_MAX as f32 / max;
+    let quant: Vec<i8> = unit.par_iter().map(|x| (x * scale).round() as i8).collect();
+    Ok((unit, quant))
+}
+
 impl ScoringCorpus {
     /// Prepares `n = embeddings.len() / dim` documents (document i = rows i·dim..(i+1)·dim).
     pub fn prepare(embeddings: &[f32], dim: usize, clustering: Clustering) -> Result<Self> {
@@ -153,17 +171,7 @@ impl ScoringCorpus {
                 "{n} documents exceed the 2^32 id space"
             )));
         }
-        let mut unit = embeddings.to_vec();
-        unit.par_chunks_exact_mut(dim)
-            .enumerate()
-            .try_for_each(|(i, v)| {
-                let u = normalise(v, &format!("embedding of document {i}"))?;
-                v.copy_from_slice(&u);
-                Ok::<_, FheError>(())
-            })?;
-        let max = unit.par_iter().map(|x| x.abs()).reduce(|| 0f32, f32::max);
-        let scale = QUANT_MAX as f32 / max;
-        let quant: Vec<i8> = unit.par_iter().map(|x| (x * scale).round() as i8).collect();
+        let (unit, quant) = normalise_and_quantise(embeddings, dim)?;
 
         let members = match clustering {
             Clustering::RandomBalanced { clusters, seed } => {
