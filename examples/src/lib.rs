@@ -4,3 +4,5 @@
 pub mod chunk;
 pub mod embed;
 pub mod ingest;
+pub mod llm;
+pub mod rag;
