@@ -1,0 +1,120 @@
+//! Private RAG end to end on a local three-node cluster (gRPC, mutual TLS): both backends
+//! return exactly the plaintext top-k for the sample questions over veil's own docs, and for a
+//! synthetic corpus of 10,000 chunks; chunk texts come back byte for byte.
+
+use std::sync::atomic::{AtomicU16, Ordering};
+use veil_examples::chunk::{Chunk, ChunkOptions};
+use veil_examples::embed::Embedder;
+use veil_examples::ingest;
+use veil_examples::rag::{Backend, Corpus, LocalCluster, Rag, quantise};
+use veil_runtime::fhe::corpus::normalise;
+
+/// Distinct ports per test and process.
+fn base_port() -> u16 {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    30_000 + (std::process::id() % 300) as u16 * 10 + NEXT.fetch_add(1, Ordering::Relaxed) * 3
+}
+
+const QUESTIONS: &[&str] = &[
+    "How do I start a local cluster?",
+    "What does a node learn about my data?",
+    "How does the encrypted retrieval path work?",
+    "How are shares multiplied?",
+    "Which crates does veil depend on?",
+];
+
+fn ids(hits: &[veil_examples::rag::Hit]) -> Vec<usize> {
+    hits.iter().map(|h| h.doc).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_backends_match_plaintext_on_the_default_corpus() {
+    let embedder = Embedder::builtin().expect("embedder");
+    let chunks = ingest::default_corpus(&ChunkOptions::default()).chunks;
+    let corpus = Corpus::embed(chunks, embedder, |_, _| {}).expect("embed");
+    let cluster = LocalCluster::start(base_port(), Some(&corpus))
+        .await
+        .expect("cluster");
+    let mut rag = Rag::connect(&cluster, &corpus, |_, _| {})
+        .await
+        .expect("upload");
+    for &k in &[1usize, 4, 8] {
+        for q in QUESTIONS {
+            let e = embedder.embed(q).expect("question embeds");
+            let want: Vec<usize> = corpus
+                .plaintext_search(&quantise(&e).unwrap(), k)
+                .iter()
+                .map(|d| d.doc as usize)
+                .collect();
+            for backend in [Backend::Mpc, Backend::Fhe] {
+                let a = rag.ask(embedder, q, k, backend).await.expect("ask");
+                assert_eq!(ids(&a.hits), want, "{backend:?} k={k} {q:?}");
+                for h in &a.hits {
+                    assert_eq!(h.text, corpus.chunks[h.doc].text, "text of chunk {}", h.doc);
+                }
+            }
+        }
+    }
+    // Bad questions and k are clear errors, and the cluster keeps answering.
+    assert!(rag.ask(embedder, "", 4, Backend::Mpc).await.is_err());
+    assert!(rag.ask(embedder, "?!", 4, Backend::Fhe).await.is_err());
+    let e = embedder.embed(QUESTIONS[0]).unwrap();
+    assert!(rag.ask_embedding(&e, 0, Backend::Mpc).await.is_err());
+    assert!(rag.ask_embedding(&e, 10_000, Backend::Mpc).await.is_err());
+    assert!(rag.ask_embedding(&e[..10], 4, Backend::Mpc).await.is_err());
+    assert_eq!(
+        rag.ask(embedder, QUESTIONS[0], 2, Backend::Mpc)
+            .await
+            .unwrap()
+            .hits
+            .len(),
+        2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_backends_match_plaintext_on_10k_synthetic_chunks() {
+    const N: usize = 10_000;
+    const DIM: usize = 64;
+    let emb = veil_node::retrieval_files::synthetic_embeddings(N, DIM, 5);
+    let texts = veil_node::retrieval_files::synthetic_passages(N, 6);
+    let chunks: Vec<Chunk> = texts
+        .into_iter()
+        .map(|t| Chunk {
+            source: "synthetic".into(),
+            heading: String::new(),
+            text: String::from_utf8(t).unwrap(),
+        })
+        .collect();
+    let corpus = Corpus::from_embeddings(chunks, emb, DIM, 0, Default::default()).unwrap();
+    let (scoring, _) = corpus.fhe_corpus().unwrap();
+    assert!(scoring.info.clusters() > 1, "10k chunks are clustered");
+    let cluster = LocalCluster::start(base_port(), Some(&corpus))
+        .await
+        .expect("cluster");
+    let mut rag = Rag::connect(&cluster, &corpus, |_, _| {})
+        .await
+        .expect("upload");
+    for seed in 0..3 {
+        let q = veil_node::retrieval_files::synthetic_embeddings(1, DIM, 100 + seed);
+        let qi = quantise(&q).unwrap();
+        let global: Vec<usize> = corpus
+            .plaintext_search(&qi, 8)
+            .iter()
+            .map(|d| d.doc as usize)
+            .collect();
+        let mpc = rag.ask_embedding(&q, 8, Backend::Mpc).await.expect("mpc");
+        assert_eq!(ids(&mpc.hits), global, "mpc, query {seed}");
+        // The FHE client searches its nearest cluster (Tiptoe): exact within it.
+        let unit = normalise(&q, "query").unwrap();
+        let nearest: Vec<usize> = Corpus::fhe_plaintext_search(&scoring, &unit, &qi, 8)
+            .iter()
+            .map(|d| d.doc as usize)
+            .collect();
+        let fhe = rag.ask_embedding(&q, 8, Backend::Fhe).await.expect("fhe");
+        assert_eq!(ids(&fhe.hits), nearest, "fhe, query {seed}");
+        for h in mpc.hits.iter().chain(&fhe.hits) {
+            assert_eq!(h.text, corpus.chunks[h.doc].text);
+        }
+    }
+}
