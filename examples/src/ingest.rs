@@ -31,6 +31,10 @@ pub const DEFAULT_CORPUS: &[(&str, &str)] = &[
     ),
     ("docs/protocols.md", include_str!("../../docs/protocols.md")),
     ("docs/security.md", include_str!("../../docs/security.md")),
+    (
+        "docs/benchmarks.md",
+        include_str!("../../docs/benchmarks.md"),
+    ),
 ];
 
 /// Why one file cannot be used (a skip reason in a folder, an error for a named file).

@@ -10,21 +10,51 @@ use veil_examples::rag::{Corpus, quantise};
 
 /// (question, a heading that answers it).
 const LABELLED: &[(&str, &str)] = &[
-    ("How do I start a local three-node cluster?", "A local cluster"),
-    ("How does multiplication of secret shares work?", "Multiplication"),
-    ("What is the threat model and who is trusted?", "Threat model"),
+    (
+        "How do I start a local three-node cluster?",
+        "A local cluster",
+    ),
+    (
+        "How does multiplication of secret shares work?",
+        "Multiplication",
+    ),
+    (
+        "What is the threat model and who is trusted?",
+        "Threat model",
+    ),
     ("How is the sign bit of a shared value computed?", "LTZ"),
     ("How does encrypted retrieval with TFHE work?", "TFHE"),
-    ("How are pairwise keys agreed when a session starts?", "Session key setup"),
-    ("Where does the randomness for shares come from?", "Randomness"),
-    ("How does probabilistic truncation of fixed-point values work?", "Probabilistic truncation"),
+    (
+        "How are pairwise keys agreed when a session starts?",
+        "Session key setup",
+    ),
+    (
+        "Where does the randomness for shares come from?",
+        "Randomness",
+    ),
+    (
+        "How does probabilistic truncation of fixed-point values work?",
+        "Probabilistic truncation",
+    ),
     ("What are the known limitations?", "Known limitations"),
     ("Which crates make up the project?", "Crates"),
-    ("What are the benchmark figures for multiplication?", "Performance"),
-    ("How are boolean bits converted to arithmetic shares?", "Bit injection"),
-    ("How do I score a query with the TFHE client from Rust?", "Private retrieval with TFHE"),
+    (
+        "What are the benchmark figures for multiplication?",
+        "Performance",
+    ),
+    (
+        "How are boolean bits converted to arithmetic shares?",
+        "Bit injection",
+    ),
+    (
+        "How do I score a query with the TFHE client from Rust?",
+        "Private retrieval with TFHE",
+    ),
     ("How is the argmax of a secret vector computed?", "argmax"),
-    ("What does each party learn during a computation?", "What is protected"),
+    (
+        "What does each party learn during a computation?",
+        "What is protected",
+    ),
     ("How is a secret input shared by a client?", "Input"),
 ];
 
