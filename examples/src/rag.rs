@@ -288,20 +288,11 @@ pub struct Rag {
     pub ingest_time: Duration,
 }
 
-/// Connects to a cluster (retrying for up to 30 s while it starts).
+/// Connects to a cluster, waiting up to 30 s for its nodes to start.
 async fn connect_ready(toml: &Path) -> Result<Client, PipelineError> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let err = |e: String| PipelineError::Cluster(format!("{}: {e}", toml.display()));
-        let mut c = Client::connect(toml)
-            .await
-            .map_err(|e| err(e.to_string()))?;
-        match c.list().await {
-            Ok(_) => return Ok(c),
-            Err(e) if Instant::now() > deadline => return Err(err(e.to_string())),
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
+    Client::connect_ready(toml, Duration::from_secs(30))
+        .await
+        .map_err(|e| PipelineError::Cluster(format!("{}: {e}", toml.display())))
 }
 
 impl Rag {

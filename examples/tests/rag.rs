@@ -23,6 +23,17 @@ const QUESTIONS: &[&str] = &[
     "Which crates does veil depend on?",
 ];
 
+/// A local cluster serving `corpus` (both backends), with the corpus uploaded.
+async fn serve(corpus: &Corpus) -> (LocalCluster, Rag) {
+    let cluster = LocalCluster::start(base_port(), Some(corpus))
+        .await
+        .expect("cluster");
+    let rag = Rag::connect(&cluster, corpus, |_, _| {})
+        .await
+        .expect("upload");
+    (cluster, rag)
+}
+
 fn ids(hits: &[veil_examples::rag::Hit]) -> Vec<usize> {
     hits.iter().map(|h| h.doc).collect()
 }
@@ -32,12 +43,7 @@ async fn both_backends_match_plaintext_on_the_default_corpus() {
     let embedder = Embedder::builtin().expect("embedder");
     let chunks = ingest::default_corpus(&ChunkOptions::default()).chunks;
     let corpus = Corpus::embed(chunks, embedder, |_, _| {}).expect("embed");
-    let cluster = LocalCluster::start(base_port(), Some(&corpus))
-        .await
-        .expect("cluster");
-    let mut rag = Rag::connect(&cluster, &corpus, |_, _| {})
-        .await
-        .expect("upload");
+    let (_cluster, mut rag) = serve(&corpus).await;
     for &k in &[1usize, 4, 8] {
         for q in QUESTIONS {
             let e = embedder.embed(q).expect("question embeds");
@@ -89,12 +95,7 @@ async fn both_backends_match_plaintext_on_10k_synthetic_chunks() {
     let corpus = Corpus::from_embeddings(chunks, emb, DIM, 0, Default::default()).unwrap();
     let (scoring, _) = corpus.fhe_corpus().unwrap();
     assert!(scoring.info.clusters() > 1, "10k chunks are clustered");
-    let cluster = LocalCluster::start(base_port(), Some(&corpus))
-        .await
-        .expect("cluster");
-    let mut rag = Rag::connect(&cluster, &corpus, |_, _| {})
-        .await
-        .expect("upload");
+    let (_cluster, mut rag) = serve(&corpus).await;
     for seed in 0..3 {
         let q = veil_node::retrieval_files::synthetic_embeddings(1, DIM, 100 + seed);
         let qi = quantise(&q).unwrap();

@@ -172,6 +172,21 @@ impl Client {
         })
     }
 
+    /// [`Client::connect`], then wait until all three nodes answer (`List`), retrying every
+    /// 100 ms for up to `wait` — for clusters that are still starting. Returns the last error
+    /// when they do not answer in time.
+    pub async fn connect_ready(cluster_toml: &Path, wait: Duration) -> Result<Client, ClientError> {
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            let mut c = Client::connect(cluster_toml).await?;
+            match c.list().await {
+                Ok(_) => return Ok(c),
+                Err(e) if std::time::Instant::now() > deadline => return Err(e),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+
     /// This client's name (as the nodes know it).
     pub fn name(&self) -> &str {
         &self.name

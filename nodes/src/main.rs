@@ -403,15 +403,7 @@ fn run_rag_bench(
     cluster: Option<PathBuf>,
 ) -> Result<()> {
     let rt = runtime()?;
-    let (_devnet, toml) = match cluster {
-        Some(toml) => (None, toml),
-        None => {
-            eprintln!("veil bench: starting a local devnet for rag…");
-            let d = rt.block_on(async { bench::grpc::LocalDevnet::start(7750) })?;
-            let toml = d.cluster_toml.clone();
-            (Some(d), toml)
-        }
-    };
+    let (_devnet, toml) = rt.block_on(async { bench::grpc::cluster_or_devnet(cluster, 7750) })?;
     let mut client = rt.block_on(bench::grpc::connect_ready(&toml))?;
     if !json {
         println!(
@@ -532,15 +524,8 @@ fn run_mpc_bench(
         TransportKind::Memory => None,
         TransportKind::Grpc => {
             let rt = runtime()?;
-            let (devnet, toml) = match cluster {
-                Some(toml) => (None, toml),
-                None => {
-                    eprintln!("veil bench: starting a local devnet…");
-                    let d = rt.block_on(async { bench::grpc::LocalDevnet::start(7700) })?;
-                    let toml = d.cluster_toml.clone();
-                    (Some(d), toml)
-                }
-            };
+            let (devnet, toml) =
+                rt.block_on(async { bench::grpc::cluster_or_devnet(cluster, 7700) })?;
             let client = rt.block_on(bench::grpc::connect_ready(&toml))?;
             Some((rt, devnet, client))
         }

@@ -61,19 +61,26 @@ impl Drop for LocalDevnet {
 
 /// Connect to a cluster, waiting up to 30 s for all three nodes to answer.
 pub async fn connect_ready(cluster_toml: &Path) -> Result<Client, BenchError> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let mut c = Client::connect(cluster_toml)
-            .await
-            .map_err(|e| BenchError::Devnet(e.to_string()))?;
-        match c.list().await {
-            Ok(_) => return Ok(c),
-            Err(e) if Instant::now() > deadline => {
-                return Err(BenchError::Devnet(format!("cluster not reachable: {e}")));
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+    Client::connect_ready(cluster_toml, Duration::from_secs(30))
+        .await
+        .map_err(|e| BenchError::Devnet(format!("cluster not reachable: {e}")))
+}
+
+/// A cluster to benchmark on: the given `cluster.toml`, or a devnet started now on
+/// `base_port` (kept alive by the returned handle).
+pub fn cluster_or_devnet(
+    cluster: Option<PathBuf>,
+    base_port: u16,
+) -> Result<(Option<LocalDevnet>, PathBuf), BenchError> {
+    Ok(match cluster {
+        Some(toml) => (None, toml),
+        None => {
+            eprintln!("veil bench: starting a local devnet…");
+            let d = LocalDevnet::start(base_port)?;
+            let toml = d.cluster_toml.clone();
+            (Some(d), toml)
         }
-    }
+    })
 }
 
 /// The workload's program with every output addressed to `client`.
