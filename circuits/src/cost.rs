@@ -25,7 +25,7 @@
 //! | output to a `Client`, or of a public value | 0 | 0 (components are handed over after the program) |
 //! | `Bits` of a secret with `n` elements | 10 | `n·`([`BIT_DECOMPOSE_BYTES`] `+ 1024`) `= n·[1136, 1120, 1120]` |
 //! | `MsbOneHot { lanes: L }` of a secret with `n` elements | 16 | `n·`([`BIT_DECOMPOSE_BYTES`] `+ 48 + 16·L`) |
-//! | `BestK` of a secret (comparator network, [`selection::topk_plan`]) | `11·layers` | `Σ_layers (`[`ltz_bytes`]`(pairs) + 8·pairs)` |
+//! | `BestK` of a secret ([`selection::topk_plan`]) | `11` per network layer, `24` per rank stage (groups of 32) | per layer `ltz_bytes(pairs) + 8·pairs`; per rank stage `ltz_bytes(pairs)` + the ranks' `OneHotLow` + `8·kept` |
 //! | `OneHotLow { bits: B, n }` of a secret with `m` elements | `10 + ⌈log2 B⌉` | `m·(`[`BIT_DECOMPOSE_BYTES`]` + 16·B + 8·`[`selection::onehot_products`]`(B, n))` |
 //!
 //! `MaxAll` and `ArgMax` run a tournament ([`tournament_pairs`]): level `j` has
@@ -244,34 +244,65 @@ pub fn op_cost(p: &ValidatedProgram, op_index: usize) -> Cost {
                 ),
             }
         }
-        Op::BestK { a, k, .. } if secret(*a) => {
-            let plan = selection::topk_plan(types[a.index()].shape.len(), *k);
-            let levels = u32::try_from(plan.layers.len()).unwrap_or(u32::MAX);
-            let mut total = [0u64; 3];
-            for layer in &plan.layers {
-                for (t, b) in total
-                    .iter_mut()
-                    .zip(ltz_then_mul_bytes(layer.pairs.len(), 1))
-                {
-                    *t = t.saturating_add(b);
+        Op::BestK { a, k, .. } if secret(*a) => best_k_cost(types[a.index()].shape.len(), *k),
+        Op::OneHotLow { a, bits, n } if secret(*a) => Cost {
+            rounds: onehot_low_rounds(*bits),
+            bytes_sent: onehot_low_bytes(types[a.index()].shape.len(), *bits, *n),
+        },
+        _ => Cost::FREE,
+    }
+}
+
+/// Rounds of `OneHotLow` with `bits` index bits: decomposition and injection, then
+/// ⌈log2 bits⌉ multiplication levels.
+fn onehot_low_rounds(bits: u32) -> u32 {
+    BITS_ROUNDS + selection::onehot_levels(bits)
+}
+
+/// Bytes of `OneHotLow` on `m` elements: the decomposition with `bits` injected lanes, then
+/// one reshared word per product of the tree.
+fn onehot_low_bytes(m: usize, bits: u32, n: usize) -> [u64; 3] {
+    let products = bytes(m, selection::onehot_products(bits, n) as u64);
+    scaled(m, BIT_DECOMPOSE_BYTES.map(|b| b + 16 * u64::from(bits)))
+        .map(|b| b.saturating_add(products))
+}
+
+/// Cost of `BestK` on `n` secret elements: each network layer is a sign test of its pairs
+/// plus one multiplication (11 rounds); each rank stage is a sign test of all pairs of its
+/// groups, a one-hot of the ranks, and one dot product per kept element.
+fn best_k_cost(n: usize, k: usize) -> Cost {
+    let plan = selection::topk_plan(n, k);
+    let mut m = plan.padded;
+    let (mut rounds, mut total) = (0u32, [0u64; 3]);
+    let mut add = |b: [u64; 3]| {
+        for (t, x) in total.iter_mut().zip(b) {
+            *t = t.saturating_add(x);
+        }
+    };
+    for stage in &plan.stages {
+        match stage {
+            selection::Stage::Layer(layer) => {
+                rounds = rounds.saturating_add(MAX_ROUNDS);
+                add(ltz_then_mul_bytes(layer.pairs.len(), 1));
+                if let Some(keep) = &layer.keep {
+                    m = keep.len();
                 }
             }
-            Cost {
-                rounds: MAX_ROUNDS.saturating_mul(levels),
-                bytes_sent: total,
+            selection::Stage::Rank { group, keep } => {
+                let padded = m.div_ceil(*group) * group;
+                let groups = padded / group;
+                let bits = group.trailing_zeros();
+                rounds = rounds.saturating_add(LTZ_ROUNDS + onehot_low_rounds(bits) + 1);
+                add(ltz_bytes(groups * group * (group - 1) / 2));
+                add(onehot_low_bytes(padded, bits, *keep));
+                add([bytes(groups * keep, 1); 3]);
+                m = groups * keep;
             }
         }
-        Op::OneHotLow { a, bits, n } if secret(*a) => {
-            let m = types[a.index()].shape.len();
-            let levels = selection::onehot_levels(*bits);
-            let products = bytes(m, selection::onehot_products(*bits, *n) as u64);
-            let decompose = scaled(m, BIT_DECOMPOSE_BYTES.map(|b| b + 16 * u64::from(*bits)));
-            Cost {
-                rounds: BITS_ROUNDS + levels,
-                bytes_sent: decompose.map(|b| b.saturating_add(products)),
-            }
-        }
-        _ => Cost::FREE,
+    }
+    Cost {
+        rounds,
+        bytes_sent: total,
     }
 }
 

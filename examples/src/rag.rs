@@ -386,7 +386,7 @@ impl Rag {
         match backend {
             Backend::Mpc => {
                 let q = quantise(embedding)?;
-                let ans = mpc::ask(&mut self.asker, &self.mpc, &q, k).await?;
+                let ans = mpc::ask(&mut self.asker, &mut self.mpc, &q, k).await?;
                 Ok(Answer {
                     hits: ans
                         .hits

@@ -51,6 +51,10 @@ pub struct MpcCorpus {
     pub width: usize,
     /// Rows per stored block.
     pub blocks: Vec<usize>,
+    /// Retrieval programs already stored on the cluster, by (asker, k): a query then only
+    /// stores its query value (programs are content-addressed and never change).
+    #[serde(skip)]
+    pub programs: std::collections::HashMap<(String, usize), String>,
 }
 
 impl MpcCorpus {
@@ -230,14 +234,16 @@ pub async fn upload(
         dim,
         width,
         blocks,
+        programs: Default::default(),
     })
 }
 
 /// Asks the cluster for the `k` best chunks of `corpus` for the int8 `query`, as the connected
-/// client (which must be one of the corpus's askers). Only this client sees the answer.
+/// client (which must be one of the corpus's askers). Only this client sees the answer. The
+/// first query for a given k stores the retrieval program; later ones reuse it.
 pub async fn ask(
     asker: &mut Client,
-    corpus: &MpcCorpus,
+    corpus: &mut MpcCorpus,
     query: &[i8],
     k: usize,
 ) -> Result<MpcAnswer, RagError> {
@@ -256,8 +262,16 @@ pub async fn ask(
         )));
     }
     let shape = corpus.shape();
-    let program = retrieval_program(&shape, k, &corpus.owner, asker.name())?;
-    let program_id = asker.store_program(&program).await?;
+    let key = (asker.name().to_string(), k);
+    let program_id = match corpus.programs.get(&key) {
+        Some(id) => id.clone(),
+        None => {
+            let program = retrieval_program(&shape, k, &corpus.owner, asker.name())?;
+            let id = asker.store_program(&program).await?;
+            corpus.programs.insert(key, id.clone());
+            id
+        }
+    };
     let tag: u64 = rand::random();
     let (query_id, result_id) = (
         format!("{}.q.{tag:016x}", corpus.name),

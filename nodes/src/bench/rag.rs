@@ -76,7 +76,7 @@ pub async fn run_rag(
         width: rag::text_width(TEXT_BYTES),
         askers: &[],
     };
-    let corpus: MpcCorpus = rag::upload(client, upload, |_, _| {})
+    let mut corpus: MpcCorpus = rag::upload(client, upload, |_, _| {})
         .await
         .map_err(|e| fail(e.to_string()))?;
     let mpc_ingest_s = t.elapsed().as_secs_f64();
@@ -89,7 +89,7 @@ pub async fn run_rag(
     let mut last = None;
     for (i, q) in queries.iter().enumerate() {
         eprintln!("  mpc: query {}/{reps}…", i + 1);
-        let ans = rag::ask(client, &corpus, q, k)
+        let ans = rag::ask(client, &mut corpus, q, k)
             .await
             .map_err(|e| fail(e.to_string()))?;
         let t = Instant::now();

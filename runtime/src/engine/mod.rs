@@ -575,12 +575,11 @@ impl<T: Transport> Session<T> {
                 Val::Public(w) => Val::Public(vec![local::tournament_public(w).1]),
                 Val::Secret(_) => Val::Secret(Shares::from_public(me, &[0])),
             },
-            // Secret operands reach here only when no comparison is needed (n = k = 1).
             Op::BestK { a, k, largest } => match get(*a) {
                 Val::Public(w) => {
                     Val::Public(veil_circuits::selection::topk_plain(w, *k, *largest))
                 }
-                secret => secret.clone(),
+                Val::Secret(_) => unreachable!("a secret best_k is interactive"),
             },
             Op::OneHotLow { a, bits, n } => match get(*a) {
                 Val::Public(w) => {

@@ -8,6 +8,9 @@
 //! layer is one batched sign test of all its pairs, c = LTZ(x_p − x_q) = [x_p < x_q] (see
 //! [`super::msb`]), and one multiplication t = c·(x_q − x_p): the larger is x_p + t and the
 //! smaller x_q − t (11 rounds per layer). Padding uses public sentinels (trivial sharings).
+//! The last stages are rank selections: one batched sign test of every pair of each group of
+//! 32, ranks summed locally, the kept elements picked by a one-hot of the ranks and one dot
+//! product (24 rounds for a 4× reduction).
 //!
 //! **One-hot.** The low `bits` bits of every word are decomposed and injected to arithmetic 0/1
 //! ([`super::compare`]'s two-way-split adder, ABY3 §5.3), then the one-hot vector of the index
@@ -25,7 +28,8 @@ use super::{MulRound, MultiRound, Step};
 use crate::error::ProtocolError;
 use crate::party::PartyCtx;
 use crate::sharing::Shares;
-use veil_circuits::selection::{Layer, topk_plan, topk_sentinel};
+use std::collections::VecDeque;
+use veil_circuits::selection::{Layer, Stage, rank_pairs, topk_plan, topk_sentinel};
 
 /// Elements `idx` of `s`, in that order.
 fn gather(s: &Shares, idx: impl Iterator<Item = usize> + Clone) -> Shares {
@@ -44,29 +48,56 @@ pub fn best_k(
     largest: bool,
 ) -> Result<Box<dyn MultiRound>, ProtocolError> {
     let plan = topk_plan(x.len(), k);
-    let pad = plan.padded - x.len();
-    let x = x.concat(&Shares::from_public(
-        ctx.id,
-        &vec![topk_sentinel(largest); pad],
-    ));
-    let layers: std::collections::VecDeque<Layer> = plan.layers.into();
-    next_layer(ctx, x, layers, k, largest)
+    let x = pad(ctx, x, plan.padded, largest);
+    next_stage(ctx, x, plan.stages.into(), k, largest)
 }
 
-/// Runs the next layer of the network on `x`, or finishes with its first `k` elements.
-fn next_layer(
+/// `x` extended to `len` with public sentinels (trivial sharings of the worst value).
+fn pad(ctx: &PartyCtx, x: Shares, len: usize, largest: bool) -> Shares {
+    let missing = len.saturating_sub(x.len());
+    if missing == 0 {
+        return x;
+    }
+    x.concat(&Shares::from_public(
+        ctx.id,
+        &vec![topk_sentinel(largest); missing],
+    ))
+}
+
+/// Runs the next stage of the plan on `x`; the last one finishes with its first `k` elements.
+fn next_stage(
     ctx: &mut PartyCtx,
     x: Shares,
-    mut layers: std::collections::VecDeque<Layer>,
+    mut stages: VecDeque<Stage>,
     k: usize,
     largest: bool,
 ) -> Result<Box<dyn MultiRound>, ProtocolError> {
-    let Some(layer) = layers.pop_front() else {
+    let Some(stage) = stages.pop_front() else {
         return Err(ProtocolError::Argument {
             op: "best_k",
-            what: "a single element needs no comparisons (the engine runs it locally)".into(),
+            what: "a plan without stages".into(),
         });
     };
+    let then = move |ctx: &mut PartyCtx, x: Shares| -> Result<Step, ProtocolError> {
+        if stages.is_empty() {
+            return Ok(Step::Done(x.slice(0, k)));
+        }
+        Ok(Step::More(next_stage(ctx, x, stages, k, largest)?))
+    };
+    match stage {
+        Stage::Layer(layer) => network_layer(ctx, x, layer, largest, then),
+        Stage::Rank { group, keep } => rank_stage(ctx, x, group, keep, largest, then),
+    }
+}
+
+/// One comparator layer: c = LTZ(x_p − x_q), t = c·(x_q − x_p); the better goes to p.
+fn network_layer(
+    ctx: &mut PartyCtx,
+    x: Shares,
+    layer: Layer,
+    largest: bool,
+    then: impl FnOnce(&mut PartyCtx, Shares) -> Result<Step, ProtocolError> + 'static,
+) -> Result<Box<dyn MultiRound>, ProtocolError> {
     let p = layer.pairs.iter().map(|&(p, _)| p as usize);
     let q = layer.pairs.iter().map(|&(_, q)| q as usize);
     let (a, b) = (gather(&x, p), gather(&x, q));
@@ -88,12 +119,63 @@ fn next_layer(
                 if let Some(keep) = &layer.keep {
                     x = gather(&x, keep.iter().map(|&i| i as usize));
                 }
-                if layers.is_empty() {
-                    return Ok(Step::Done(x.slice(0, k)));
-                }
-                Ok(Step::More(next_layer(ctx, x, layers, k, largest)?))
+                then(ctx, x)
             },
         )))
+    }))
+}
+
+/// One rank-selection stage (see [`veil_circuits::selection`]): all pairs of each group are
+/// compared at once, rank_i = #{members that beat i} (local), and kept element r of a group is
+/// Σ_i [rank_i = r]·x_i: `OneHotLow` of the ranks, then one dot product per kept element.
+fn rank_stage(
+    ctx: &mut PartyCtx,
+    x: Shares,
+    group: usize,
+    keep: usize,
+    largest: bool,
+    then: impl FnOnce(&mut PartyCtx, Shares) -> Result<Step, ProtocolError> + 'static,
+) -> Result<Box<dyn MultiRound>, ProtocolError> {
+    let len = x.len().div_ceil(group) * group;
+    let x = pad(ctx, x, len, largest);
+    let pairs = rank_pairs(len, group);
+    let a = gather(&x, pairs.iter().map(|&(a, _)| a as usize));
+    let b = gather(&x, pairs.iter().map(|&(_, b)| b as usize));
+    // c = 1 iff b beats a: [x_a < x_b] for the largest, [x_b < x_a] for the smallest.
+    let d = if largest { a.sub(&b) } else { b.sub(&a) };
+    let sign = ltz(ctx, &d)?;
+    let bits = group.trailing_zeros();
+    Ok(Then::boxed(sign, move |ctx, c| {
+        // rank_a += c (b beats a); rank_b += 1 − c (a beats b): rank_b gets one public 1 per
+        // pair with a smaller partner, i.e. its position in the group, minus the c's.
+        let mut rank = Shares::from_public(
+            ctx.id,
+            &(0..len).map(|i| (i % group) as u64).collect::<Vec<u64>>(),
+        );
+        for (j, &(a, b)) in pairs.iter().enumerate() {
+            let (a, b) = (a as usize, b as usize);
+            rank.own[a] = rank.own[a].wrapping_add(c.own[j]);
+            rank.next[a] = rank.next[a].wrapping_add(c.next[j]);
+            rank.own[b] = rank.own[b].wrapping_sub(c.own[j]);
+            rank.next[b] = rank.next[b].wrapping_sub(c.next[j]);
+        }
+        let onehot = onehot_low(ctx, &rank, bits, keep)?;
+        Ok(Step::More(Then::boxed(onehot, move |ctx, oh| {
+            // Row (g, r) of the dot: [oh[g·G + i][r] for i] · [x[g·G + i] for i].
+            let groups = len / group;
+            let left = gather(
+                &oh,
+                (0..groups).flat_map(|g| {
+                    (0..keep).flat_map(move |r| (0..group).map(move |i| (g * group + i) * keep + r))
+                }),
+            );
+            let right = gather(
+                &x,
+                (0..groups).flat_map(|g| (0..keep).flat_map(move |_| g * group..(g + 1) * group)),
+            );
+            let dot = MulRound::dot(ctx, &left, &right, groups * keep, group)?;
+            Ok(Step::More(Then::boxed(Box::new(OneRound(dot)), then)))
+        })))
     }))
 }
 
