@@ -238,6 +238,16 @@ pub async fn upload(
     })
 }
 
+/// Deletes every stored block of `corpus` from the cluster (as its owner).
+pub async fn delete(owner: &mut Client, corpus: &MpcCorpus) -> Result<(), RagError> {
+    for b in 0..corpus.blocks.len() {
+        for kind in ["emb", "text"] {
+            owner.delete(&value_id(&corpus.name, kind, b)).await?;
+        }
+    }
+    Ok(())
+}
+
 /// Asks the cluster for the `k` best chunks of `corpus` for the int8 `query`, as the connected
 /// client (which must be one of the corpus's askers). Only this client sees the answer. The
 /// first query for a given k stores the retrieval program; later ones reuse it.

@@ -106,11 +106,9 @@ pub async fn run_rag(
         session.push(ans.invoke.session_time.as_secs_f64());
         last = Some(ans.invoke);
     }
-    for b in 0..corpus.blocks.len() {
-        for kind in ["emb", "text"] {
-            let _ = client.delete(&format!("{name}.{kind}.{b}")).await;
-        }
-    }
+    rag::delete(client, &corpus)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
     let invoke = last.ok_or_else(|| fail("no queries (reps = 0)".into()))?;
 
     eprintln!("  fhe: preparing and scoring…");
