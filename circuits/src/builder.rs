@@ -1085,6 +1085,12 @@ impl Builder {
         }
     }
 
+    /// Number of ops so far (the index the next op will get): lets callers attribute op
+    /// ranges to the layers they build.
+    pub fn op_count(&self) -> usize {
+        self.ops.len()
+    }
+
     /// Reports the first recorded mistake, else validates the program.
     pub fn finish(self) -> Result<ValidatedProgram, ValidationError> {
         if let Some(e) = self.first_error {

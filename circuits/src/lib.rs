@@ -12,6 +12,7 @@ pub mod cost;
 pub mod error;
 pub mod eval;
 pub mod fixed;
+pub mod onnx;
 pub mod program;
 pub mod retrieval;
 pub mod selection;

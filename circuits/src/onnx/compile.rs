@@ -1,0 +1,802 @@
+//! Compiling an [`OnnxModel`] into a veil [`Program`](crate::Program) for a fixed batch size.
+//!
+//! Activations are secret fixed-point matrices `batch × features` with `f` fractional bits.
+//! A linear layer multiplies by the weights (secret inputs of the model owner, or public
+//! constants) into `2f` fractional bits, adds the bias encoded at `2f` (broadcast over the
+//! batch by a local product with a public column of ones), and rescales once: one round for
+//! the product and one for the truncation, whatever the layer's size.
+//!
+//! **Range check.** The compiler propagates a worst-case bound `B` on |activation| from the
+//! declared input bound (`|Σ_k w_kj·x_k + b_j| ≤ Σ_k |w_kj|·B_in + |b_j|`; Relu keeps it,
+//! Sigmoid and Softmax give 1). A product held at `2f` fractional bits is below `B·2^(2f)`, so
+//! its probabilistic truncation fails with probability ≤ `2^(log2(B) + 2f + 1 − 64)` per element
+//! (see [`crate::fixed`]). A layer whose bound puts this above 2^−[`TRUNCATION_SECURITY_BITS`] is
+//! refused with [`OnnxError::Range`] naming the layer: the weights are too large for the
+//! fixed-point range (lower `frac_bits` or scale the model).
+
+use super::OnnxError;
+use super::model::{NodeKind, OnnxModel, Tensor};
+use crate::fixed;
+use crate::{
+    Builder, ElemType, FracBits, Owner, Recipient, Shape, ValidatedProgram, Value, ValueType,
+    Visibility,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::ops::Range;
+
+/// Default fractional bits of activations and weights.
+pub const DEFAULT_FRAC_BITS: u32 = 12;
+
+/// A truncation may fail with probability at most 2^−this per element (worst case).
+pub const TRUNCATION_SECURITY_BITS: u32 = 24;
+
+/// How the model owner provides the weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WeightMode {
+    /// Secret-shared program inputs owned by the model owner: no node sees a weight.
+    Secret,
+    /// Public constants inside the program: the nodes (and the user) see the weights.
+    Public,
+}
+
+/// What to compile for.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CompileOptions {
+    /// Rows of the input (samples per request).
+    pub batch: usize,
+    /// Fractional bits of activations and weights.
+    pub frac_bits: u32,
+    /// Secret or public weights.
+    pub weights: WeightMode,
+    /// Client name of the model owner (owner of secret weight inputs).
+    pub owner: String,
+    /// Client name of the user (owner of the input, recipient of the outputs).
+    pub user: String,
+    /// Largest |input element| the user may send; the range check starts from it.
+    pub input_bound: f64,
+}
+
+impl Default for CompileOptions {
+    fn default() -> Self {
+        CompileOptions {
+            batch: 1,
+            frac_bits: DEFAULT_FRAC_BITS,
+            weights: WeightMode::Secret,
+            owner: "owner".into(),
+            user: "user".into(),
+            input_bound: 1.0,
+        }
+    }
+}
+
+/// A secret weight input of the program and its encoded words (empty when compiled from an
+/// architecture without weights).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WeightInput {
+    /// Program input name (`<node>.weight` or `<node>.bias`).
+    pub input: String,
+    /// Fixed-point words, row-major, ready to secret-share.
+    pub words: Vec<u64>,
+}
+
+/// How to read one program output.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OutputKind {
+    /// Fixed-point reals with this many fractional bits.
+    Real {
+        /// Fractional bits.
+        frac_bits: u32,
+    },
+    /// Class indices computed on shares (ring words).
+    Class,
+    /// Class indices the user computes from the named real output it also receives: an
+    /// `ArgMax` of a graph output costs no round and reveals nothing beyond that output.
+    ClassOf {
+        /// The real output (logits) to take the row-wise argmax of.
+        logits: String,
+    },
+}
+
+/// One output of the model.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelOutput {
+    /// Graph output name.
+    pub name: String,
+    /// How to decode it.
+    pub kind: OutputKind,
+    /// Values per sample.
+    pub cols: usize,
+}
+
+/// The program ops one ONNX node compiled to, for per-layer reports.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Layer {
+    /// Node name.
+    pub name: String,
+    /// ONNX operator.
+    pub op: String,
+    /// Indices of the program ops it produced.
+    pub ops: Range<usize>,
+}
+
+/// A model compiled for one batch size.
+#[derive(Clone, Debug)]
+pub struct CompiledModel {
+    /// The inference program.
+    pub program: ValidatedProgram,
+    /// Program input name of the user's data.
+    pub input: String,
+    /// Samples per request.
+    pub batch: usize,
+    /// Features per sample.
+    pub features: usize,
+    /// Fractional bits.
+    pub frac_bits: u32,
+    /// Largest |input element| accepted.
+    pub input_bound: f64,
+    /// Secret weight inputs (empty with public weights).
+    pub weights: Vec<WeightInput>,
+    /// Outputs in graph order.
+    pub outputs: Vec<ModelOutput>,
+    /// Per-node op ranges.
+    pub layers: Vec<Layer>,
+}
+
+/// A decoded inference result: per output, `batch` rows of `cols` values.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Prediction {
+    /// (name, row-major values) in graph output order; classes as whole numbers.
+    pub outputs: Vec<(String, Vec<f64>)>,
+}
+
+impl Prediction {
+    /// The named output.
+    pub fn get(&self, name: &str) -> Option<&[f64]> {
+        self.outputs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+    }
+}
+
+/// Row-wise argmax (ties to the lowest index, as ONNX and [`crate::Op::ArgMax`]).
+pub fn argmax_rows(values: &[f64], cols: usize) -> Vec<f64> {
+    values
+        .chunks(cols.max(1))
+        .map(|row| {
+            let mut best = 0;
+            for (j, &x) in row.iter().enumerate() {
+                if x > row[best] {
+                    best = j;
+                }
+            }
+            best as f64
+        })
+        .collect()
+}
+
+impl CompiledModel {
+    /// Encodes `batch × features` reals as the user's input words, refusing a wrong length or
+    /// an element above the input bound (the range check depends on it).
+    pub fn encode_input(&self, x: &[f64]) -> Result<Vec<u64>, OnnxError> {
+        if x.len() != self.batch * self.features {
+            return Err(OnnxError::InputShape(format!(
+                "{} values; the program expects {} × {} = {}",
+                x.len(),
+                self.batch,
+                self.features,
+                self.batch * self.features
+            )));
+        }
+        if let Some(i) = x
+            .iter()
+            .position(|v| !v.is_finite() || v.abs() > self.input_bound)
+        {
+            return Err(OnnxError::InputShape(format!(
+                "element {i} is not finite or exceeds the input bound {}",
+                self.input_bound
+            )));
+        }
+        x.iter()
+            .map(|&v| fixed::encode(v, FracBits(self.frac_bits)))
+            .collect::<Result<_, _>>()
+            .map_err(|e| OnnxError::InputShape(e.to_string()))
+    }
+
+    /// Decodes reconstructed output words into reals and class indices.
+    pub fn decode(&self, raw: &HashMap<String, Vec<u64>>) -> Result<Prediction, OnnxError> {
+        let mut outputs: Vec<(String, Vec<f64>)> = Vec::new();
+        for o in &self.outputs {
+            let values = match &o.kind {
+                OutputKind::Real { frac_bits } => {
+                    fixed::decode_slice(self.words(raw, &o.name, o.cols)?, FracBits(*frac_bits))
+                }
+                OutputKind::Class => self
+                    .words(raw, &o.name, o.cols)?
+                    .iter()
+                    .map(|&w| w as f64)
+                    .collect(),
+                OutputKind::ClassOf { logits } => {
+                    let src = self
+                        .outputs
+                        .iter()
+                        .find(|x| &x.name == logits)
+                        .ok_or_else(|| OnnxError::Answer(format!("no output '{logits}'")))?;
+                    let OutputKind::Real { frac_bits } = src.kind else {
+                        return Err(OnnxError::Answer(format!("'{logits}' is not real")));
+                    };
+                    let words = self.words(raw, logits, src.cols)?;
+                    argmax_rows(&fixed::decode_slice(words, FracBits(frac_bits)), src.cols)
+                }
+            };
+            outputs.push((o.name.clone(), values));
+        }
+        Ok(Prediction { outputs })
+    }
+
+    fn words<'a>(
+        &self,
+        raw: &'a HashMap<String, Vec<u64>>,
+        name: &str,
+        cols: usize,
+    ) -> Result<&'a [u64], OnnxError> {
+        match raw.get(name) {
+            Some(w) if w.len() == self.batch * cols => Ok(w),
+            Some(w) => Err(OnnxError::Answer(format!(
+                "output '{name}' has {} words, expected {}",
+                w.len(),
+                self.batch * cols
+            ))),
+            None => Err(OnnxError::Answer(format!("output '{name}' is missing"))),
+        }
+    }
+}
+
+/// An activation while compiling: its value, ONNX dims and worst-case bound (`None` when the
+/// weights are not known).
+#[derive(Clone)]
+struct Act {
+    v: Value,
+    dims: Vec<usize>,
+    bound: Option<f64>,
+    class: bool,
+}
+
+impl Act {
+    fn cols(&self) -> usize {
+        self.dims[1..].iter().product()
+    }
+}
+
+struct Compiler<'a> {
+    model: &'a OnnxModel,
+    opts: &'a CompileOptions,
+    b: Builder,
+    acts: HashMap<String, Act>,
+    weights: Vec<WeightInput>,
+    class_of: HashMap<String, String>,
+}
+
+/// Compiles `model` for `opts.batch` samples. With a model from
+/// [`OnnxModel::architecture`] (no weight values) the program is the same but `weights` carry no
+/// words and the range check is skipped (the owner ran it when storing the model).
+pub fn compile(model: &OnnxModel, opts: &CompileOptions) -> Result<CompiledModel, OnnxError> {
+    if opts.batch == 0 {
+        return Err(OnnxError::InputShape("batch must be at least 1".into()));
+    }
+    if opts.frac_bits == 0 || opts.frac_bits > 24 {
+        return Err(OnnxError::InputShape(format!(
+            "frac_bits = {}: must be in 1..=24 (products carry 2·frac_bits)",
+            opts.frac_bits
+        )));
+    }
+    if !(opts.input_bound.is_finite() && opts.input_bound > 0.0) {
+        return Err(OnnxError::InputShape(
+            "input_bound must be positive and finite".into(),
+        ));
+    }
+    let dims = &model.input.dims;
+    if dims.len() < 2 || dims[1..].iter().any(Option::is_none) {
+        return Err(OnnxError::InputShape(format!(
+            "graph input '{}' must be [batch, features…] with known feature dims, got {:?}",
+            model.input.name, dims
+        )));
+    }
+    let mut dims: Vec<usize> = dims[1..].iter().map(|d| d.unwrap_or(0)).collect();
+    dims.insert(0, opts.batch);
+    let features: usize = dims[1..].iter().product();
+    let mut c = Compiler {
+        model,
+        opts,
+        b: Builder::new(),
+        acts: HashMap::new(),
+        weights: Vec::new(),
+        class_of: HashMap::new(),
+    };
+    let x = c.b.input(
+        &model.input.name,
+        Owner::Client(opts.user.clone()),
+        ValueType {
+            vis: Visibility::Secret,
+            elem: ElemType::Fixed(FracBits(opts.frac_bits)),
+            shape: Shape::Matrix(opts.batch, features),
+        },
+    );
+    let has_weights = model.tensors.values().all(|t| t.data.len() == t.len());
+    c.acts.insert(
+        model.input.name.clone(),
+        Act {
+            v: x,
+            dims,
+            bound: has_weights.then_some(opts.input_bound),
+            class: false,
+        },
+    );
+    let mut layers = Vec::new();
+    for (i, node) in model.nodes.iter().enumerate() {
+        let start = c.b.op_count();
+        let act = c.node(i)?;
+        layers.push(Layer {
+            name: node.name.clone(),
+            op: node.kind.op_type().to_string(),
+            ops: start..c.b.op_count(),
+        });
+        c.acts.insert(node.output.clone(), act);
+    }
+    let mut outputs = Vec::new();
+    for name in &model.outputs {
+        if let Some(logits) = c.class_of.get(name) {
+            outputs.push(ModelOutput {
+                name: name.clone(),
+                kind: OutputKind::ClassOf {
+                    logits: logits.clone(),
+                },
+                cols: 1,
+            });
+            continue;
+        }
+        let act = c.acts.get(name).ok_or_else(|| {
+            OnnxError::Decode(format!("graph output '{name}' is not computed by any node"))
+        })?;
+        let kind = if act.class {
+            OutputKind::Class
+        } else {
+            OutputKind::Real {
+                frac_bits: opts.frac_bits,
+            }
+        };
+        let cols = if act.class { 1 } else { act.cols() };
+        c.b.output(name, act.v, Recipient::Client(opts.user.clone()));
+        outputs.push(ModelOutput {
+            name: name.clone(),
+            kind,
+            cols,
+        });
+    }
+    let program = c.b.finish()?;
+    Ok(CompiledModel {
+        program,
+        input: model.input.name.clone(),
+        batch: opts.batch,
+        features,
+        frac_bits: opts.frac_bits,
+        input_bound: opts.input_bound,
+        weights: c.weights,
+        outputs,
+        layers,
+    })
+}
+
+impl Compiler<'_> {
+    fn shape_error(&self, node: usize, what: String) -> OnnxError {
+        let n = &self.model.nodes[node];
+        OnnxError::Shape {
+            node: n.name.clone(),
+            op: n.kind.op_type().to_string(),
+            what,
+        }
+    }
+
+    /// The activation named by input `k` of node `i`.
+    fn act(&self, i: usize, k: usize) -> Result<Act, OnnxError> {
+        let n = &self.model.nodes[i];
+        let name = n
+            .inputs
+            .get(k)
+            .ok_or_else(|| self.shape_error(i, format!("needs input {}", k + 1)))?;
+        let act = self.acts.get(name).cloned().ok_or_else(|| {
+            if self.model.tensors.contains_key(name) {
+                self.shape_error(
+                    i,
+                    format!("input '{name}' must be an activation, not a constant"),
+                )
+            } else {
+                self.shape_error(i, format!("input '{name}' is not defined before this node"))
+            }
+        })?;
+        if act.class {
+            return Err(self.shape_error(
+                i,
+                format!(
+                    "'{name}' holds class indices (an ArgMax output); it can only be a graph output"
+                ),
+            ));
+        }
+        Ok(act)
+    }
+
+    /// The constant named by input `k` of node `i`, if that input is a constant.
+    fn constant(&self, i: usize, k: usize) -> Option<&Tensor> {
+        let name = self.model.nodes[i].inputs.get(k)?;
+        if self.acts.contains_key(name) {
+            return None;
+        }
+        self.model.tensors.get(name)
+    }
+
+    fn matrix(&self, i: usize, a: &Act) -> Result<(usize, usize), OnnxError> {
+        match a.dims.as_slice() {
+            [n, k] => Ok((*n, *k)),
+            d => Err(self.shape_error(i, format!("needs a 2-D activation, got dims {d:?}"))),
+        }
+    }
+
+    fn node(&mut self, i: usize) -> Result<Act, OnnxError> {
+        let node = &self.model.nodes[i];
+        match node.kind {
+            NodeKind::Gemm {
+                alpha,
+                beta,
+                trans_b,
+            } => {
+                let bias = node.inputs.get(2).is_some();
+                self.linear(i, alpha, trans_b, bias.then_some(beta))
+            }
+            NodeKind::MatMul => self.linear(i, 1.0, false, None),
+            NodeKind::Add => self.add(i),
+            NodeKind::Relu => {
+                let a = self.act(i, 0)?;
+                Ok(Act {
+                    v: self.b.relu(a.v),
+                    ..a
+                })
+            }
+            NodeKind::Sigmoid => {
+                let a = self.act(i, 0)?;
+                Ok(Act {
+                    v: self.b.sigmoid(a.v),
+                    bound: a.bound.map(|_| 1.0),
+                    ..a
+                })
+            }
+            NodeKind::Softmax => {
+                let a = self.act(i, 0)?;
+                self.matrix(i, &a)?;
+                Ok(Act {
+                    v: self.b.softmax_rows(a.v),
+                    bound: a.bound.map(|_| 1.0),
+                    ..a
+                })
+            }
+            NodeKind::Flatten => {
+                let a = self.act(i, 0)?;
+                let dims = vec![a.dims[0], a.cols()];
+                Ok(Act { dims, ..a })
+            }
+            NodeKind::Reshape => self.reshape(i),
+            NodeKind::ArgMax { keepdims } => self.argmax(i, keepdims),
+            NodeKind::Identity => self.act(i, 0),
+        }
+    }
+
+    /// Gemm / MatMul: `x·W (+ b)`, one product at 2f, bias at 2f, one rescale.
+    fn linear(
+        &mut self,
+        i: usize,
+        alpha: f64,
+        trans_b: bool,
+        beta: Option<f64>,
+    ) -> Result<Act, OnnxError> {
+        let node = &self.model.nodes[i];
+        let x = self.act(i, 0)?;
+        let (rows, k) = self.matrix(i, &x)?;
+        let w = self.constant(i, 1).ok_or_else(|| {
+            self.shape_error(
+                i,
+                "the second operand must be a weight (initializer)".into(),
+            )
+        })?;
+        let (wk, m) = match (w.dims.as_slice(), trans_b) {
+            ([a, b], false) => (*a, *b),
+            ([a, b], true) => (*b, *a),
+            (d, _) => return Err(self.shape_error(i, format!("weight dims {d:?} are not 2-D"))),
+        };
+        if wk != k {
+            return Err(self.shape_error(
+                i,
+                format!("input has {k} features but the weight expects {wk}"),
+            ));
+        }
+        // W as K×M, scaled by alpha.
+        let known = !w.data.is_empty();
+        let wdata: Vec<f64> = if known {
+            (0..k * m)
+                .map(|idx| {
+                    let (r, c) = (idx / m, idx % m);
+                    let v = if trans_b {
+                        w.data[c * k + r]
+                    } else {
+                        w.data[idx]
+                    };
+                    alpha * v
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let bias: Option<Vec<f64>> = match beta {
+            None => None,
+            Some(beta) => {
+                let t = self
+                    .constant(i, 2)
+                    .ok_or_else(|| self.shape_error(i, "the bias must be an initializer".into()))?;
+                let ok = matches!(t.dims.as_slice(), [d] | [1, d] if *d == m) || t.len() == 1;
+                if !ok {
+                    return Err(self.shape_error(
+                        i,
+                        format!("bias dims {:?} do not broadcast to [batch, {m}]", t.dims),
+                    ));
+                }
+                Some(if t.data.is_empty() {
+                    Vec::new()
+                } else {
+                    (0..m)
+                        .map(|j| beta * t.data[if t.len() == 1 { 0 } else { j }])
+                        .collect()
+                })
+            }
+        };
+        let f = self.opts.frac_bits;
+        let bound = match (x.bound, known) {
+            (Some(bx), true) => {
+                let bound = (0..m)
+                    .map(|j| {
+                        let s: f64 = (0..k).map(|r| wdata[r * m + j].abs()).sum::<f64>() * bx;
+                        s + bias.as_ref().map_or(0.0, |b| b[j].abs())
+                    })
+                    .fold(0.0, f64::max);
+                self.check_range(i, bound)?;
+                Some(bound)
+            }
+            _ => None,
+        };
+        let name = node.name.clone();
+        let wv = self.weight(i, &format!("{name}.weight"), &wdata, Shape::Matrix(k, m), f)?;
+        let mut p = self.b.matmul(x.v, wv);
+        if let Some(bias) = bias {
+            let bv = self.weight(
+                i,
+                &format!("{name}.bias"),
+                &bias,
+                Shape::Matrix(1, m),
+                2 * f,
+            )?;
+            let ones = self
+                .b
+                .constant(ElemType::Ring, Shape::Matrix(rows, 1), vec![1; rows]);
+            let bb = self.b.matmul(ones, bv);
+            p = self.b.add(p, bb);
+        }
+        Ok(Act {
+            v: self.b.rescale(p, f),
+            dims: vec![rows, m],
+            bound,
+            class: false,
+        })
+    }
+
+    /// Refuses a layer whose worst-case product would make truncation unreliable.
+    fn check_range(&self, i: usize, bound: f64) -> Result<(), OnnxError> {
+        let f = self.opts.frac_bits;
+        let max_log2 = 64 - 1 - TRUNCATION_SECURITY_BITS - 2 * f;
+        if !(bound.is_finite() && bound < 2f64.powi(max_log2 as i32)) {
+            let n = &self.model.nodes[i];
+            return Err(OnnxError::Range {
+                node: n.name.clone(),
+                bound,
+                frac_bits: f,
+                max: 2f64.powi(max_log2 as i32),
+            });
+        }
+        Ok(())
+    }
+
+    /// A weight operand: a secret input of the owner, or a public constant.
+    fn weight(
+        &mut self,
+        i: usize,
+        input: &str,
+        data: &[f64],
+        shape: Shape,
+        f: u32,
+    ) -> Result<Value, OnnxError> {
+        let words = data
+            .iter()
+            .map(|&v| fixed::encode(v, FracBits(f)))
+            .collect::<Result<Vec<u64>, _>>()
+            .map_err(|_| OnnxError::Range {
+                node: self.model.nodes[i].name.clone(),
+                bound: data.iter().fold(0.0, |m, v| f64::max(m, v.abs())),
+                frac_bits: self.opts.frac_bits,
+                max: 2f64.powi((fixed::MAX_MAGNITUDE_BITS - f) as i32),
+            })?;
+        let elem = ElemType::Fixed(FracBits(f));
+        Ok(match self.opts.weights {
+            WeightMode::Public => {
+                if words.is_empty() {
+                    return Err(self.shape_error(
+                        i,
+                        "public weights need the weight values (not an architecture)".into(),
+                    ));
+                }
+                self.b.constant(elem, shape, words)
+            }
+            WeightMode::Secret => {
+                self.weights.push(WeightInput {
+                    input: input.to_string(),
+                    words,
+                });
+                self.b.input(
+                    input,
+                    Owner::Client(self.opts.owner.clone()),
+                    ValueType {
+                        vis: Visibility::Secret,
+                        elem,
+                        shape,
+                    },
+                )
+            }
+        })
+    }
+
+    /// Add: activation + activation of equal dims, or activation + constant row (a bias).
+    fn add(&mut self, i: usize) -> Result<Act, OnnxError> {
+        let (c0, c1) = (self.constant(i, 0).is_some(), self.constant(i, 1).is_some());
+        if !c0 && !c1 {
+            let (a, b) = (self.act(i, 0)?, self.act(i, 1)?);
+            if a.dims != b.dims {
+                return Err(
+                    self.shape_error(i, format!("dims {:?} and {:?} differ", a.dims, b.dims))
+                );
+            }
+            return Ok(Act {
+                v: self.b.add(a.v, b.v),
+                bound: a.bound.zip(b.bound).map(|(x, y)| x + y),
+                ..a
+            });
+        }
+        let (ka, kc) = if c1 { (0, 1) } else { (1, 0) };
+        let a = self.act(i, ka)?;
+        let (rows, m) = self.matrix(i, &a)?;
+        let t = self.constant(i, kc).expect("checked").clone();
+        if !(matches!(t.dims.as_slice(), [d] | [1, d] if *d == m) || t.len() == 1) {
+            return Err(self.shape_error(
+                i,
+                format!(
+                    "constant dims {:?} do not broadcast to [batch, {m}]",
+                    t.dims
+                ),
+            ));
+        }
+        let data: Vec<f64> = if t.data.is_empty() {
+            Vec::new()
+        } else {
+            (0..m)
+                .map(|j| t.data[if t.len() == 1 { 0 } else { j }])
+                .collect()
+        };
+        let f = self.opts.frac_bits;
+        let bound = a
+            .bound
+            .filter(|_| !data.is_empty())
+            .map(|x| x + data.iter().fold(0.0, |acc: f64, v| acc.max(v.abs())));
+        let name = format!("{}.bias", self.model.nodes[i].name);
+        let bv = self.weight(i, &name, &data, Shape::Matrix(1, m), f)?;
+        let ones = self
+            .b
+            .constant(ElemType::Ring, Shape::Matrix(rows, 1), vec![1; rows]);
+        let bb = self.b.matmul(ones, bv);
+        Ok(Act {
+            v: self.b.add(a.v, bb),
+            bound,
+            ..a
+        })
+    }
+
+    /// Reshape by a constant shape that keeps the batch axis.
+    fn reshape(&mut self, i: usize) -> Result<Act, OnnxError> {
+        let a = self.act(i, 0)?;
+        let t = self
+            .constant(i, 1)
+            .filter(|t| !t.data.is_empty())
+            .ok_or_else(|| self.shape_error(i, "the shape must be a constant tensor".into()))?;
+        let dims = reshape_dims(&a.dims, &t.data).map_err(|e| self.shape_error(i, e))?;
+        Ok(Act { dims, ..a })
+    }
+
+    /// ArgMax over the class axis: free when the user also receives its input (it computes
+    /// the argmax itself), else a tournament per row on shares.
+    fn argmax(&mut self, i: usize, keepdims: bool) -> Result<Act, OnnxError> {
+        let a = self.act(i, 0)?;
+        let (rows, cols) = self.matrix(i, &a)?;
+        let node = &self.model.nodes[i];
+        let src = &node.inputs[0];
+        let outputs = &self.model.outputs;
+        if outputs.contains(&node.output) && outputs.contains(src) {
+            self.class_of.insert(node.output.clone(), src.clone());
+            // A placeholder no later node may read (class = true).
+            return Ok(Act { class: true, ..a });
+        }
+        let idx: Vec<Value> = (0..rows)
+            .map(|r| {
+                let row = self.b.slice(a.v, r, r + 1);
+                let row = self.b.reshape(row, Shape::Vector(cols));
+                let m = self.b.argmax(row);
+                self.b.reshape(m, Shape::Vector(1))
+            })
+            .collect();
+        let v = self.b.concat(&idx);
+        let v = if keepdims {
+            self.b.reshape(v, Shape::Matrix(rows, 1))
+        } else {
+            v
+        };
+        Ok(Act {
+            v,
+            dims: vec![rows, 1],
+            bound: None,
+            class: true,
+        })
+    }
+}
+
+/// ONNX Reshape of `dims` by `shape` (0 copies an axis, −1 is inferred), restricted to shapes
+/// that keep the batch axis; a 1-D result gets a trailing axis of 1.
+pub(crate) fn reshape_dims(dims: &[usize], shape: &[f64]) -> Result<Vec<usize>, String> {
+    let total: usize = dims.iter().product();
+    let mut out = Vec::new();
+    let mut infer = None;
+    for (j, &d) in shape.iter().enumerate() {
+        match d as i64 {
+            0 => out.push(
+                *dims
+                    .get(j)
+                    .ok_or_else(|| format!("shape entry {j} = 0 has no input axis to copy"))?,
+            ),
+            -1 if infer.is_none() => {
+                infer = Some(j);
+                out.push(1);
+            }
+            d if d > 0 => out.push(d as usize),
+            d => return Err(format!("invalid shape entry {d}")),
+        }
+    }
+    if let Some(j) = infer {
+        let known: usize = out.iter().product();
+        if known == 0 || !total.is_multiple_of(known) {
+            return Err(format!("cannot infer -1 for {total} elements"));
+        }
+        out[j] = total / known;
+    }
+    if out.iter().product::<usize>() != total || out.first() != dims.first() {
+        return Err(format!(
+            "shape {out:?} must keep the batch axis {} and {total} elements",
+            dims[0]
+        ));
+    }
+    if out.len() < 2 {
+        out.push(1);
+    }
+    Ok(out)
+}

@@ -1,0 +1,160 @@
+//! Plaintext reference: the ONNX graph evaluated in `f64` with ONNX semantics, the baseline
+//! private inference is checked against.
+
+use super::OnnxError;
+use super::compile::{argmax_rows, reshape_dims};
+use super::model::{NodeKind, OnnxModel};
+use std::collections::HashMap;
+
+/// Runs `model` on `batch` samples `x` (row-major, `batch × features`); returns every graph
+/// output as (name, row-major values), class indices as whole numbers.
+pub fn run(
+    model: &OnnxModel,
+    x: &[f64],
+    batch: usize,
+) -> Result<Vec<(String, Vec<f64>)>, OnnxError> {
+    let mut dims: Vec<usize> = model.input.dims.iter().map(|d| d.unwrap_or(0)).collect();
+    if dims.len() < 2 {
+        return Err(OnnxError::InputShape("the input needs a batch axis".into()));
+    }
+    dims[0] = batch;
+    if dims.iter().product::<usize>() != x.len() {
+        return Err(OnnxError::InputShape(format!(
+            "{} values for input dims {dims:?}",
+            x.len()
+        )));
+    }
+    let mut acts: HashMap<&str, (Vec<usize>, Vec<f64>)> = HashMap::new();
+    acts.insert(&model.input.name, (dims, x.to_vec()));
+    for node in &model.nodes {
+        let bad = |what: String| OnnxError::Shape {
+            node: node.name.clone(),
+            op: node.kind.op_type().to_string(),
+            what,
+        };
+        let get = |k: usize| -> Result<(Vec<usize>, Vec<f64>), OnnxError> {
+            let name = node
+                .inputs
+                .get(k)
+                .ok_or_else(|| bad(format!("needs input {k}")))?;
+            if let Some(a) = acts.get(name.as_str()) {
+                return Ok(a.clone());
+            }
+            let t = model
+                .tensors
+                .get(name)
+                .ok_or_else(|| bad(format!("unknown input '{name}'")))?;
+            if t.data.len() != t.len() {
+                return Err(bad(format!("tensor '{name}' has no values")));
+            }
+            Ok((t.dims.clone(), t.data.clone()))
+        };
+        let out = match &node.kind {
+            NodeKind::Gemm { .. } | NodeKind::MatMul => {
+                let (alpha, beta, trans_b) = match node.kind {
+                    NodeKind::Gemm {
+                        alpha,
+                        beta,
+                        trans_b,
+                    } => (alpha, beta, trans_b),
+                    _ => (1.0, 1.0, false),
+                };
+                let ((xd, xv), (wd, wv)) = (get(0)?, get(1)?);
+                let (n, k) = match xd.as_slice() {
+                    [n, k] => (*n, *k),
+                    d => return Err(bad(format!("input dims {d:?} are not 2-D"))),
+                };
+                let m = match (wd.as_slice(), trans_b) {
+                    ([a, b], false) if *a == k => *b,
+                    ([a, b], true) if *b == k => *a,
+                    (d, _) => return Err(bad(format!("weight dims {d:?} do not fit {k}"))),
+                };
+                let bias = if node.inputs.len() > 2 {
+                    Some(get(2)?.1)
+                } else {
+                    None
+                };
+                let mut y = vec![0.0; n * m];
+                for r in 0..n {
+                    for j in 0..m {
+                        let mut s = 0.0;
+                        for t in 0..k {
+                            let w = if trans_b {
+                                wv[j * k + t]
+                            } else {
+                                wv[t * m + j]
+                            };
+                            s += xv[r * k + t] * w;
+                        }
+                        let b = bias
+                            .as_ref()
+                            .map_or(0.0, |b| b[if b.len() == 1 { 0 } else { j }]);
+                        y[r * m + j] = alpha * s + beta * b;
+                    }
+                }
+                (vec![n, m], y)
+            }
+            NodeKind::Add => {
+                let ((ad, av), (bd, bv)) = (get(0)?, get(1)?);
+                let (d, big, small) = if av.len() >= bv.len() {
+                    (ad, av, bv)
+                } else {
+                    (bd, bv, av)
+                };
+                if small.is_empty() || !big.len().is_multiple_of(small.len()) {
+                    return Err(bad("operands do not broadcast".into()));
+                }
+                let y = big
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| v + small[i % small.len()])
+                    .collect();
+                (d, y)
+            }
+            NodeKind::Relu => {
+                let (d, v) = get(0)?;
+                (d, v.into_iter().map(|x| x.max(0.0)).collect())
+            }
+            NodeKind::Sigmoid => {
+                let (d, v) = get(0)?;
+                (d, v.into_iter().map(|x| 1.0 / (1.0 + (-x).exp())).collect())
+            }
+            NodeKind::Softmax => {
+                let (d, v) = get(0)?;
+                let cols = *d.last().unwrap_or(&1);
+                let mut y = Vec::with_capacity(v.len());
+                for row in v.chunks(cols.max(1)) {
+                    let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                    let e: Vec<f64> = row.iter().map(|x| (x - m).exp()).collect();
+                    let s: f64 = e.iter().sum();
+                    y.extend(e.iter().map(|x| x / s));
+                }
+                (d, y)
+            }
+            NodeKind::Flatten => {
+                let (d, v) = get(0)?;
+                (vec![d[0], d[1..].iter().product()], v)
+            }
+            NodeKind::Reshape => {
+                let ((d, v), (_, shape)) = (get(0)?, get(1)?);
+                (reshape_dims(&d, &shape).map_err(bad)?, v)
+            }
+            NodeKind::ArgMax { .. } => {
+                let (d, v) = get(0)?;
+                let cols = *d.last().unwrap_or(&1);
+                (vec![d[0], 1], argmax_rows(&v, cols))
+            }
+            NodeKind::Identity => get(0)?,
+        };
+        acts.insert(&node.output, out);
+    }
+    model
+        .outputs
+        .iter()
+        .map(|name| {
+            acts.get(name.as_str())
+                .map(|(_, v)| (name.clone(), v.clone()))
+                .ok_or_else(|| OnnxError::Decode(format!("graph output '{name}' is not computed")))
+        })
+        .collect()
+}

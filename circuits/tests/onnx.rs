@@ -1,0 +1,411 @@
+//! ONNX import: models built with the generated protobuf types, decoded, compiled, and run by
+//! the plaintext fixed-point evaluator against the f64 reference on random inputs.
+
+use prost::Message;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use std::collections::HashMap;
+use veil_circuits::eval::evaluate;
+use veil_circuits::onnx::proto::{self, tensor_proto::DataType};
+use veil_circuits::onnx::{
+    CompileOptions, OnnxError, OnnxModel, OutputKind, WeightMode, compile, plain,
+};
+
+fn tensor(name: &str, dims: &[usize], data: &[f32]) -> proto::TensorProto {
+    proto::TensorProto {
+        name: Some(name.into()),
+        dims: dims.iter().map(|&d| d as i64).collect(),
+        data_type: Some(DataType::Float as i32),
+        raw_data: Some(data.iter().flat_map(|x| x.to_le_bytes()).collect()),
+        ..Default::default()
+    }
+}
+
+fn int_tensor(name: &str, data: &[i64]) -> proto::TensorProto {
+    proto::TensorProto {
+        name: Some(name.into()),
+        dims: vec![data.len() as i64],
+        data_type: Some(DataType::Int64 as i32),
+        int64_data: data.to_vec(),
+        ..Default::default()
+    }
+}
+
+fn attr_i(name: &str, i: i64) -> proto::AttributeProto {
+    proto::AttributeProto {
+        name: Some(name.into()),
+        i: Some(i),
+        r#type: Some(proto::attribute_proto::AttributeType::Int as i32),
+        ..Default::default()
+    }
+}
+
+fn node(
+    op: &str,
+    name: &str,
+    inputs: &[&str],
+    output: &str,
+    attrs: Vec<proto::AttributeProto>,
+) -> proto::NodeProto {
+    proto::NodeProto {
+        op_type: Some(op.into()),
+        name: Some(name.into()),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: vec![output.into()],
+        attribute: attrs,
+        ..Default::default()
+    }
+}
+
+fn value_info(name: &str, dims: &[Option<usize>]) -> proto::ValueInfoProto {
+    use proto::tensor_shape_proto::{Dimension, dimension::Value as Dim};
+    let dim = dims
+        .iter()
+        .map(|d| Dimension {
+            value: Some(match d {
+                Some(x) => Dim::DimValue(*x as i64),
+                None => Dim::DimParam("N".into()),
+            }),
+            ..Default::default()
+        })
+        .collect();
+    proto::ValueInfoProto {
+        name: Some(name.into()),
+        r#type: Some(proto::TypeProto {
+            value: Some(proto::type_proto::Value::TensorType(
+                proto::type_proto::Tensor {
+                    elem_type: Some(DataType::Float as i32),
+                    shape: Some(proto::TensorShapeProto { dim }),
+                },
+            )),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn model_bytes(
+    input: proto::ValueInfoProto,
+    nodes: Vec<proto::NodeProto>,
+    inits: Vec<proto::TensorProto>,
+    outputs: &[&str],
+) -> Vec<u8> {
+    proto::ModelProto {
+        ir_version: Some(8),
+        graph: Some(proto::GraphProto {
+            name: Some("test".into()),
+            node: nodes,
+            initializer: inits,
+            input: vec![input],
+            output: outputs.iter().map(|o| value_info(o, &[None])).collect(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+    .encode_to_vec()
+}
+
+fn random(rng: &mut ChaCha20Rng, n: usize, scale: f32) -> Vec<f32> {
+    (0..n).map(|_| rng.random_range(-scale..scale)).collect()
+}
+
+/// A `k-h-m` MLP: Gemm(transB) → Relu → Gemm → logits, plus ArgMax → class.
+fn mlp(rng: &mut ChaCha20Rng, k: usize, h: usize, m: usize, scale: f32) -> Vec<u8> {
+    model_bytes(
+        value_info("x", &[None, Some(k)]),
+        vec![
+            node(
+                "Gemm",
+                "fc1",
+                &["x", "w1", "b1"],
+                "h",
+                vec![attr_i("transB", 1)],
+            ),
+            node("Relu", "relu", &["h"], "a", vec![]),
+            node(
+                "Gemm",
+                "fc2",
+                &["a", "w2", "b2"],
+                "logits",
+                vec![attr_i("transB", 1)],
+            ),
+            node(
+                "ArgMax",
+                "argmax",
+                &["logits"],
+                "class",
+                vec![attr_i("axis", 1), attr_i("keepdims", 0)],
+            ),
+        ],
+        vec![
+            tensor("w1", &[h, k], &random(rng, h * k, scale)),
+            tensor("b1", &[h], &random(rng, h, scale)),
+            tensor("w2", &[m, h], &random(rng, m * h, scale)),
+            tensor("b2", &[m], &random(rng, m, scale)),
+        ],
+        &["logits", "class"],
+    )
+}
+
+/// Runs the compiled program in the plaintext fixed-point evaluator.
+fn run_fixed(
+    model: &OnnxModel,
+    opts: &CompileOptions,
+    x: &[f64],
+) -> Result<veil_circuits::onnx::Prediction, OnnxError> {
+    let c = compile(model, opts)?;
+    let mut inputs: HashMap<String, Vec<u64>> = HashMap::new();
+    inputs.insert(c.input.clone(), c.encode_input(x)?);
+    for w in &c.weights {
+        inputs.insert(w.input.clone(), w.words.clone());
+    }
+    let raw = evaluate(&c.program, &inputs).expect("evaluates");
+    c.decode(&raw)
+}
+
+#[test]
+fn mlp_matches_f64_reference_on_random_inputs() {
+    let mut rng = ChaCha20Rng::seed_from_u64(1);
+    for (k, h, m, batch) in [(16, 8, 4, 1), (64, 32, 10, 7), (30, 20, 3, 16)] {
+        let model = OnnxModel::from_bytes(&mlp(&mut rng, k, h, m, 0.5)).unwrap();
+        let x: Vec<f64> = (0..batch * k)
+            .map(|_| rng.random_range(-1.0..1.0))
+            .collect();
+        let want = plain::run(&model, &x, batch).unwrap();
+        for weights in [WeightMode::Secret, WeightMode::Public] {
+            let opts = CompileOptions {
+                batch,
+                weights,
+                ..Default::default()
+            };
+            let got = run_fixed(&model, &opts, &x).unwrap();
+            let (gl, wl) = (got.get("logits").unwrap(), &want[0].1);
+            let err = gl
+                .iter()
+                .zip(wl)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
+            // Weights and inputs round to 2^-13; k terms of |x|≤1 and a hidden layer: ≤ 0.05.
+            assert!(err < 0.05, "logit error {err} for {k}-{h}-{m}");
+            // Class = argmax of the returned logits, and of the reference where the margin is clear.
+            for (r, (&c, row)) in got
+                .get("class")
+                .unwrap()
+                .iter()
+                .zip(wl.chunks(m))
+                .enumerate()
+            {
+                let mut s = row.to_vec();
+                s.sort_by(|a, b| b.partial_cmp(a).unwrap());
+                if s[0] - s[1] > 0.1 {
+                    assert_eq!(c, want[1].1[r], "class of row {r}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn argmax_on_shares_when_logits_stay_secret() {
+    let mut rng = ChaCha20Rng::seed_from_u64(2);
+    let mut bytes = proto::ModelProto::decode(mlp(&mut rng, 12, 6, 5, 0.5).as_slice()).unwrap();
+    // Only the class is an output: the ArgMax runs on shares.
+    let g = bytes.graph.as_mut().unwrap();
+    g.output.retain(|o| o.name() == "class");
+    let model = OnnxModel::from_bytes(&bytes.encode_to_vec()).unwrap();
+    let batch = 9;
+    let x: Vec<f64> = (0..batch * 12)
+        .map(|_| rng.random_range(-1.0..1.0))
+        .collect();
+    let opts = CompileOptions {
+        batch,
+        ..Default::default()
+    };
+    let c = compile(&model, &opts).unwrap();
+    assert_eq!(c.outputs[0].kind, OutputKind::Class);
+    let got = run_fixed(&model, &opts, &x).unwrap();
+    let logits = plain::run(&model, &x, batch).unwrap();
+    assert_eq!(got.outputs.len(), 1);
+    assert_eq!(got.get("class").unwrap(), logits[0].1.as_slice());
+}
+
+#[test]
+fn matmul_add_sigmoid_softmax_reshape_flatten() {
+    let mut rng = ChaCha20Rng::seed_from_u64(3);
+    let bytes = model_bytes(
+        value_info("img", &[None, Some(1), Some(4), Some(4)]),
+        vec![
+            node("Flatten", "flat", &["img"], "f", vec![]),
+            node("MatMul", "mm", &["f", "w"], "p", vec![]),
+            node("Add", "bias", &["p", "b"], "q", vec![]),
+            node("Sigmoid", "sig", &["q"], "s", vec![]),
+            node("Reshape", "rs", &["s", "shape"], "r", vec![]),
+            node("Dropout", "drop", &["r"], "d", vec![]),
+            node("Softmax", "sm", &["d"], "probs", vec![attr_i("axis", -1)]),
+        ],
+        vec![
+            tensor("w", &[16, 6], &random(&mut rng, 96, 1.0)),
+            tensor("b", &[1, 6], &random(&mut rng, 6, 1.0)),
+            int_tensor("shape", &[0, -1]),
+        ],
+        &["probs"],
+    );
+    let model = OnnxModel::from_bytes(&bytes).unwrap();
+    let batch = 5;
+    let x: Vec<f64> = (0..batch * 16)
+        .map(|_| rng.random_range(0.0..1.0))
+        .collect();
+    let want = plain::run(&model, &x, batch).unwrap();
+    let got = run_fixed(
+        &model,
+        &CompileOptions {
+            batch,
+            ..Default::default()
+        },
+        &x,
+    )
+    .unwrap();
+    let err = got.outputs[0]
+        .1
+        .iter()
+        .zip(&want[0].1)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(err < 0.01, "softmax(sigmoid) error {err}");
+}
+
+#[test]
+fn unsupported_operator_is_named() {
+    let bytes = model_bytes(
+        value_info("x", &[None, Some(1), Some(8), Some(8)]),
+        vec![node("Conv", "conv1", &["x", "k"], "y", vec![])],
+        vec![tensor("k", &[1, 1, 3, 3], &[0.1; 9])],
+        &["y"],
+    );
+    let e = OnnxModel::from_bytes(&bytes).unwrap_err();
+    assert!(matches!(e, OnnxError::Unsupported { .. }));
+    let msg = e.to_string();
+    assert!(
+        msg.contains("conv1") && msg.contains("'Conv'") && msg.contains("Gemm"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn bad_files_shapes_and_inputs_are_clear_errors() {
+    // Not protobuf at all.
+    let e = OnnxModel::from_bytes(b"\xff\xff\xff garbage").unwrap_err();
+    assert!(e.to_string().contains("not an ONNX model"), "{e}");
+    // A model without a graph.
+    let e = OnnxModel::from_bytes(&proto::ModelProto::default().encode_to_vec()).unwrap_err();
+    assert!(e.to_string().contains("no graph"), "{e}");
+    // Input features do not match the weight.
+    let mut rng = ChaCha20Rng::seed_from_u64(4);
+    let mut m = proto::ModelProto::decode(mlp(&mut rng, 8, 4, 3, 0.5).as_slice()).unwrap();
+    m.graph.as_mut().unwrap().input[0] = value_info("x", &[None, Some(9)]);
+    let model = OnnxModel::from_bytes(&m.encode_to_vec()).unwrap();
+    let e = compile(&model, &CompileOptions::default()).unwrap_err();
+    assert!(
+        matches!(e, OnnxError::Shape { .. }) && e.to_string().contains("fc1"),
+        "{e}"
+    );
+    // Wrong input length or out-of-bound values for a good model.
+    let model = OnnxModel::from_bytes(&mlp(&mut rng, 8, 4, 3, 0.5)).unwrap();
+    let c = compile(
+        &model,
+        &CompileOptions {
+            batch: 2,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let e = c.encode_input(&[0.0; 15]).unwrap_err();
+    assert!(e.to_string().contains("2 × 8"), "{e}");
+    let mut x = vec![0.0; 16];
+    x[3] = 7.0;
+    let e = c.encode_input(&x).unwrap_err();
+    assert!(
+        e.to_string().contains("element 3") && !e.to_string().contains('7'),
+        "{e}"
+    );
+    // Batch 0, silly frac bits.
+    assert!(
+        compile(
+            &model,
+            &CompileOptions {
+                batch: 0,
+                ..Default::default()
+            }
+        )
+        .is_err()
+    );
+    assert!(
+        compile(
+            &model,
+            &CompileOptions {
+                frac_bits: 40,
+                ..Default::default()
+            }
+        )
+        .is_err()
+    );
+    // transA is refused by name.
+    let bytes = model_bytes(
+        value_info("x", &[None, Some(2)]),
+        vec![node(
+            "Gemm",
+            "g",
+            &["x", "w"],
+            "y",
+            vec![attr_i("transA", 1)],
+        )],
+        vec![tensor("w", &[2, 2], &[1.0; 4])],
+        &["y"],
+    );
+    let e = OnnxModel::from_bytes(&bytes).unwrap_err();
+    assert!(e.to_string().contains("transA"), "{e}");
+}
+
+#[test]
+fn weights_too_large_for_fixed_point_are_refused() {
+    let mut rng = ChaCha20Rng::seed_from_u64(5);
+    let model = OnnxModel::from_bytes(&mlp(&mut rng, 32, 16, 4, 5000.0)).unwrap();
+    let e = compile(&model, &CompileOptions::default()).unwrap_err();
+    assert!(matches!(e, OnnxError::Range { .. }), "{e}");
+    assert!(
+        e.to_string().contains("fc1") && e.to_string().contains("too large"),
+        "{e}"
+    );
+    // The same model with tame weights but a huge declared input range is refused too.
+    let model = OnnxModel::from_bytes(&mlp(&mut rng, 32, 16, 4, 0.5)).unwrap();
+    let opts = CompileOptions {
+        input_bound: 1e9,
+        ..Default::default()
+    };
+    assert!(matches!(
+        compile(&model, &opts),
+        Err(OnnxError::Range { .. })
+    ));
+}
+
+#[test]
+fn architecture_compiles_to_the_same_program() {
+    let mut rng = ChaCha20Rng::seed_from_u64(6);
+    let model = OnnxModel::from_bytes(&mlp(&mut rng, 20, 10, 5, 0.5)).unwrap();
+    let opts = CompileOptions {
+        batch: 3,
+        ..Default::default()
+    };
+    let full = compile(&model, &opts).unwrap();
+    let arch = model.architecture();
+    assert!(arch.tensors.values().all(|t| t.data.is_empty()));
+    let bare = compile(&arch, &opts).unwrap();
+    assert_eq!(full.program.id(), bare.program.id());
+    assert!(bare.weights.iter().all(|w| w.words.is_empty()));
+    // Public weights need the values.
+    let public = CompileOptions {
+        weights: WeightMode::Public,
+        ..opts
+    };
+    assert!(compile(&arch, &public).is_err());
+}
