@@ -1,7 +1,9 @@
 //! veil examples: the text side of private RAG (chunking, an offline embedder, document
-//! ingest) shared by `examples/private_rag.rs` and its tests.
+//! ingest) shared by `examples/private_rag.rs` and its tests, and the bundled digits data set
+//! and model of `examples/private_inference.rs`.
 
 pub mod chunk;
+pub mod digits;
 pub mod embed;
 pub mod ingest;
 pub mod llm;

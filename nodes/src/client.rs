@@ -92,6 +92,9 @@ pub struct InvokeSummary {
     pub bytes_sent: [u64; 3],
     /// Wall time of the session (key setup + program) at the slowest node.
     pub session_time: Duration,
+    /// When each depth (round) of the program's schedule was complete, from the start of the
+    /// program, at the slowest node: time a layer as the difference at its last depth.
+    pub depth_done: Vec<Duration>,
 }
 
 /// A connection to the three nodes of a cluster.
@@ -258,6 +261,16 @@ impl Client {
             session_time: Duration::from_micros(
                 res.iter().map(|r| r.session_micros).max().unwrap_or(0),
             ),
+            depth_done: (0..res[0].depth_micros.len())
+                .map(|d| {
+                    let us = res
+                        .iter()
+                        .filter_map(|r| r.depth_micros.get(d))
+                        .max()
+                        .copied();
+                    Duration::from_micros(us.unwrap_or(0))
+                })
+                .collect(),
         })
     }
 

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod client;
 pub mod config;
 pub mod devnet;
+pub mod inference;
 pub mod pb;
 pub mod peer;
 pub mod rag;

@@ -56,6 +56,12 @@ enum Command {
     /// corpus); `fhe_fetch` — fetch one of `size` 512-byte passages by linear PIR (default
     /// 10,000).
     ///
+    /// Private inference (`mlp`, not in the default --ops): dense ReLU networks 784-128-10 and
+    /// 784-128-128-10 with seeded random secret weights, on a devnet (or --cluster) and on the
+    /// memory transport, beside the f64 reference; --size gives batch sizes (default 1,100).
+    /// Reports the user's wall time per request, session time, rounds, bytes, per-layer times,
+    /// and the max logit error (fails above 0.05, or on a class change with a clear margin).
+    ///
     /// Times are medians over --reps runs. Memory transport: one session (setup excluded),
     /// the slowest party per run. gRPC transport (a devnet started on the fly, or --cluster):
     /// the session time at the slowest node (key setup + program over mTLS peer links); the
@@ -388,7 +394,92 @@ fn run_bench(
         run_fhe_bench(&fhe, sizes, (params.k, dim), reps, &output)?;
     }
     if ops.contains(&OpChoice::Rag) {
-        run_rag_bench(sizes, (params.k, dim), reps, &output, cluster)?;
+        run_rag_bench(sizes, (params.k, dim), reps, &output, cluster.clone())?;
+    }
+    if ops.contains(&OpChoice::Mlp) {
+        run_mlp_bench(sizes, reps, &output, cluster)?;
+    }
+    Ok(())
+}
+
+/// `--ops mlp`: private inference of dense ReLU networks with secret weights on a devnet
+/// (started here unless `--cluster`) and on the memory transport, beside the f64 reference;
+/// `--size` gives the batch sizes.
+fn run_mlp_bench(
+    sizes: &[usize],
+    reps: usize,
+    Output { json, .. }: &Output,
+    cluster: Option<PathBuf>,
+) -> Result<()> {
+    use bench::mlp;
+    let batches = if sizes.is_empty() {
+        mlp::DEFAULT_BATCHES.to_vec()
+    } else {
+        sizes.to_vec()
+    };
+    let rt = runtime()?;
+    let (_devnet, toml) = rt.block_on(async { bench::grpc::cluster_or_devnet(cluster, 7800) })?;
+    let mut client = rt.block_on(bench::grpc::connect_ready(&toml))?;
+    if !json {
+        println!(
+            "{:<4} {:<15} {:>5} {:>10} {:>10} {:>6} {:>8} {:>10} {:>10} {:>9} {:>9}",
+            "op",
+            "arch",
+            "batch",
+            "grpc/req",
+            "grpc sess",
+            "rounds",
+            "MB/node",
+            "memory",
+            "plaintext",
+            "max err",
+            "classes"
+        );
+    }
+    for sizes in mlp::ARCHITECTURES {
+        let mut model = rt.block_on(mlp::MlpBench::upload(&mut client, sizes))?;
+        for &batch in &batches {
+            eprintln!(
+                "veil bench: mlp {} batch {batch} ({reps} requests per transport)…",
+                model.arch()
+            );
+            let r = rt
+                .block_on(model.run(&mut client, batch, reps))
+                .with_context(|| format!("benchmark mlp {} at batch {batch}", model.arch()))?;
+            if *json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                let f = bench::fmt_duration;
+                println!(
+                    "{:<4} {:<15} {:>5} {:>10} {:>10} {:>6} {:>8.2} {:>10} {:>10} {:>9.5} {:>9}",
+                    r.op,
+                    r.arch,
+                    r.batch,
+                    f(r.mpc_median_s),
+                    f(r.mpc_session_median_s),
+                    r.mpc_rounds,
+                    r.mpc_bytes_per_node.iter().max().copied().unwrap_or(0) as f64 / 1e6,
+                    f(r.memory_median_s),
+                    f(r.plaintext_median_s),
+                    r.max_abs_logit_error,
+                    format!("{}/{}", r.class_matches, r.samples)
+                );
+                let layers: Vec<String> = r
+                    .layers
+                    .iter()
+                    .map(|l| format!("{} {} ({} r)", l.name, f(l.median_s), l.rounds))
+                    .collect();
+                eprintln!("  grpc layers (slowest node): {}", layers.join(", "));
+                eprintln!(
+                    "  weights upload (one-time): {}; classes: {} samples with a clear \
+                     margin (> {}) all match",
+                    f(r.weights_upload_s),
+                    r.clear_margin_samples,
+                    mlp::CLEAR_MARGIN
+                );
+            }
+        }
+        rt.block_on(model.delete(&mut client))?;
     }
     Ok(())
 }

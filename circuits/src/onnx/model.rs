@@ -204,6 +204,73 @@ impl OnnxModel {
         OnnxModel::from_bytes(&bytes)
     }
 
+    /// A dense ReLU network `sizes[0] → sizes[1] → … → sizes[last]` (Gemm, Relu between layers,
+    /// no activation after the last) with output `logits`; weights and biases come from
+    /// `param()` in order. For benchmarks and tests that need a model of a given shape.
+    pub fn mlp(sizes: &[usize], mut param: impl FnMut() -> f64) -> OnnxModel {
+        let mut nodes = Vec::new();
+        let mut tensors = HashMap::new();
+        let mut prev = "x".to_string();
+        let layers = sizes.len().saturating_sub(1);
+        for l in 0..layers {
+            let (k, m) = (sizes[l], sizes[l + 1]);
+            let (w, b) = (format!("fc{}.weight", l + 1), format!("fc{}.bias", l + 1));
+            let data = (0..k * m).map(|_| param()).collect();
+            tensors.insert(
+                w.clone(),
+                Tensor {
+                    dims: vec![k, m],
+                    data,
+                },
+            );
+            let data = (0..m).map(|_| param()).collect();
+            tensors.insert(
+                b.clone(),
+                Tensor {
+                    dims: vec![m],
+                    data,
+                },
+            );
+            let last = l + 1 == layers;
+            let out = if last {
+                "logits".to_string()
+            } else {
+                format!("h{}", l + 1)
+            };
+            nodes.push(Node {
+                name: format!("fc{}", l + 1),
+                kind: NodeKind::Gemm {
+                    alpha: 1.0,
+                    beta: 1.0,
+                    trans_b: false,
+                },
+                inputs: vec![prev, w, b],
+                output: out.clone(),
+            });
+            prev = out;
+            if !last {
+                let out = format!("a{}", l + 1);
+                nodes.push(Node {
+                    name: format!("relu{}", l + 1),
+                    kind: NodeKind::Relu,
+                    inputs: vec![prev],
+                    output: out.clone(),
+                });
+                prev = out;
+            }
+        }
+        OnnxModel {
+            name: "mlp".into(),
+            input: GraphInput {
+                name: "x".into(),
+                dims: vec![None, sizes.first().copied()],
+            },
+            nodes,
+            tensors,
+            outputs: vec![prev],
+        }
+    }
+
     /// The model without its weight values (shapes stay): what a user needs to build the
     /// inference program when the owner keeps the weights secret. `Reshape` shape tensors
     /// are structure, not weights, and are kept.

@@ -2,6 +2,7 @@
 
 pub mod fhe;
 pub mod grpc;
+pub mod mlp;
 pub mod rag;
 pub mod workload;
 
@@ -25,20 +26,24 @@ pub enum OpChoice {
     Fhe(FheOp),
     /// One private RAG query, both backends beside plaintext (`rag`).
     Rag,
+    /// Private inference of dense ReLU networks beside plaintext (`mlp`).
+    Mlp,
 }
 
 impl std::str::FromStr for OpChoice {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        if s == "rag" {
-            return Ok(OpChoice::Rag);
+        match s {
+            "rag" => return Ok(OpChoice::Rag),
+            "mlp" => return Ok(OpChoice::Mlp),
+            _ => {}
         }
         if let Ok(op) = s.parse::<FheOp>() {
             return Ok(OpChoice::Fhe(op));
         }
         s.parse::<BenchOp>()
             .map(OpChoice::Mpc)
-            .map_err(|e| format!("{e}, fhe_score, fhe_fetch, rag"))
+            .map_err(|e| format!("{e}, fhe_score, fhe_fetch, rag, mlp"))
     }
 }
 
@@ -102,6 +107,9 @@ pub enum BenchError {
     /// The on-the-fly devnet could not be started.
     #[error("devnet: {0}")]
     Devnet(String),
+    /// `mlp`: a cluster call failed or the private logits differ from plaintext.
+    #[error("mlp: {0}")]
+    Mlp(String),
     /// The workload's program is invalid (a bug).
     #[error("building the {op} program: {source}")]
     Program {

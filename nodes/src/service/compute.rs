@@ -317,6 +317,11 @@ impl pb::compute_server::Compute for ComputeService {
             rounds: report.rounds,
             bytes_sent: report.bytes_sent,
             session_micros: elapsed.as_micros() as u64,
+            depth_micros: report
+                .depth_done
+                .iter()
+                .map(|d| d.as_micros() as u64)
+                .collect(),
         }))
     }
 

@@ -152,6 +152,7 @@ impl<T: Transport> Session<T> {
             bytes_sent: 0,
             ops: Vec::new(),
             comm_time: Duration::ZERO,
+            depth_done: Vec::with_capacity(max_depth + 1),
             total: Duration::ZERO,
         };
         let mut op_time = vec![Duration::ZERO; prog.ops.len()];
@@ -265,6 +266,7 @@ impl<T: Transport> Session<T> {
             for &v in &release_at[depth] {
                 vals[v] = None;
             }
+            report.depth_done.push(start.elapsed());
         }
 
         // Outputs that need no round: public values and client-bound shares. A value's last

@@ -28,6 +28,9 @@ pub struct Report {
     pub ops: Vec<OpTime>,
     /// Time spent sending and waiting for peers.
     pub comm_time: Duration,
+    /// Time since the start of the run at which each depth (round) of the schedule was
+    /// complete: entry `d` covers every op of depth ≤ `d` (see `cost::ProgramCost::depth`).
+    pub depth_done: Vec<Duration>,
     /// Wall time of the whole run.
     pub total: Duration,
 }

@@ -1,0 +1,248 @@
+//! Private inference on the MPC cluster, client side: a model owner stores an ONNX model's
+//! weights as secret shares (or publishes them inside the program); a user secret-shares an
+//! input batch, the cluster runs the compiled network ([`veil_circuits::onnx`]) on shares, and
+//! only the user reconstructs the outputs (logits, classes).
+//!
+//! Security model (semi-honest, honest majority, as the cluster): with secret weights no single
+//! node learns a weight or an input, activation or output value. Each node learns the
+//! architecture (layer shapes and operators, hence the round schedule), the batch size, who
+//! asked and the timing. The user learns the outputs the graph declares (e.g. logits), which
+//! like any prediction API can leak information about the weights to a user making many
+//! queries; the owner decides who may query (`users` get compute and receive rights on the
+//! weights). With public weights the nodes and users see the weights; inputs stay secret.
+
+use crate::client::{Client, ClientError, InvokeSummary};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use veil_circuits::cost::program_cost;
+use veil_circuits::onnx::{
+    self, CompileOptions, CompiledModel, OnnxError, OnnxModel, Prediction, WeightMode,
+};
+
+/// An inference call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum InferenceError {
+    /// The model or the input does not fit (unsupported operator, shape, range).
+    #[error(transparent)]
+    Model(#[from] OnnxError),
+    /// A cluster call failed.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+}
+
+/// A model to store on the cluster.
+#[derive(Clone, Copy, Debug)]
+pub struct ModelUpload<'a> {
+    /// Model name (prefix of the stored value ids; `[A-Za-z0-9._-]`).
+    pub name: &'a str,
+    /// The decoded ONNX model with its weights.
+    pub model: &'a OnnxModel,
+    /// Secret-shared or public weights.
+    pub weights: WeightMode,
+    /// Fractional bits of activations and weights.
+    pub frac_bits: u32,
+    /// Largest |input element| users may send (the range check starts from it).
+    pub input_bound: f64,
+    /// Clients allowed to run the model.
+    pub users: &'a [&'a str],
+}
+
+/// What a user needs to run a stored model: its architecture (weights stripped when secret),
+/// fixed-point settings and the stored weight ids.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StoredModel {
+    /// Model name.
+    pub name: String,
+    /// Client that stored it.
+    pub owner: String,
+    /// The model without secret weight values.
+    pub architecture: OnnxModel,
+    /// How the weights are held.
+    pub weights: WeightMode,
+    /// Fractional bits.
+    pub frac_bits: u32,
+    /// Largest |input element| accepted.
+    pub input_bound: f64,
+    /// Program input name → stored value id of each secret weight.
+    pub weight_ids: Vec<(String, String)>,
+    /// Compiled and stored programs by (user, batch): later requests reuse them.
+    #[serde(skip)]
+    programs: HashMap<(String, usize), (CompiledModel, String)>,
+}
+
+impl StoredModel {
+    fn options(&self, user: &str, batch: usize) -> CompileOptions {
+        CompileOptions {
+            batch,
+            frac_bits: self.frac_bits,
+            weights: self.weights,
+            owner: self.owner.clone(),
+            user: user.to_string(),
+            input_bound: self.input_bound,
+        }
+    }
+}
+
+/// Time and rounds one layer (ONNX node) took in a private run.
+#[derive(Clone, Debug)]
+pub struct LayerTime {
+    /// Node name.
+    pub name: String,
+    /// ONNX operator.
+    pub op: String,
+    /// Rounds of the schedule spent in this layer.
+    pub rounds: u32,
+    /// Wall time at the slowest node from the previous layer's end to this one's.
+    pub time: Duration,
+}
+
+/// One private inference: the decoded outputs and what they cost.
+#[derive(Clone, Debug)]
+pub struct Inference {
+    /// Outputs (logits, classes) in graph order.
+    pub prediction: Prediction,
+    /// Rounds, bytes per node and session time as the nodes report them.
+    pub invoke: InvokeSummary,
+    /// Per layer, in graph order.
+    pub layers: Vec<LayerTime>,
+    /// The user's wall time: input upload, invoke, fetch and clean-up.
+    pub wall: Duration,
+}
+
+/// Stores `upload.model` on the cluster as the connected client (the owner). Secret weights
+/// are range-checked, encoded and secret-shared (each node receives two components); public
+/// weights are only checked. `progress(done, total)` follows the stored tensors.
+pub async fn upload(
+    owner: &mut Client,
+    upload: ModelUpload<'_>,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<StoredModel, InferenceError> {
+    let opts = CompileOptions {
+        batch: 1,
+        frac_bits: upload.frac_bits,
+        weights: upload.weights,
+        owner: owner.name().to_string(),
+        user: upload.users.first().copied().unwrap_or("user").to_string(),
+        input_bound: upload.input_bound,
+    };
+    // Compiling checks the operators, shapes and the fixed-point range with the real weights.
+    let compiled = onnx::compile(upload.model, &opts)?;
+    let mut weight_ids = Vec::new();
+    let total = compiled.weights.len();
+    for (i, w) in compiled.weights.iter().enumerate() {
+        let id = format!("{}.w{i}", upload.name);
+        owner
+            .store_secret(&id, &w.words, upload.users, upload.users)
+            .await?;
+        weight_ids.push((w.input.clone(), id));
+        progress(i + 1, total);
+    }
+    let architecture = match upload.weights {
+        WeightMode::Secret => upload.model.architecture(),
+        WeightMode::Public => upload.model.clone(),
+    };
+    Ok(StoredModel {
+        name: upload.name.to_string(),
+        owner: owner.name().to_string(),
+        architecture,
+        weights: upload.weights,
+        frac_bits: upload.frac_bits,
+        input_bound: upload.input_bound,
+        weight_ids,
+        programs: HashMap::new(),
+    })
+}
+
+/// Deletes the stored weights of `model` (as its owner).
+pub async fn delete(owner: &mut Client, model: &StoredModel) -> Result<(), InferenceError> {
+    for (_, id) in &model.weight_ids {
+        owner.delete(id).await?;
+    }
+    Ok(())
+}
+
+/// Runs `model` on `batch` samples `x` (row-major `batch × features`) as the connected client,
+/// which must be one of the model's users. Only this client sees the outputs. The first call
+/// for a batch size compiles and stores the program; later ones reuse it.
+pub async fn infer(
+    user: &mut Client,
+    model: &mut StoredModel,
+    x: &[f64],
+    batch: usize,
+) -> Result<Inference, InferenceError> {
+    let start = Instant::now();
+    let key = (user.name().to_string(), batch);
+    if !model.programs.contains_key(&key) {
+        let compiled = onnx::compile(&model.architecture, &model.options(user.name(), batch))?;
+        let id = user.store_program(&compiled.program).await?;
+        model.programs.insert(key.clone(), (compiled, id));
+    }
+    let (compiled, program_id) = &model.programs[&key];
+    let words = compiled.encode_input(x)?;
+    let tag: u64 = rand::random();
+    let (input_id, result_id) = (
+        format!("{}.x.{tag:016x}", model.name),
+        format!("{}.y.{tag:016x}", model.name),
+    );
+    user.store_secret(&input_id, &words, &[], &[]).await?;
+    let mut bindings: Vec<(&str, &str)> = vec![(compiled.input.as_str(), input_id.as_str())];
+    bindings.extend(
+        model
+            .weight_ids
+            .iter()
+            .map(|(input, id)| (input.as_str(), id.as_str())),
+    );
+    let invoked = user.invoke(program_id, &bindings, &result_id).await;
+    let invoke = match invoked {
+        Ok(summary) => summary,
+        Err(e) => {
+            let _ = user.delete(&input_id).await;
+            return Err(e.into());
+        }
+    };
+    let fetched = user.fetch(&result_id).await;
+    // The input and the result are the user's; nothing of this request stays on the nodes.
+    let _ = user.delete(&input_id).await;
+    let _ = user.delete(&result_id).await;
+    let prediction = compiled.decode(&fetched?)?;
+    let layers = layer_times(compiled, &invoke);
+    Ok(Inference {
+        prediction,
+        invoke,
+        layers,
+        wall: start.elapsed(),
+    })
+}
+
+/// Splits the schedule at each layer's last depth: its rounds and the time the nodes took
+/// to get there from the previous layer's end.
+fn layer_times(compiled: &CompiledModel, invoke: &InvokeSummary) -> Vec<LayerTime> {
+    let cost = program_cost(&compiled.program);
+    let at = |d: u32| {
+        invoke
+            .depth_done
+            .get(d as usize)
+            .copied()
+            .unwrap_or_default()
+    };
+    let mut prev = 0u32;
+    let mut prev_time = Duration::ZERO;
+    compiled
+        .layers
+        .iter()
+        .map(|l| {
+            let end = l.ops.clone().map(|i| cost.depth[i]).max().unwrap_or(prev);
+            let end = end.max(prev);
+            let t = at(end);
+            let lt = LayerTime {
+                name: l.name.clone(),
+                op: l.op.clone(),
+                rounds: end - prev,
+                time: t.saturating_sub(prev_time),
+            };
+            (prev, prev_time) = (end, t);
+            lt
+        })
+        .collect()
+}
