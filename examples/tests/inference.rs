@@ -1,0 +1,185 @@
+//! Private inference end to end on a local three-node cluster (gRPC, mutual TLS): the bundled
+//! digits MLP classifies the whole test split on secret shares with the plaintext accuracy,
+//! logits within the fixed-point error, and bad requests are clear errors that leave the
+//! cluster serving.
+
+use std::time::Duration;
+use veil_circuits::onnx::{OnnxError, OnnxModel, WeightMode, argmax_rows, plain};
+use veil_examples::digits;
+use veil_examples::rag::LocalCluster;
+use veil_node::client::Client;
+use veil_node::inference::{self, InferenceError, ModelUpload, StoredModel};
+
+/// Distinct ports per test and process (the RAG tests use 30,000–33,000).
+fn base_port(test: u16) -> u16 {
+    34_000 + (std::process::id() % 300) as u16 * 10 + test * 3
+}
+
+/// Largest |private logit − f64 logit| accepted: inputs and weights round to 2^-13 (f = 12),
+/// each rescale adds at most one ulp (2^-12) plus the rounding carried through ≤ 64 + 32 terms;
+/// measured 3.7·10^-3 on the test split.
+const LOGIT_TOLERANCE: f64 = 0.02;
+
+async fn setup(test: u16, weights: WeightMode) -> (LocalCluster, Client, Client, StoredModel) {
+    let cluster = LocalCluster::start(base_port(test), None)
+        .await
+        .expect("cluster");
+    let wait = Duration::from_secs(30);
+    let mut owner = Client::connect_ready(&cluster.owner_toml, wait)
+        .await
+        .expect("owner");
+    let user = Client::connect_ready(&cluster.asker_toml, wait)
+        .await
+        .expect("user");
+    let model = OnnxModel::from_bytes(digits::MODEL_ONNX).expect("model");
+    let user_name = user.name().to_string();
+    let upload = ModelUpload {
+        name: "digits",
+        model: &model,
+        weights,
+        frac_bits: 12,
+        input_bound: 1.0,
+        users: &[&user_name],
+    };
+    let stored = inference::upload(&mut owner, upload, |_, _| {})
+        .await
+        .expect("upload");
+    (cluster, owner, user, stored)
+}
+
+#[test]
+fn rust_reference_matches_the_onnx_reference_evaluator() {
+    let model = OnnxModel::from_bytes(digits::MODEL_ONNX).unwrap();
+    let reference: serde_json::Value =
+        serde_json::from_str(include_str!("../assets/digits/reference.json")).unwrap();
+    let data = digits::load().unwrap();
+    assert_eq!((data.train.len(), data.test.len()), (1438, 359));
+    let x = digits::batch(&data.test);
+    let out = plain::run(&model, &x, data.test.len()).unwrap();
+    let classes = argmax_rows(&out[0].1, 10);
+    let correct = classes
+        .iter()
+        .zip(&data.test)
+        .filter(|(c, s)| **c as usize == s.label)
+        .count();
+    let acc = correct as f64 / data.test.len() as f64;
+    assert!((acc - reference["test_accuracy"].as_f64().unwrap()).abs() < 1e-9);
+    assert_eq!(out[1].1, classes, "the ONNX ArgMax output equals argmax of logits");
+    for (i, row) in reference["first_test_logits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        for (j, want) in row.as_array().unwrap().iter().enumerate() {
+            let got = out[0].1[i * 10 + j];
+            assert!((got - want.as_f64().unwrap()).abs() < 1e-4, "logit {i},{j}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_accuracy_equals_plaintext_on_the_whole_test_split() {
+    let (_cluster, _owner, mut user, mut stored) = setup(0, WeightMode::Secret).await;
+    let model = OnnxModel::from_bytes(digits::MODEL_ONNX).unwrap();
+    let test = digits::load().unwrap().test;
+    let n = test.len();
+    let x = digits::batch(&test);
+    let inf = inference::infer(&mut user, &mut stored, &x, n)
+        .await
+        .expect("infer");
+    let want = plain::run(&model, &x, n).unwrap();
+    let logits = inf.prediction.get("logits").unwrap();
+    let err = logits
+        .iter()
+        .zip(&want[0].1)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(err < LOGIT_TOLERANCE, "max logit error {err}");
+    let private = inf.prediction.get("class").unwrap();
+    assert_eq!(private, argmax_rows(logits, 10).as_slice());
+    let accuracy = |classes: &[f64]| {
+        classes
+            .iter()
+            .zip(&test)
+            .filter(|(c, s)| **c as usize == s.label)
+            .count() as f64
+            / n as f64
+    };
+    let (acc_private, acc_plain) = (accuracy(private), accuracy(&want[1].1));
+    assert!(
+        (acc_private - acc_plain).abs() <= 0.005,
+        "private {acc_private} vs plaintext {acc_plain}"
+    );
+    assert!(acc_plain > 0.95);
+    // The per-layer schedule covers the whole program: 2 + 11 + 2 rounds, argmax by the user.
+    let rounds: u32 = inf.layers.iter().map(|l| l.rounds).sum();
+    assert_eq!(u64::from(rounds), inf.invoke.rounds);
+    assert_eq!(inf.invoke.rounds, 15);
+
+    // Batch 1 reuses the stored weights; a second call reuses the stored program.
+    for s in test.iter().take(3) {
+        let one = inference::infer(&mut user, &mut stored, &s.pixels, 1)
+            .await
+            .expect("infer one");
+        let want = plain::run(&model, &s.pixels, 1).unwrap();
+        assert_eq!(one.prediction.get("class").unwrap(), want[1].1.as_slice());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_weights_and_bad_requests() {
+    let (_cluster, mut owner, mut user, mut stored) = setup(1, WeightMode::Public).await;
+    assert!(stored.weight_ids.is_empty(), "public weights live in the program");
+    let test = digits::load().unwrap().test;
+    let model = OnnxModel::from_bytes(digits::MODEL_ONNX).unwrap();
+    let x = digits::batch(&test[..20]);
+    let inf = inference::infer(&mut user, &mut stored, &x, 20)
+        .await
+        .expect("infer");
+    let want = plain::run(&model, &x, 20).unwrap();
+    assert_eq!(inf.prediction.get("class").unwrap(), want[1].1.as_slice());
+
+    // Wrong length and out-of-range pixels: clear errors before anything is sent.
+    let e = inference::infer(&mut user, &mut stored, &x[..63], 1)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, InferenceError::Model(OnnxError::InputShape(_))),
+        "{e}"
+    );
+    let mut bright = test[0].pixels.clone();
+    bright[5] = 16.0; // a raw pixel, not scaled
+    let e = inference::infer(&mut user, &mut stored, &bright, 1)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("input bound"), "{e}");
+
+    // Secret weights of one owner are refused to a client that is not a listed user.
+    let secret = OnnxModel::from_bytes(digits::MODEL_ONNX).unwrap();
+    let upload = ModelUpload {
+        name: "owner-only",
+        model: &secret,
+        weights: WeightMode::Secret,
+        frac_bits: 12,
+        input_bound: 1.0,
+        users: &[],
+    };
+    let mut private = inference::upload(&mut owner, upload, |_, _| {})
+        .await
+        .unwrap();
+    let e = inference::infer(&mut user, &mut private, &test[0].pixels, 1)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, InferenceError::Client(_)), "{e}");
+    // The owner itself may use it; and the cluster still serves the user's public model.
+    let own = inference::infer(&mut owner, &mut private, &test[0].pixels, 1)
+        .await
+        .expect("owner infers");
+    assert_eq!(own.prediction.get("class").unwrap(), &want[1].1[..1]);
+    inference::delete(&mut owner, &private).await.unwrap();
+    let again = inference::infer(&mut user, &mut stored, &x, 20)
+        .await
+        .expect("still serving");
+    assert_eq!(again.prediction.get("class").unwrap(), want[1].1.as_slice());
+}
