@@ -1055,6 +1055,16 @@ impl Builder {
         self.rescale_product(a, b, p)
     }
 
+    /// Fixed-point matrix product with the rescale fused into the product's round
+    /// ([`Op::MatMulRescale`]): `(a·b) / 2^bits`. One round when both operands are secret.
+    pub fn matmul_rescale(&mut self, a: Value, b: Value, bits: u32) -> Value {
+        self.push(Op::MatMulRescale {
+            a: a.id,
+            b: b.id,
+            bits,
+        })
+    }
+
     /// Fixed-point matrix product: [`Builder::matmul`] then the rescale of [`Builder::fixmul`].
     pub fn fixmatmul(&mut self, a: Value, b: Value) -> Value {
         let p = self.matmul(a, b);

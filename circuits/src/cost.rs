@@ -9,6 +9,8 @@
 //! | `Input` from a client, or public | 0 | 0 (client shares arrive before the program runs) |
 //! | `Mul`, `Dot`, `MatMul`, secret · secret | 1 | `8·n` each (one reshare per result element) |
 //! | `Rescale` of a secret | 1 | `[0, 8·n, 0]` (probabilistic truncation: P1 sends one masked component to P0) |
+//! | `MatMulRescale`, secret · secret | 1 | `[8·n, 8·n, 24·n]` (product and truncation fused: P0 and P1 open the masked product, P2 deals the mask) |
+//! | `MatMulRescale`, one operand public | 1 | `[0, 8·n, 0]` (local product, then the truncation) |
 //! | `Reveal` (to every party) | 1 | `16·n` each |
 //! | `Ltz`, `Lt`, `Le`, `Gt`, `Ge`, any operand secret | [`LTZ_ROUNDS`] = 10 | [`ltz_bytes`]`(n)` ≈ `n·[56, 40, 40]` |
 //! | `Eq`, any operand secret (two comparisons batched) | 10 | [`ltz_bytes`]`(2n)` |
@@ -195,6 +197,13 @@ pub fn op_cost(p: &ValidatedProgram, op_index: usize) -> Cost {
             Cost::one_round([bytes(n, 1); 3])
         }
         Op::Rescale { a, .. } if secret(*a) => Cost::one_round([0, bytes(n, 1), 0]),
+        // Fused product + truncation (P2 deals the mask, P0 and P1 open the masked product).
+        Op::MatMulRescale { a, b, .. } if secret(*a) && secret(*b) => {
+            Cost::one_round([bytes(n, 1), bytes(n, 1), bytes(n, 3)])
+        }
+        Op::MatMulRescale { a, b, .. } if secret(*a) || secret(*b) => {
+            Cost::one_round([0, bytes(n, 1), 0])
+        }
         Op::Reveal(_) => Cost::one_round([bytes(n, 2); 3]),
         Op::Ltz(a) if secret(*a) => Cost {
             rounds: LTZ_ROUNDS,

@@ -139,12 +139,18 @@ pub fn evaluate_all(
                     .map(|r| dot(&x[r * cols..(r + 1) * cols], &y[r * cols..(r + 1) * cols]))
                     .collect()
             }
-            Op::MatMul(a, b) => {
+            Op::MatMul(a, b) | Op::MatMulRescale { a, b, .. } => {
                 let (Shape::Matrix(m, k), Shape::Matrix(_, n)) = (shape_of(*a), shape_of(*b))
                 else {
                     unreachable!("validated: matmul operands are matrices");
                 };
-                matmul(&vals[a.index()], &vals[b.index()], m, k, n)
+                let p = matmul(&vals[a.index()], &vals[b.index()], m, k, n);
+                match op {
+                    Op::MatMulRescale { bits, .. } => {
+                        p.into_iter().map(|x| ((x as i64) >> bits) as u64).collect()
+                    }
+                    _ => p,
+                }
             }
             Op::Sum { a, axis } => {
                 let x = &vals[a.index()];

@@ -111,6 +111,19 @@ pub enum Op {
     Dot(ValueId, ValueId),
     /// Matrix product (m×k)·(k×n) → m×n.
     MatMul(ValueId, ValueId),
+    /// Fixed-point matrix product with the rescale fused in: `(a·b) / 2^bits` rounded toward
+    /// −∞ (plaintext), `a` m×k, `b` k×n. With both operands secret the product's reshare and
+    /// the truncation share **one** round (see `runtime::protocols::mul_trunc`); with one
+    /// public operand it is a local product and one truncation round. Secret results are
+    /// floor or floor + 1, as [`Op::Rescale`].
+    MatMulRescale {
+        /// Left operand (m×k).
+        a: ValueId,
+        /// Right operand (k×n).
+        b: ValueId,
+        /// Bits to drop (at most the product's fractional bits).
+        bits: u32,
+    },
     /// Sum of elements.
     Sum {
         /// Operand.
@@ -243,6 +256,7 @@ impl Op {
             Op::Mul(..) => "mul",
             Op::Dot(..) => "dot",
             Op::MatMul(..) => "matmul",
+            Op::MatMulRescale { .. } => "matmul_rescale",
             Op::Sum { .. } => "sum",
             Op::Rescale { .. } => "rescale",
             Op::Reshape { .. } => "reshape",
@@ -299,6 +313,7 @@ impl Op {
             | Op::BestK { a, .. }
             | Op::OneHotLow { a, .. } => vec![*a],
             Op::Select { cond, a, b } => vec![*cond, *a, *b],
+            Op::MatMulRescale { a, b, .. } => vec![*a, *b],
             Op::Sum { a, .. }
             | Op::Rescale { a, .. }
             | Op::Reshape { a, .. }

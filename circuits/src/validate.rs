@@ -612,7 +612,7 @@ pub(crate) fn infer_op(
                 shape,
             }
         }
-        Op::MatMul(a, b) => {
+        Op::MatMul(a, b) | Op::MatMulRescale { a, b, .. } => {
             let (ta, tb) = (get(*a)?, get(*b)?);
             no_bit(&ta)?;
             no_bit(&tb)?;
@@ -632,10 +632,28 @@ pub(crate) fn infer_op(
                     return Err(ValidationError::NotMatrix { op, name, shape });
                 }
             };
-            ValueType {
+            let ty = ValueType {
                 vis: join(ta.vis, tb.vis),
                 elem: mul_elem(ta.elem, tb.elem)?,
                 shape,
+            };
+            match (o, ty.elem) {
+                (Op::MatMulRescale { bits, .. }, ElemType::Fixed(f)) if *bits <= f.0 => ValueType {
+                    elem: ElemType::Fixed(crate::types::FracBits(f.0 - bits)),
+                    ..ty
+                },
+                (Op::MatMulRescale { bits, .. }, ElemType::Fixed(_)) => {
+                    return Err(ValidationError::RescaleTooMany {
+                        op,
+                        name,
+                        bits: *bits,
+                        elem: ty.elem,
+                    });
+                }
+                (Op::MatMulRescale { .. }, elem) => {
+                    return Err(ValidationError::RescaleNotFixed { op, name, elem });
+                }
+                _ => ty,
             }
         }
         Op::Sum { a, axis } => {

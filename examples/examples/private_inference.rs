@@ -64,7 +64,10 @@ async fn main() -> Result<()> {
             Some(digits::load().map_err(anyhow::Error::msg)?),
         ),
     };
-    let features: usize = model.input.dims[1..].iter().map(|d| d.unwrap_or(1)).product();
+    let features: usize = model.input.dims[1..]
+        .iter()
+        .map(|d| d.unwrap_or(1))
+        .product();
     println!(
         "model '{}': {} nodes ({}), input '{}' of {features} features",
         model.name,
@@ -143,9 +146,15 @@ async fn main() -> Result<()> {
             let inf = inference::infer(&mut user, &mut stored, &x, 1).await?;
             let want = plain::run(&model, &x, 1)?;
             for (name, values) in &inf.prediction.outputs {
-                let reference = &want.iter().find(|(n, _)| n == name).expect("same outputs").1;
+                let reference = &want
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .expect("same outputs")
+                    .1;
                 let err = max_error(values, reference);
-                println!("  {name}: private {values:.4?}\n  {name}: plaintext {reference:.4?} (max |Δ| {err:.2e})");
+                println!(
+                    "  {name}: private {values:.4?}\n  {name}: plaintext {reference:.4?} (max |Δ| {err:.2e})"
+                );
             }
             print_cost(&inf);
         }
@@ -215,7 +224,9 @@ async fn classify_all(
     };
     let private_ok = correct(&|i| private[i]);
     let plain_ok = correct(&|i| expected[i] as usize);
-    let agree = (0..n).filter(|&i| private[i] == expected[i] as usize).count();
+    let agree = (0..n)
+        .filter(|&i| private[i] == expected[i] as usize)
+        .count();
     println!(
         "\nwhole test split, one batch of {n}: private accuracy {:.2} % ({private_ok}/{n}), \
          plaintext {:.2} % ({plain_ok}/{n}); {agree}/{n} predictions agree; logits within {:.1e}",

@@ -67,7 +67,10 @@ pub fn load() -> Result<Digits, String> {
 
 /// The samples' pixels as one row-major `n × 64` batch.
 pub fn batch(samples: &[Sample]) -> Vec<f64> {
-    samples.iter().flat_map(|s| s.pixels.iter().copied()).collect()
+    samples
+        .iter()
+        .flat_map(|s| s.pixels.iter().copied())
+        .collect()
 }
 
 /// The image as 8 lines of text (darker pixels are denser glyphs), for terminal output.

@@ -64,7 +64,10 @@ fn rust_reference_matches_the_onnx_reference_evaluator() {
         .count();
     let acc = correct as f64 / data.test.len() as f64;
     assert!((acc - reference["test_accuracy"].as_f64().unwrap()).abs() < 1e-9);
-    assert_eq!(out[1].1, classes, "the ONNX ArgMax output equals argmax of logits");
+    assert_eq!(
+        out[1].1, classes,
+        "the ONNX ArgMax output equals argmax of logits"
+    );
     for (i, row) in reference["first_test_logits"]
         .as_array()
         .unwrap()
@@ -112,10 +115,10 @@ async fn private_accuracy_equals_plaintext_on_the_whole_test_split() {
         "private {acc_private} vs plaintext {acc_plain}"
     );
     assert!(acc_plain > 0.95);
-    // The per-layer schedule covers the whole program: 2 + 11 + 2 rounds, argmax by the user.
+    // The per-layer schedule covers the whole program: 1 + 11 + 1 rounds, argmax by the user.
     let rounds: u32 = inf.layers.iter().map(|l| l.rounds).sum();
     assert_eq!(u64::from(rounds), inf.invoke.rounds);
-    assert_eq!(inf.invoke.rounds, 15);
+    assert_eq!(inf.invoke.rounds, 13);
 
     // Batch 1 reuses the stored weights; a second call reuses the stored program.
     for s in test.iter().take(3) {
@@ -130,7 +133,10 @@ async fn private_accuracy_equals_plaintext_on_the_whole_test_split() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn public_weights_and_bad_requests() {
     let (_cluster, mut owner, mut user, mut stored) = setup(1, WeightMode::Public).await;
-    assert!(stored.weight_ids.is_empty(), "public weights live in the program");
+    assert!(
+        stored.weight_ids.is_empty(),
+        "public weights live in the program"
+    );
     let test = digits::load().unwrap().test;
     let model = OnnxModel::from_bytes(digits::MODEL_ONNX).unwrap();
     let x = digits::batch(&test[..20]);

@@ -429,7 +429,7 @@ fn run_mlp_bench(
             "grpc/req",
             "grpc sess",
             "rounds",
-            "MB/node",
+            "KB/node",
             "memory",
             "plaintext",
             "max err",
@@ -451,14 +451,14 @@ fn run_mlp_bench(
             } else {
                 let f = bench::fmt_duration;
                 println!(
-                    "{:<4} {:<15} {:>5} {:>10} {:>10} {:>6} {:>8.2} {:>10} {:>10} {:>9.5} {:>9}",
+                    "{:<4} {:<15} {:>5} {:>10} {:>10} {:>6} {:>8.1} {:>10} {:>10} {:>9.5} {:>9}",
                     r.op,
                     r.arch,
                     r.batch,
                     f(r.mpc_median_s),
                     f(r.mpc_session_median_s),
                     r.mpc_rounds,
-                    r.mpc_bytes_per_node.iter().max().copied().unwrap_or(0) as f64 / 1e6,
+                    r.mpc_bytes_per_node.iter().max().copied().unwrap_or(0) as f64 / 1e3,
                     f(r.memory_median_s),
                     f(r.plaintext_median_s),
                     r.max_abs_logit_error,

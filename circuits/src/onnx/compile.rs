@@ -1,10 +1,11 @@
 //! Compiling an [`OnnxModel`] into a veil [`Program`](crate::Program) for a fixed batch size.
 //!
 //! Activations are secret fixed-point matrices `batch × features` with `f` fractional bits.
-//! A linear layer multiplies by the weights (secret inputs of the model owner, or public
-//! constants) into `2f` fractional bits, adds the bias encoded at `2f` (broadcast over the
-//! batch by a local product with a public column of ones), and rescales once: one round for
-//! the product and one for the truncation, whatever the layer's size.
+//! A linear layer is one [`Op::MatMulRescale`](crate::Op::MatMulRescale) by the weights
+//! (secret inputs of the model owner, or public constants): the product at `2f` fractional
+//! bits and its truncation back to `f` share **one** round, whatever the layer's size; the
+//! bias (encoded at `f`) is then added locally, broadcast over the batch by a local product
+//! with a public column of ones.
 //!
 //! **Range check.** The compiler propagates a worst-case bound `B` on |activation| from the
 //! declared input bound (`|Σ_k w_kj·x_k + b_j| ≤ Σ_k |w_kj|·B_in + |b_j|`; Relu keeps it,
@@ -490,7 +491,7 @@ impl Compiler<'_> {
         }
     }
 
-    /// Gemm / MatMul: `x·W (+ b)`, one product at 2f, bias at 2f, one rescale.
+    /// Gemm / MatMul: `x·W` truncated to f bits in one round, then `+ b` locally.
     fn linear(
         &mut self,
         i: usize,
@@ -573,23 +574,18 @@ impl Compiler<'_> {
         };
         let name = node.name.clone();
         let wv = self.weight(i, &format!("{name}.weight"), &wdata, Shape::Matrix(k, m), f)?;
-        let mut p = self.b.matmul(x.v, wv);
+        // Product and truncation in one round; the bias is added after, at f bits.
+        let mut y = self.b.matmul_rescale(x.v, wv, f);
         if let Some(bias) = bias {
-            let bv = self.weight(
-                i,
-                &format!("{name}.bias"),
-                &bias,
-                Shape::Matrix(1, m),
-                2 * f,
-            )?;
+            let bv = self.weight(i, &format!("{name}.bias"), &bias, Shape::Matrix(1, m), f)?;
             let ones = self
                 .b
                 .constant(ElemType::Ring, Shape::Matrix(rows, 1), vec![1; rows]);
             let bb = self.b.matmul(ones, bv);
-            p = self.b.add(p, bb);
+            y = self.b.add(y, bb);
         }
         Ok(Act {
-            v: self.b.rescale(p, f),
+            v: y,
             dims: vec![rows, m],
             bound,
             class: false,

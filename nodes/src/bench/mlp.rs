@@ -400,8 +400,8 @@ mod tests {
     fn random_weights_stay_within_fan_in_bounds() {
         let sizes = [784, 128, 128, 10];
         let m = random_mlp(&sizes, 7);
-        for l in 0..3 {
-            let bound = 1.0 / (sizes[l] as f64).sqrt();
+        for (l, &fan_in) in sizes[..3].iter().enumerate() {
+            let bound = 1.0 / (fan_in as f64).sqrt();
             for t in ["weight", "bias"] {
                 let data = &m.tensors[&format!("fc{}.{t}", l + 1)].data;
                 assert!(data.iter().all(|v| v.abs() <= bound), "fc{} {t}", l + 1);

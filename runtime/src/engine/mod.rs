@@ -25,6 +25,7 @@ use crate::error::{EngineError, ProtocolError};
 use crate::party::PartyCtx;
 use crate::protocols::compare::Target;
 use crate::protocols::compose::{OneRound, Then};
+use crate::protocols::mul_trunc::MulTruncRound;
 use crate::protocols::{
     Expect, InputRound, MulRound, MultiRound, RevealRound, RoundProtocol, Step, TruncRound,
     compare, exchange, select,
@@ -375,6 +376,25 @@ impl<T: Transport> Session<T> {
                 one(MulRound::matmul(ctx, secret(*a), secret(*b), m, k, n)?)
             }
             Op::Rescale { a, bits } => one(TruncRound::start(ctx, secret(*a), *bits)?),
+            Op::MatMulRescale { a, b, bits } => {
+                let (Shape::Matrix(m, k), Shape::Matrix(_, nn)) =
+                    (types[a.index()].shape, types[b.index()].shape)
+                else {
+                    unreachable!("validation checks matmul shapes")
+                };
+                match (val(*a), val(*b)) {
+                    (Val::Secret(x), Val::Secret(y)) => {
+                        one(MulTruncRound::matmul(ctx, x, y, (m, k, nn), *bits)?)
+                    }
+                    // One public operand: the product is local, then one truncation round.
+                    (x, y) => match local::matmul_public(x, y, (m, k, nn)) {
+                        Some(Val::Secret(p)) => one(TruncRound::start(ctx, &p, *bits)?),
+                        _ => unreachable!(
+                            "the cost model marks this op interactive only for a secret operand"
+                        ),
+                    },
+                }
+            }
             Op::Reveal(a) => Pending::Reveal(RevealRound::start(ctx, secret(*a).clone(), None)),
             Op::Ltz(a) => {
                 let x = shares_of(me, val(*a), n);
@@ -491,6 +511,19 @@ impl<T: Transport> Session<T> {
             Op::Sum { a, axis } => {
                 let shape = shape_of(*a);
                 local::map(get(*a), |w| local::sum(w, *axis, shape))
+            }
+            Op::MatMulRescale { a, b, bits } => {
+                let (Shape::Matrix(m, k), Shape::Matrix(_, nn)) = (shape_of(*a), shape_of(*b))
+                else {
+                    unreachable!("validation checks matmul shapes")
+                };
+                let p =
+                    local::matmul_public(get(*a), get(*b), (m, k, nn)).expect("public operands");
+                local::map(&p, |w| {
+                    let mut out = w.to_vec();
+                    crate::kernels::ring_shr_arith_assign(&mut out, *bits);
+                    out
+                })
             }
             Op::Rescale { a, bits } => local::map(get(*a), |w| {
                 let mut out = w.to_vec();

@@ -13,6 +13,7 @@ pub mod compose;
 pub mod input;
 pub mod msb;
 pub mod mul;
+pub mod mul_trunc;
 pub mod reveal;
 pub mod select;
 pub mod trunc;
