@@ -515,9 +515,9 @@ impl Builder {
     /// not the top k.
     ///
     /// **Cost** (secret `x`, `L = ⌈log2 n⌉` tournament levels): each round is an `ArgMax`
-    /// (`11·L` rounds), the one-hot `eq` (10) and then the dot product and the masking select,
+    /// (`10·L` rounds), the one-hot `eq` (10) and then the dot product and the masking select,
     /// which are independent and run in the same round (1). Rounds do not overlap (each needs
-    /// the previous `w`), so the ASAP depth is `k·(11·L + 11)`. Bytes sent per party:
+    /// the previous `w`), so the ASAP depth is `k·(10·L + 11)`. Bytes sent per party:
     /// `k·((n−1)·[144, 128, 128] + 2n·[128, 112, 112] + 8) + (k−1)·8n`. Free for a public `x`.
     ///
     /// `x` not a non-empty vector, a bit vector, `k = 0` or `k > n` is a build error.
@@ -982,8 +982,8 @@ impl Builder {
     /// [`SOFTMAX_MAX_ABS_ERROR`] = 3·10^-3. Under MPC the truncations add up to one ulp each
     /// (see [`Builder::exp_neg`]).
     ///
-    /// **Cost** (secret `x`, `L = ⌈log2 c⌉`): `11·L` (max_all) + 17 (exp_neg) + 28
-    /// (reciprocal) + 2 (final fixmul) rounds, independent of `r` (124 for c = 128);
+    /// **Cost** (secret `x`, `L = ⌈log2 c⌉`): `10·L` (max_all) + 17 (exp_neg) + 28
+    /// (reciprocal) + 2 (final fixmul) rounds, independent of `r` (117 for c = 128);
     /// [`crate::cost::program_cost`] gives the exact figure for a program.
     ///
     /// A non-matrix or non-fixed-point `x`, or `c > 256`, is a build error.

@@ -14,12 +14,12 @@
 //! | `Reveal` (to every party) | 1 | `16·n` each |
 //! | `Ltz`, `Lt`, `Le`, `Gt`, `Ge`, any operand secret | [`LTZ_ROUNDS`] = 10 | [`ltz_bytes`]`(n)` ≈ `n·[56, 40, 40]` |
 //! | `Eq`, any operand secret (two comparisons batched) | 10 | [`ltz_bytes`]`(2n)` |
-//! | `Relu` of a secret (sign test + one multiplication) | [`MAX_ROUNDS`] = 11 | [`ltz_bytes`]`(n) + 8·n` each |
-//! | `Max`, `Min`, any operand secret (comparison + select) | 11 | [`ltz_bytes`]`(n) + 8·n` each |
+//! | `Relu` of a secret (sign test, bit multiplied in while injected) | [`MAX_ROUNDS`] = 10 | [`ltz_bytes`]`(n) + 16·n` each |
+//! | `Max`, `Min`, any operand secret (comparison + select) | 10 | [`ltz_bytes`]`(n) + 16·n` each |
 //! | `Select`, secret `cond` and secret `a` or `b` | 1 | `8·n` each |
 //! | `Select` with public `cond`, or secret `cond` and public `a`, `b` | 0 | 0 (`b + cond·(a − b)` is local) |
-//! | `MaxAll` of a secret with `N` elements | `11·L` | `Σ_j (`[`ltz_bytes`]`(m_j) + 8·m_j)` |
-//! | `ArgMax` of a secret with `N` elements | `11·L` | `Σ_j (`[`ltz_bytes`]`(m_j) + 16·m_j)` |
+//! | `MaxAll` of a secret with `N` elements | `10·L` | `Σ_j (`[`ltz_bytes`]`(m_j) + 16·m_j)` |
+//! | `ArgMax` of a secret with `N` elements | `10·L` | `Σ_j (`[`ltz_bytes`]`(m_j) + 40·m_j)` |
 //! | anything with a public multiplicand, or only public operands | 0 | 0 |
 //! | `Add`, `Sub`, `Neg`, `Sum`, `Reshape`, `Slice`, `Concat`, `Transpose`, `Constant` | 0 | 0 |
 //! | output of a secret to `Party(j)` | 1 | `8·n` from each of the two other parties, 0 from `Pj` |
@@ -27,7 +27,7 @@
 //! | output to a `Client`, or of a public value | 0 | 0 (components are handed over after the program) |
 //! | `Bits` of a secret with `n` elements | 10 | `n·`([`BIT_DECOMPOSE_BYTES`] `+ 1024`) `= n·[1136, 1120, 1120]` |
 //! | `MsbOneHot { lanes: L }` of a secret with `n` elements | 16 | `n·`([`BIT_DECOMPOSE_BYTES`] `+ 48 + 16·L`) |
-//! | `BestK` of a secret ([`selection::topk_plan`]) | `11` per network layer, `24` per rank stage (groups of 32) | per layer `ltz_bytes(pairs) + 8·pairs`; per rank stage `ltz_bytes(pairs)` + the ranks' `OneHotLow` + `8·kept` |
+//! | `BestK` of a secret ([`selection::topk_plan`]) | `10` per network layer, `24` per rank stage (groups of 32) | per layer `ltz_bytes(pairs) + 16·pairs`; per rank stage `ltz_bytes(pairs)` + the ranks' `OneHotLow` + `8·kept` |
 //! | `OneHotLow { bits: B, n }` of a secret with `m` elements | `10 + ⌈log2 B⌉` | `m·(`[`BIT_DECOMPOSE_BYTES`]` + 16·B + 8·`[`selection::onehot_products`]`(B, n))` |
 //!
 //! `MaxAll` and `ArgMax` run a tournament ([`tournament_pairs`]): level `j` has
@@ -69,10 +69,12 @@ pub fn ltz_bytes(n: usize) -> [u64; 3] {
     [common + 16 * n, common, common]
 }
 
-/// `ltz_bytes(n)` plus `words` reshared words per element at every party (the select of a
-/// ReLU / max / min: 1; of an argmax pair, value and index: 2).
+/// A sign test whose bit is multiplied into `words` values per element while it is injected
+/// (ReLU / max / min: 1; an argmax pair, value and index: 2): [`ltz_bytes`]`(n)` with the
+/// injection's 16·n replaced by the blend's 8·(n + 3·words·n) at every party.
 fn ltz_then_mul_bytes(n: usize, words: u64) -> [u64; 3] {
-    ltz_bytes(n).map(|b| b + 8 * words * n as u64)
+    let n = n as u64;
+    ltz_bytes(n as usize).map(|b| b - 16 * n + 8 * (n + 3 * words * n))
 }
 
 /// Bytes sent by `[P0, P1, P2]` by a `MaxAll` (`words` = 1) or `ArgMax` (`words` = 2)
@@ -88,9 +90,10 @@ pub fn tournament_bytes(n: usize, words: u64) -> [u64; 3] {
     total
 }
 
-/// Rounds of a secret `Relu`, `Max` or `Min`, and of one tournament level of `MaxAll` or
-/// `ArgMax`: a sign test then one multiplication (the select).
-pub const MAX_ROUNDS: u32 = LTZ_ROUNDS + 1;
+/// Rounds of a secret `Relu`, `Max` or `Min`, of one tournament level of `MaxAll` or
+/// `ArgMax`, and of one `BestK` network layer: a sign test whose bit is multiplied into the
+/// select's difference while it is injected (`InjectBlend`), so no extra round.
+pub const MAX_ROUNDS: u32 = LTZ_ROUNDS;
 
 /// Rounds of a full bit decomposition: split input, generate, 6 prefix levels.
 pub const BIT_DECOMPOSE_ROUNDS: u32 = 8;
@@ -277,7 +280,7 @@ fn onehot_low_bytes(m: usize, bits: u32, n: usize) -> [u64; 3] {
 }
 
 /// Cost of `BestK` on `n` secret elements: each network layer is a sign test of its pairs
-/// plus one multiplication (11 rounds); each rank stage is a sign test of all pairs of its
+/// with the select multiplied in (10 rounds); each rank stage is a sign test of all pairs of its
 /// groups, a one-hot of the ranks, and one dot product per kept element.
 fn best_k_cost(n: usize, k: usize) -> Cost {
     let plan = selection::topk_plan(n, k);

@@ -597,14 +597,14 @@ fn max_all_and_argmax_random_in_range() {
 #[test]
 fn cost_constants() {
     assert_eq!(LTZ_ROUNDS, 10);
-    assert_eq!(MAX_ROUNDS, 11);
+    assert_eq!(MAX_ROUNDS, 10);
     // Hand-computed from the packed MSB tree (see `ltz_bytes`): G, six levels, injection.
     assert_eq!(ltz_bytes(1), [128, 112, 112]);
     assert_eq!(ltz_bytes(3), [224, 176, 176]);
     assert_eq!(ltz_bytes(6), [376, 280, 280]);
     assert_eq!(ltz_bytes(64), [3560, 2536, 2536]);
-    assert_eq!(tournament_bytes(5, 1), [456, 392, 392]);
-    assert_eq!(tournament_bytes(8, 2), [672, 560, 560]);
+    assert_eq!(tournament_bytes(5, 1), [488, 424, 424]);
+    assert_eq!(tournament_bytes(8, 2), [840, 728, 728]);
     assert_eq!(tournament_pairs(0), Vec::<usize>::new());
     assert_eq!(tournament_pairs(1), Vec::<usize>::new());
     assert_eq!(tournament_pairs(2), vec![1]);
@@ -641,9 +641,9 @@ fn elementwise_costs() {
         c(10, [224, 176, 176]),
         c(10, [224, 176, 176]),
         c(10, [376, 280, 280]),
-        c(11, [248, 200, 200]),
-        c(11, [248, 200, 200]),
-        c(11, [248, 200, 200]),
+        c(10, [272, 224, 224]),
+        c(10, [272, 224, 224]),
+        c(10, [272, 224, 224]),
     ];
     // Public operands only: free.
     let public_ops = [
@@ -691,18 +691,18 @@ fn reduction_costs() {
         let p = b.finish().unwrap();
         assert_eq!(
             op_cost(&p, m.id().index()),
-            c(11 * levels, tournament_bytes(n, 1)),
+            c(10 * levels, tournament_bytes(n, 1)),
             "max_all N={n}"
         );
         assert_eq!(
             op_cost(&p, i.id().index()),
-            c(11 * levels, tournament_bytes(n, 2)),
+            c(10 * levels, tournament_bytes(n, 2)),
             "argmax N={n}"
         );
         // ASAP depth: both reductions run in parallel, then the output round.
         let pc = program_cost(&p);
-        assert_eq!(pc.depth, vec![0, 11 * levels, 11 * levels]);
-        assert_eq!(pc.rounds, 11 * levels + 1);
+        assert_eq!(pc.depth, vec![0, 10 * levels, 10 * levels]);
+        assert_eq!(pc.rounds, 10 * levels + 1);
     }
     // Explicit values for N = 5 and N = 8.
     let cost_of = |n: usize| {
@@ -713,15 +713,15 @@ fn reduction_costs() {
         let p = b.finish().unwrap();
         (op_cost(&p, m.id().index()), op_cost(&p, i.id().index()))
     };
-    assert_eq!(cost_of(5), (c(33, [456, 392, 392]), c(33, [488, 424, 424])));
-    assert_eq!(cost_of(8), (c(33, [616, 504, 504]), c(33, [672, 560, 560])));
+    assert_eq!(cost_of(5), (c(30, [488, 424, 424]), c(30, [584, 520, 520])));
+    assert_eq!(cost_of(8), (c(30, [672, 560, 560]), c(30, [840, 728, 728])));
     assert_eq!(cost_of(1), (Cost::FREE, Cost::FREE));
-    assert_eq!(cost_of(2), (c(11, [136, 120, 120]), c(11, [144, 128, 128])));
+    assert_eq!(cost_of(2), (c(10, [144, 128, 128]), c(10, [168, 152, 152])));
 }
 
 #[test]
 fn depth_chains_through_comparisons() {
-    // x → lt (10) → select (1) → relu (11) → max (11); reveal (1).
+    // x → lt (10) → select (1) → relu (10) → max (10); reveal (1).
     let mut b = Builder::new();
     let x = b.secret_vector("x", 2, Ring);
     let y = b.secret_vector("y", 2, Ring);
@@ -733,7 +733,7 @@ fn depth_chains_through_comparisons() {
     let pc = program_cost(&b.finish().unwrap());
     assert_eq!(
         [lt, sel, r, m, rev].map(|v| pc.depth[v.id().index()]),
-        [10, 11, 22, 33, 34]
+        [10, 11, 21, 31, 32]
     );
-    assert_eq!(pc.rounds, 34);
+    assert_eq!(pc.rounds, 32);
 }

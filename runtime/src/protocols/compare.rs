@@ -26,8 +26,8 @@
 
 use super::bit_inject::BitInject;
 use super::boolean::{AndRound, shl, shr_mask, xor, xor_assign};
-use super::compose::{OneRound, Then};
-use super::{Expect, InputRound, MulRound, MultiRound, RoundProtocol, Step};
+use super::compose::Then;
+use super::{Expect, InputRound, MultiRound, RoundProtocol, Step};
 use crate::error::ProtocolError;
 use crate::party::PartyCtx;
 use crate::sharing::Shares;
@@ -244,35 +244,25 @@ impl MultiRound for Decompose {
     }
 }
 
-/// `base + l·diff` after an LTZ `l`: one more multiplication round. `l` is repeated to cover
-/// `diff` when `diff` is a multiple of its length (argmax multiplies value and index at once).
-fn blend(ctx: &mut PartyCtx, l: Shares, base: Shares, diff: Shares) -> Result<Step, ProtocolError> {
-    let mut lrep = l.clone();
-    while lrep.len() < diff.len() {
-        lrep = lrep.concat(&l);
-    }
-    let mul = MulRound::mul(ctx, &lrep, &diff)?;
-    Ok(Step::More(Then::boxed(
-        Box::new(OneRound(mul)),
-        move |_, prod| Ok(Step::Done(base.add(&prod))),
-    )))
-}
-
-/// LTZ(x) then `base + LTZ(x)·diff`: ReLU is (x, x, −x), max(a, b) is (a − b, a, b − a),
-/// min(a, b) is (a − b, b, a − b). 11 rounds.
+/// `base + LTZ(x)·diff`: ReLU is (x, x, −x), max(a, b) is (a − b, a, b − a), min(a, b) is
+/// (a − b, b, a − b). The sign bit is multiplied into `diff` while it is injected
+/// ([`super::bit_inject::InjectBlend`]): 10 rounds. `diff` may be a multiple of x's length
+/// (argmax multiplies value and index differences by the same bit).
 pub fn ltz_blend(
     ctx: &mut PartyCtx,
     x: &Shares,
     base: Shares,
     diff: Shares,
 ) -> Result<Box<dyn MultiRound>, ProtocolError> {
-    let ltz = ltz(ctx, x)?;
-    Ok(Then::boxed(ltz, move |ctx, l| blend(ctx, l, base, diff)))
+    let m = super::msb::Msb::start_blend(ctx, x, diff)?;
+    Ok(Then::boxed(m, move |_, prod| {
+        Ok(Step::Done(base.add(&prod)))
+    }))
 }
 
 /// Tournament maximum (and, with `indices`, argmax) of a vector of n ≥ 2 elements: each level
 /// pairs elements 2j and 2j+1, the right one wins iff left < right (ties keep the lower index),
-/// an odd last element passes through. ⌈log2 n⌉ levels of 11 rounds. The result is the max
+/// an odd last element passes through. ⌈log2 n⌉ levels of 10 rounds. The result is the max
 /// (one element), or its index when `indices` is given.
 pub fn tournament(
     ctx: &mut PartyCtx,
@@ -306,8 +296,7 @@ pub fn tournament(
         }
         None => (lv.clone(), rv.sub(&lv), None),
     };
-    let ltz = ltz(ctx, &lv.sub(&rv))?;
-    let level = Then::boxed(ltz, move |ctx, l| blend(ctx, l, base, diff));
+    let level = ltz_blend(ctx, &lv.sub(&rv), base, diff)?;
     Ok(Then::boxed(level, move |ctx, winners| {
         let (mut v, mut i) = if indices.is_some() {
             let (v, i) = split(winners, m);
@@ -349,7 +338,7 @@ pub fn ltz(ctx: &mut PartyCtx, x: &Shares) -> Result<Box<dyn MultiRound>, Protoc
     super::msb::Msb::start(ctx, x)
 }
 
-/// Levels of [`tournament`] on `n` elements (each level is 11 rounds).
+/// Levels of [`tournament`] on `n` elements (each level is 10 rounds).
 pub fn tournament_levels(n: usize) -> u32 {
     let (mut len, mut levels) = (n, 0);
     while len > 1 {

@@ -22,7 +22,7 @@
 //! each component; every message is an AND or multiplication word masked by a fresh
 //! zero-sharing, or P0's one-time-padded input; the transcript's shape depends only on n.
 
-use super::bit_inject::BitInject;
+use super::bit_inject::{BitInject, InjectBlend};
 use super::boolean::{AndRound, xor};
 use super::{Expect, InputRound, MultiRound, RoundProtocol, Step};
 use crate::error::ProtocolError;
@@ -91,6 +91,9 @@ fn unpack_bits(d: &[u64], n: usize) -> Vec<u64> {
 pub struct Msb {
     stage: Stage,
     n: usize,
+    /// With `Some(diff)`, the bit is not injected but multiplied into `diff` by
+    /// [`InjectBlend`] (same 2 rounds): the result is msb·diff instead of msb.
+    blend: Option<Shares>,
 }
 
 enum Stage {
@@ -169,6 +172,23 @@ impl Msb {
         Ok(Box::new(Msb {
             stage: Stage::Split { input, t },
             n: x.len(),
+            blend: None,
+        }))
+    }
+
+    /// MSB of `x` times `diff` (whose length is a multiple of x's; the bit repeats), as
+    /// arithmetic shares: the sign test's 8 boolean rounds, then [`InjectBlend`]'s 2 rounds —
+    /// 10 rounds, one fewer than injecting the bit and then multiplying.
+    pub fn start_blend(
+        ctx: &mut PartyCtx,
+        x: &Shares,
+        diff: Shares,
+    ) -> Result<Box<dyn MultiRound>, ProtocolError> {
+        let (input, t) = two_way_split(ctx, x)?;
+        Ok(Box::new(Msb {
+            stage: Stage::Split { input, t },
+            n: x.len(),
+            blend: Some(diff),
         }))
     }
 
@@ -189,6 +209,7 @@ fn level(
     g: &Shares,
     p: &Shares,
     p63: Shares,
+    blend: Option<Shares>,
 ) -> Result<Box<dyn MultiRound>, ProtocolError> {
     let (g_lo, g_hi) = (half_lanes_shares(g, false), half_lanes_shares(g, true));
     let p_hi = half_lanes_shares(p, true);
@@ -205,6 +226,7 @@ fn level(
     Ok(Box::new(Msb {
         stage: Stage::Level { w, and, g_hi, p63 },
         n,
+        blend,
     }))
 }
 
@@ -262,12 +284,14 @@ impl MultiRound for Msb {
         round: RoundId,
     ) -> Result<Step, ProtocolError> {
         let n = self.n;
+        let blend = self.blend;
         match self.stage {
             Stage::Split { input, t } => {
                 let (and, p) = generate(ctx, input, &t, from_next, from_prev, round)?;
                 Ok(Step::More(Box::new(Msb {
                     stage: Stage::Generate { and, p },
                     n,
+                    blend,
                 })))
             }
             Stage::Generate { and, p } => {
@@ -277,7 +301,7 @@ impl MultiRound for Msb {
                     next: pack_top_bits(&p.next),
                 };
                 let (g, p) = force_top_lane(ctx.id, &g, &p);
-                Ok(Step::More(level(ctx, n, 64, &g, &p, p63)?))
+                Ok(Step::More(level(ctx, n, 64, &g, &p, p63, blend)?))
             }
             Stage::Level { w, and, g_hi, p63 } => {
                 // res = [P_hi ∧ G_lo | P_hi ∧ P_lo], each packed at w lanes (first only at w = 1).
@@ -286,7 +310,7 @@ impl MultiRound for Msb {
                 let g = xor(&g_hi, &res.slice(0, half));
                 if w > 1 {
                     let p = res.slice(half, res.len());
-                    return Ok(Step::More(level(ctx, n, w, &g, &p, p63)?));
+                    return Ok(Step::More(level(ctx, n, w, &g, &p, p63, blend)?));
                 }
                 // Bit j of g = carry into bit 63 of element j; msb = s_63 ⊕ t_63 ⊕ carry.
                 let msb = xor(&p63, &g);
@@ -294,7 +318,10 @@ impl MultiRound for Msb {
                     own: unpack_bits(&msb.own, n),
                     next: unpack_bits(&msb.next, n),
                 };
-                Ok(Step::More(Box::new(BitInject::start(ctx, &msb)?)))
+                Ok(Step::More(match blend {
+                    None => Box::new(BitInject::start(ctx, &msb)?),
+                    Some(diff) => Box::new(InjectBlend::start(ctx, &msb, diff)?),
+                }))
             }
         }
     }

@@ -7,7 +7,7 @@
 //! sorter on groups of K = 2^⌈log2 k⌉, then "better half of two sorted groups" merges). Each
 //! layer is one batched sign test of all its pairs, c = LTZ(x_p − x_q) = [x_p < x_q] (see
 //! [`super::msb`]), and one multiplication t = c·(x_q − x_p): the larger is x_p + t and the
-//! smaller x_q − t (11 rounds per layer). Padding uses public sentinels (trivial sharings).
+//! smaller x_q − t (10 rounds per layer: the sign bit is multiplied in while it is injected). Padding uses public sentinels (trivial sharings).
 //! The last stages are rank selections: one batched sign test of every pair of each group of
 //! 32, ranks summed locally, the kept elements picked by a one-hot of the ranks and one dot
 //! product (24 rounds for a 4× reduction).
@@ -24,6 +24,7 @@
 
 use super::compare::{Target, decompose, ltz};
 use super::compose::{OneRound, Then};
+use super::msb::Msb;
 use super::{MulRound, MultiRound, Step};
 use crate::error::ProtocolError;
 use crate::party::PartyCtx;
@@ -90,7 +91,7 @@ fn next_stage(
     }
 }
 
-/// One comparator layer: c = LTZ(x_p − x_q), t = c·(x_q − x_p); the better goes to p.
+/// One comparator layer: t = LTZ(x_p − x_q)·(x_q − x_p); the better goes to p.
 fn network_layer(
     ctx: &mut PartyCtx,
     x: Shares,
@@ -101,27 +102,21 @@ fn network_layer(
     let p = layer.pairs.iter().map(|&(p, _)| p as usize);
     let q = layer.pairs.iter().map(|&(_, q)| q as usize);
     let (a, b) = (gather(&x, p), gather(&x, q));
-    let sign = ltz(ctx, &a.sub(&b))?;
-    Ok(Then::boxed(sign, move |ctx, c| {
-        let diff = b.sub(&a);
-        let mul = MulRound::mul(ctx, &c, &diff)?;
-        Ok(Step::More(Then::boxed(
-            Box::new(OneRound(mul)),
-            move |ctx, t| {
-                let (hi, lo) = (a.add(&t), b.sub(&t));
-                let (better, worse) = if largest { (hi, lo) } else { (lo, hi) };
-                let mut x = x;
-                for (j, &(p, q)) in layer.pairs.iter().enumerate() {
-                    let (p, q) = (p as usize, q as usize);
-                    (x.own[p], x.next[p]) = (better.own[j], better.next[j]);
-                    (x.own[q], x.next[q]) = (worse.own[j], worse.next[j]);
-                }
-                if let Some(keep) = &layer.keep {
-                    x = gather(&x, keep.iter().map(|&i| i as usize));
-                }
-                then(ctx, x)
-            },
-        )))
+    // t = LTZ(a − b)·(b − a), the bit multiplied in while it is injected (10 rounds).
+    let sign_times_diff = Msb::start_blend(ctx, &a.sub(&b), b.sub(&a))?;
+    Ok(Then::boxed(sign_times_diff, move |ctx, t| {
+        let (hi, lo) = (a.add(&t), b.sub(&t));
+        let (better, worse) = if largest { (hi, lo) } else { (lo, hi) };
+        let mut x = x;
+        for (j, &(p, q)) in layer.pairs.iter().enumerate() {
+            let (p, q) = (p as usize, q as usize);
+            (x.own[p], x.next[p]) = (better.own[j], better.next[j]);
+            (x.own[q], x.next[q]) = (worse.own[j], worse.next[j]);
+        }
+        if let Some(keep) = &layer.keep {
+            x = gather(&x, keep.iter().map(|&i| i as usize));
+        }
+        then(ctx, x)
     }))
 }
 
