@@ -243,19 +243,60 @@ impl Client {
         inputs: &[(&str, &str)],
         result_id: &str,
     ) -> Result<InvokeSummary, ClientError> {
+        let (summary, _) = self
+            .invoke_with(program_id, inputs, &[], Some(result_id))
+            .await?;
+        Ok(summary)
+    }
+
+    /// Run a stored program in one request per node: `stored` inputs are bound to stored
+    /// values, `inline` inputs are secret-shared here and sent with the request (never stored),
+    /// and the outputs (this client must be their recipient) come back in the responses and are
+    /// reconstructed — nothing of the request stays on the nodes.
+    pub async fn invoke_inline(
+        &mut self,
+        program_id: &str,
+        stored: &[(&str, &str)],
+        inline: &[(&str, &[u64])],
+    ) -> Result<(InvokeSummary, HashMap<String, Vec<u64>>), ClientError> {
+        self.invoke_with(program_id, stored, inline, None).await
+    }
+
+    async fn invoke_with(
+        &mut self,
+        program_id: &str,
+        stored: &[(&str, &str)],
+        inline: &[(&str, &[u64])],
+        result_id: Option<&str>,
+    ) -> Result<(InvokeSummary, HashMap<String, Vec<u64>>), ClientError> {
         let session: u64 = rand::random();
-        let inputs: HashMap<String, String> = inputs
+        let inputs: HashMap<String, String> = stored
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let inputs = &inputs;
-        let res = on_all!(self, _i, c => c.invoke(pb::InvokeRequest {
+        let mut rng = rand::rngs::OsRng.unwrap_err();
+        let mut per_node: [HashMap<String, pb::InlineShares>; 3] = Default::default();
+        for (name, values) in inline {
+            for (i, s) in share3(values, &mut rng).iter().enumerate() {
+                per_node[i].insert(
+                    name.to_string(),
+                    pb::InlineShares {
+                        own: words_to_le_bytes(&s.own).into(),
+                        next: words_to_le_bytes(&s.next).into(),
+                    },
+                );
+            }
+        }
+        let (inputs, per_node) = (&inputs, &per_node);
+        let res = on_all!(self, i, c => c.invoke(pb::InvokeRequest {
             program_id: program_id.to_string(),
             session,
             inputs: inputs.clone(),
-            result_id: result_id.to_string(),
+            result_id: result_id.unwrap_or_default().to_string(),
+            inline_inputs: per_node[i].clone(),
+            inline_outputs: result_id.is_none(),
         }))?;
-        Ok(InvokeSummary {
+        let summary = InvokeSummary {
             rounds: res[0].rounds,
             bytes_sent: [res[0].bytes_sent, res[1].bytes_sent, res[2].bytes_sent],
             session_time: Duration::from_micros(
@@ -271,7 +312,12 @@ impl Client {
                     Duration::from_micros(us.unwrap_or(0))
                 })
                 .collect(),
-        })
+        };
+        let outputs = match result_id {
+            Some(_) => HashMap::new(),
+            None => reconstruct_outputs(res.into_iter().map(|r| r.outputs).collect())?,
+        };
+        Ok((summary, outputs))
     }
 
     /// Fetch every node's components of a result and reconstruct each output.
@@ -282,33 +328,7 @@ impl Client {
         let res = on_all!(self, _i, c => c.get_result(pb::GetResultRequest {
             result_id: result_id.to_string(),
         }))?;
-        let mut out = HashMap::new();
-        for (k, o) in res[0].outputs.iter().enumerate() {
-            let shares: Vec<Shares> = res
-                .iter()
-                .map(|r| {
-                    r.outputs
-                        .get(k)
-                        .filter(|x| x.name == o.name)
-                        .map(|x| Shares {
-                            own: le_bytes_to_words(&x.own[..x.own.len() / 8 * 8]),
-                            next: le_bytes_to_words(&x.next[..x.next.len() / 8 * 8]),
-                        })
-                        .ok_or_else(|| {
-                            ClientError::Inconsistent(format!("output '{}' missing", o.name))
-                        })
-                })
-                .collect::<Result<_, _>>()?;
-            let shares: [Shares; 3] = shares
-                .try_into()
-                .map_err(|_| ClientError::Inconsistent("expected three nodes".into()))?;
-            let v = reconstruct(&shares).map_err(|source| ClientError::Reconstruct {
-                output: o.name.clone(),
-                source,
-            })?;
-            out.insert(o.name.clone(), v);
-        }
-        Ok(out)
+        reconstruct_outputs(res.into_iter().map(|r| r.outputs).collect())
     }
 
     /// Ids of the caller's values and results, and all programs, as node 0 lists them.
@@ -322,6 +342,42 @@ impl Client {
         on_all!(self, _i, c => c.delete(pb::DeleteRequest { id: id.to_string() }))?;
         Ok(())
     }
+}
+
+/// Reconstructs each output from the three nodes' components (in node order), checking that
+/// the nodes agree on the output list and that both copies of every component match.
+fn reconstruct_outputs(
+    res: Vec<Vec<pb::OutputShares>>,
+) -> Result<HashMap<String, Vec<u64>>, ClientError> {
+    let mut out = HashMap::new();
+    let Some(first) = res.first() else {
+        return Err(ClientError::Inconsistent("expected three nodes".into()));
+    };
+    for (k, o) in first.iter().enumerate() {
+        let shares: Vec<Shares> = res
+            .iter()
+            .map(|r| {
+                r.get(k)
+                    .filter(|x| x.name == o.name)
+                    .map(|x| Shares {
+                        own: le_bytes_to_words(&x.own[..x.own.len() / 8 * 8]),
+                        next: le_bytes_to_words(&x.next[..x.next.len() / 8 * 8]),
+                    })
+                    .ok_or_else(|| {
+                        ClientError::Inconsistent(format!("output '{}' missing", o.name))
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        let shares: [Shares; 3] = shares
+            .try_into()
+            .map_err(|_| ClientError::Inconsistent("expected three nodes".into()))?;
+        let v = reconstruct(&shares).map_err(|source| ClientError::Reconstruct {
+            output: o.name.clone(),
+            source,
+        })?;
+        out.insert(o.name.clone(), v);
+    }
+    Ok(out)
 }
 
 /// A retrieval call failed.

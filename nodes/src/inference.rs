@@ -180,32 +180,20 @@ pub async fn infer(
     }
     let (compiled, program_id) = &model.programs[&key];
     let words = compiled.encode_input(x)?;
-    let tag: u64 = rand::random();
-    let (input_id, result_id) = (
-        format!("{}.x.{tag:016x}", model.name),
-        format!("{}.y.{tag:016x}", model.name),
-    );
-    user.store_secret(&input_id, &words, &[], &[]).await?;
-    let mut bindings: Vec<(&str, &str)> = vec![(compiled.input.as_str(), input_id.as_str())];
-    bindings.extend(
-        model
-            .weight_ids
-            .iter()
-            .map(|(input, id)| (input.as_str(), id.as_str())),
-    );
-    let invoked = user.invoke(program_id, &bindings, &result_id).await;
-    let invoke = match invoked {
-        Ok(summary) => summary,
-        Err(e) => {
-            let _ = user.delete(&input_id).await;
-            return Err(e.into());
-        }
-    };
-    let fetched = user.fetch(&result_id).await;
-    // The input and the result are the user's; nothing of this request stays on the nodes.
-    let _ = user.delete(&input_id).await;
-    let _ = user.delete(&result_id).await;
-    let prediction = compiled.decode(&fetched?)?;
+    // One request per node: the input travels with it and the outputs come back in the
+    // responses, so nothing of this request is stored on the nodes.
+    let (invoke, outputs) = user
+        .invoke_inline(
+            program_id,
+            &model
+                .weight_ids
+                .iter()
+                .map(|(input, id)| (input.as_str(), id.as_str()))
+                .collect::<Vec<_>>(),
+            &[(compiled.input.as_str(), &words)],
+        )
+        .await?;
+    let prediction = compiled.decode(&outputs)?;
     let layers = layer_times(compiled, &invoke);
     Ok(Inference {
         prediction,

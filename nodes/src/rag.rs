@@ -282,15 +282,7 @@ pub async fn ask(
             id
         }
     };
-    let tag: u64 = rand::random();
-    let (query_id, result_id) = (
-        format!("{}.q.{tag:016x}", corpus.name),
-        format!("{}.r.{tag:016x}", corpus.name),
-    );
-    asker
-        .store_secret(&query_id, &ring(query), &[], &[])
-        .await?;
-    let mut bindings: Vec<(String, String)> = vec![(QUERY.to_string(), query_id.clone())];
+    let mut bindings: Vec<(String, String)> = Vec::new();
     for b in 0..corpus.blocks.len() {
         bindings.push((emb_input(b), value_id(&corpus.name, "emb", b)));
         bindings.push((text_input(b), value_id(&corpus.name, "text", b)));
@@ -299,19 +291,11 @@ pub async fn ask(
         .iter()
         .map(|(a, b)| (a.as_str(), b.as_str()))
         .collect();
-    let invoked = asker.invoke(&program_id, &refs, &result_id).await;
-    let invoke = match invoked {
-        Ok(summary) => summary,
-        Err(e) => {
-            let _ = asker.delete(&query_id).await;
-            return Err(e.into());
-        }
-    };
-    let fetched = asker.fetch(&result_id).await;
-    // The query and the result are the asker's; nothing of this query stays on the nodes.
-    let _ = asker.delete(&query_id).await;
-    let _ = asker.delete(&result_id).await;
-    let out = fetched?;
+    // One request per node: the query travels with it and the answer comes back in the
+    // responses, so nothing of this query is stored on the nodes.
+    let (invoke, out) = asker
+        .invoke_inline(&program_id, &refs, &[(QUERY, &ring(query))])
+        .await?;
     let (keys, texts) = match (out.get(KEYS), out.get(TEXTS)) {
         (Some(k), Some(t)) => (k, t),
         _ => return Err(RagError::Answer("the result lacks keys or texts".into())),

@@ -186,6 +186,53 @@ async fn devnet_computes_and_enforces_permissions() {
     assert_eq!(code(&e), Some(tonic::Code::InvalidArgument), "{e}");
     let out = alice.fetch("r1").await.unwrap();
     assert_eq!(out["z"], want);
+
+    // Inline: y travels with the request, the outputs come back in the responses, and
+    // nothing new is stored.
+    let before = alice.list().await.unwrap();
+    let (summary, out) = alice
+        .invoke_inline(&id, &[("x", "x")], &[("y", &ys)])
+        .await
+        .unwrap();
+    assert_eq!(out["z"], want);
+    assert_eq!(out["neg"], want.iter().map(|v| v >> 63).collect::<Vec<_>>());
+    assert_eq!(
+        summary.rounds,
+        veil_circuits::cost::program_cost(&p).rounds as u64
+    );
+    let after = alice.list().await.unwrap();
+    assert_eq!(
+        (before.values, before.results),
+        (after.values, after.results)
+    );
+    // Both inputs inline works too; binding an input twice, a wrong length, or inline outputs
+    // of a program addressed to someone else are refused.
+    let (_, out) = alice
+        .invoke_inline(&id, &[], &[("x", &xs), ("y", &ys)])
+        .await
+        .unwrap();
+    assert_eq!(out["z"], want);
+    let e = alice
+        .invoke_inline(&id, &[("x", "x"), ("y", "y")], &[("y", &ys)])
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), Some(tonic::Code::InvalidArgument), "{e}");
+    let e = alice
+        .invoke_inline(&id, &[("x", "x")], &[("y", &ys[..7])])
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), Some(tonic::Code::InvalidArgument), "{e}");
+    let e = alice
+        .invoke_inline(&id_bob, &[], &[("x", &xs), ("y", &ys)])
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), Some(tonic::Code::PermissionDenied), "{e}");
+    // Bob cannot use Alice's stored x with his own inline y.
+    let e = bob
+        .invoke_inline(&id_bob, &[("x", "x")], &[("y", &ys)])
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), Some(tonic::Code::PermissionDenied), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,6 +17,7 @@ use veil_circuits::PartyId;
 use veil_circuits::{Op, Owner, Program, Recipient, ValidatedProgram, Visibility};
 use veil_runtime::engine::{InputValue, OutputValue, Session};
 use veil_runtime::error::EngineError;
+use veil_runtime::kernels::le_bytes_to_words;
 use veil_runtime::sharing::Shares;
 use veil_runtime::transport::SessionId;
 
@@ -63,6 +64,15 @@ impl ComputeService {
         self.clients.get(&fp).cloned().ok_or_else(|| {
             Status::permission_denied("this client certificate is not authorised on this node")
         })
+    }
+}
+
+/// One output's components as sent to the client.
+fn output_shares((name, own, next): (String, Vec<u64>, Vec<u64>)) -> pb::OutputShares {
+    pb::OutputShares {
+        name,
+        own: veil_runtime::kernels::words_to_le_bytes(&own).into(),
+        next: veil_runtime::kernels::words_to_le_bytes(&next).into(),
     }
 }
 
@@ -204,7 +214,9 @@ impl pb::compute_server::Compute for ComputeService {
     ) -> Result<Response<pb::InvokeResponse>, Status> {
         let caller = self.caller(&req)?;
         let r = req.into_inner();
-        check_id("result", &r.result_id)?;
+        if !r.inline_outputs {
+            check_id("result", &r.result_id)?;
+        }
         let json = self
             .store
             .get_program(&r.program_id)
@@ -214,7 +226,13 @@ impl pb::compute_server::Compute for ComputeService {
             .and_then(|p| p.validate())
             .map_err(|e| Status::internal(format!("stored program is invalid: {e}")))?;
         let recipient = client_recipient(&program)?;
-        if self
+        if r.inline_outputs {
+            if recipient != caller {
+                return Err(Status::permission_denied(format!(
+                    "inline outputs go to the caller, but the program's recipient is '{recipient}'"
+                )));
+            }
+        } else if self
             .store
             .get_result(&r.result_id)
             .map_err(store_status)?
@@ -228,14 +246,47 @@ impl pb::compute_server::Compute for ComputeService {
         // Bind every input to a stored value the caller may use and the recipient may receive.
         let mut inputs = HashMap::new();
         for decl in &program.program().inputs {
-            let value_id = r.inputs.get(&decl.name).ok_or_else(|| {
-                Status::invalid_argument(format!("program input '{}' is not bound", decl.name))
-            })?;
-            let v = self
-                .store
-                .get_value(value_id)
-                .map_err(store_status)?
-                .ok_or_else(|| Status::not_found(format!("no value '{value_id}'")))?;
+            // An inline input acts as a value the caller owns with empty compute and receive
+            // lists (so only the caller may receive what is derived from it).
+            let (value_id, v) = match (r.inputs.get(&decl.name), r.inline_inputs.get(&decl.name)) {
+                (Some(_), Some(_)) => {
+                    return Err(Status::invalid_argument(format!(
+                        "program input '{}' is bound twice (stored and inline)",
+                        decl.name
+                    )));
+                }
+                (None, Some(s)) => {
+                    if s.own.len() % 8 != 0 || s.own.len() != s.next.len() {
+                        return Err(Status::invalid_argument(format!(
+                            "inline input '{}': components must be equal whole numbers of words",
+                            decl.name
+                        )));
+                    }
+                    let v = StoredValue {
+                        owner: caller.clone(),
+                        compute: Vec::new(),
+                        receive: Vec::new(),
+                        own: le_bytes_to_words(&s.own),
+                        next: le_bytes_to_words(&s.next),
+                    };
+                    (format!("inline:{}", decl.name), v)
+                }
+                (Some(value_id), None) => {
+                    let v = self
+                        .store
+                        .get_value(value_id)
+                        .map_err(store_status)?
+                        .ok_or_else(|| Status::not_found(format!("no value '{value_id}'")))?;
+                    (value_id.clone(), v)
+                }
+                (None, None) => {
+                    return Err(Status::invalid_argument(format!(
+                        "program input '{}' is not bound",
+                        decl.name
+                    )));
+                }
+            };
+            let value_id = &value_id;
             if v.owner != caller && !v.compute.contains(&caller) {
                 return Err(Status::permission_denied(format!(
                     "'{caller}' may not compute on value '{value_id}'"
@@ -268,7 +319,12 @@ impl pb::compute_server::Compute for ComputeService {
             };
             inputs.insert(decl.name.clone(), input);
         }
-        if let Some(extra) = r.inputs.keys().find(|k| !inputs.contains_key(*k)) {
+        if let Some(extra) = r
+            .inputs
+            .keys()
+            .chain(r.inline_inputs.keys())
+            .find(|k| !inputs.contains_key(*k))
+        {
             return Err(Status::invalid_argument(format!(
                 "'{extra}' is not an input of the program"
             )));
@@ -302,17 +358,23 @@ impl pb::compute_server::Compute for ComputeService {
             }
         }
         outs.sort_by(|a, b| a.0.cmp(&b.0));
-        let result = StoredResult {
-            recipient,
-            outputs: outs,
-            rounds: report.rounds,
-            bytes_sent: report.bytes_sent,
-        };
-        self.store
-            .put_result(&r.result_id, &result)
-            .map_err(store_status)?;
+        let mut inline = Vec::new();
+        if r.inline_outputs {
+            inline = outs.into_iter().map(output_shares).collect();
+        } else {
+            let result = StoredResult {
+                recipient,
+                outputs: outs,
+                rounds: report.rounds,
+                bytes_sent: report.bytes_sent,
+            };
+            self.store
+                .put_result(&r.result_id, &result)
+                .map_err(store_status)?;
+        }
         tracing::info!(party = %me, session = r.session, rounds = report.rounds, bytes = report.bytes_sent, "invoke done");
         Ok(Response::new(pb::InvokeResponse {
+            outputs: inline,
             result_id: r.result_id,
             rounds: report.rounds,
             bytes_sent: report.bytes_sent,
@@ -341,15 +403,7 @@ impl pb::compute_server::Compute for ComputeService {
                 "result '{id}' is not addressed to '{caller}'"
             )));
         }
-        let outputs = r
-            .outputs
-            .into_iter()
-            .map(|(name, own, next)| pb::OutputShares {
-                name,
-                own: veil_runtime::kernels::words_to_le_bytes(&own).into(),
-                next: veil_runtime::kernels::words_to_le_bytes(&next).into(),
-            })
-            .collect();
+        let outputs = r.outputs.into_iter().map(output_shares).collect();
         Ok(Response::new(pb::GetResultResponse { outputs }))
     }
 
