@@ -120,14 +120,16 @@ async fn main() -> Result<()> {
         .await
         .context("storing the model")?;
     let params: usize = model.tensors.values().map(|t| t.len()).sum();
+    let how = match mode {
+        WeightMode::Secret => format!(
+            "{} weight tensors as secret shares",
+            stored.weight_ids.len()
+        ),
+        WeightMode::Public => "the weights as public constants of the program".to_string(),
+    };
     println!(
-        "owner stored {} weight tensors ({params} parameters, {} fractional bits) as {} in {:.0} ms",
-        stored.weight_ids.len().max(model.tensors.len()),
+        "owner stored {how} ({params} parameters, {} fractional bits) in {:.0} ms",
         args.frac_bits,
-        match mode {
-            WeightMode::Secret => "secret shares",
-            WeightMode::Public => "public constants",
-        },
         t.elapsed().as_secs_f64() * 1e3
     );
 
@@ -247,25 +249,12 @@ async fn classify_all(
     Ok(same)
 }
 
-/// The class per sample (the model's class output, or the argmax of its first output) and
-/// the first real output (logits).
+/// The digits model's `class` and `logits` outputs.
 fn prediction(inf: &Inference) -> Result<(Vec<usize>, &[f64])> {
-    let outs = &inf.prediction.outputs;
-    let Some((_, logits)) = outs.first() else {
-        bail!("the model has no output")
-    };
-    let classes = match outs.get(1) {
-        Some((_, c)) => c.iter().map(|&v| v as usize).collect(),
-        None => {
-            let n = inf.prediction.outputs[0].1.len();
-            let rows = n / logits.len().max(1);
-            onnx::argmax_rows(logits, logits.len() / rows.max(1))
-                .into_iter()
-                .map(|v| v as usize)
-                .collect()
-        }
-    };
-    Ok((classes, logits))
+    match (inf.prediction.get("class"), inf.prediction.get("logits")) {
+        (Some(c), Some(logits)) => Ok((c.iter().map(|&v| v as usize).collect(), logits)),
+        _ => bail!("the digits model returns 'logits' and 'class'"),
+    }
 }
 
 fn max_error(a: &[f64], b: &[f64]) -> f64 {

@@ -3,7 +3,7 @@
 //! each batch size, beside the `f64` reference ([`veil_circuits::onnx::plain::run`]):
 //! - **grpc**: the weights secret-shared once per architecture into a devnet
 //!   ([`crate::inference::upload`], the bench client is both owner and user); per request the
-//!   user's wall time ([`crate::inference::infer`]: input upload, invoke, fetch, clean-up), the
+//!   user's wall time ([`crate::inference::infer`]: one `invoke_inline` per node), the
 //!   session time at the slowest node, rounds, bytes and per-layer times (one untimed warm-up
 //!   request first compiles and stores the program);
 //! - **memory**: the same compiled program on three in-process parties (one session, setup
