@@ -209,11 +209,34 @@ fn fixed_point_products_within_one_ulp() {
     assert!((fixed::decode(z, FracBits(16)) - (-4.875)).abs() <= 2.0 / 65536.0);
 }
 
+/// Secret·secret (fused open-and-truncate), secret·public and public·secret (local product +
+/// truncation) `MatMulRescale`s of m×k by k×n, and with `chain` a second fused product fed by
+/// the first.
+fn matmul_rescale_program((m, k, n): (usize, usize, usize), chain: bool) -> ValidatedProgram {
+    let f = Fixed::default();
+    let mut b = Builder::new();
+    let x = b.secret_matrix("x", m, k, f);
+    let w = b.secret_matrix("w", k, n, f);
+    let wp = b.public_matrix("wp", k, n, f);
+    let xp = b.public_matrix("xp", m, k, f);
+    let ss = b.matmul_rescale(x, w, 16);
+    let sp = b.matmul_rescale(x, wp, 16);
+    let ps = b.matmul_rescale(xp, w, 16);
+    b.output_to_client("ss", ss);
+    b.output_to_client("sp", sp);
+    b.output_to_client("ps", ps);
+    if chain {
+        let back = b.transpose(w);
+        let c = b.matmul_rescale(ss, back, 16);
+        b.output_to_client("chain", c);
+    }
+    b.finish().unwrap()
+}
+
 #[test]
 fn fused_matmul_rescale_is_one_round_within_one_ulp() {
-    // Secret·secret (fused open-and-truncate), secret·public and public·secret (local product
-    // + truncation), on random signed inputs; `check` asserts rounds and bytes = cost model.
-    let f = Fixed::default();
+    // Random signed inputs; `check` asserts rounds and bytes = cost model and the plaintext
+    // floor within the given ulps.
     let mut rng = test_rng();
     for (m, k, n) in [
         (1usize, 1usize, 1usize),
@@ -221,43 +244,23 @@ fn fused_matmul_rescale_is_one_round_within_one_ulp() {
         (7, 33, 10),
         (100, 12, 3),
     ] {
-        let mut b = Builder::new();
-        let x = b.secret_matrix("x", m, k, f);
-        let w = b.secret_matrix("w", k, n, f);
-        let wp = b.public_matrix("wp", k, n, f);
-        let xp = b.public_matrix("xp", m, k, f);
-        let ss = b.matmul_rescale(x, w, 16);
-        let sp = b.matmul_rescale(x, wp, 16);
-        let ps = b.matmul_rescale(xp, w, 16);
-        // Chained: the fused output feeds another fused product.
-        let back = b.transpose(w);
-        let chain = b.matmul_rescale(ss, back, 16);
-        b.output_to_client("ss", ss);
-        b.output_to_client("sp", sp);
-        b.output_to_client("ps", ps);
-        b.output_to_client("chain", chain);
-        let p = b.finish().unwrap();
-        assert_eq!(program_cost(&p).rounds, 2, "two dependent fused products");
         let inputs = HashMap::from([
             ("x".to_string(), fixed_vec(&mut rng, m * k, 16, 1.0)),
             ("w".to_string(), fixed_vec(&mut rng, k * n, 16, 1.0)),
             ("wp".to_string(), fixed_vec(&mut rng, k * n, 16, 1.0)),
             ("xp".to_string(), fixed_vec(&mut rng, m * k, 16, 1.0)),
         ]);
+        let single = matmul_rescale_program((m, k, n), false);
+        assert_eq!(program_cost(&single).rounds, 1);
+        check(&single, &inputs, 1);
         // One ulp per truncation, carried through the second product (≤ k·|w| ulps).
-        let mut b1 = Builder::new();
-        let x1 = b1.secret_matrix("x", m, k, f);
-        let w1 = b1.secret_matrix("w", k, n, f);
-        let wp1 = b1.public_matrix("wp", k, n, f);
-        let xp1 = b1.public_matrix("xp", m, k, f);
-        let ss1 = b1.matmul_rescale(x1, w1, 16);
-        let sp1 = b1.matmul_rescale(x1, wp1, 16);
-        let ps1 = b1.matmul_rescale(xp1, w1, 16);
-        b1.output_to_client("ss", ss1);
-        b1.output_to_client("sp", sp1);
-        b1.output_to_client("ps", ps1);
-        check(&b1.finish().unwrap(), &inputs, 1);
-        check(&p, &inputs, 1 + k as i64);
+        let chained = matmul_rescale_program((m, k, n), true);
+        assert_eq!(
+            program_cost(&chained).rounds,
+            2,
+            "two dependent fused products"
+        );
+        check(&chained, &inputs, 1 + k as i64);
     }
 }
 

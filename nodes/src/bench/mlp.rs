@@ -24,10 +24,7 @@ use std::time::Instant;
 use veil_circuits::onnx::{
     self, CompileOptions, CompiledModel, DEFAULT_FRAC_BITS, OnnxModel, WeightMode, argmax_rows,
 };
-use veil_runtime::engine::Session;
-use veil_runtime::error::EngineError;
-use veil_runtime::harness::{collect_outputs, run3, share_inputs};
-use veil_runtime::transport::Transport;
+use veil_runtime::harness::{collect_outputs, share_inputs};
 
 /// Layer sizes of the benchmarked networks.
 pub const ARCHITECTURES: [&[usize]; 2] = [&[784, 128, 10], &[784, 128, 128, 10]];
@@ -357,24 +354,8 @@ fn run_memory(compiled: &CompiledModel, x: &[f64], reps: usize) -> Result<(f64, 
         compiled.encode_input(x).map_err(|e| e.to_string())?,
     );
     let shared = share_inputs(&compiled.program, &plain, &mut rand::rng());
-    let (program, shared) = (&compiled.program, &shared);
-    // As `bench::run_memory`: copy the inputs outside the timed region, start runs together.
-    let barrier = &std::sync::Barrier::new(3);
-    let per_party = run3(|net| async move {
-        let me = net.me();
-        let mut session = Session::establish(net).await?;
-        let mut times = Vec::with_capacity(reps);
-        let mut last = None;
-        for _ in 0..reps {
-            let inputs = shared[me.index()].clone();
-            barrier.wait();
-            let (outputs, report) = session.run(program, inputs).await?;
-            times.push(report.total);
-            last = Some(outputs);
-        }
-        Ok::<_, EngineError>((times, last.expect("reps ≥ 1")))
-    });
-    let [p0, p1, p2] = per_party;
+    let program = &compiled.program;
+    let [p0, p1, p2] = super::memory_runs(program, &shared, reps);
     let (p0, p1, p2) = (
         p0.map_err(|e| e.to_string())?,
         p1.map_err(|e| e.to_string())?,

@@ -10,8 +10,10 @@ pub use fhe::FheOp;
 pub use workload::{BenchOp, Params, Workload};
 
 use serde::Serialize;
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
-use veil_runtime::engine::{Report, Session};
+use veil_circuits::ValidatedProgram;
+use veil_runtime::engine::{InputValue, Outputs, Report, Session};
 use veil_runtime::error::EngineError;
 use veil_runtime::harness::{collect_outputs, run3, share_inputs};
 use veil_runtime::sharing::ReconstructError;
@@ -264,26 +266,7 @@ pub fn run_memory(
     let engine_err = |source| BenchError::Engine { op, size, source };
 
     let program = &w.program;
-    let shared = &shared;
-    // Parties copy their inputs outside the timed region, then start each run together so one
-    // party's copying does not steal a core from another's timed run.
-    let barrier = &std::sync::Barrier::new(3);
-    let per_party = run3(|net| async move {
-        let me = net.me();
-        let mut session = Session::establish(net).await?;
-        let mut times = Vec::with_capacity(reps);
-        let mut last = None;
-        for _ in 0..reps {
-            let inputs = shared[me.index()].clone();
-            barrier.wait();
-            let (outputs, report) = session.run(program, inputs).await?;
-            times.push(report.total);
-            last = Some((outputs, report));
-        }
-        let (outputs, report) = last.expect("reps ≥ 1");
-        Ok::<_, EngineError>((times, outputs, report))
-    });
-    let [p0, p1, p2] = per_party;
+    let [p0, p1, p2] = memory_runs(program, &shared, reps);
     let (p0, p1, p2) = (
         p0.map_err(engine_err)?,
         p1.map_err(engine_err)?,
@@ -320,6 +303,35 @@ pub fn run_memory(
             reports.map(|r| r.bytes_sent),
             plaintext_median_s,
         )
+    })
+}
+
+/// One party's side of [`memory_runs`]: each run's time, and the last run's outputs and report.
+pub(crate) type PartyRuns = (Vec<Duration>, Outputs, Report);
+
+/// `reps` (≥ 1) runs of `program` on three in-process parties, one session each. Parties copy
+/// their inputs outside the timed region, then start each run together so one party's copying
+/// does not steal a core from another's timed run.
+pub(crate) fn memory_runs(
+    program: &ValidatedProgram,
+    shared: &[HashMap<String, InputValue>; 3],
+    reps: usize,
+) -> [Result<PartyRuns, EngineError>; 3] {
+    let barrier = &std::sync::Barrier::new(3);
+    run3(|net| async move {
+        let me = net.me();
+        let mut session = Session::establish(net).await?;
+        let mut times = Vec::with_capacity(reps);
+        let mut last = None;
+        for _ in 0..reps.max(1) {
+            let inputs = shared[me.index()].clone();
+            barrier.wait();
+            let (outputs, report) = session.run(program, inputs).await?;
+            times.push(report.total);
+            last = Some((outputs, report));
+        }
+        let (outputs, report) = last.expect("at least one run");
+        Ok((times, outputs, report))
     })
 }
 
