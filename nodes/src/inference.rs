@@ -68,7 +68,7 @@ pub struct StoredModel {
     pub weight_ids: Vec<(String, String)>,
     /// Compiled and stored programs by (user, batch): later requests reuse them.
     #[serde(skip)]
-    programs: HashMap<(String, usize), (CompiledModel, String)>,
+    programs: HashMap<(String, usize), StoredProgram>,
 }
 
 impl StoredModel {
@@ -82,6 +82,14 @@ impl StoredModel {
             input_bound: self.input_bound,
         }
     }
+}
+
+/// A compiled program stored on the cluster, with the schedule depth at which each layer ends.
+#[derive(Clone, Debug)]
+struct StoredProgram {
+    compiled: CompiledModel,
+    id: String,
+    layer_ends: Vec<u32>,
 }
 
 /// Time and rounds one layer (ONNX node) took in a private run.
@@ -176,9 +184,19 @@ pub async fn infer(
     if !model.programs.contains_key(&key) {
         let compiled = onnx::compile(&model.architecture, &model.options(user.name(), batch))?;
         let id = user.store_program(&compiled.program).await?;
-        model.programs.insert(key.clone(), (compiled, id));
+        let layer_ends = layer_ends(&compiled);
+        let stored = StoredProgram {
+            compiled,
+            id,
+            layer_ends,
+        };
+        model.programs.insert(key.clone(), stored);
     }
-    let (compiled, program_id) = &model.programs[&key];
+    let StoredProgram {
+        compiled,
+        id: program_id,
+        layer_ends,
+    } = &model.programs[&key];
     let words = compiled.encode_input(x)?;
     // One request per node: the input travels with it and the outputs come back in the
     // responses, so nothing of this request is stored on the nodes.
@@ -194,7 +212,7 @@ pub async fn infer(
         )
         .await?;
     let prediction = compiled.decode(&outputs)?;
-    let layers = layer_times(compiled, &invoke);
+    let layers = layer_times(compiled, layer_ends, &invoke);
     Ok(Inference {
         prediction,
         invoke,
@@ -203,10 +221,30 @@ pub async fn infer(
     })
 }
 
-/// Splits the schedule at each layer's last depth: its rounds and the time the nodes took
-/// to get there from the previous layer's end.
-fn layer_times(compiled: &CompiledModel, invoke: &InvokeSummary) -> Vec<LayerTime> {
+/// The schedule depth at which each layer's last op completes (never before the previous
+/// layer's end).
+fn layer_ends(compiled: &CompiledModel) -> Vec<u32> {
     let cost = program_cost(&compiled.program);
+    let mut prev = 0u32;
+    compiled
+        .layers
+        .iter()
+        .map(|l| {
+            prev = l
+                .ops
+                .clone()
+                .map(|i| cost.depth[i])
+                .max()
+                .unwrap_or(prev)
+                .max(prev);
+            prev
+        })
+        .collect()
+}
+
+/// Per layer: its rounds (between the previous layer's end depth and its own) and the time
+/// the nodes took over them.
+fn layer_times(compiled: &CompiledModel, ends: &[u32], invoke: &InvokeSummary) -> Vec<LayerTime> {
     let at = |d: u32| {
         invoke
             .depth_done
@@ -214,14 +252,12 @@ fn layer_times(compiled: &CompiledModel, invoke: &InvokeSummary) -> Vec<LayerTim
             .copied()
             .unwrap_or_default()
     };
-    let mut prev = 0u32;
-    let mut prev_time = Duration::ZERO;
+    let (mut prev, mut prev_time) = (0u32, Duration::ZERO);
     compiled
         .layers
         .iter()
-        .map(|l| {
-            let end = l.ops.clone().map(|i| cost.depth[i]).max().unwrap_or(prev);
-            let end = end.max(prev);
+        .zip(ends)
+        .map(|(l, &end)| {
             let t = at(end);
             let lt = LayerTime {
                 name: l.name.clone(),

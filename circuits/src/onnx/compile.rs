@@ -536,27 +536,9 @@ impl Compiler<'_> {
         } else {
             Vec::new()
         };
-        let bias: Option<Vec<f64>> = match beta {
+        let bias = match beta {
             None => None,
-            Some(beta) => {
-                let t = self
-                    .constant(i, 2)
-                    .ok_or_else(|| self.shape_error(i, "the bias must be an initializer".into()))?;
-                let ok = matches!(t.dims.as_slice(), [d] | [1, d] if *d == m) || t.len() == 1;
-                if !ok {
-                    return Err(self.shape_error(
-                        i,
-                        format!("bias dims {:?} do not broadcast to [batch, {m}]", t.dims),
-                    ));
-                }
-                Some(if t.data.is_empty() {
-                    Vec::new()
-                } else {
-                    (0..m)
-                        .map(|j| beta * t.data[if t.len() == 1 { 0 } else { j }])
-                        .collect()
-                })
-            }
+            Some(beta) => Some(self.bias_row(i, 2, m, beta)?),
         };
         let f = self.opts.frac_bits;
         let bound = match (x.bound, known) {
@@ -577,12 +559,7 @@ impl Compiler<'_> {
         // Product and truncation in one round; the bias is added after, at f bits.
         let mut y = self.b.matmul_rescale(x.v, wv, f);
         if let Some(bias) = bias {
-            let bv = self.weight(i, &format!("{name}.bias"), &bias, Shape::Matrix(1, m), f)?;
-            let ones = self
-                .b
-                .constant(ElemType::Ring, Shape::Matrix(rows, 1), vec![1; rows]);
-            let bb = self.b.matmul(ones, bv);
-            y = self.b.add(y, bb);
+            y = self.add_bias(i, y, (rows, m), &bias)?;
         }
         Ok(Act {
             v: y,
@@ -675,39 +652,55 @@ impl Compiler<'_> {
         let (ka, kc) = if c1 { (0, 1) } else { (1, 0) };
         let a = self.act(i, ka)?;
         let (rows, m) = self.matrix(i, &a)?;
-        let t = self.constant(i, kc).expect("checked").clone();
-        if !(matches!(t.dims.as_slice(), [d] | [1, d] if *d == m) || t.len() == 1) {
-            return Err(self.shape_error(
-                i,
-                format!(
-                    "constant dims {:?} do not broadcast to [batch, {m}]",
-                    t.dims
-                ),
-            ));
-        }
-        let data: Vec<f64> = if t.data.is_empty() {
-            Vec::new()
-        } else {
-            (0..m)
-                .map(|j| t.data[if t.len() == 1 { 0 } else { j }])
-                .collect()
-        };
-        let f = self.opts.frac_bits;
+        let data = self.bias_row(i, kc, m, 1.0)?;
         let bound = a
             .bound
             .filter(|_| !data.is_empty())
             .map(|x| x + data.iter().fold(0.0, |acc: f64, v| acc.max(v.abs())));
+        Ok(Act {
+            v: self.add_bias(i, a.v, (rows, m), &data)?,
+            bound,
+            ..a
+        })
+    }
+
+    /// The constant input `k` of node `i` as a row of `m` values times `scale`: dims `[m]`,
+    /// `[1, m]` or one element (broadcast); empty when the weights are stripped.
+    fn bias_row(&self, i: usize, k: usize, m: usize, scale: f64) -> Result<Vec<f64>, OnnxError> {
+        let t = self
+            .constant(i, k)
+            .ok_or_else(|| self.shape_error(i, "the bias must be an initializer".into()))?;
+        if !(matches!(t.dims.as_slice(), [d] | [1, d] if *d == m) || t.len() == 1) {
+            return Err(self.shape_error(
+                i,
+                format!("bias dims {:?} do not broadcast to [batch, {m}]", t.dims),
+            ));
+        }
+        Ok(if t.data.is_empty() {
+            Vec::new()
+        } else {
+            (0..m)
+                .map(|j| scale * t.data[if t.len() == 1 { 0 } else { j }])
+                .collect()
+        })
+    }
+
+    /// `y + bias` for a `rows × m` activation: the bias (a weight of node `i`, at f bits) is
+    /// broadcast over the rows by a local product with a public column of ones.
+    fn add_bias(
+        &mut self,
+        i: usize,
+        y: Value,
+        (rows, m): (usize, usize),
+        bias: &[f64],
+    ) -> Result<Value, OnnxError> {
         let name = format!("{}.bias", self.model.nodes[i].name);
-        let bv = self.weight(i, &name, &data, Shape::Matrix(1, m), f)?;
+        let bv = self.weight(i, &name, bias, Shape::Matrix(1, m), self.opts.frac_bits)?;
         let ones = self
             .b
             .constant(ElemType::Ring, Shape::Matrix(rows, 1), vec![1; rows]);
         let bb = self.b.matmul(ones, bv);
-        Ok(Act {
-            v: self.b.add(a.v, bb),
-            bound,
-            ..a
-        })
+        Ok(self.b.add(y, bb))
     }
 
     /// Reshape by a constant shape that keeps the batch axis.

@@ -205,9 +205,10 @@ impl OnnxModel {
     }
 
     /// A dense ReLU network `sizes[0] → sizes[1] → … → sizes[last]` (Gemm, Relu between layers,
-    /// no activation after the last) with output `logits`; weights and biases come from
-    /// `param()` in order. For benchmarks and tests that need a model of a given shape.
-    pub fn mlp(sizes: &[usize], mut param: impl FnMut() -> f64) -> OnnxModel {
+    /// no activation after the last) with output `logits`; every weight and bias of a layer
+    /// comes from `param(fan_in)`, in order. For benchmarks and tests that need a model of a
+    /// given shape.
+    pub fn mlp(sizes: &[usize], mut param: impl FnMut(usize) -> f64) -> OnnxModel {
         let mut nodes = Vec::new();
         let mut tensors = HashMap::new();
         let mut prev = "x".to_string();
@@ -215,7 +216,7 @@ impl OnnxModel {
         for l in 0..layers {
             let (k, m) = (sizes[l], sizes[l + 1]);
             let (w, b) = (format!("fc{}.weight", l + 1), format!("fc{}.bias", l + 1));
-            let data = (0..k * m).map(|_| param()).collect();
+            let data = (0..k * m).map(|_| param(k)).collect();
             tensors.insert(
                 w.clone(),
                 Tensor {
@@ -223,7 +224,7 @@ impl OnnxModel {
                     data,
                 },
             );
-            let data = (0..m).map(|_| param()).collect();
+            let data = (0..m).map(|_| param(k)).collect();
             tensors.insert(
                 b.clone(),
                 Tensor {

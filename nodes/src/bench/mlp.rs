@@ -93,8 +93,6 @@ pub struct MlpBenchResult {
     pub clear_margin_samples: usize,
     /// Samples whose MPC class equals the reference class (margin or not).
     pub class_matches: usize,
-    /// Every clear-margin sample has the reference class (always true in a successful run).
-    pub classes_match: bool,
 }
 
 /// Accumulates the accuracy checks of one configuration.
@@ -172,15 +170,8 @@ pub fn arch_name(sizes: &[usize]) -> String {
 /// A dense ReLU network of `sizes` with seeded weights and biases uniform in ±1/√fan_in.
 pub fn random_mlp(sizes: &[usize], seed: u64) -> OnnxModel {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    // `OnnxModel::mlp` asks for layer l's k·m weights then its m biases, layer after layer.
-    let (mut layer, mut left) = (0usize, 0usize);
-    OnnxModel::mlp(sizes, || {
-        if left == 0 {
-            left = sizes[layer] * sizes[layer + 1] + sizes[layer + 1];
-            layer += 1;
-        }
-        left -= 1;
-        let bound = 1.0 / (sizes[layer - 1] as f64).sqrt();
+    OnnxModel::mlp(sizes, |fan_in| {
+        let bound = 1.0 / (fan_in as f64).sqrt();
         rng.random_range(-bound..bound)
     })
 }
@@ -336,7 +327,6 @@ impl MlpBench {
             samples: acc.samples,
             clear_margin_samples: acc.clear,
             class_matches: acc.matches,
-            classes_match: true,
         })
     }
 }

@@ -159,6 +159,16 @@ pub(crate) fn map(a: &Val, f: impl Fn(&[u64]) -> Vec<u64>) -> Val {
     }
 }
 
+/// Arithmetic shift right by `bits` of every word: the plaintext `Rescale` (a public value;
+/// secret values are truncated by a protocol instead).
+pub(crate) fn shr_arith(a: &Val, bits: u32) -> Val {
+    map(a, |w| {
+        let mut out = w.to_vec();
+        crate::kernels::ring_shr_arith_assign(&mut out, bits);
+        out
+    })
+}
+
 /// Sum of all elements, or of each row of a `rows × cols` matrix.
 pub(crate) fn sum(words: &[u64], axis: SumAxis, shape: Shape) -> Vec<u64> {
     match (axis, shape) {

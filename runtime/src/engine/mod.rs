@@ -519,17 +519,9 @@ impl<T: Transport> Session<T> {
                 };
                 let p =
                     local::matmul_public(get(*a), get(*b), (m, k, nn)).expect("public operands");
-                local::map(&p, |w| {
-                    let mut out = w.to_vec();
-                    crate::kernels::ring_shr_arith_assign(&mut out, *bits);
-                    out
-                })
+                local::shr_arith(&p, *bits)
             }
-            Op::Rescale { a, bits } => local::map(get(*a), |w| {
-                let mut out = w.to_vec();
-                crate::kernels::ring_shr_arith_assign(&mut out, *bits);
-                out
-            }),
+            Op::Rescale { a, bits } => local::shr_arith(get(*a), *bits),
             Op::Reshape { a, .. } => get(*a).clone(),
             Op::Slice { a, start, end } => {
                 let shape = shape_of(*a);

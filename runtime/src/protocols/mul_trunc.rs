@@ -32,9 +32,8 @@
 //! **Cost**: 1 round; per output element P0 and P1 send 8 bytes, P2 sends 24 (against 1 round
 //! of 8 bytes each for the product plus 1 round of 8 bytes from P1 for a separate truncation).
 
-use super::{Expect, RoundProtocol, check_len};
+use super::{Expect, MulRound, RoundProtocol};
 use crate::error::ProtocolError;
-use crate::kernels;
 use crate::party::PartyCtx;
 use crate::sharing::Shares;
 use crate::transport::RoundId;
@@ -65,20 +64,15 @@ impl MulTruncRound {
         (m, k, n): (usize, usize, usize),
         d: u32,
     ) -> Result<Self, ProtocolError> {
-        check_len("matmul_rescale", x.len(), m * k)?;
-        check_len("matmul_rescale", y.len(), k * n)?;
         if d >= 64 {
             return Err(ProtocolError::Argument {
                 op: "matmul_rescale",
                 what: format!("cannot truncate by {d} bits (at most 63)"),
             });
         }
-        // z_i: this party's masked cross terms of the product.
-        let mut z = ctx.zero_share(m * n);
-        let mut y_sum = y.own.clone();
-        kernels::ring_add_assign(&mut y_sum, &y.next);
-        kernels::par_gemm_u64_add_assign(m, k, n, &x.own, &y_sum, &mut z);
-        kernels::par_gemm_u64_add_assign(m, k, n, &x.next, &y.own, &mut z);
+        // z_i: this party's masked cross terms of the product, as the matrix product computes
+        // them before its reshare.
+        let z = MulRound::matmul(ctx, x, y, m, k, n)?.z;
         Ok(Self::start(ctx, z, d))
     }
 
