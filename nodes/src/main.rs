@@ -49,6 +49,9 @@ enum Command {
     /// 4096; one matrix per run); `recip` — 1/x of a secret vector with x log-uniform in
     /// [2^-4, 2^12] (size = elements, default 1,000,000, cap 2^22).
     ///
+    /// Latency (`chain`, not in the default --ops): `size` dependent multiplications of secret
+    /// scalars, one round each (default 100, cap 10,000); prints the session time per round.
+    ///
     /// TFHE retrieval (in-process server and client; preparation and hint timed separately):
     /// `fhe_score` — score an encrypted query against `size` synthetic documents of --dim
     /// dimensions (default 100,000; reports server time per query, GEMV GB/s per core, client
@@ -643,6 +646,12 @@ fn run_mpc_bench(
                 }
             }
             .with_context(|| format!("benchmark {op} at size {size}"))?;
+            if r.rounds > 0 && op == BenchOp::Chain {
+                eprintln!(
+                    "  per round: {}",
+                    bench::fmt_duration(r.median_s / r.rounds as f64)
+                );
+            }
             if let Some(wall) = r.invoke_wall_median_s {
                 eprintln!(
                     "  invoke wall time (incl. storage): {}",

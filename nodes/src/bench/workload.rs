@@ -58,6 +58,9 @@ pub enum BenchOp {
     Softmax,
     /// 1/x of a secret fixed-point vector, x log-uniform in [2^-4, 2^12] (size = elements).
     Recip,
+    /// `size` dependent multiplications of secret ring scalars, x·y·y·…·y: one round each, so
+    /// the session time over the rounds is the per-round latency (size = multiplications).
+    Chain,
 }
 
 /// Columns of the `softmax` workload.
@@ -77,11 +80,12 @@ impl BenchOp {
             BenchOp::OnehotGather => "onehot_gather",
             BenchOp::Softmax => "softmax",
             BenchOp::Recip => "recip",
+            BenchOp::Chain => "chain",
         }
     }
 
     /// Every op, in the order `--help` lists them.
-    pub const ALL: [BenchOp; 10] = [
+    pub const ALL: [BenchOp; 11] = [
         BenchOp::Mul,
         BenchOp::FixMul,
         BenchOp::Dot,
@@ -92,6 +96,7 @@ impl BenchOp {
         BenchOp::OnehotGather,
         BenchOp::Softmax,
         BenchOp::Recip,
+        BenchOp::Chain,
     ];
 
     /// Largest per-element error (in ulps, i.e. ring words) allowed between the MPC result and
@@ -102,9 +107,12 @@ impl BenchOp {
         match self {
             BenchOp::Softmax | BenchOp::Recip => 655,
             BenchOp::FixMul | BenchOp::Dot | BenchOp::MatMul => 1,
-            BenchOp::Mul | BenchOp::Ltz | BenchOp::Relu | BenchOp::TopK | BenchOp::OnehotGather => {
-                0
-            }
+            BenchOp::Mul
+            | BenchOp::Ltz
+            | BenchOp::Relu
+            | BenchOp::TopK
+            | BenchOp::OnehotGather
+            | BenchOp::Chain => 0,
         }
     }
 
@@ -119,6 +127,7 @@ impl BenchOp {
             BenchOp::OnehotGather => 1 << 18,
             BenchOp::Softmax => 1 << 12,
             BenchOp::Recip => 1 << 22,
+            BenchOp::Chain => 10_000,
         }
     }
 
@@ -132,6 +141,7 @@ impl BenchOp {
             BenchOp::MatMul | BenchOp::Softmax => 128,
             BenchOp::Recip => 1_000_000,
             BenchOp::OnehotGather => 100_000,
+            BenchOp::Chain => 100,
         }
     }
 
@@ -145,7 +155,8 @@ impl BenchOp {
             | BenchOp::Dot
             | BenchOp::Ltz
             | BenchOp::Relu
-            | BenchOp::Recip => size as f64,
+            | BenchOp::Recip
+            | BenchOp::Chain => size as f64,
         }
     }
 }
@@ -389,6 +400,14 @@ impl Workload {
                 b.output_to_client("z", z);
                 input("x", fixed_words(rng, size * SOFTMAX_COLS));
             }
+            BenchOp::Chain => {
+                let x = b.secret_scalar("x", Ring);
+                let y = b.secret_scalar("y", Ring);
+                let z = (0..size).fold(x, |acc, _| b.mul(acc, y));
+                b.output_to_client("z", z);
+                input("x", vec![rng.random()]);
+                input("y", vec![rng.random()]);
+            }
             BenchOp::Recip => {
                 let x = b.secret_vector("x", size, fx);
                 let z = b.reciprocal(x);
@@ -450,6 +469,7 @@ impl Workload {
                 z
             }
             BenchOp::Ltz => x.iter().map(|&v| v >> 63).collect(),
+            BenchOp::Chain => vec![(0..self.size).fold(x[0], |acc, _| acc.wrapping_mul(y[0]))],
             BenchOp::Relu => x
                 .iter()
                 .map(|&v| if v >> 63 == 0 { v } else { 0 })

@@ -11,10 +11,13 @@
 //! each party learns is what those protocols reveal (nothing, except values explicitly
 //! revealed or output to it), plus the program, the shapes and the timing.
 //!
-//! The engine is the only async code in the runtime; its local work runs on the calling task's
-//! thread, so a server should drive sessions from a blocking-friendly thread (not a tokio worker).
+//! The engine is the only async code in the runtime. Its local work runs on the calling task's
+//! thread, except steps estimated heavy, which leave a multi-thread runtime's worker
+//! (`block_in_place`, see `offload`), so a server can drive sessions as ordinary tasks beside
+//! its network I/O.
 
 mod local;
+mod offload;
 pub mod report;
 pub mod value;
 
@@ -160,34 +163,39 @@ impl<T: Transport> Session<T> {
 
         // Protocols in flight: each sends and receives once per round until it is done.
         let mut active: Vec<(Slot, Pending)> = Vec::new();
+        let work = offload::depth_work(program, &cost);
         for depth in 0..=max_depth {
+            let heavy = work[depth] >= offload::HEAVY_WORK;
             // 1. Start the interactive ops and output reveals whose first round is this one.
-            for &i in &start_at[depth] {
-                let t = Instant::now();
-                let p = self
-                    .start_interactive(program, i, &vals, &mut op_inputs)
-                    .map_err(|source| EngineError::Protocol {
-                        op: i,
-                        name: prog.ops[i].name(),
-                        source,
-                    })?;
-                op_time[i] += t.elapsed();
-                active.push((Slot::Op(i), p));
-            }
-            for &o in &outputs_by_depth[depth] {
-                let out = &prog.outputs[o];
-                let Some(Val::Secret(s)) = &vals[out.value.index()] else {
-                    continue;
-                };
-                let to = match out.recipient {
-                    Recipient::Party(p) => Some(p),
-                    _ => None,
-                };
-                active.push((
-                    Slot::Output(o),
-                    Pending::Reveal(RevealRound::start(&self.ctx, s.clone(), to)),
-                ));
-            }
+            offload::run(heavy, || -> Result<(), EngineError> {
+                for &i in &start_at[depth] {
+                    let t = Instant::now();
+                    let p = self
+                        .start_interactive(program, i, &vals, &mut op_inputs)
+                        .map_err(|source| EngineError::Protocol {
+                            op: i,
+                            name: prog.ops[i].name(),
+                            source,
+                        })?;
+                    op_time[i] += t.elapsed();
+                    active.push((Slot::Op(i), p));
+                }
+                for &o in &outputs_by_depth[depth] {
+                    let out = &prog.outputs[o];
+                    let Some(Val::Secret(s)) = &vals[out.value.index()] else {
+                        continue;
+                    };
+                    let to = match out.recipient {
+                        Recipient::Party(p) => Some(p),
+                        _ => None,
+                    };
+                    active.push((
+                        Slot::Output(o),
+                        Pending::Reveal(RevealRound::start(&self.ctx, s.clone(), to)),
+                    ));
+                }
+                Ok(())
+            })?;
             // 2. One exchange for every protocol in flight.
             if !active.is_empty() {
                 let round = self.ctx.next_round();
@@ -206,67 +214,72 @@ impl<T: Transport> Session<T> {
                     .map_err(|source| EngineError::Round { round, source })?;
                 report.comm_time += t.elapsed();
                 let in_flight = std::mem::take(&mut active);
-                for ((slot, p), (fnx, fpv)) in in_flight.into_iter().zip(received) {
-                    let t = Instant::now();
-                    match (slot, p) {
-                        (Slot::Op(i), Pending::Multi(m)) => {
-                            let step =
-                                m.step(&mut self.ctx, fnx, fpv, round).map_err(|source| {
+                offload::run(heavy, || -> Result<(), EngineError> {
+                    for ((slot, p), (fnx, fpv)) in in_flight.into_iter().zip(received) {
+                        let t = Instant::now();
+                        match (slot, p) {
+                            (Slot::Op(i), Pending::Multi(m)) => {
+                                let step =
+                                    m.step(&mut self.ctx, fnx, fpv, round).map_err(|source| {
+                                        EngineError::Protocol {
+                                            op: i,
+                                            name: prog.ops[i].name(),
+                                            source,
+                                        }
+                                    })?;
+                                match step {
+                                    Step::More(m) => active.push((Slot::Op(i), Pending::Multi(m))),
+                                    Step::Done(v) => vals[i] = Some(Val::Secret(v)),
+                                }
+                                op_time[i] += t.elapsed();
+                            }
+                            (Slot::Op(i), Pending::Reveal(r)) => {
+                                let words = r.finish(fnx, fpv, round).map_err(|source| {
                                     EngineError::Protocol {
                                         op: i,
                                         name: prog.ops[i].name(),
                                         source,
                                     }
                                 })?;
-                            match step {
-                                Step::More(m) => active.push((Slot::Op(i), Pending::Multi(m))),
-                                Step::Done(v) => vals[i] = Some(Val::Secret(v)),
+                                vals[i] = Some(Val::Public(words.unwrap_or_default()));
+                                op_time[i] += t.elapsed();
                             }
-                            op_time[i] += t.elapsed();
-                        }
-                        (Slot::Op(i), Pending::Reveal(r)) => {
-                            let words = r.finish(fnx, fpv, round).map_err(|source| {
-                                EngineError::Protocol {
-                                    op: i,
-                                    name: prog.ops[i].name(),
-                                    source,
+                            (Slot::Output(o), Pending::Reveal(r)) => {
+                                let words = r.finish(fnx, fpv, round).map_err(|source| {
+                                    EngineError::Protocol {
+                                        op: prog.outputs[o].value.index(),
+                                        name: "output",
+                                        source,
+                                    }
+                                })?;
+                                if let Some(words) = words {
+                                    outputs.insert(
+                                        prog.outputs[o].name.clone(),
+                                        OutputValue::Plain(words),
+                                    );
                                 }
-                            })?;
-                            vals[i] = Some(Val::Public(words.unwrap_or_default()));
-                            op_time[i] += t.elapsed();
-                        }
-                        (Slot::Output(o), Pending::Reveal(r)) => {
-                            let words = r.finish(fnx, fpv, round).map_err(|source| {
-                                EngineError::Protocol {
-                                    op: prog.outputs[o].value.index(),
-                                    name: "output",
-                                    source,
-                                }
-                            })?;
-                            if let Some(words) = words {
-                                outputs.insert(
-                                    prog.outputs[o].name.clone(),
-                                    OutputValue::Plain(words),
-                                );
                             }
-                        }
-                        (Slot::Output(_), Pending::Multi(_)) => {
-                            unreachable!("outputs are only revealed")
+                            (Slot::Output(_), Pending::Multi(_)) => {
+                                unreachable!("outputs are only revealed")
+                            }
                         }
                     }
+                    Ok(())
+                })?;
+            }
+            // 3. Local ops of this depth, in program order; then release values no later
+            //    round reads.
+            offload::run(heavy, || {
+                for &i in &local_at[depth] {
+                    let t = Instant::now();
+                    let v = self.local_op(program, i, &vals, &mut op_inputs);
+                    vals[i] = Some(v);
+                    op_time[i] += t.elapsed();
                 }
-            }
-            // 3. Local ops of this depth, in program order.
-            for &i in &local_at[depth] {
-                let t = Instant::now();
-                let v = self.local_op(program, i, &vals, &mut op_inputs);
-                vals[i] = Some(v);
-                op_time[i] += t.elapsed();
-            }
-            // 4. Release values no later round reads.
-            for &v in &release_at[depth] {
-                vals[v] = None;
-            }
+                for &v in &release_at[depth] {
+                    vals[v] = None;
+                }
+            });
             report.depth_done.push(start.elapsed());
         }
 

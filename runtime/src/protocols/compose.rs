@@ -35,7 +35,8 @@ impl<P: RoundProtocol<Output = Shares>> MultiRound for OneRound<P> {
 }
 
 /// What to do with a finished sub-protocol's result: finish, or start the next machine.
-pub type Continuation = Box<dyn FnOnce(&mut PartyCtx, Shares) -> Result<Step, ProtocolError>>;
+pub type Continuation =
+    Box<dyn FnOnce(&mut PartyCtx, Shares) -> Result<Step, ProtocolError> + Send>;
 
 /// Run `inner` to completion, then hand its result to `then` in the same round.
 pub struct Then {
@@ -47,7 +48,7 @@ impl Then {
     /// `inner`, followed by `then`, boxed for the engine.
     pub fn boxed(
         inner: Box<dyn MultiRound>,
-        then: impl FnOnce(&mut PartyCtx, Shares) -> Result<Step, ProtocolError> + 'static,
+        then: impl FnOnce(&mut PartyCtx, Shares) -> Result<Step, ProtocolError> + Send + 'static,
     ) -> Box<dyn MultiRound> {
         Box::new(Then {
             inner,

@@ -41,7 +41,7 @@ pub struct Expect {
 }
 
 /// One party's state of a one-round protocol between sending and receiving.
-pub trait RoundProtocol {
+pub trait RoundProtocol: Send {
     /// What the protocol produces at this party.
     type Output;
     /// Words for P_{i+1}.
@@ -97,7 +97,7 @@ impl RoundProtocol for Reshare {
 /// One party's state of a protocol that runs over one or more rounds and yields arithmetic
 /// shares. Each round the engine sends [`MultiRound::to_next`] / [`MultiRound::to_prev`],
 /// then hands the peers' words to [`MultiRound::step`].
-pub trait MultiRound {
+pub trait MultiRound: Send {
     /// Words for P_{i+1} this round.
     fn to_next(&self) -> &[u64];
     /// Words for P_{i-1} this round.

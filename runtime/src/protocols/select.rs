@@ -97,7 +97,7 @@ fn network_layer(
     x: Shares,
     layer: Layer,
     largest: bool,
-    then: impl FnOnce(&mut PartyCtx, Shares) -> Result<Step, ProtocolError> + 'static,
+    then: impl FnOnce(&mut PartyCtx, Shares) -> Result<Step, ProtocolError> + Send + 'static,
 ) -> Result<Box<dyn MultiRound>, ProtocolError> {
     let p = layer.pairs.iter().map(|&(p, _)| p as usize);
     let q = layer.pairs.iter().map(|&(_, q)| q as usize);
@@ -129,7 +129,7 @@ fn rank_stage(
     group: usize,
     keep: usize,
     largest: bool,
-    then: impl FnOnce(&mut PartyCtx, Shares) -> Result<Step, ProtocolError> + 'static,
+    then: impl FnOnce(&mut PartyCtx, Shares) -> Result<Step, ProtocolError> + Send + 'static,
 ) -> Result<Box<dyn MultiRound>, ProtocolError> {
     let len = x.len().div_ceil(group) * group;
     let x = pad(ctx, x, len, largest);
