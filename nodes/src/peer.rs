@@ -7,9 +7,18 @@
 //! that is not open yet are buffered (bounded). When a link goes down, every session open on it
 //! fails with [`TransportError::Closed`]; the dialing side redials with backoff while the mux
 //! lives, so later sessions work once the peer is back.
+//!
+//! **Link keys.** The first frame in each direction of a new link is a hello carrying an
+//! ephemeral X25519 public key; both ends derive the link secret from it
+//! (`veil_runtime::setup`), and a link counts as up only once keyed. [`PeerMux::open`]
+//! derives a session's pairwise PRF keys from the two link secrets, so a session needs no key
+//! round. Keys repeat if a session id repeats, so each link refuses an id it has already keyed
+//! (at most [`MAX_SESSIONS_PER_LINK`] per connection; then the link is re-established, which
+//! re-keys it).
 
 use crate::pb;
 use bytes::{Bytes, BytesMut};
+use rand::TryRngCore as _;
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::pin::Pin;
@@ -24,6 +33,7 @@ use tonic::transport::Endpoint;
 use tonic::{Request, Response, Status, Streaming};
 use veil_circuits::PartyId;
 use veil_runtime::error::TransportError;
+use veil_runtime::setup::{KeyExchange, LinkSecret, PairwiseKeys};
 use veil_runtime::transport::{RoundId, SessionId, Transport};
 
 /// Largest gRPC message (one frame) a link encodes or decodes.
@@ -38,6 +48,9 @@ pub const MAX_PENDING_BYTES: usize = 64 << 20;
 pub const WINDOW_BYTES: u32 = 32 << 20;
 /// Request metadata naming the calling party (honoured only by insecure test muxes).
 pub const PARTY_HEADER: &str = "x-veil-party";
+
+/// Sessions keyed from one link secret; the next one re-establishes (re-keys) the link.
+pub const MAX_SESSIONS_PER_LINK: usize = 1 << 20;
 
 const MAX_TOMBSTONES: usize = 4096;
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
@@ -83,6 +96,35 @@ fn fingerprint(der: &[u8]) -> String {
 struct Link {
     generation: u64,
     tx: mpsc::UnboundedSender<pb::Frame>,
+    /// This end's ephemeral key, until the peer's hello arrives.
+    kx: Option<KeyExchange>,
+    /// The link secret, once the peer's hello arrived (the link is up from then on).
+    secret: Option<LinkSecret>,
+    /// Session ids keyed from `secret` (each at most once).
+    keyed: HashSet<u64>,
+}
+
+/// Why [`PeerMux::open`] could not open a session.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The link to a peer was not up (connected and keyed) within the mux's timeout.
+    #[error("no link to {peer} within {timeout:?}")]
+    LinkDown {
+        /// The unreachable peer.
+        peer: PartyId,
+        /// How long the mux waited.
+        timeout: Duration,
+    },
+    /// The session id was keyed before on a current link; its keys would repeat.
+    #[error("session id {0} was already used on this node's peer links; use a fresh random id")]
+    Reused(SessionId),
+    /// A link used up its session budget and is being re-established with a new secret.
+    #[error("the link to {peer} is re-keying after {MAX_SESSIONS_PER_LINK} sessions; retry")]
+    Rekeying {
+        /// The peer whose link re-keys.
+        peer: PartyId,
+    },
 }
 
 struct SessionSlot {
@@ -255,8 +297,78 @@ impl PeerMux {
 
     /// Open `session`: a transport whose messages are multiplexed on this mux's links. Frames
     /// that arrived for it before are delivered first. Dropping the transport closes the session.
+    /// Such a transport carries no keys: pair it with `Session::establish` (a key round), or use
+    /// [`PeerMux::open`].
     pub fn session(self: &Arc<Self>, session: SessionId) -> GrpcTransport {
         let mut st = self.lock();
+        self.session_locked(&mut st, session)
+    }
+
+    /// Open `session` with pairwise PRF keys derived from the link secrets (no key round):
+    /// waits up to the mux's timeout for both links to be up. Refuses a session id already
+    /// keyed on a current link.
+    pub async fn open(
+        self: &Arc<Self>,
+        session: SessionId,
+    ) -> Result<(GrpcTransport, PairwiseKeys), OpenError> {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let (next, prev) = (self.me.next(), self.me.prev());
+        loop {
+            let down = {
+                let mut st = self.lock();
+                let keyed = |st: &MuxState, p: PartyId| {
+                    st.links[p.index()]
+                        .as_ref()
+                        .is_some_and(|l| l.secret.is_some())
+                };
+                match [next, prev].into_iter().find(|&p| !keyed(&st, p)) {
+                    Some(p) => p,
+                    None => {
+                        for p in [next, prev] {
+                            let link = st.links[p.index()].as_ref().expect("keyed above");
+                            if link.keyed.contains(&session.0) {
+                                return Err(OpenError::Reused(session));
+                            }
+                            if link.keyed.len() >= MAX_SESSIONS_PER_LINK {
+                                tracing::info!(me = %self.me, peer = %p, "session budget used; re-keying the link");
+                                self.drop_link(&mut st, p);
+                                return Err(OpenError::Rekeying { peer: p });
+                            }
+                        }
+                        for p in [next, prev] {
+                            if let Some(link) = st.links[p.index()].as_mut() {
+                                link.keyed.insert(session.0);
+                            }
+                        }
+                        let keys = {
+                            let secret = |p: PartyId| {
+                                st.links[p.index()]
+                                    .as_ref()
+                                    .and_then(|l| l.secret.as_ref())
+                                    .expect("keyed above")
+                            };
+                            PairwiseKeys::from_links(self.me, session.0, secret(next), secret(prev))
+                        };
+                        // The slot is made under the same lock, so a link that breaks from
+                        // here on fails this session instead of carrying it with stale keys.
+                        return Ok((self.session_locked(&mut st, session), keys));
+                    }
+                }
+            };
+            let mut up = self.link_up[down.index()].subscribe();
+            match tokio::time::timeout_at(deadline, up.wait_for(|u| *u)).await {
+                Ok(Ok(_)) => continue,
+                _ => {
+                    return Err(OpenError::LinkDown {
+                        peer: down,
+                        timeout: self.timeout,
+                    });
+                }
+            }
+        }
+    }
+
+    fn session_locked(self: &Arc<Self>, st: &mut MuxState, session: SessionId) -> GrpcTransport {
         st.next_token += 1;
         let token = st.next_token;
         let mut senders: [Option<mpsc::UnboundedSender<Msg>>; 3] = Default::default();
@@ -287,7 +399,6 @@ impl PeerMux {
                 inbound: senders,
             },
         );
-        drop(st);
         GrpcTransport {
             mux: Arc::clone(self),
             me: self.me,
@@ -319,20 +430,67 @@ impl PeerMux {
         }
     }
 
-    /// Register a new link to `peer`; returns its generation. A link it replaces counts as down.
+    /// Register a new link to `peer` and send it our hello (the link's first frame); returns
+    /// its generation. A link it replaces counts as down. The link is up once keyed
+    /// ([`PeerMux::link_hello`]).
     fn link_established(&self, peer: PartyId, tx: mpsc::UnboundedSender<pb::Frame>) -> u64 {
+        let kx = KeyExchange::new(&mut rand::rngs::OsRng.unwrap_err());
+        let hello = pb::Frame {
+            hello: Bytes::copy_from_slice(&kx.public()),
+            ..Default::default()
+        };
+        // Sent before the link is visible to sessions, so it precedes every session frame.
+        let _ = tx.send(hello);
         let mut st = self.lock();
         st.next_generation += 1;
         let generation = st.next_generation;
         if st.links[peer.index()].is_some() {
             tracing::warn!(me = %self.me, %peer, "link replaced; failing its sessions");
             st.break_sessions(peer.index());
+            self.link_up[peer.index()].send_replace(false);
         }
-        st.links[peer.index()] = Some(Link { generation, tx });
+        st.links[peer.index()] = Some(Link {
+            generation,
+            tx,
+            kx: Some(kx),
+            secret: None,
+            keyed: HashSet::new(),
+        });
+        drop(st);
+        tracing::debug!(me = %self.me, %peer, "link connected; exchanging keys");
+        generation
+    }
+
+    /// The peer's hello on link `generation`: derive the link secret; the link is up from now.
+    /// An error (a second hello, a malformed or low-order key) means the link must close.
+    fn link_hello(&self, peer: PartyId, generation: u64, hello: &[u8]) -> Result<(), String> {
+        let public: [u8; 32] = hello
+            .try_into()
+            .map_err(|_| format!("hello of {} bytes, expected 32", hello.len()))?;
+        let mut st = self.lock();
+        let Some(link) = st.links[peer.index()]
+            .as_mut()
+            .filter(|l| l.generation == generation)
+        else {
+            return Ok(()); // a stale link: its reader stops at its next frame
+        };
+        let kx = link.kx.take().ok_or("a second hello on one link")?;
+        let secret = kx
+            .link_secret(self.me, peer, &public)
+            .map_err(|e| e.to_string())?;
+        link.secret = Some(secret);
         drop(st);
         self.link_up[peer.index()].send_replace(true);
         tracing::info!(me = %self.me, %peer, "link up");
-        generation
+        Ok(())
+    }
+
+    /// Close the current link to `peer` (its sessions fail; the dialing side redials, which
+    /// re-keys it).
+    fn drop_link(&self, st: &mut MuxState, peer: PartyId) {
+        st.links[peer.index()] = None;
+        st.break_sessions(peer.index());
+        self.link_up[peer.index()].send_replace(false);
     }
 
     fn link_down(&self, peer: PartyId, generation: u64) {
@@ -341,10 +499,8 @@ impl PeerMux {
             .as_ref()
             .is_some_and(|l| l.generation == generation)
         {
-            st.links[peer.index()] = None;
-            st.break_sessions(peer.index());
+            self.drop_link(&mut st, peer);
             drop(st);
-            self.link_up[peer.index()].send_replace(false);
             tracing::warn!(me = %self.me, %peer, "link down");
         }
     }
@@ -430,6 +586,7 @@ async fn read_link(
 ) {
     // Partially received messages by session: (round, bytes so far).
     let mut partial: HashMap<u64, (u64, BytesMut)> = HashMap::new();
+    let mut keyed = false;
     loop {
         let next = tokio::select! {
             m = inbound.message() => m,
@@ -446,6 +603,23 @@ async fn read_link(
                 break;
             }
         };
+        // The first frame is the peer's hello, and only the first.
+        if !keyed || !frame.hello.is_empty() {
+            let Some(m) = mux.upgrade() else { return };
+            let outcome = if keyed {
+                Err("a second hello on one link".to_string())
+            } else if frame.hello.is_empty() {
+                Err("a session frame before the hello".to_string())
+            } else {
+                m.link_hello(peer, generation, &frame.hello)
+            };
+            if let Err(why) = outcome {
+                tracing::warn!(%peer, why, "bad link hello; closing link");
+                break;
+            }
+            keyed = true;
+            continue;
+        }
         let message = match partial.remove(&frame.session) {
             None if frame.last => Some(frame.payload),
             None => {
@@ -630,6 +804,7 @@ impl GrpcTransport {
                     round: round.0,
                     payload: msg.slice(start..end),
                     last: i + 1 == n,
+                    hello: Bytes::new(),
                 }
             })
             .collect()

@@ -1,5 +1,7 @@
 //! gRPC peer links: the runtime engine over three `PeerMux`es on loopback (insecure test mode),
 //! chunking of large messages, concurrent sessions, and a node going away and coming back.
+//! Sessions take their keys from the links' secrets (`PeerMux::open`, no key round) unless a
+//! test says otherwise.
 
 use bytes::Bytes;
 use rand::Rng;
@@ -9,15 +11,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+use tokio_stream::StreamExt as _;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Endpoint, Server};
+use veil_circuits::cost::program_cost;
 use veil_circuits::eval::evaluate;
 use veil_circuits::{Builder, PartyId, Ring, ValidatedProgram};
 use veil_node::pb;
-use veil_node::peer::{GrpcTransport, PeerMux, tune_server};
+use veil_node::peer::{GrpcTransport, OpenError, PeerMux, tune_server};
 use veil_runtime::engine::{InputValue, Session};
 use veil_runtime::error::{EngineError, ProtocolError, TransportError};
 use veil_runtime::harness::{PartyResult, collect_outputs, share_inputs};
+use veil_runtime::setup::PairwiseKeys;
 use veil_runtime::testing::test_rng;
 use veil_runtime::transport::{RoundId, SessionId, Transport};
 
@@ -94,22 +99,25 @@ async fn cluster(timeout: Duration) -> (Vec<Node>, [SocketAddr; 3]) {
     (nodes, addrs)
 }
 
-/// Run `program` at one party on its own thread with a current-thread runtime.
+/// Run `program` at one party as a task: with the given keys, or after a key round.
 fn spawn_party(
-    net: GrpcTransport,
+    (net, keys): (GrpcTransport, Option<PairwiseKeys>),
     program: Arc<ValidatedProgram>,
     inputs: HashMap<String, InputValue>,
 ) -> tokio::task::JoinHandle<PartyResult> {
-    tokio::task::spawn_blocking(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .expect("runtime");
-        rt.block_on(async move {
-            let mut session = Session::establish(net).await?;
-            session.run(&program, inputs).await
-        })
+    tokio::spawn(async move {
+        let mut session = match keys {
+            Some(k) => Session::with_keys(net, &k),
+            None => Session::establish(net).await?,
+        };
+        session.run(&program, inputs).await
     })
+}
+
+/// `mux`'s side of session `sid`, keyed from its links.
+async fn open(mux: &Arc<PeerMux>, sid: SessionId) -> (GrpcTransport, Option<PairwiseKeys>) {
+    let (net, keys) = mux.open(sid).await.expect("open");
+    (net, Some(keys))
 }
 
 /// Run `program` once among the three muxes as session `sid`; check against the evaluator.
@@ -121,14 +129,22 @@ async fn run_and_check(
 ) {
     let mut rng = test_rng();
     let inputs = share_inputs(&program, &plain, &mut rng);
-    let handles: Vec<_> = inputs
-        .into_iter()
-        .enumerate()
-        .map(|(i, inp)| spawn_party(muxes[i].session(sid), program.clone(), inp))
-        .collect();
+    let mut handles = Vec::new();
+    for (i, inp) in inputs.into_iter().enumerate() {
+        handles.push(spawn_party(
+            open(&muxes[i], sid).await,
+            program.clone(),
+            inp,
+        ));
+    }
     let mut outs = Vec::new();
     for h in handles {
-        let (o, _) = h.await.expect("join").expect("party run");
+        let (o, report) = h.await.expect("join").expect("party run");
+        assert_eq!(
+            report.rounds,
+            program_cost(&program).rounds as u64,
+            "no key round"
+        );
         outs.push(o);
     }
     let outs: [_; 3] = outs.try_into().unwrap_or_else(|_| unreachable!());
@@ -287,8 +303,17 @@ async fn dropped_peer_fails_sessions_and_comes_back() {
     let inputs = share_inputs(&prog, &plain, &mut rng);
     // P0 and P1 start a session that P2 never joins; then P2 goes away.
     let [i0, i1, _] = inputs;
-    let h0 = spawn_party(nodes[0].mux.session(SessionId(20)), prog.clone(), i0);
-    let h1 = spawn_party(nodes[1].mux.session(SessionId(20)), prog.clone(), i1);
+    // (With a key round, so the failure shows in setup.)
+    let h0 = spawn_party(
+        (nodes[0].mux.session(SessionId(20)), None),
+        prog.clone(),
+        i0,
+    );
+    let h1 = spawn_party(
+        (nodes[1].mux.session(SessionId(20)), None),
+        prog.clone(),
+        i1,
+    );
     tokio::time::sleep(Duration::from_millis(200)).await;
     let start = Instant::now();
     let n2 = nodes.pop().unwrap();
@@ -310,6 +335,24 @@ async fn dropped_peer_fails_sessions_and_comes_back() {
         );
     }
     assert!(start.elapsed() < timeout + Duration::from_secs(1));
+    // Without its link to P2, P0 cannot open a keyed session: a clear error after the timeout.
+    let t = Instant::now();
+    let err = nodes[0]
+        .mux
+        .open(SessionId(22))
+        .await
+        .expect_err("P2 is down");
+    assert!(
+        matches!(
+            err,
+            OpenError::LinkDown {
+                peer: PartyId::P2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(t.elapsed() < timeout + Duration::from_secs(1));
     // P2 comes back on the same port; P0 and P1 redial it.
     let listener = TcpListener::bind(addrs[2]).await.expect("rebind");
     nodes.push(serve(2, listener, timeout));
@@ -317,6 +360,61 @@ async fn dropped_peer_fails_sessions_and_comes_back() {
         assert!(n.mux.wait_connected(Duration::from_secs(10)).await);
     }
     run_and_check(muxes(&nodes), SessionId(21), prog, plain).await;
+    for n in nodes {
+        n.kill().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_session_id_is_keyed_once_per_link() {
+    let (nodes, _) = cluster(Duration::from_secs(10)).await;
+    let (prog, plain) = program(10);
+    run_and_check(muxes(&nodes), SessionId(30), prog.clone(), plain.clone()).await;
+    // Reusing the id would repeat the session's correlated randomness: every node refuses.
+    for n in &nodes {
+        let err = n.mux.open(SessionId(30)).await.expect_err("reused id");
+        assert!(matches!(err, OpenError::Reused(SessionId(30))), "{err}");
+        assert!(err.to_string().contains("fresh random id"), "{err}");
+    }
+    run_and_check(muxes(&nodes), SessionId(31), prog, plain).await;
+    for n in nodes {
+        n.kill().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_link_without_a_hello_is_closed_and_the_real_link_comes_back() {
+    let (nodes, addrs) = cluster(Duration::from_secs(10)).await;
+    // Pose as P0 towards P1 (insecure test mux) and send a session frame instead of a hello.
+    let mut client = pb::peer_client::PeerClient::connect(format!("http://{}", addrs[1]))
+        .await
+        .unwrap();
+    let frame = pb::Frame {
+        session: 1,
+        round: 1,
+        payload: Bytes::from_static(b"no hello"),
+        last: true,
+        hello: Bytes::new(),
+    };
+    let mut req =
+        tonic::Request::new(tokio_stream::iter(vec![frame]).chain(tokio_stream::pending()));
+    req.metadata_mut()
+        .insert("x-veil-party", "0".parse().unwrap());
+    let mut inbound = client.link(req).await.expect("accepted").into_inner();
+    // P1 greets with its hello, then closes the link.
+    let hello = inbound.message().await.expect("hello").expect("a frame");
+    assert_eq!(hello.hello.len(), 32);
+    let end = tokio::time::timeout(Duration::from_secs(5), inbound.message()).await;
+    assert!(
+        matches!(end, Ok(Ok(None)) | Ok(Err(_))),
+        "link must close: {end:?}"
+    );
+    // The real P0 redials P1 (its link was replaced) and sessions work again.
+    for n in &nodes {
+        assert!(n.mux.wait_connected(Duration::from_secs(10)).await);
+    }
+    let (prog, plain) = program(10);
+    run_and_check(muxes(&nodes), SessionId(40), prog, plain).await;
     for n in nodes {
         n.kill().await;
     }

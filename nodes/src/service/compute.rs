@@ -8,7 +8,7 @@
 //! that reveal values to the nodes (`Reveal` ops, outputs to parties) are refused here.
 
 use crate::pb;
-use crate::peer::PeerMux;
+use crate::peer::{OpenError, PeerMux};
 use crate::store::{Store, StoreError, StoredResult, StoredValue};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -114,6 +114,13 @@ fn engine_status(e: EngineError) -> Status {
         EngineError::Round { .. } | EngineError::Setup(_) => Status::unavailable(e.to_string()),
         EngineError::Protocol { .. } => Status::aborted(e.to_string()),
         _ => Status::invalid_argument(e.to_string()),
+    }
+}
+
+fn open_status(e: OpenError) -> Status {
+    match &e {
+        OpenError::Reused(_) => Status::already_exists(e.to_string()),
+        _ => Status::unavailable(e.to_string()),
     }
 }
 
@@ -334,12 +341,18 @@ impl pb::compute_server::Compute for ComputeService {
         // peer links: a message's arrival, the session's step and its next send then need no
         // hand-off to another thread (each cross-thread wake costs tens of µs on a loaded VM).
         // The engine moves heavy local steps off the worker itself (`block_in_place`).
-        let transport = self.mux.session(SessionId(r.session));
+        // Keys come from the peer links' secrets: no key round (see `peer`).
+        let start = std::time::Instant::now();
+        let (transport, keys) = self
+            .mux
+            .open(SessionId(r.session))
+            .await
+            .map_err(open_status)?;
         let me = self.me;
         tracing::info!(party = %me, client = %caller, program = %r.program_id, session = r.session, "invoke");
         let run = tokio::spawn(async move {
-            let start = std::time::Instant::now();
-            let mut session = Session::establish(transport).await.map_err(engine_status)?;
+            let mut session = Session::with_keys(transport, &keys);
+            drop(keys);
             let (outputs, report) = session.run(&program, inputs).await.map_err(engine_status)?;
             Ok::<_, Status>((outputs, report, start.elapsed()))
         })

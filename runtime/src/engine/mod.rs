@@ -33,7 +33,7 @@ use crate::protocols::{
     Expect, InputRound, MulRound, MultiRound, RevealRound, RoundProtocol, Step, TruncRound,
     compare, exchange, select,
 };
-use crate::setup::KeyExchange;
+use crate::setup::{KeyExchange, PairwiseKeys};
 use crate::sharing::Shares;
 use crate::transport::{RoundId, Transport};
 use bytes::Bytes;
@@ -55,6 +55,15 @@ pub struct Session<T: Transport> {
 }
 
 impl<T: Transport> Session<T> {
+    /// A session whose pairwise PRF keys are already agreed (e.g. derived from the secrets
+    /// of long-lived peer links, [`crate::setup::PairwiseKeys::from_links`]): no setup round.
+    pub fn with_keys(net: T, keys: &PairwiseKeys) -> Self {
+        Session {
+            ctx: PartyCtx::new(net.me(), net.session(), keys),
+            net,
+        }
+    }
+
     /// Agree pairwise PRF keys with both peers (X25519 over the transport, round 0) using
     /// fresh OS randomness.
     pub async fn establish(net: T) -> Result<Self, EngineError> {
