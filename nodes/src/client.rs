@@ -90,7 +90,8 @@ pub struct InvokeSummary {
     pub rounds: u64,
     /// Payload bytes sent by P0, P1, P2.
     pub bytes_sent: [u64; 3],
-    /// Wall time of the session (key setup + program) at the slowest node.
+    /// Wall time of the session (opening it with keys from the peer links + the program) at
+    /// the slowest node.
     pub session_time: Duration,
     /// When each depth (round) of the program's schedule was complete, from the start of the
     /// program, at the slowest node: time a layer as the difference at its last depth.

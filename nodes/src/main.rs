@@ -67,8 +67,9 @@ enum Command {
     ///
     /// Times are medians over --reps runs. Memory transport: one session (setup excluded),
     /// the slowest party per run. gRPC transport (a devnet started on the fly, or --cluster):
-    /// the session time at the slowest node (key setup + program over mTLS peer links); the
-    /// client's wall time of the whole Invoke is printed too. Progress goes to stderr.
+    /// the session time at the slowest node (the program over mTLS peer links; keys come from
+    /// the links, no setup round); the client's wall time of the whole Invoke is printed too.
+    /// Progress goes to stderr.
     Bench {
         /// Links between the parties.
         #[arg(long, value_enum, default_value = "memory")]

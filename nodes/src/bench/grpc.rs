@@ -1,6 +1,6 @@
 //! `veil bench --transport grpc`: the same workloads on a real cluster — three `veil node`
 //! processes with mutual TLS on loopback (started on the fly, or given by `--cluster`), driven
-//! through the client SDK. `median_s` is the session time at the slowest node (key setup and
+//! through the client SDK. `median_s` is the session time at the slowest node (opening it and
 //! the program over the gRPC peer links); `invoke_wall_median_s` is the client's wall time of
 //! the whole `Invoke` (adds loading inputs from and storing results to the nodes' databases).
 

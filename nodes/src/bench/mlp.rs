@@ -70,7 +70,7 @@ pub struct MlpBenchResult {
     pub frac_bits: u32,
     /// gRPC: median user wall time per request (input upload, invoke, fetch, clean-up), seconds.
     pub mpc_median_s: f64,
-    /// gRPC: median session time at the slowest node (key setup + the network), seconds.
+    /// gRPC: median session time at the slowest node (the program over the network), seconds.
     pub mpc_session_median_s: f64,
     /// Communication rounds of one request.
     pub mpc_rounds: u64,

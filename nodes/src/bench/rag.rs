@@ -32,7 +32,7 @@ pub struct RagBenchResult {
     pub k: usize,
     /// MPC: median asker wall time per query (upload query, invoke, fetch, clean-up), seconds.
     pub mpc_median_s: f64,
-    /// MPC: median session time at the slowest node (key setup + the circuit), seconds.
+    /// MPC: median session time at the slowest node (the circuit over the network), seconds.
     pub mpc_session_median_s: f64,
     /// MPC: communication rounds of the circuit.
     pub mpc_rounds: u64,
