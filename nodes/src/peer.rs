@@ -13,8 +13,8 @@
 //! (`veil_runtime::setup`), and a link counts as up only once keyed. [`PeerMux::open`]
 //! derives a session's pairwise PRF keys from the two link secrets, so a session needs no key
 //! round. Keys repeat if a session id repeats, so each link refuses an id it has already keyed
-//! (at most [`MAX_SESSIONS_PER_LINK`] per connection; then the link is re-established, which
-//! re-keys it).
+//! (at most [`MAX_SESSIONS_PER_LINK`] per connection by default; then the link is
+//! re-established, which re-keys it).
 
 use crate::pb;
 use bytes::{Bytes, BytesMut};
@@ -22,7 +22,7 @@ use rand::TryRngCore as _;
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -49,7 +49,8 @@ pub const WINDOW_BYTES: u32 = 32 << 20;
 /// Request metadata naming the calling party (honoured only by insecure test muxes).
 pub const PARTY_HEADER: &str = "x-veil-party";
 
-/// Sessions keyed from one link secret; the next one re-establishes (re-keys) the link.
+/// Default sessions keyed from one link secret; the next one re-establishes (re-keys) the link
+/// (bounds the memory of the ids each link remembers).
 pub const MAX_SESSIONS_PER_LINK: usize = 1 << 20;
 
 const MAX_TOMBSTONES: usize = 4096;
@@ -120,10 +121,12 @@ pub enum OpenError {
     #[error("session id {0} was already used on this node's peer links; use a fresh random id")]
     Reused(SessionId),
     /// A link used up its session budget and is being re-established with a new secret.
-    #[error("the link to {peer} is re-keying after {MAX_SESSIONS_PER_LINK} sessions; retry")]
+    #[error("the link to {peer} is re-keying after {sessions} sessions; retry")]
     Rekeying {
         /// The peer whose link re-keys.
         peer: PartyId,
+        /// Sessions the link keyed.
+        sessions: usize,
     },
 }
 
@@ -185,6 +188,8 @@ pub struct PeerMux {
     timeout: Duration,
     chunk_bytes: usize,
     insecure: bool,
+    /// Sessions keyed per link connection before it is re-keyed.
+    session_budget: AtomicUsize,
     state: Mutex<MuxState>,
     /// Per peer: whether a link is up (for senders waiting on a redial).
     link_up: [watch::Sender<bool>; 3],
@@ -238,10 +243,18 @@ impl PeerMux {
             timeout,
             chunk_bytes: chunk_bytes.clamp(1, MAX_FRAME_BYTES - 1024),
             insecure,
+            session_budget: AtomicUsize::new(MAX_SESSIONS_PER_LINK),
             state: Mutex::new(MuxState::default()),
             link_up: std::array::from_fn(|_| watch::Sender::new(false)),
             shutdown: watch::Sender::new(()),
         })
+    }
+
+    /// Set how many sessions a link connection keys before it is re-keyed (default
+    /// [`MAX_SESSIONS_PER_LINK`], at least 1); lower it to exercise re-keying.
+    pub fn set_session_budget(&self, sessions: usize) {
+        self.session_budget
+            .store(sessions.max(1), Ordering::Relaxed);
     }
 
     /// This node.
@@ -329,10 +342,11 @@ impl PeerMux {
                             if link.keyed.contains(&session.0) {
                                 return Err(OpenError::Reused(session));
                             }
-                            if link.keyed.len() >= MAX_SESSIONS_PER_LINK {
-                                tracing::info!(me = %self.me, peer = %p, "session budget used; re-keying the link");
+                            let sessions = link.keyed.len();
+                            if sessions >= self.session_budget.load(Ordering::Relaxed) {
+                                tracing::info!(me = %self.me, peer = %p, sessions, "session budget used; re-keying the link");
                                 self.drop_link(&mut st, p);
-                                return Err(OpenError::Rekeying { peer: p });
+                                return Err(OpenError::Rekeying { peer: p, sessions });
                             }
                         }
                         for p in [next, prev] {

@@ -419,3 +419,33 @@ async fn a_link_without_a_hello_is_closed_and_the_real_link_comes_back() {
         n.kill().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_link_re_keys_after_its_session_budget() {
+    let (nodes, _) = cluster(Duration::from_secs(10)).await;
+    for n in &nodes {
+        n.mux.set_session_budget(1);
+    }
+    let (prog, plain) = program(10);
+    run_and_check(muxes(&nodes), SessionId(60), prog.clone(), plain.clone()).await;
+    // Every link has keyed one session: the next open on each link drops it for a redial.
+    let rekey = |r: Result<_, OpenError>, want: PartyId| match r {
+        Err(OpenError::Rekeying { peer, sessions: 1 }) if peer == want => {}
+        Err(e) => panic!("expected a re-key of the link to {want}: {e}"),
+        Ok(_) => panic!("expected a re-key of the link to {want}"),
+    };
+    rekey(nodes[0].mux.open(SessionId(61)).await, p(1));
+    // P0 waits for the redialled P0–P1 link (fresh secret, nothing keyed), then re-keys P0–P2.
+    rekey(nodes[0].mux.open(SessionId(62)).await, p(2));
+    rekey(nodes[1].mux.open(SessionId(63)).await, p(2));
+    for n in &nodes {
+        assert!(n.mux.wait_connected(Duration::from_secs(10)).await);
+        n.mux
+            .set_session_budget(veil_node::peer::MAX_SESSIONS_PER_LINK);
+    }
+    // Fresh secrets: even the first session's id may be keyed again, and the result is right.
+    run_and_check(muxes(&nodes), SessionId(60), prog, plain).await;
+    for n in nodes {
+        n.kill().await;
+    }
+}
