@@ -43,17 +43,38 @@ use veil_runtime::fhe::{
     CorpusInfo, DbShape, EncryptedQuery, FetchQuery, FheError, Hint, ScoreQuery, ScoredDoc,
 };
 use veil_runtime::kernels::{le_bytes_to_words, words_to_le_bytes};
-use veil_runtime::sharing::{ReconstructError, Shares, reconstruct, share3};
+use veil_runtime::sharing::{ReconstructError, SEED_BYTES, Shares, reconstruct, share3_seeded};
 
-/// The CSPRNG for the client's secret sharing: ChaCha20 keyed with 32 bytes from the OS RNG
-/// (a fresh key per call). Drawing megabytes of shares straight from the OS RNG cost about
-/// 5 ms per MB of input on this VM (the getrandom syscall); ChaCha20 in user space is an
-/// order of magnitude faster and equally unpredictable to anyone without the key.
-fn share_rng() -> rand_chacha::ChaCha20Rng {
-    use rand::{RngCore as _, SeedableRng as _};
-    let mut seed = [0u8; 32];
-    rand::rngs::OsRng.unwrap_err().fill_bytes(&mut seed);
-    rand_chacha::ChaCha20Rng::from_seed(seed)
+/// Each node's two components of a fresh sharing of `values`, seed-compressed
+/// (`veil_runtime::sharing::seeded`): P0 gets the seeds of x_0 and x_1, P1 the seed of x_1 and
+/// the words of x_2, P2 the words of x_2 and the seed of x_0, so the client uploads 2n words
+/// instead of 6n. The seeds come from the OS RNG; the words are computed, not drawn (drawing
+/// every share word from `getrandom` cost about 5 ms per MB of input on this VM).
+fn node_components(values: &[u64]) -> [pb::InlineShares; 3] {
+    let s = share3_seeded(values, &mut rand::rngs::OsRng.unwrap_err());
+    let x2: Bytes = words_to_le_bytes(&s.x2).into();
+    let seed = |b: &[u8; SEED_BYTES]| Bytes::copy_from_slice(b);
+    let len = values.len() as u64;
+    [
+        pb::InlineShares {
+            own_seed: seed(&s.seed0),
+            next_seed: seed(&s.seed1),
+            len,
+            ..Default::default()
+        },
+        pb::InlineShares {
+            own_seed: seed(&s.seed1),
+            next: x2.clone(),
+            len,
+            ..Default::default()
+        },
+        pb::InlineShares {
+            own: x2,
+            next_seed: seed(&s.seed0),
+            len,
+            ..Default::default()
+        },
+    ]
 }
 
 /// A client call failed.
@@ -216,17 +237,18 @@ impl Client {
         compute: &[&str],
         receive: &[&str],
     ) -> Result<(), ClientError> {
-        let mut rng = share_rng();
-        let shares = share3(values, &mut rng);
+        let parts = node_components(values);
         let compute: Vec<String> = compute.iter().map(|s| s.to_string()).collect();
         let receive: Vec<String> = receive.iter().map(|s| s.to_string()).collect();
-        let shares = &shares;
+        let parts = &parts;
         let (compute, receive) = (&compute, &receive);
         on_all!(self, i, c => c.store_value(pb::StoreValueRequest {
             value_id: id.to_string(),
             len: values.len() as u64,
-            own: words_to_le_bytes(&shares[i].own).into(),
-            next: words_to_le_bytes(&shares[i].next).into(),
+            own: parts[i].own.clone(),
+            next: parts[i].next.clone(),
+            own_seed: parts[i].own_seed.clone(),
+            next_seed: parts[i].next_seed.clone(),
             compute: compute.clone(),
             receive: receive.clone(),
         }))?;
@@ -286,17 +308,10 @@ impl Client {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let mut rng = share_rng();
         let mut per_node: [HashMap<String, pb::InlineShares>; 3] = Default::default();
         for (name, values) in inline {
-            for (i, s) in share3(values, &mut rng).iter().enumerate() {
-                per_node[i].insert(
-                    name.to_string(),
-                    pb::InlineShares {
-                        own: words_to_le_bytes(&s.own).into(),
-                        next: words_to_le_bytes(&s.next).into(),
-                    },
-                );
+            for (i, part) in node_components(values).into_iter().enumerate() {
+                per_node[i].insert(name.to_string(), part);
             }
         }
         let (inputs, per_node) = (&inputs, &per_node);

@@ -17,8 +17,7 @@ use veil_circuits::PartyId;
 use veil_circuits::{Op, Owner, Program, Recipient, ValidatedProgram, Visibility};
 use veil_runtime::engine::{InputValue, OutputValue, Session};
 use veil_runtime::error::EngineError;
-use veil_runtime::kernels::le_bytes_to_words;
-use veil_runtime::sharing::Shares;
+use veil_runtime::sharing::{SEED_BYTES, Shares, expand};
 use veil_runtime::transport::SessionId;
 
 /// Longest accepted id (value, result).
@@ -102,6 +101,26 @@ fn words(field: &str, bytes: &[u8], len: usize) -> Result<Vec<u64>, Status> {
     Ok(veil_runtime::kernels::le_bytes_to_words(bytes))
 }
 
+/// One share component of `len` elements: little-endian `words`, or a 32-byte `seed` expanded
+/// with ChaCha20 (`veil_runtime::sharing::seeded`), not both.
+fn component(field: &str, words_le: &[u8], seed: &[u8], len: usize) -> Result<Vec<u64>, Status> {
+    if seed.is_empty() {
+        return words(field, words_le, len);
+    }
+    if !words_le.is_empty() {
+        return Err(Status::invalid_argument(format!(
+            "{field}: give words or a seed, not both"
+        )));
+    }
+    let seed: &[u8; SEED_BYTES] = seed.try_into().map_err(|_| {
+        Status::invalid_argument(format!(
+            "{field}_seed has {} bytes, expected {SEED_BYTES}",
+            seed.len()
+        ))
+    })?;
+    Ok(expand(seed, len))
+}
+
 fn store_status(e: StoreError) -> Status {
     match e {
         StoreError::AlreadyExists { .. } => Status::already_exists(e.to_string()),
@@ -174,8 +193,8 @@ impl pb::compute_server::Compute for ComputeService {
                     r.len, self.max_elements
                 ))
             })?;
-        let own = words("own", &r.own, len)?;
-        let next = words("next", &r.next, len)?;
+        let own = component("own", &r.own, &r.own_seed, len)?;
+        let next = component("next", &r.next, &r.next_seed, len)?;
         let value = StoredValue {
             owner: caller.clone(),
             compute: r.compute,
@@ -263,18 +282,20 @@ impl pb::compute_server::Compute for ComputeService {
                     )));
                 }
                 (None, Some(s)) => {
-                    if s.own.len() % 8 != 0 || s.own.len() != s.next.len() {
+                    let len = decl.ty.shape.len();
+                    if s.len != len as u64 {
                         return Err(Status::invalid_argument(format!(
-                            "inline input '{}': components must be equal whole numbers of words",
-                            decl.name
+                            "inline input '{}' has {} elements, the program expects {len}",
+                            decl.name, s.len
                         )));
                     }
+                    let field = |part: &str| format!("inline input '{}' {part}", decl.name);
                     let v = StoredValue {
                         owner: caller.clone(),
                         compute: Vec::new(),
                         receive: Vec::new(),
-                        own: le_bytes_to_words(&s.own),
-                        next: le_bytes_to_words(&s.next),
+                        own: component(&field("own"), &s.own, &s.own_seed, len)?,
+                        next: component(&field("next"), &s.next, &s.next_seed, len)?,
                     };
                     (format!("inline:{}", decl.name), v)
                 }
@@ -453,5 +474,35 @@ impl pb::compute_server::Compute for ComputeService {
             programs: self.store.list_programs().map_err(store_status)?,
             results: self.store.list_results(&caller).map_err(store_status)?,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn components_come_as_words_or_a_seed() {
+        let w: Vec<u8> = [1u64, 2, 3].iter().flat_map(|x| x.to_le_bytes()).collect();
+        assert_eq!(component("own", &w, &[], 3).unwrap(), vec![1, 2, 3]);
+        let seed = [9u8; SEED_BYTES];
+        assert_eq!(component("own", &[], &seed, 5).unwrap(), expand(&seed, 5));
+        let bad = |r: Result<Vec<u64>, Status>| {
+            let e = r.unwrap_err();
+            assert_eq!(e.code(), tonic::Code::InvalidArgument);
+            e.message().to_string()
+        };
+        assert_eq!(
+            bad(component("own", &w, &seed, 3)),
+            "own: give words or a seed, not both"
+        );
+        assert_eq!(
+            bad(component("next", &[], &seed[..31], 3)),
+            "next_seed has 31 bytes, expected 32"
+        );
+        assert_eq!(
+            bad(component("own", &w, &[], 4)),
+            "own has 24 bytes, expected 32 for 4 elements"
+        );
     }
 }

@@ -96,7 +96,7 @@ pub fn share3<R: rand::CryptoRng + rand::RngCore>(values: &[u64], rng: &mut R) -
 }
 
 /// Uniform words from `rng` (8 LE bytes each).
-fn fill_u64<R: rand::RngCore + ?Sized>(rng: &mut R, out: &mut [u64]) {
+pub(crate) fn fill_u64<R: rand::RngCore + ?Sized>(rng: &mut R, out: &mut [u64]) {
     let mut buf = [0u8; 512];
     for chunk in out.chunks_mut(buf.len() / 8) {
         let bytes = &mut buf[..chunk.len() * 8];
