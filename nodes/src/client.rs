@@ -50,25 +50,25 @@ use veil_runtime::sharing::{ReconstructError, SEED_BYTES, Shares, reconstruct, s
 /// the words of x_2, P2 the words of x_2 and the seed of x_0, so the client uploads 2n words
 /// instead of 6n. The seeds come from the OS RNG; the words are computed, not drawn (drawing
 /// every share word from `getrandom` cost about 5 ms per MB of input on this VM).
-fn node_components(values: &[u64]) -> [pb::InlineShares; 3] {
+fn node_components(values: &[u64]) -> [pb::NodeShares; 3] {
     let s = share3_seeded(values, &mut rand::rngs::OsRng.unwrap_err());
     let x2: Bytes = words_to_le_bytes(&s.x2).into();
     let seed = |b: &[u8; SEED_BYTES]| Bytes::copy_from_slice(b);
     let len = values.len() as u64;
     [
-        pb::InlineShares {
+        pb::NodeShares {
             own_seed: seed(&s.seed0),
             next_seed: seed(&s.seed1),
             len,
             ..Default::default()
         },
-        pb::InlineShares {
+        pb::NodeShares {
             own_seed: seed(&s.seed1),
             next: x2.clone(),
             len,
             ..Default::default()
         },
-        pb::InlineShares {
+        pb::NodeShares {
             own: x2,
             next_seed: seed(&s.seed0),
             len,
@@ -244,11 +244,7 @@ impl Client {
         let (compute, receive) = (&compute, &receive);
         on_all!(self, i, c => c.store_value(pb::StoreValueRequest {
             value_id: id.to_string(),
-            len: values.len() as u64,
-            own: parts[i].own.clone(),
-            next: parts[i].next.clone(),
-            own_seed: parts[i].own_seed.clone(),
-            next_seed: parts[i].next_seed.clone(),
+            shares: Some(parts[i].clone()),
             compute: compute.clone(),
             receive: receive.clone(),
         }))?;
@@ -308,7 +304,7 @@ impl Client {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let mut per_node: [HashMap<String, pb::InlineShares>; 3] = Default::default();
+        let mut per_node: [HashMap<String, pb::NodeShares>; 3] = Default::default();
         for (name, values) in inline {
             for (i, part) in node_components(values).into_iter().enumerate() {
                 per_node[i].insert(name.to_string(), part);

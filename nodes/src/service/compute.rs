@@ -121,6 +121,18 @@ fn component(field: &str, words_le: &[u8], seed: &[u8], len: usize) -> Result<Ve
     Ok(expand(seed, len))
 }
 
+/// A node's two components (own, next) of `len` elements; `field` prefixes error messages.
+fn node_shares(
+    field: &str,
+    s: &pb::NodeShares,
+    len: usize,
+) -> Result<(Vec<u64>, Vec<u64>), Status> {
+    Ok((
+        component(&format!("{field}own"), &s.own, &s.own_seed, len)?,
+        component(&format!("{field}next"), &s.next, &s.next_seed, len)?,
+    ))
+}
+
 fn store_status(e: StoreError) -> Status {
     match e {
         StoreError::AlreadyExists { .. } => Status::already_exists(e.to_string()),
@@ -184,17 +196,17 @@ impl pb::compute_server::Compute for ComputeService {
         let caller = self.caller(&req)?;
         let r = req.into_inner();
         check_id("value", &r.value_id)?;
-        let len = usize::try_from(r.len)
+        let shares = r.shares.unwrap_or_default();
+        let len = usize::try_from(shares.len)
             .ok()
             .filter(|n| *n <= self.max_elements)
             .ok_or_else(|| {
                 Status::invalid_argument(format!(
                     "len {} exceeds this node's limit of {} elements",
-                    r.len, self.max_elements
+                    shares.len, self.max_elements
                 ))
             })?;
-        let own = component("own", &r.own, &r.own_seed, len)?;
-        let next = component("next", &r.next, &r.next_seed, len)?;
+        let (own, next) = node_shares("", &shares, len)?;
         let value = StoredValue {
             owner: caller.clone(),
             compute: r.compute,
@@ -289,13 +301,14 @@ impl pb::compute_server::Compute for ComputeService {
                             decl.name, s.len
                         )));
                     }
-                    let field = |part: &str| format!("inline input '{}' {part}", decl.name);
+                    let field = format!("inline input '{}' ", decl.name);
+                    let (own, next) = node_shares(&field, s, len)?;
                     let v = StoredValue {
                         owner: caller.clone(),
                         compute: Vec::new(),
                         receive: Vec::new(),
-                        own: component(&field("own"), &s.own, &s.own_seed, len)?,
-                        next: component(&field("next"), &s.next, &s.next_seed, len)?,
+                        own,
+                        next,
                     };
                     (format!("inline:{}", decl.name), v)
                 }
