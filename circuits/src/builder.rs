@@ -456,7 +456,7 @@ impl Builder {
     /// Lowering (no new op): a public constant `[0, 1, …, n−1]` and [`Builder::eq`] of `index`
     /// (broadcast) against it. A secret index gives a secret result, so no party learns which
     /// position is set. Cost with a secret index: one batched comparison of `2n` elements,
-    /// [`LTZ_ROUNDS`](crate::cost::LTZ_ROUNDS) = 10 rounds and `2n·[128, 112, 112]` bytes sent;
+    /// [`LTZ_ROUNDS`](crate::cost::LTZ_ROUNDS) = 8 rounds and [`ltz_bytes`](crate::cost::ltz_bytes)`(2n)` bytes sent;
     /// free with a public index. An index that is not a ring scalar is a build error.
     pub fn onehot(&mut self, index: Value, n: usize) -> Value {
         if let Err(placeholder) = self.check_index("onehot", index) {
@@ -472,9 +472,9 @@ impl Builder {
     /// Lowering (no new op): [`Builder::onehot`]`(index, rows)` reshaped to `matrix[1×rows]`,
     /// [`Builder::matmul`] with `m` (ring·`Fixed(f)` → `Fixed(f)`, no rescale since the one-hot
     /// words are the integers 0/1), reshaped to `vector[cols]`. Oblivious: a secret index is
-    /// never opened. Cost with a secret index and a secret `m`: 10 rounds (the `eq` of
-    /// `2·rows` elements, `2·rows·[128, 112, 112]` bytes) + 1 round (the matmul, `8·cols` bytes
-    /// sent per party) = 11 rounds; with a public `m` the matmul is local (10 rounds); with a
+    /// never opened. Cost with a secret index and a secret `m`: 8 rounds (the `eq` of
+    /// `2·rows` elements, `ltz_bytes(2·rows)` bytes) + 1 round (the matmul, `8·cols` bytes
+    /// sent per party) = 9 rounds; with a public `m` the matmul is local (8 rounds); with a
     /// public index the one-hot is public and nothing is communicated. An `m` that is not a
     /// matrix, or an index that is not a ring scalar, is a build error.
     pub fn gather_row(&mut self, index: Value, m: Value) -> Value {
@@ -515,10 +515,11 @@ impl Builder {
     /// not the top k.
     ///
     /// **Cost** (secret `x`, `L = ⌈log2 n⌉` tournament levels): each round is an `ArgMax`
-    /// (`10·L` rounds), the one-hot `eq` (10) and then the dot product and the masking select,
+    /// (`8·L` rounds), the one-hot `eq` (8) and then the dot product and the masking select,
     /// which are independent and run in the same round (1). Rounds do not overlap (each needs
-    /// the previous `w`), so the ASAP depth is `k·(10·L + 11)`. Bytes sent per party:
-    /// `k·((n−1)·[144, 128, 128] + 2n·[128, 112, 112] + 8) + (k−1)·8n`. Free for a public `x`.
+    /// the previous `w`), so the ASAP depth is `k·(8·L + 9)`. Bytes sent per party:
+    /// `k·(tournament_bytes(n, 2) + ltz_bytes(2n) + 8) + (k−1)·8n` (see [`crate::cost`]).
+    /// Free for a public `x`.
     ///
     /// `x` not a non-empty vector, a bit vector, `k = 0` or `k > n` is a build error.
     pub fn topk(&mut self, x: Value, k: usize) -> (Value, Value) {
@@ -587,8 +588,8 @@ impl Builder {
     }
 
     /// One-hot rows of `a mod 2^bits` over `n` columns ([`Op::OneHotLow`]): `matrix[m×n]` of
-    /// ring 0/1 words. Cost with a secret operand: a bit decomposition of the m elements
-    /// (10 rounds) and `⌈log2 bits⌉` multiplication rounds of about `2·n` products per row.
+    /// ring 0/1 words. Cost with a secret operand: a decomposition of the low `bits` bits of the
+    /// m elements (`2 + ⌈log2(bits − 1)⌉` rounds, at least 3) and `⌈log2 bits⌉` multiplication rounds of about `2·n` products per row.
     pub fn onehot_low(&mut self, a: Value, bits: u32, n: usize) -> Value {
         self.push(Op::OneHotLow { a: a.id, bits, n })
     }
@@ -690,7 +691,7 @@ impl Builder {
     /// a floor (≤ 1 ulp, relative 2^(1-f)) above. The product is below 2^(f+K) = 2^(2f+8)
     /// (2^40 at f = 16), so a secret truncation fails with probability ≤ 2^(2f+9-64).
     /// Outside the domain (`x ≤ 0` or `x_raw ≥ 2^L`) `e` is all zeros, so `c = v = 0`.
-    /// Cost (secret `x`): 16 rounds (`MsbOneHot`) + 2 (mul, rescale).
+    /// Cost (secret `x`): 14 rounds (`MsbOneHot`) + 2 (mul, rescale).
     fn msb_normalise(&mut self, x: Value, f: u32) -> (Value, Value) {
         let lanes = normalise_lanes(f);
         let k = lanes - f;
@@ -814,8 +815,8 @@ impl Builder {
     /// `·(1/x) +` [`RECIPROCAL_MAX_ABS_ERROR`] (10^-4 relative + 2 ulps). Under MPC every secret
     /// rescale may add one ulp (Goldschmidt does not self-correct).
     ///
-    /// **Cost** (secret `x`, [`crate::cost::program_cost`]): 16 (`MsbOneHot`) + 2 (`v`) + 2
-    /// (`e0`) + 2·3 (iterations) + 2 (scale back) = **28 rounds**. A non-fixed-point `x`, or
+    /// **Cost** (secret `x`, [`crate::cost::program_cost`]): 14 (`MsbOneHot`) + 2 (`v`) + 2
+    /// (`e0`) + 2·3 (iterations) + 2 (scale back) = **26 rounds**. A non-fixed-point `x`, or
     /// `f >` [`NORMALISE_MAX_FRAC_BITS`], is a build error.
     pub fn reciprocal(&mut self, x: Value) -> Value {
         let f = match self.check_normalisable("reciprocal", x) {
@@ -839,7 +840,7 @@ impl Builder {
     /// the [`fixed`] error budget): at f = 16 keep |a/b| ≲ 2^14 for a
     /// truncation failure rate ≤ 2^-17. Error: |a| times the reciprocal's error plus one ulp.
     ///
-    /// **Cost** (secret `a`, `b`): 28 + 2 = **30 rounds**. Non-fixed-point operands are a
+    /// **Cost** (secret `a`, `b`): 26 + 2 = **28 rounds**. Non-fixed-point operands are a
     /// build error.
     pub fn div(&mut self, a: Value, b: Value) -> Value {
         if let Err(placeholder) = self.check_fixed("div", a) {
@@ -878,7 +879,7 @@ impl Builder {
     /// the truncation ulps of the iterations are damped; those of the normalisation and final
     /// scaling remain.
     ///
-    /// **Cost** (secret `x`): 16 + 2 + 4·2 + 2 = **28 rounds**. A non-fixed-point `x`, or
+    /// **Cost** (secret `x`): 14 + 2 + 4·2 + 2 = **26 rounds**. A non-fixed-point `x`, or
     /// `f >` [`NORMALISE_MAX_FRAC_BITS`], is a build error.
     pub fn inv_sqrt(&mut self, x: Value) -> Value {
         let f = match self.check_normalisable("inv_sqrt", x) {
@@ -942,8 +943,8 @@ impl Builder {
     /// = 2·10^-3. It is inherited from `exp_neg` (≤ 2.4·10^-3, passed on with the factor
     /// 1/(1 + e)² ∈ [1/4, 1]); the Goldschmidt step adds ≈ 10^-5.
     ///
-    /// **Cost** (secret `x`): 10 (`ltz`) + 1 (select) + 17 (`exp_neg`) + 2 + 2·3
-    /// (Goldschmidt) + 1 (select) = **37 rounds**. A non-fixed-point `x` is a build error.
+    /// **Cost** (secret `x`): 8 (`ltz`) + 1 (select) + 17 (`exp_neg`) + 2 + 2·3
+    /// (Goldschmidt) + 1 (select) = **35 rounds**. A non-fixed-point `x` is a build error.
     pub fn sigmoid(&mut self, x: Value) -> Value {
         let f = match self.check_fixed("sigmoid", x) {
             Ok(f) => f,
@@ -982,8 +983,8 @@ impl Builder {
     /// [`SOFTMAX_MAX_ABS_ERROR`] = 3·10^-3. Under MPC the truncations add up to one ulp each
     /// (see [`Builder::exp_neg`]).
     ///
-    /// **Cost** (secret `x`, `L = ⌈log2 c⌉`): `10·L` (max_all) + 17 (exp_neg) + 28
-    /// (reciprocal) + 2 (final fixmul) rounds, independent of `r` (117 for c = 128);
+    /// **Cost** (secret `x`, `L = ⌈log2 c⌉`): `8·L` (max_all) + 17 (exp_neg) + 26
+    /// (reciprocal) + 2 (final fixmul) rounds, independent of `r` (101 for c = 128);
     /// [`crate::cost::program_cost`] gives the exact figure for a program.
     ///
     /// A non-matrix or non-fixed-point `x`, or `c > 256`, is a build error.

@@ -12,23 +12,23 @@
 //! | `MatMulRescale`, secret · secret | 1 | `[8·n, 8·n, 24·n]` (product and truncation fused: P0 and P1 open the masked product, P2 deals the mask) |
 //! | `MatMulRescale`, one operand public | 1 | `[0, 8·n, 0]` (local product, then the truncation) |
 //! | `Reveal` (to every party) | 1 | `16·n` each |
-//! | `Ltz`, `Lt`, `Le`, `Gt`, `Ge`, any operand secret | [`LTZ_ROUNDS`] = 10 | [`ltz_bytes`]`(n)` ≈ `n·[56, 40, 40]` |
-//! | `Eq`, any operand secret (two comparisons batched) | 10 | [`ltz_bytes`]`(2n)` |
-//! | `Relu` of a secret (sign test, bit multiplied in while injected) | [`MAX_ROUNDS`] = 10 | [`ltz_bytes`]`(n) + 16·n` each |
-//! | `Max`, `Min`, any operand secret (comparison + select) | 10 | [`ltz_bytes`]`(n) + 16·n` each |
+//! | `Ltz`, `Lt`, `Le`, `Gt`, `Ge`, any operand secret | [`LTZ_ROUNDS`] = 8 | [`ltz_bytes`]`(n)` ≈ `n·[56, 40, 40]` |
+//! | `Eq`, any operand secret (two comparisons batched) | 8 | [`ltz_bytes`]`(2n)` |
+//! | `Relu` of a secret (sign test, its masked bit multiplied in beside it) | [`MAX_ROUNDS`] = 8 | [`ltz_bytes`]`(n) + 16·n` each |
+//! | `Max`, `Min`, any operand secret (comparison + select) | 8 | [`ltz_bytes`]`(n) + 16·n` each |
 //! | `Select`, secret `cond` and secret `a` or `b` | 1 | `8·n` each |
 //! | `Select` with public `cond`, or secret `cond` and public `a`, `b` | 0 | 0 (`b + cond·(a − b)` is local) |
-//! | `MaxAll` of a secret with `N` elements | `10·L` | `Σ_j (`[`ltz_bytes`]`(m_j) + 16·m_j)` |
-//! | `ArgMax` of a secret with `N` elements | `10·L` | `Σ_j (`[`ltz_bytes`]`(m_j) + 40·m_j)` |
+//! | `MaxAll` of a secret with `N` elements | `8·L` | `Σ_j (`[`ltz_bytes`]`(m_j) + 16·m_j)` |
+//! | `ArgMax` of a secret with `N` elements | `8·L` | `Σ_j (`[`ltz_bytes`]`(m_j) + 40·m_j)` |
 //! | anything with a public multiplicand, or only public operands | 0 | 0 |
 //! | `Add`, `Sub`, `Neg`, `Sum`, `Reshape`, `Slice`, `Concat`, `Transpose`, `Constant` | 0 | 0 |
 //! | output of a secret to `Party(j)` | 1 | `8·n` from each of the two other parties, 0 from `Pj` |
 //! | output of a secret to `AllParties` | 1 | `16·n` each |
 //! | output to a `Client`, or of a public value | 0 | 0 (components are handed over after the program) |
-//! | `Bits` of a secret with `n` elements | 10 | `n·`([`BIT_DECOMPOSE_BYTES`] `+ 1024`) `= n·[1136, 1120, 1120]` |
-//! | `MsbOneHot { lanes: L }` of a secret with `n` elements | 16 | `n·`([`BIT_DECOMPOSE_BYTES`] `+ 48 + 16·L`) |
-//! | `BestK` of a secret ([`selection::topk_plan`]) | `10` per network layer, `24` per rank stage (groups of 32) | per layer `ltz_bytes(pairs) + 16·pairs`; per rank stage `ltz_bytes(pairs)` + the ranks' `OneHotLow` + `8·kept` |
-//! | `OneHotLow { bits: B, n }` of a secret with `m` elements | `10 + ⌈log2 B⌉` | `m·(`[`BIT_DECOMPOSE_BYTES`]` + 16·B + 8·`[`selection::onehot_products`]`(B, n))` |
+//! | `Bits` of a secret with `n` elements | 8 | `n·`[`low_bits_bytes`]`(64) = n·[1144, 1128, 1128]` |
+//! | `MsbOneHot { lanes: L }` of a secret with `n` elements | 14 | `n·`([`BIT_DECOMPOSE_BYTES`] `+ 56 + 16·L`) |
+//! | `BestK` of a secret ([`selection::topk_plan`]) | `8` per network layer, `16` per rank stage (groups of 32) | per layer `ltz_bytes(pairs) + 16·pairs`; per rank stage `ltz_bytes(pairs)` + the ranks' `OneHotLow` + `8·kept` |
+//! | `OneHotLow { bits: B, n }` of a secret with `m` elements | `2 + `[`low_bits_prefix_levels`]`(B) + ⌈log2 B⌉` | `m·(`[`low_bits_bytes`]`(B) + 8·`[`selection::onehot_products`]`(B, n))` |
 //!
 //! `MaxAll` and `ArgMax` run a tournament ([`tournament_pairs`]): level `j` has
 //! `len_j` candidates (`len_0 = N`) and compares `m_j = ⌊len_j / 2⌋` pairs, an odd last one
@@ -50,28 +50,29 @@ use crate::types::{PartyId, Visibility};
 use crate::validate::ValidatedProgram;
 
 /// Rounds of one secret sign test (`Ltz`), and of every comparison built on it.
-pub const LTZ_ROUNDS: u32 = 10;
+pub const LTZ_ROUNDS: u32 = 8;
 
 /// Bytes sent by `[P0, P1, P2]` by one batched secret sign test (`Ltz`) of `n` elements: the
 /// MSB-only carry tree of `veil_runtime::protocols::msb` — P0's boolean input (16·n), the
-/// generate AND (8·n), six tree levels whose two gate batches are packed to the live lanes
-/// (2·8·⌈n·w/64⌉ for w = 32, 16, 8, 4, 2, then 8·⌈n/64⌉), and the bit injection (16·n).
+/// generate AND (8·n), five tree levels whose two gate batches are packed to the live lanes
+/// (2·8·⌈n·w/64⌉ for w = 32, 16, 8, 4, 2), the last level's masked bit opened to both peers
+/// (2·8·⌈n/64⌉), and the mask bit's injection (16·n, run beside the first two rounds).
 /// About `n·[56, 40, 40]` for large n.
 pub fn ltz_bytes(n: usize) -> [u64; 3] {
     let n = n as u64;
     let words = |bits: u64| bits.div_ceil(64);
-    let tree: u64 = [32u64, 16, 8, 4, 2]
+    let tree: u64 = [32u64, 16, 8, 4, 2, 1]
         .iter()
         .map(|w| 2 * words(n * w))
-        .sum::<u64>()
-        + words(n);
+        .sum();
     let common = 8 * (n + tree) + 16 * n;
     [common + 16 * n, common, common]
 }
 
-/// A sign test whose bit is multiplied into `words` values per element while it is injected
-/// (ReLU / max / min: 1; an argmax pair, value and index: 2): [`ltz_bytes`]`(n)` with the
-/// injection's 16·n replaced by the blend's 8·(n + 3·words·n) at every party.
+/// A sign test whose bit is multiplied into `words` values per element (ReLU / max / min: 1;
+/// an argmax pair, value and index: 2): [`ltz_bytes`]`(n)` with the mask's injection (16·n)
+/// replaced by multiplying the mask into the values (`InjectBlend`, 8·(n + 3·words·n)) at every
+/// party.
 fn ltz_then_mul_bytes(n: usize, words: u64) -> [u64; 3] {
     let n = n as u64;
     ltz_bytes(n as usize).map(|b| b - 16 * n + 8 * (n + 3 * words * n))
@@ -91,8 +92,8 @@ pub fn tournament_bytes(n: usize, words: u64) -> [u64; 3] {
 }
 
 /// Rounds of a secret `Relu`, `Max` or `Min`, of one tournament level of `MaxAll` or
-/// `ArgMax`, and of one `BestK` network layer: a sign test whose bit is multiplied into the
-/// select's difference while it is injected (`InjectBlend`), so no extra round.
+/// `ArgMax`, and of one `BestK` network layer: a sign test whose mask bit is multiplied into
+/// the select's difference beside the boolean work, so no extra round.
 pub const MAX_ROUNDS: u32 = LTZ_ROUNDS;
 
 /// Rounds of a full bit decomposition: split input, generate, 6 prefix levels.
@@ -102,11 +103,24 @@ pub const BIT_DECOMPOSE_ROUNDS: u32 = 8;
 /// 10 word ANDs of 8 bytes at every party).
 pub const BIT_DECOMPOSE_BYTES: [u64; 3] = [112, 96, 96];
 
-/// Rounds of `Bits`: decomposition, then bit injection of every lane (2 rounds).
-pub const BITS_ROUNDS: u32 = BIT_DECOMPOSE_ROUNDS + 2;
+/// Rounds of `Bits`: the decomposition, its last level opened under daBit masks whose
+/// injection runs beside the first two rounds (`veil_runtime`'s `masked_bit`), so no
+/// injection rounds follow.
+pub const BITS_ROUNDS: u32 = BIT_DECOMPOSE_ROUNDS;
 
-/// Rounds of `MsbOneHot`: decomposition, a 6-level suffix OR (1 AND each), bit injection.
-pub const MSB_ONEHOT_ROUNDS: u32 = BIT_DECOMPOSE_ROUNDS + 6 + 2;
+/// Rounds of `MsbOneHot`: decomposition, a 6-level suffix OR (1 AND each) whose last level is
+/// opened under the masks.
+pub const MSB_ONEHOT_ROUNDS: u32 = BIT_DECOMPOSE_ROUNDS + 6;
+
+/// Prefix levels (k = 1, 2, …) the adder needs for the low `lanes` bits of a sum: the carry
+/// into lane i < lanes spans lanes 0..i, so spans of `lanes − 1`; at least one level.
+pub fn low_bits_prefix_levels(lanes: u32) -> u32 {
+    lanes
+        .saturating_sub(1)
+        .next_power_of_two()
+        .trailing_zeros()
+        .max(1)
+}
 
 /// Pairs compared at each level of the `MaxAll`/`ArgMax` tournament over `n` elements: level
 /// `j` has `m_j = ⌊len_j / 2⌋` pairs and leaves `⌈len_j / 2⌉` candidates (`len_0 = n`). The
@@ -244,7 +258,7 @@ pub fn op_cost(p: &ValidatedProgram, op_index: usize) -> Cost {
         }
         Op::Bits(a) if secret(*a) => Cost {
             rounds: BITS_ROUNDS,
-            bytes_sent: scaled(n / 64, BIT_DECOMPOSE_BYTES.map(|b| b + 64 * 16)),
+            bytes_sent: scaled(n / 64, low_bits_bytes(64)),
         },
         Op::MsbOneHot { a, lanes } if secret(*a) => {
             let lanes = u64::from(*lanes);
@@ -252,7 +266,7 @@ pub fn op_cost(p: &ValidatedProgram, op_index: usize) -> Cost {
                 rounds: MSB_ONEHOT_ROUNDS,
                 bytes_sent: scaled(
                     types[a.index()].shape.len(),
-                    BIT_DECOMPOSE_BYTES.map(|b| b + 6 * 8 + 16 * lanes),
+                    BIT_DECOMPOSE_BYTES.map(|b| b + 5 * 8 + 16 + 16 * lanes),
                 ),
             }
         }
@@ -265,22 +279,32 @@ pub fn op_cost(p: &ValidatedProgram, op_index: usize) -> Cost {
     }
 }
 
-/// Rounds of `OneHotLow` with `bits` index bits: decomposition and injection, then
-/// ⌈log2 bits⌉ multiplication levels.
+/// Rounds of `OneHotLow` with `bits` index bits: split, generate and
+/// [`low_bits_prefix_levels`] (the last opened under the masks), then ⌈log2 bits⌉
+/// multiplication levels.
 fn onehot_low_rounds(bits: u32) -> u32 {
-    BITS_ROUNDS + selection::onehot_levels(bits)
+    2 + low_bits_prefix_levels(bits) + selection::onehot_levels(bits)
 }
 
-/// Bytes of `OneHotLow` on `m` elements: the decomposition with `bits` injected lanes, then
+/// Bytes sent by `[P0, P1, P2]` per element to decompose and inject its low `lanes` bits:
+/// P0's input (16), the generate AND (8), the prefix levels before the last (G and P, 16
+/// each), the last level opened to both peers (16) and the masks' injection (16 per lane).
+/// `[120, 104, 104] + 1024` for all 64 bits.
+pub fn low_bits_bytes(lanes: u32) -> [u64; 3] {
+    let levels = u64::from(low_bits_prefix_levels(lanes));
+    let common = 8 + 16 * (levels - 1) + 16 + 16 * u64::from(lanes);
+    [common + 16, common, common]
+}
+
+/// Bytes of `OneHotLow` on `m` elements: the low `bits` bits decomposed and injected, then
 /// one reshared word per product of the tree.
 fn onehot_low_bytes(m: usize, bits: u32, n: usize) -> [u64; 3] {
     let products = bytes(m, selection::onehot_products(bits, n) as u64);
-    scaled(m, BIT_DECOMPOSE_BYTES.map(|b| b + 16 * u64::from(bits)))
-        .map(|b| b.saturating_add(products))
+    scaled(m, low_bits_bytes(bits)).map(|b| b.saturating_add(products))
 }
 
 /// Cost of `BestK` on `n` secret elements: each network layer is a sign test of its pairs
-/// with the select multiplied in (10 rounds); each rank stage is a sign test of all pairs of its
+/// with the select multiplied in (8 rounds); each rank stage is a sign test of all pairs of its
 /// groups, a one-hot of the ranks, and one dot product per kept element.
 fn best_k_cost(n: usize, k: usize) -> Cost {
     let plan = selection::topk_plan(n, k);

@@ -596,15 +596,16 @@ fn max_all_and_argmax_random_in_range() {
 
 #[test]
 fn cost_constants() {
-    assert_eq!(LTZ_ROUNDS, 10);
-    assert_eq!(MAX_ROUNDS, 10);
-    // Hand-computed from the packed MSB tree (see `ltz_bytes`): G, six levels, injection.
-    assert_eq!(ltz_bytes(1), [128, 112, 112]);
-    assert_eq!(ltz_bytes(3), [224, 176, 176]);
-    assert_eq!(ltz_bytes(6), [376, 280, 280]);
-    assert_eq!(ltz_bytes(64), [3560, 2536, 2536]);
-    assert_eq!(tournament_bytes(5, 1), [488, 424, 424]);
-    assert_eq!(tournament_bytes(8, 2), [840, 728, 728]);
+    assert_eq!(LTZ_ROUNDS, 8);
+    assert_eq!(MAX_ROUNDS, 8);
+    // Hand-computed from the packed MSB tree (see `ltz_bytes`): G, five levels, the opened
+    // last level, the mask's injection.
+    assert_eq!(ltz_bytes(1), [136, 120, 120]);
+    assert_eq!(ltz_bytes(3), [232, 184, 184]);
+    assert_eq!(ltz_bytes(6), [384, 288, 288]);
+    assert_eq!(ltz_bytes(64), [3568, 2544, 2544]);
+    assert_eq!(tournament_bytes(5, 1), [512, 448, 448]);
+    assert_eq!(tournament_bytes(8, 2), [864, 752, 752]);
     assert_eq!(tournament_pairs(0), Vec::<usize>::new());
     assert_eq!(tournament_pairs(1), Vec::<usize>::new());
     assert_eq!(tournament_pairs(2), vec![1]);
@@ -635,15 +636,15 @@ fn elementwise_costs() {
         b.min(k, x),
     ];
     let want = [
-        c(10, [224, 176, 176]),
-        c(10, [224, 176, 176]),
-        c(10, [224, 176, 176]),
-        c(10, [224, 176, 176]),
-        c(10, [224, 176, 176]),
-        c(10, [376, 280, 280]),
-        c(10, [272, 224, 224]),
-        c(10, [272, 224, 224]),
-        c(10, [272, 224, 224]),
+        c(8, [232, 184, 184]),
+        c(8, [232, 184, 184]),
+        c(8, [232, 184, 184]),
+        c(8, [232, 184, 184]),
+        c(8, [232, 184, 184]),
+        c(8, [384, 288, 288]),
+        c(8, [280, 232, 232]),
+        c(8, [280, 232, 232]),
+        c(8, [280, 232, 232]),
     ];
     // Public operands only: free.
     let public_ops = [
@@ -691,18 +692,18 @@ fn reduction_costs() {
         let p = b.finish().unwrap();
         assert_eq!(
             op_cost(&p, m.id().index()),
-            c(10 * levels, tournament_bytes(n, 1)),
+            c(8 * levels, tournament_bytes(n, 1)),
             "max_all N={n}"
         );
         assert_eq!(
             op_cost(&p, i.id().index()),
-            c(10 * levels, tournament_bytes(n, 2)),
+            c(8 * levels, tournament_bytes(n, 2)),
             "argmax N={n}"
         );
         // ASAP depth: both reductions run in parallel, then the output round.
         let pc = program_cost(&p);
-        assert_eq!(pc.depth, vec![0, 10 * levels, 10 * levels]);
-        assert_eq!(pc.rounds, 10 * levels + 1);
+        assert_eq!(pc.depth, vec![0, 8 * levels, 8 * levels]);
+        assert_eq!(pc.rounds, 8 * levels + 1);
     }
     // Explicit values for N = 5 and N = 8.
     let cost_of = |n: usize| {
@@ -713,15 +714,15 @@ fn reduction_costs() {
         let p = b.finish().unwrap();
         (op_cost(&p, m.id().index()), op_cost(&p, i.id().index()))
     };
-    assert_eq!(cost_of(5), (c(30, [488, 424, 424]), c(30, [584, 520, 520])));
-    assert_eq!(cost_of(8), (c(30, [672, 560, 560]), c(30, [840, 728, 728])));
+    assert_eq!(cost_of(5), (c(24, [512, 448, 448]), c(24, [608, 544, 544])));
+    assert_eq!(cost_of(8), (c(24, [696, 584, 584]), c(24, [864, 752, 752])));
     assert_eq!(cost_of(1), (Cost::FREE, Cost::FREE));
-    assert_eq!(cost_of(2), (c(10, [144, 128, 128]), c(10, [168, 152, 152])));
+    assert_eq!(cost_of(2), (c(8, [152, 136, 136]), c(8, [176, 160, 160])));
 }
 
 #[test]
 fn depth_chains_through_comparisons() {
-    // x → lt (10) → select (1) → relu (10) → max (10); reveal (1).
+    // x → lt (8) → select (1) → relu (8) → max (8); reveal (1).
     let mut b = Builder::new();
     let x = b.secret_vector("x", 2, Ring);
     let y = b.secret_vector("y", 2, Ring);
@@ -733,7 +734,7 @@ fn depth_chains_through_comparisons() {
     let pc = program_cost(&b.finish().unwrap());
     assert_eq!(
         [lt, sel, r, m, rev].map(|v| pc.depth[v.id().index()]),
-        [10, 11, 21, 31, 32]
+        [8, 9, 17, 25, 26]
     );
-    assert_eq!(pc.rounds, 32);
+    assert_eq!(pc.rounds, 26);
 }

@@ -115,10 +115,10 @@ async fn private_accuracy_equals_plaintext_on_the_whole_test_split() {
         "private {acc_private} vs plaintext {acc_plain}"
     );
     assert!(acc_plain > 0.95);
-    // The per-layer schedule covers the whole program: 1 + 10 + 1 rounds, argmax by the user.
+    // The per-layer schedule covers the whole program: 1 + 8 + 1 rounds, argmax by the user.
     let rounds: u32 = inf.layers.iter().map(|l| l.rounds).sum();
     assert_eq!(u64::from(rounds), inf.invoke.rounds);
-    assert_eq!(inf.invoke.rounds, 12);
+    assert_eq!(inf.invoke.rounds, 10);
 
     // Batch 1 reuses the stored weights; a second call reuses the stored program.
     for s in test.iter().take(3) {

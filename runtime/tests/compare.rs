@@ -300,8 +300,12 @@ fn onehot_low_matches_plaintext() {
         (3, 1, 1),
         (4, 3, 8),
         (5, 4, 11),
+        (6, 2, 4),
+        (7, 5, 32),
+        (5, 9, 300),
         (8, 10, 1000),
     ] {
+        // The adder stops after 1 (bits ≤ 3), 2 (4–5), 3 (9) or 4 (10) prefix levels.
         let mut b = Builder::new();
         let x = b.secret_vector("x", m, Ring);
         let oh = b.onehot_low(x, bits, n);

@@ -11,28 +11,37 @@
 //!    k = 1, 2, 4, 8, 16 compute G ← G ⊕ (P ∧ (G ≪ k)) and P ← P ∧ (P ≪ k) (2 ANDs, 1 round
 //!    each) and a last level k = 32 only G (1 AND, 1 round). Then G lane i is the carry out of
 //!    bits 0..=i and the sum is P⁽⁰⁾ ⊕ (G ≪ 1): all 64 bits of x.
-//! 3. `Bits` injects every lane (2 rounds); `MsbOneHot` first runs a suffix OR (6 AND rounds),
-//!    keeps the lane where it steps, and injects the low `lanes` lanes (2 rounds).
+//! 3. The result lanes are turned into arithmetic 0/1 by opening them under random mask bits
+//!    ([`super::masked_bit`]; the masks' injection runs beside rounds 1–2): the last AND level
+//!    is not reshared, since the result is linear in it, so each party opens its share of
+//!    result ⊕ mask — no injection rounds. `Bits` opens all 64 lanes at prefix level 32 (8
+//!    rounds). `LowBits { lanes }` needs carries into lanes < `lanes` only, so it stops at
+//!    the first prefix level whose spans cover `lanes − 1` lanes (4 rounds for 5 lanes).
+//!    `MsbOneHot` runs a suffix OR (6 AND rounds) after the full adder, keeps the lane where
+//!    it steps, and opens the low `lanes` lanes at the last OR level (14 rounds).
 //!
 //! **Comparisons** use lt(a, b) = LTZ(a − b), exact whenever |a − b| < 2^63; ReLU, max and min
 //! add one multiplication ("base + LTZ·diff").
 //!
-//! Security: semi-honest, honest majority. Every message is either P0's masked input share
-//! (one-time-padded by PRF streams each receiver lacks one key of) or an AND / multiplication
-//! message masked by a fresh zero-sharing, so a single party's view is uniform and independent
-//! of the inputs; the number of rounds and bytes depends only on n.
+//! Security: semi-honest, honest majority. Every message is P0's masked input share
+//! (one-time-padded by PRF streams each receiver lacks one key of), an AND / multiplication
+//! message masked by a fresh zero-sharing, or a share of result ⊕ mask in the result lanes only
+//! (the others are cleared before sending), whose opened value is uniform because no party
+//! knows the mask ([`super::masked_bit`]); so a single party's view is independent of the
+//! inputs, and the number of rounds and bytes depends only on n.
 //!
 //! Cost: see `veil_circuits::cost` (`ltz_bytes`, `tournament_bytes`, `BIT_DECOMPOSE_BYTES`).
 
-use super::bit_inject::BitInject;
 use super::boolean::{AndRound, shl, shr_mask, xor, xor_assign};
 use super::compose::Then;
+use super::masked_bit::{Framed, Mask};
 use super::{Expect, InputRound, MultiRound, RoundProtocol, Step};
 use crate::error::ProtocolError;
 use crate::party::PartyCtx;
 use crate::sharing::Shares;
 use crate::transport::RoundId;
 use veil_circuits::PartyId;
+use veil_circuits::cost::low_bits_prefix_levels;
 
 /// What the full adder's output becomes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,10 +60,17 @@ pub enum Target {
     },
 }
 
-/// One party's state of a bit decomposition (full Kogge–Stone adder) on a vector.
+/// One party's state of a bit decomposition (two-way-split Kogge–Stone adder) on a vector.
 pub struct Decompose {
     stage: Stage,
     target: Target,
+    n: usize,
+    /// The prefix level that ends the adder: 32 for all 64 bits, less for low bits only.
+    last_k: u32,
+    /// Mask bits opened with the result lanes, injected beside rounds 1–2.
+    mask: Mask,
+    /// This round's words: the stage's, then the mask side's.
+    framed: Framed,
 }
 
 enum Stage {
@@ -62,15 +78,37 @@ enum Stage {
     Split { input: InputRound, t: Shares },
     /// Round 2: G = s ∧ t.
     Generate { and: AndRound, p: Shares },
-    /// Rounds 3–8: prefix level k; `p0` is the original propagate word s ⊕ t.
+    /// Prefix level k; `p0` is the original propagate word s ⊕ t.
     Prefix {
         k: u32,
         and: AndRound,
         g: Shares,
         p0: Shares,
     },
-    /// MsbOneHot only, rounds 9–14: suffix OR y ← y ∨ (y ≫ k), k = 1, 2, …, 32.
+    /// MsbOneHot only: suffix OR y ← y ∨ (y ≫ k), k = 1, 2, …, 16.
     SuffixOr { k: u32, and: AndRound, y: Shares },
+    /// The last AND level's gates left as 3-out-of-3 XOR shares: this party's share of the
+    /// result lanes ⊕ the mask, one word per element, sent to both peers.
+    Open { v: Vec<u64> },
+}
+
+impl Stage {
+    fn words(&self) -> (&[u64], &[u64], Expect) {
+        match self {
+            Stage::Split { input, .. } => (input.to_next(), input.to_prev(), input.expect()),
+            Stage::Generate { and, .. }
+            | Stage::Prefix { and, .. }
+            | Stage::SuffixOr { and, .. } => (and.to_next(), and.to_prev(), and.expect()),
+            Stage::Open { v } => (
+                v,
+                v,
+                Expect {
+                    from_next: v.len(),
+                    from_prev: v.len(),
+                },
+            ),
+        }
+    }
 }
 
 fn split(s: Shares, n: usize) -> (Shares, Shares) {
@@ -85,6 +123,24 @@ fn split(s: Shares, n: usize) -> (Shares, Shares) {
     )
 }
 
+impl Target {
+    /// Result lanes per element.
+    fn lanes(self) -> u32 {
+        match self {
+            Target::Bits => 64,
+            Target::LowBits { lanes } | Target::MsbOneHot { lanes } => lanes,
+        }
+    }
+
+    /// Bit mask of the result lanes.
+    fn lane_mask(self) -> u64 {
+        match self.lanes() {
+            l @ 0..64 => (1u64 << l) - 1,
+            _ => u64::MAX,
+        }
+    }
+}
+
 impl Decompose {
     /// Start the two-way-split adder on `x` and turn its output into `target`.
     pub fn start_for(
@@ -92,161 +148,227 @@ impl Decompose {
         x: &Shares,
         target: Target,
     ) -> Result<Box<dyn MultiRound>, ProtocolError> {
-        let (input, t) = super::msb::two_way_split(ctx, x)?;
-        Ok(Box::new(Decompose {
-            stage: Stage::Split { input, t },
-            target,
-        }))
-    }
-
-    fn current(&self) -> (&[u64], &[u64], Expect) {
-        match &self.stage {
-            Stage::Split { input, .. } => (input.to_next(), input.to_prev(), input.expect()),
-            Stage::Generate { and, .. }
-            | Stage::Prefix { and, .. }
-            | Stage::SuffixOr { and, .. } => (and.to_next(), and.to_prev(), and.expect()),
+        let lanes = target.lanes();
+        if !(1..=64).contains(&lanes) {
+            return Err(ProtocolError::Argument {
+                op: "bit decomposition",
+                what: format!("{lanes} result lanes (1 to 64 allowed)"),
+            });
         }
+        let n = x.len();
+        let (input, t) = super::msb::two_way_split(ctx, x)?;
+        // Carries into lanes < L need prefix spans of L − 1 lanes: levels 1, 2, …, last_k.
+        let last_k = match target {
+            Target::LowBits { lanes } => 1 << (low_bits_prefix_levels(lanes) - 1),
+            _ => 32,
+        };
+        let mask = Mask::start(
+            ctx,
+            n,
+            |_| target.lane_mask(),
+            |r| unpack_lanes(r, lanes),
+            None,
+        )?;
+        Ok(Self::assemble(
+            Stage::Split { input, t },
+            target,
+            n,
+            last_k,
+            mask,
+        ))
     }
-}
 
-/// The AND round of prefix level `k`: both G and P below level 32, only G at level 32.
-fn prefix_level(
-    ctx: &mut PartyCtx,
-    target: Target,
-    k: u32,
-    g: Shares,
-    p: &Shares,
-    p0: Shares,
-) -> Result<Box<dyn MultiRound>, ProtocolError> {
-    let and = AndRound::start_prefix(ctx, p, &g, k, k < 32)?;
-    Ok(Box::new(Decompose {
-        stage: Stage::Prefix { k, and, g, p0 },
-        target,
-    }))
-}
+    fn assemble(
+        stage: Stage,
+        target: Target,
+        n: usize,
+        last_k: u32,
+        mask: Mask,
+    ) -> Box<dyn MultiRound> {
+        let (next, prev, expect) = stage.words();
+        let framed = mask.frame(next, prev, expect);
+        Box::new(Decompose {
+            stage,
+            target,
+            n,
+            last_k,
+            mask,
+            framed,
+        })
+    }
 
-/// The AND round of suffix-OR level `k`: y ∧ (y ≫ k).
-fn suffix_or_level(
-    ctx: &mut PartyCtx,
-    target: Target,
-    k: u32,
-    y: Shares,
-) -> Result<Box<dyn MultiRound>, ProtocolError> {
-    let and = AndRound::start(ctx, &y, &shr_mask(&y, k, u64::MAX))?;
-    Ok(Box::new(Decompose {
-        stage: Stage::SuffixOr { k, and, y },
-        target,
-    }))
+    /// Send this party's share `v` of the result lanes (cleared elsewhere: an unmasked lane
+    /// would open a bit of x), masked, to both peers.
+    fn open(self, mut v: Vec<u64>) -> Box<dyn MultiRound> {
+        let lanes = self.target.lane_mask();
+        v.iter_mut().for_each(|w| *w &= lanes);
+        self.mask.mask(&mut v);
+        Self::assemble(
+            Stage::Open { v },
+            self.target,
+            self.n,
+            self.last_k,
+            self.mask,
+        )
+    }
+
+    /// The AND round of prefix level `k`: G and P below the last level, only G at the last.
+    /// `Bits` and `LowBits` open at their last level: the sum P⁽⁰⁾ ⊕ (G ≪ 1) is linear in
+    /// the gate, so each party's share is its own components with its cross term XORed in.
+    fn prefix_level(
+        self,
+        ctx: &mut PartyCtx,
+        k: u32,
+        g: Shares,
+        p: &Shares,
+        p0: Shares,
+    ) -> Result<Box<dyn MultiRound>, ProtocolError> {
+        let last = k == self.last_k;
+        let and = AndRound::start_prefix(ctx, p, &g, k, !last)?;
+        if last && !matches!(self.target, Target::MsbOneHot { .. }) {
+            let z = and.into_masked();
+            let v = z
+                .iter()
+                .zip(&g.own)
+                .zip(&p0.own)
+                .map(|((z, g), p)| p ^ ((g ^ z) << 1))
+                .collect();
+            return Ok(self.open(v));
+        }
+        Ok(Self::assemble(
+            Stage::Prefix { k, and, g, p0 },
+            self.target,
+            self.n,
+            self.last_k,
+            self.mask,
+        ))
+    }
+
+    /// The AND round of suffix-OR level `k`: y ∧ (y ≫ k). At the last level (k = 32) the
+    /// one-hot u ⊕ (u ≫ 1) of u = y ⊕ (y ≫ 32) ⊕ (the gate) is linear in the gate: open it.
+    fn suffix_or_level(
+        self,
+        ctx: &mut PartyCtx,
+        k: u32,
+        y: Shares,
+    ) -> Result<Box<dyn MultiRound>, ProtocolError> {
+        let and = AndRound::start(ctx, &y, &shr_mask(&y, k, u64::MAX))?;
+        if k == 32 {
+            let z = and.into_masked();
+            let v = z
+                .iter()
+                .zip(&y.own)
+                .map(|(z, y)| {
+                    let u = y ^ (y >> 32) ^ z;
+                    u ^ (u >> 1)
+                })
+                .collect();
+            return Ok(self.open(v));
+        }
+        Ok(Self::assemble(
+            Stage::SuffixOr { k, and, y },
+            self.target,
+            self.n,
+            self.last_k,
+            self.mask,
+        ))
+    }
 }
 
 /// Lanes `0..lanes` of every word as separate one-lane words (element j·lanes + i holds lane i
-/// of word j in lane 0), ready for bit injection. Local: lane selection is XOR-linear.
-fn unpack_lanes(w: &Shares, lanes: u32) -> Shares {
-    let f = |v: &[u64]| {
-        v.iter()
-            .flat_map(|x| (0..lanes).map(move |i| (x >> i) & 1))
-            .collect()
-    };
-    Shares {
-        own: f(&w.own),
-        next: f(&w.next),
-    }
+/// of word j in lane 0), the order of the results. Local: lane selection is XOR-linear.
+fn unpack_lanes(v: &[u64], lanes: u32) -> Vec<u64> {
+    v.iter()
+        .flat_map(|x| (0..lanes).map(move |i| (x >> i) & 1))
+        .collect()
 }
 
 impl MultiRound for Decompose {
     fn to_next(&self) -> &[u64] {
-        self.current().0
+        &self.framed.to_next
     }
 
     fn to_prev(&self) -> &[u64] {
-        self.current().1
+        &self.framed.to_prev
     }
 
     fn expect(&self) -> Expect {
-        self.current().2
+        self.framed.expect
     }
 
     fn step(
         self: Box<Self>,
         ctx: &mut PartyCtx,
-        from_next: Vec<u64>,
-        from_prev: Vec<u64>,
+        mut from_next: Vec<u64>,
+        mut from_prev: Vec<u64>,
         round: RoundId,
     ) -> Result<Step, ProtocolError> {
-        match self.stage {
+        let Decompose {
+            stage,
+            target,
+            n,
+            last_k,
+            mask,
+            framed,
+        } = *self;
+        let (_, _, main) = stage.words();
+        let mask = mask.step(ctx, &mut from_next, &mut from_prev, main, round)?;
+        let this = Decompose {
+            stage: Stage::Open { v: vec![] },
+            target,
+            n,
+            last_k,
+            mask,
+            framed,
+        };
+        match stage {
             Stage::Split { input, t } => {
                 let (and, p) = super::msb::generate(ctx, input, &t, from_next, from_prev, round)?;
-                Ok(Step::More(Box::new(Decompose {
-                    stage: Stage::Generate { and, p },
-                    target: self.target,
-                })))
+                Ok(Step::More(Decompose::assemble(
+                    Stage::Generate { and, p },
+                    target,
+                    n,
+                    last_k,
+                    this.mask,
+                )))
             }
             Stage::Generate { and, p } => {
                 let g = and.finish(from_next, from_prev, round)?;
-                Ok(Step::More(prefix_level(
-                    ctx,
-                    self.target,
-                    1,
-                    g,
-                    &p,
-                    p.clone(),
-                )?))
+                Ok(Step::More(this.prefix_level(ctx, 1, g, &p, p.clone())?))
             }
             Stage::Prefix { k, and, g, p0 } => {
                 let res = and.finish(from_next, from_prev, round)?;
                 let mut g = g;
                 xor_assign(&mut g, &res);
-                if k < 32 {
+                if k < last_k {
                     // res = [P ∧ (G ≪ k) | P ∧ (P ≪ k)]: G ⊕= the first half, P = the second.
                     let (_, p) = split(res, g.len());
-                    return Ok(Step::More(prefix_level(
-                        ctx,
-                        self.target,
-                        2 * k,
-                        g,
-                        &p,
-                        p0,
-                    )?));
+                    return Ok(Step::More(this.prefix_level(ctx, 2 * k, g, &p, p0)?));
                 }
-                // G lane i = carry out of bits 0..=i, so the sum is P⁽⁰⁾ ⊕ (G ≪ 1).
-                match self.target {
-                    Target::Bits | Target::LowBits { .. } => {
-                        let lanes = match self.target {
-                            Target::LowBits { lanes } => lanes,
-                            _ => 64,
-                        };
-                        let sum = xor(&p0, &shl(&g, 1));
-                        let bits = unpack_lanes(&sum, lanes);
-                        Ok(Step::More(Box::new(BitInject::start(ctx, &bits)?)))
-                    }
-                    Target::MsbOneHot { .. } => {
-                        let sum = xor(&p0, &shl(&g, 1));
-                        Ok(Step::More(suffix_or_level(ctx, self.target, 1, sum)?))
-                    }
-                }
+                // MsbOneHot: G lane i = carry out of bits 0..=i, so x = P⁽⁰⁾ ⊕ (G ≪ 1).
+                let sum = xor(&p0, &shl(&g, 1));
+                Ok(Step::More(this.suffix_or_level(ctx, 1, sum)?))
             }
             Stage::SuffixOr { k, and, y } => {
-                // y ∨ z = y ⊕ z ⊕ (y ∧ z) with z = y ≫ k.
+                // y ∨ z = y ⊕ z ⊕ (y ∧ z) with z = y ≫ k; lane i of the final y is 1 iff some
+                // bit ≥ i is set, so the top set bit is where it steps.
                 let both = and.finish(from_next, from_prev, round)?;
                 let y = xor(&xor(&y, &shr_mask(&y, k, u64::MAX)), &both);
-                if k < 32 {
-                    return Ok(Step::More(suffix_or_level(ctx, self.target, 2 * k, y)?));
-                }
-                // Lane i of y is 1 iff some bit ≥ i is set; the top set bit is where y steps.
-                let onehot = xor(&y, &shr_mask(&y, 1, u64::MAX));
-                let Target::MsbOneHot { lanes } = self.target else {
-                    unreachable!("only MsbOneHot runs the suffix OR")
-                };
-                let bits = unpack_lanes(&onehot, lanes);
-                Ok(Step::More(Box::new(BitInject::start(ctx, &bits)?)))
+                Ok(Step::More(this.suffix_or_level(ctx, 2 * k, y)?))
+            }
+            Stage::Open { v } => {
+                let lanes = target.lanes() as usize;
+                let bit = |c: &[u64], e: usize| (c[e / lanes] >> (e % lanes)) & 1 == 1;
+                let out = this.mask.finish(ctx.id, &v, &from_next, &from_prev, bit)?;
+                Ok(Step::Done(out))
             }
         }
     }
 }
 
 /// `base + LTZ(x)·diff`: ReLU is (x, x, −x), max(a, b) is (a − b, a, b − a), min(a, b) is
-/// (a − b, b, a − b). The sign bit is multiplied into `diff` while it is injected
-/// ([`super::bit_inject::InjectBlend`]): 10 rounds. `diff` may be a multiple of x's length
+/// (a − b, b, a − b). The sign bit's mask is multiplied into `diff` beside the boolean work
+/// ([`super::msb`]): 8 rounds. `diff` may be a multiple of x's length
 /// (argmax multiplies value and index differences by the same bit).
 pub fn ltz_blend(
     ctx: &mut PartyCtx,
@@ -262,7 +384,7 @@ pub fn ltz_blend(
 
 /// Tournament maximum (and, with `indices`, argmax) of a vector of n ≥ 2 elements: each level
 /// pairs elements 2j and 2j+1, the right one wins iff left < right (ties keep the lower index),
-/// an odd last element passes through. ⌈log2 n⌉ levels of 10 rounds. The result is the max
+/// an odd last element passes through. ⌈log2 n⌉ levels of 8 rounds. The result is the max
 /// (one element), or its index when `indices` is given.
 pub fn tournament(
     ctx: &mut PartyCtx,
@@ -338,7 +460,7 @@ pub fn ltz(ctx: &mut PartyCtx, x: &Shares) -> Result<Box<dyn MultiRound>, Protoc
     super::msb::Msb::start(ctx, x)
 }
 
-/// Levels of [`tournament`] on `n` elements (each level is 10 rounds).
+/// Levels of [`tournament`] on `n` elements (each level is 8 rounds).
 pub fn tournament_levels(n: usize) -> u32 {
     let (mut len, mut levels) = (n, 0);
     while len > 1 {

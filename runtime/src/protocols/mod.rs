@@ -11,6 +11,7 @@ pub mod boolean;
 pub mod compare;
 pub mod compose;
 pub mod input;
+mod masked_bit;
 pub mod msb;
 pub mod mul;
 pub mod mul_trunc;
@@ -66,6 +67,14 @@ pub trait RoundProtocol: Send {
 /// [`MulRound`] and [`boolean::AndRound`] are this type with their own constructors.
 pub struct Reshare {
     z: Vec<u64>,
+}
+
+impl Reshare {
+    /// The masked cross terms z_i without the reshare: a 3-out-of-3 sharing of the product
+    /// (z_0 + z_1 + z_2, or XOR for AND gates), for a protocol that opens it instead.
+    pub fn into_masked(self) -> Vec<u64> {
+        self.z
+    }
 }
 
 impl RoundProtocol for Reshare {

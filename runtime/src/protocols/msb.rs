@@ -12,18 +12,24 @@
 //! lanes of a packed vector is a per-word bit compression, so every level moves and sends
 //! half the data of the one before.
 //!
-//! Rounds: 1 (P0's input) + 1 (G = s ∧ t) + 6 levels + 2 (bit injection) = 10.
+//! The bit is turned into arithmetic shares by opening it under a random mask bit
+//! ([`super::masked_bit`]): the mask's injection runs beside rounds 1–2, and the last tree
+//! level is not reshared but opened as msb ⊕ r, so no injection rounds follow.
+//!
+//! Rounds: 1 (P0's input) + 1 (G = s ∧ t) + 5 levels + 1 (last level, opened) = 8.
 //! Bytes per party for n elements: P0 16n for its input; everyone 8n for G, then
-//! 2·8·⌈n·w/64⌉ per level with w = 32, 16, 8, 4, 2 lanes, 8·⌈n/64⌉ for the last level (generate
-//! only), and 16n for the bit injection — ≈ 40 bytes per element (56 at P0) for large n,
-//! against 112 (128) for the full-word Kogge–Stone adder used by `Bits`.
+//! 2·8·⌈n·w/64⌉ per level with w = 32, 16, 8, 4, 2 lanes, 2·8·⌈n/64⌉ for the opened last level
+//! (to both peers), and 16n for the mask's injection — ≈ 40 bytes per element (56 at P0) for
+//! large n, against 120 (136) for the full-word Kogge–Stone adder used by `Bits`.
 //!
 //! Security: semi-honest, honest majority. Packing and lane selection are local linear maps on
 //! each component; every message is an AND or multiplication word masked by a fresh
-//! zero-sharing, or P0's one-time-padded input; the transcript's shape depends only on n.
+//! zero-sharing, P0's one-time-padded input, or a share of msb ⊕ r, which is uniform given the
+//! opened value and that value is uniform because no party knows r (see
+//! [`super::masked_bit`]); the transcript's shape depends only on n.
 
-use super::bit_inject::{BitInject, InjectBlend};
 use super::boolean::{AndRound, xor};
+use super::masked_bit::{Framed, Mask};
 use super::{Expect, InputRound, MultiRound, RoundProtocol, Step};
 use crate::error::ProtocolError;
 use crate::party::PartyCtx;
@@ -91,9 +97,10 @@ fn unpack_bits(d: &[u64], n: usize) -> Vec<u64> {
 pub struct Msb {
     stage: Stage,
     n: usize,
-    /// With `Some(diff)`, the bit is not injected but multiplied into `diff` by
-    /// [`InjectBlend`] (same 2 rounds): the result is msb·diff instead of msb.
-    blend: Option<Shares>,
+    /// The mask bits opened with the msb, and their injection run beside rounds 1–2.
+    mask: Mask,
+    /// This round's words: the stage's, then the mask side's.
+    framed: Framed,
 }
 
 enum Stage {
@@ -101,13 +108,35 @@ enum Stage {
     Split { input: InputRound, t: Shares },
     /// Round 2: G = s ∧ t.
     Generate { and: AndRound, p: Shares },
-    /// Rounds 3–8: tree level producing `w` lanes per element.
+    /// Rounds 3–7: tree level producing `w` lanes per element.
     Level {
         w: u32,
         and: AndRound,
         g_hi: Shares,
         p63: Shares,
     },
+    /// Round 8: the last level's gate left as 3-out-of-3 XOR shares; this party's share of
+    /// msb ⊕ r (packed) goes to both peers.
+    Open { v: Vec<u64> },
+}
+
+impl Stage {
+    fn words(&self) -> (&[u64], &[u64], Expect) {
+        match self {
+            Stage::Split { input, .. } => (input.to_next(), input.to_prev(), input.expect()),
+            Stage::Generate { and, .. } | Stage::Level { and, .. } => {
+                (and.to_next(), and.to_prev(), and.expect())
+            }
+            Stage::Open { v } => (
+                v,
+                v,
+                Expect {
+                    from_next: v.len(),
+                    from_prev: v.len(),
+                },
+            ),
+        }
+    }
 }
 
 /// The two-way split x = s + t (ABY3 §5.3): P0 boolean-shares s = x_0 + x_1 (the returned
@@ -168,40 +197,52 @@ pub(super) fn generate(
 impl Msb {
     /// Start extracting the sign bits of the arithmetic shares `x` (result: arithmetic 0/1).
     pub fn start(ctx: &mut PartyCtx, x: &Shares) -> Result<Box<dyn MultiRound>, ProtocolError> {
-        let (input, t) = two_way_split(ctx, x)?;
-        Ok(Box::new(Msb {
-            stage: Stage::Split { input, t },
-            n: x.len(),
-            blend: None,
-        }))
+        Self::begin(ctx, x, None)
     }
 
     /// MSB of `x` times `diff` (whose length is a multiple of x's; the bit repeats), as
-    /// arithmetic shares: the sign test's 8 boolean rounds, then [`InjectBlend`]'s 2 rounds —
-    /// 10 rounds, one fewer than injecting the bit and then multiplying.
+    /// arithmetic shares, in the same 8 rounds: the mask is multiplied into `diff` beside the
+    /// boolean work ([`Mask`]).
     pub fn start_blend(
         ctx: &mut PartyCtx,
         x: &Shares,
         diff: Shares,
     ) -> Result<Box<dyn MultiRound>, ProtocolError> {
-        let (input, t) = two_way_split(ctx, x)?;
-        Ok(Box::new(Msb {
-            stage: Stage::Split { input, t },
-            n: x.len(),
-            blend: Some(diff),
-        }))
+        Self::begin(ctx, x, Some(diff))
     }
 
-    fn and(&self) -> Option<&AndRound> {
-        match &self.stage {
-            Stage::Split { .. } => None,
-            Stage::Generate { and, .. } | Stage::Level { and, .. } => Some(and),
-        }
+    fn begin(
+        ctx: &mut PartyCtx,
+        x: &Shares,
+        d: Option<Shares>,
+    ) -> Result<Box<dyn MultiRound>, ProtocolError> {
+        let n = x.len();
+        let (input, t) = two_way_split(ctx, x)?;
+        let tail = |w: usize| match (w + 1 == n.div_ceil(64), n % 64) {
+            (true, r) if r != 0 => (1u64 << r) - 1,
+            _ => u64::MAX,
+        };
+        let mask = Mask::start(ctx, n.div_ceil(64), tail, |r| unpack_bits(r, n), d)?;
+        Ok(Self::assemble(Stage::Split { input, t }, n, mask))
+    }
+
+    fn assemble(stage: Stage, n: usize, mask: Mask) -> Box<dyn MultiRound> {
+        let (next, prev, expect) = stage.words();
+        let framed = mask.frame(next, prev, expect);
+        Box::new(Msb {
+            stage,
+            n,
+            mask,
+            framed,
+        })
     }
 }
 
-/// Start the tree level that turns packed `w_in`-lane (g, p) vectors into `w_in / 2` lanes:
-/// the gates P_hi ∧ G_lo and (except at the last level) P_hi ∧ P_lo, two packed batches.
+/// The tree level that turns packed `w_in`-lane (g, p) vectors into `w_in / 2` lanes: the
+/// gates P_hi ∧ G_lo and (except at the last level) P_hi ∧ P_lo, two packed batches. The last
+/// level (w_in = 2) does not reshare its gate: each party XORs its masked cross term with its
+/// own components of G_hi and s_63 ⊕ t_63, a 3-out-of-3 XOR share of the msb, to open it
+/// under the mask.
 fn level(
     ctx: &mut PartyCtx,
     n: usize,
@@ -209,25 +250,27 @@ fn level(
     g: &Shares,
     p: &Shares,
     p63: Shares,
-    blend: Option<Shares>,
+    mask: Mask,
 ) -> Result<Box<dyn MultiRound>, ProtocolError> {
     let (g_lo, g_hi) = (half_lanes_shares(g, false), half_lanes_shares(g, true));
     let p_hi = half_lanes_shares(p, true);
     let w = w_in / 2;
-    let (a, b) = if w > 1 {
-        (
-            p_hi.concat(&p_hi),
-            g_lo.concat(&half_lanes_shares(p, false)),
-        )
-    } else {
-        (p_hi, g_lo)
-    };
+    if w == 1 {
+        let mut v = AndRound::start(ctx, &p_hi, &g_lo)?.into_masked();
+        for ((v, g), p) in v.iter_mut().zip(&g_hi.own).zip(&p63.own) {
+            *v ^= g ^ p;
+        }
+        // Bits past n: the AND of zero components, masked by the zero-sharing; clear them.
+        if let (Some(last), r @ 1..) = (v.last_mut(), n % 64) {
+            *last &= (1u64 << r) - 1;
+        }
+        mask.mask(&mut v);
+        return Ok(Msb::assemble(Stage::Open { v }, n, mask));
+    }
+    let a = p_hi.concat(&p_hi);
+    let b = g_lo.concat(&half_lanes_shares(p, false));
     let and = AndRound::start(ctx, &a, &b)?;
-    Ok(Box::new(Msb {
-        stage: Stage::Level { w, and, g_hi, p63 },
-        n,
-        blend,
-    }))
+    Ok(Msb::assemble(Stage::Level { w, and, g_hi, p63 }, n, mask))
 }
 
 fn map(s: &Shares, f: impl Fn(u64) -> u64) -> Shares {
@@ -253,46 +296,35 @@ fn force_top_lane(me: PartyId, g: &Shares, p: &Shares) -> (Shares, Shares) {
 
 impl MultiRound for Msb {
     fn to_next(&self) -> &[u64] {
-        match (&self.stage, self.and()) {
-            (Stage::Split { input, .. }, _) => input.to_next(),
-            (_, Some(and)) => and.to_next(),
-            (_, None) => &[],
-        }
+        &self.framed.to_next
     }
 
     fn to_prev(&self) -> &[u64] {
-        match (&self.stage, self.and()) {
-            (Stage::Split { input, .. }, _) => input.to_prev(),
-            (_, Some(and)) => and.to_prev(),
-            (_, None) => &[],
-        }
+        &self.framed.to_prev
     }
 
     fn expect(&self) -> Expect {
-        match (&self.stage, self.and()) {
-            (Stage::Split { input, .. }, _) => input.expect(),
-            (_, Some(and)) => and.expect(),
-            (_, None) => Expect::default(),
-        }
+        self.framed.expect
     }
 
     fn step(
         self: Box<Self>,
         ctx: &mut PartyCtx,
-        from_next: Vec<u64>,
-        from_prev: Vec<u64>,
+        mut from_next: Vec<u64>,
+        mut from_prev: Vec<u64>,
         round: RoundId,
     ) -> Result<Step, ProtocolError> {
-        let n = self.n;
-        let blend = self.blend;
-        match self.stage {
+        let Msb { stage, n, mask, .. } = *self;
+        let (_, _, main) = stage.words();
+        let mask = mask.step(ctx, &mut from_next, &mut from_prev, main, round)?;
+        match stage {
             Stage::Split { input, t } => {
                 let (and, p) = generate(ctx, input, &t, from_next, from_prev, round)?;
-                Ok(Step::More(Box::new(Msb {
-                    stage: Stage::Generate { and, p },
+                Ok(Step::More(Msb::assemble(
+                    Stage::Generate { and, p },
                     n,
-                    blend,
-                })))
+                    mask,
+                )))
             }
             Stage::Generate { and, p } => {
                 let g = and.finish(from_next, from_prev, round)?;
@@ -301,27 +333,24 @@ impl MultiRound for Msb {
                     next: pack_top_bits(&p.next),
                 };
                 let (g, p) = force_top_lane(ctx.id, &g, &p);
-                Ok(Step::More(level(ctx, n, 64, &g, &p, p63, blend)?))
+                Ok(Step::More(level(ctx, n, 64, &g, &p, p63, mask)?))
             }
             Stage::Level { w, and, g_hi, p63 } => {
-                // res = [P_hi ∧ G_lo | P_hi ∧ P_lo], each packed at w lanes (first only at w = 1).
+                // res = [P_hi ∧ G_lo | P_hi ∧ P_lo], each packed at w lanes.
                 let res = and.finish(from_next, from_prev, round)?;
                 let half = g_hi.len();
                 let g = xor(&g_hi, &res.slice(0, half));
-                if w > 1 {
-                    let p = res.slice(half, res.len());
-                    return Ok(Step::More(level(ctx, n, w, &g, &p, p63, blend)?));
-                }
-                // Bit j of g = carry into bit 63 of element j; msb = s_63 ⊕ t_63 ⊕ carry.
-                let msb = xor(&p63, &g);
-                let msb = Shares {
-                    own: unpack_bits(&msb.own, n),
-                    next: unpack_bits(&msb.next, n),
+                let p = res.slice(half, res.len());
+                Ok(Step::More(level(ctx, n, w, &g, &p, p63, mask)?))
+            }
+            Stage::Open { v } => {
+                // Bit j of c = msb_j ⊕ r_j; a blended result repeats bit e mod n.
+                let bit = |c: &[u64], e: usize| {
+                    let j = e % n;
+                    (c[j / 64] >> (j % 64)) & 1 == 1
                 };
-                Ok(Step::More(match blend {
-                    None => Box::new(BitInject::start(ctx, &msb)?),
-                    Some(diff) => Box::new(InjectBlend::start(ctx, &msb, diff)?),
-                }))
+                let out = mask.finish(ctx.id, &v, &from_next, &from_prev, bit)?;
+                Ok(Step::Done(out))
             }
         }
     }

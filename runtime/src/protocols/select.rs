@@ -7,13 +7,15 @@
 //! sorter on groups of K = 2^⌈log2 k⌉, then "better half of two sorted groups" merges). Each
 //! layer is one batched sign test of all its pairs, c = LTZ(x_p − x_q) = [x_p < x_q] (see
 //! [`super::msb`]), and one multiplication t = c·(x_q − x_p): the larger is x_p + t and the
-//! smaller x_q − t (10 rounds per layer: the sign bit is multiplied in while it is injected). Padding uses public sentinels (trivial sharings).
+//! smaller x_q − t (8 rounds per layer: the sign bit's mask is multiplied in beside the
+//! boolean work). Padding uses public sentinels (trivial sharings).
 //! The last stages are rank selections: one batched sign test of every pair of each group of
 //! 32, ranks summed locally, the kept elements picked by a one-hot of the ranks and one dot
-//! product (24 rounds for a 4× reduction).
+//! product (16 rounds for a 4× reduction).
 //!
-//! **One-hot.** The low `bits` bits of every word are decomposed and injected to arithmetic 0/1
-//! ([`super::compare`]'s two-way-split adder, ABY3 §5.3), then the one-hot vector of the index
+//! **One-hot.** The low `bits` bits of every word are decomposed and opened under masks to
+//! arithmetic 0/1 ([`super::compare`]'s two-way-split adder, ABY3 §5.3, stopped at the prefix
+//! level that covers `bits` lanes), then the one-hot vector of the index
 //! is the Kronecker product of the per-bit factors [1 − b_i, b_i], built by pairing
 //! neighbouring factors: ⌈log2 bits⌉ multiplication rounds (Araki et al. 2016 products).
 //!
@@ -102,7 +104,7 @@ fn network_layer(
     let p = layer.pairs.iter().map(|&(p, _)| p as usize);
     let q = layer.pairs.iter().map(|&(_, q)| q as usize);
     let (a, b) = (gather(&x, p), gather(&x, q));
-    // t = LTZ(a − b)·(b − a), the bit multiplied in while it is injected (10 rounds).
+    // t = LTZ(a − b)·(b − a), the mask multiplied in beside the sign test (8 rounds).
     let sign_times_diff = Msb::start_blend(ctx, &a.sub(&b), b.sub(&a))?;
     Ok(Then::boxed(sign_times_diff, move |ctx, t| {
         let (hi, lo) = (a.add(&t), b.sub(&t));
