@@ -3,7 +3,8 @@
 //! Groups: `kernels/mul_add`, `kernels/dot` (ids `dispatch` = the run-time chosen SIMD level,
 //! `baseline` = the same loop compiled for the target baseline), `kernels/gemm` (ids `serial`,
 //! `par`, `baseline` = serial at the baseline level, `naive` = the scalar triple loop), so ratios
-//! come out of one run. Throughput is in elements (GEMM: multiply-adds, `n³`).
+//! come out of one run, and `kernels/gemv` (the n = 1 path: ids `dispatch`, `row_dots`, `naive`).
+//! Throughput is in elements (GEMM and GEMV: multiply-adds).
 //!
 //! `cargo bench -p veil-benches --bench kernels -- --warm-up-time 1 --measurement-time 2`
 
@@ -104,5 +105,33 @@ fn gemm(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, mul_add, dot, gemm);
+/// Matrix–vector products (n = 1), the shape of private retrieval's scores: a 25,000 × 384
+/// matrix (77 MB) times a vector. `dispatch` is `gemm_u64_add_assign` (its n = 1 path),
+/// `row_dots` one `ring_dot` per row, `naive` the scalar triple loop.
+fn gemv(c: &mut Criterion) {
+    let mut rng = ChaCha20Rng::seed_from_u64(4);
+    let mut g = c.benchmark_group("kernels/gemv");
+    g.sample_size(10);
+    let (m, k) = (25_000, 384);
+    let (a, b) = (random_vec(&mut rng, m * k), random_vec(&mut rng, k));
+    let mut out = random_vec(&mut rng, m);
+    g.throughput(Throughput::Elements((m * k) as u64));
+    g.bench_function("dispatch", |bench| {
+        bench.iter(|| kernels::gemm_u64_add_assign(m, k, 1, &a, &b, black_box(&mut out)))
+    });
+    g.bench_function("row_dots", |bench| {
+        bench.iter(|| {
+            for (o, row) in out.iter_mut().zip(a.chunks_exact(k)) {
+                *o = o.wrapping_add(kernels::ring_dot(row, &b));
+            }
+            black_box(&mut out);
+        })
+    });
+    g.bench_function("naive", |bench| {
+        bench.iter(|| scalar::gemm_u64_add_assign(m, k, 1, &a, &b, black_box(&mut out)))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, mul_add, dot, gemm, gemv);
 criterion_main!(benches);

@@ -62,11 +62,36 @@ fn axpy1(c: &mut [u64], a: u64, b: &[u64]) {
     }
 }
 
+/// `c[r] += a_r · b` for every row `a_r` of `a` (the matrix–vector case n = 1, where the blocked
+/// path's column loop has length 1 and stays scalar): eight independent accumulators per row,
+/// which LLVM keeps in vector registers, streaming `a` once.
+#[inline(always)]
+fn gemv_rows(k: usize, a: &[u64], b: &[u64], c: &mut [u64]) {
+    let (b8, b_tail) = b.as_chunks::<8>();
+    for (c, row) in c.iter_mut().zip(a.chunks_exact(k)) {
+        let (r8, r_tail) = row.as_chunks::<8>();
+        let mut acc = [0u64; 8];
+        for (x, y) in r8.iter().zip(b8) {
+            for l in 0..8 {
+                acc[l] = acc[l].wrapping_add(x[l].wrapping_mul(y[l]));
+            }
+        }
+        let mut sum = acc.iter().fold(0u64, |s, &v| s.wrapping_add(v));
+        for (x, y) in r_tail.iter().zip(b_tail) {
+            sum = sum.wrapping_add(x.wrapping_mul(*y));
+        }
+        *c = c.wrapping_add(sum);
+    }
+}
+
 #[inline(always)]
 fn gemm_body(m: usize, k: usize, n: usize, a: &[u64], b: &[u64], c: &mut [u64]) {
     check_dims("gemm_u64_add_assign", m, k, n, a, b, c);
     if m == 0 || k == 0 || n == 0 {
         return;
+    }
+    if n == 1 {
+        return gemv_rows(k, a, b, c);
     }
     for jc in (0..n).step_by(NC) {
         let nc = NC.min(n - jc);
@@ -181,6 +206,11 @@ mod tests {
             (65, 257, 3),
             (2, 300, 513),
             (128, 128, 128),
+            // Matrix–vector (n = 1): row lengths around the 8-word accumulator block.
+            (9, 7, 1),
+            (5, 8, 1),
+            (33, 17, 1),
+            (3000, 384, 1),
         ] {
             check_shape(m, k, n);
         }
