@@ -25,6 +25,13 @@ fn default_max_message_bytes() -> usize {
     DEFAULT_MAX_MESSAGE_BYTES
 }
 
+/// Default [`NodeConfig::value_cache_mib`]: 1 GiB.
+pub const DEFAULT_VALUE_CACHE_MIB: usize = 1024;
+
+fn default_value_cache_mib() -> usize {
+    DEFAULT_VALUE_CACHE_MIB
+}
+
 /// Errors from loading or validating a configuration file.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -169,6 +176,10 @@ pub struct NodeConfig {
     /// Largest gRPC message accepted (decode limit), in bytes.
     #[serde(default = "default_max_message_bytes")]
     pub max_message_bytes: usize,
+    /// Memory for decoded stored values kept between requests (a corpus, a model's weights),
+    /// in MiB; 0 reads every stored input from the database.
+    #[serde(default = "default_value_cache_mib")]
+    pub value_cache_mib: usize,
     /// TLS files.
     pub tls: TlsFiles,
     /// All three nodes including this one.
@@ -548,7 +559,11 @@ mod tests {
         let text = std::fs::read_to_string(&layout.node_configs[0]).unwrap();
         let trimmed: String = text
             .lines()
-            .filter(|l| !l.starts_with("session_timeout_ms") && !l.starts_with("max_message_bytes"))
+            .filter(|l| {
+                !["session_timeout_ms", "max_message_bytes", "value_cache_mib"]
+                    .iter()
+                    .any(|f| l.starts_with(f))
+            })
             .map(|l| format!("{l}\n"))
             .collect();
         assert_ne!(trimmed, text);
@@ -556,6 +571,7 @@ mod tests {
         let cfg = NodeConfig::load(&layout.node_configs[0]).unwrap();
         assert_eq!(cfg.session_timeout(), std::time::Duration::from_secs(10));
         assert_eq!(cfg.max_message_bytes, 64 * 1024 * 1024);
+        assert_eq!(cfg.value_cache_mib, 1024);
     }
 
     fn loaded(dir: &Path) -> NodeConfig {

@@ -14,7 +14,8 @@ use tokio::process::Child;
 
 use crate::config::{
     ClientEntry, ClientIdentity, ClusterConfig, ClusterNode, ConfigError,
-    DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_SESSION_TIMEOUT_MS, NodeConfig, PeerEntry, TlsFiles,
+    DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_SESSION_TIMEOUT_MS, DEFAULT_VALUE_CACHE_MIB, NodeConfig,
+    PeerEntry, TlsFiles,
 };
 use crate::tls::{self, DevnetPki, TlsError};
 
@@ -182,6 +183,7 @@ pub fn write_devnet(
             data_dir: rel(&data_dir),
             session_timeout_ms: DEFAULT_SESSION_TIMEOUT_MS,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            value_cache_mib: DEFAULT_VALUE_CACHE_MIB,
             tls: TlsFiles {
                 ca: rel(&pki.ca),
                 cert: rel(&pki.nodes[i].0),

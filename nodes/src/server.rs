@@ -120,7 +120,10 @@ pub async fn run_node(cfg: NodeConfig) -> Result<(), NodeError> {
         what: format!("creating {}", cfg.data_dir.display()),
         source,
     })?;
-    let store = Arc::new(Store::open(&cfg.data_dir.join("store.redb"))?);
+    let store = Arc::new(
+        Store::open(&cfg.data_dir.join("store.redb"))?
+            .with_value_cache(cfg.value_cache_mib.saturating_mul(1 << 20)),
+    );
 
     let mut fingerprints: [String; 3] = Default::default();
     for p in &cfg.peers {

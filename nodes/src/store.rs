@@ -16,8 +16,11 @@
 
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 
 use redb::{Database, ReadableTable, TableDefinition};
+
+use crate::value_cache::{HeldValue, ValueCache};
 
 const VALUES: TableDefinition<&str, &[u8]> = TableDefinition::new("values");
 const PROGRAMS: TableDefinition<&str, &[u8]> = TableDefinition::new("programs");
@@ -323,9 +326,15 @@ fn corrupt<'a>(kind: &'static str, id: &'a str) -> impl FnOnce(&'static str) -> 
 // ---------------------------------------------------------------------------------------------
 // Store
 
-/// The node's redb database (`data_dir/store.redb`). `Send + Sync`; all methods take `&self`.
+/// Default budget of the in-memory cache of decoded stored values ([`Store::get_value_held`]):
+/// 1 GiB of share words.
+pub const DEFAULT_VALUE_CACHE_BYTES: usize = 1 << 30;
+
+/// The node's redb database (`data_dir/store.redb`), with a bounded in-memory cache of decoded
+/// stored values in front of it. `Send + Sync`; all methods take `&self`.
 pub struct Store {
     db: Database,
+    held: ValueCache,
 }
 
 impl fmt::Debug for Store {
@@ -345,7 +354,16 @@ impl Store {
             txn.open_table(t).map_err(db_err)?;
         }
         txn.commit().map_err(db_err)?;
-        Ok(Store { db })
+        Ok(Store {
+            db,
+            held: ValueCache::new(DEFAULT_VALUE_CACHE_BYTES),
+        })
+    }
+
+    /// This store with a value cache of `bytes` (0: every read goes to the database).
+    pub fn with_value_cache(mut self, bytes: usize) -> Store {
+        self.held = ValueCache::new(bytes);
+        self
     }
 
     fn get_raw<T>(
@@ -427,9 +445,27 @@ impl Store {
         self.get_raw(VALUES, KIND_VALUE, id, decode_value)
     }
 
-    /// Deletes the value under `id`; `true` if it existed.
+    /// The value under `id` as sessions use it: from the in-memory cache, or read, decoded and
+    /// cached (within its budget). The components are shared, not copied.
+    pub fn get_value_held(&self, id: &str) -> Result<Option<Arc<HeldValue>>, StoreError> {
+        let generation = match self.held.get(id) {
+            Ok(v) => return Ok(Some(v)),
+            Err(generation) => generation,
+        };
+        let Some(v) = self.get_value(id)? else {
+            return Ok(None);
+        };
+        let v = Arc::new(HeldValue::from(v));
+        self.held.insert(id, Arc::clone(&v), generation);
+        Ok(Some(v))
+    }
+
+    /// Deletes the value under `id`; `true` if it existed. Sessions already using it keep
+    /// their reference; later reads do not see it.
     pub fn delete_value(&self, id: &str) -> Result<bool, StoreError> {
-        self.delete_raw(VALUES, id)
+        let existed = self.delete_raw(VALUES, id)?;
+        self.held.remove(id);
+        Ok(existed)
     }
 
     /// Ids of the values owned by `owner`, sorted.
@@ -501,6 +537,42 @@ mod tests {
                 .map(|x| x.wrapping_mul(0x9e37_79b9_7f4a_7c15))
                 .collect(),
         }
+    }
+
+    #[test]
+    fn held_values_are_shared_until_deleted_and_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.redb");
+        let v = value("alice", 1000);
+        {
+            let store = Store::open(&path).unwrap();
+            store.put_value("v", &v).unwrap();
+            let a = store.get_value_held("v").unwrap().unwrap();
+            let b = store.get_value_held("v").unwrap().unwrap();
+            assert!(
+                Arc::ptr_eq(&a.shares, &b.shares),
+                "the second read is the cached one"
+            );
+            assert_eq!((&a.shares.own, &a.shares.next), (&v.own, &v.next));
+            assert_eq!(
+                (&a.owner, &a.compute, &a.receive),
+                (&v.owner, &v.compute, &v.receive)
+            );
+            store.put_value("w", &v).unwrap();
+            assert!(store.delete_value("w").unwrap());
+            assert!(store.get_value_held("w").unwrap().is_none());
+        }
+        // The cache is memory only: a reopened store reads the value from disk again.
+        let store = Store::open(&path).unwrap().with_value_cache(0);
+        let a = store.get_value_held("v").unwrap().unwrap();
+        let b = store.get_value_held("v").unwrap().unwrap();
+        assert!(
+            !Arc::ptr_eq(&a.shares, &b.shares),
+            "a zero budget holds nothing"
+        );
+        assert_eq!(a.shares.own, v.own);
+        assert!(store.delete_value("v").unwrap());
+        assert!(store.get_value_held("v").unwrap().is_none());
     }
 
     fn result(recipient: &str) -> StoredResult {

@@ -10,6 +10,7 @@
 use crate::pb;
 use crate::peer::{OpenError, PeerMux};
 use crate::store::{Store, StoreError, StoredResult, StoredValue};
+use crate::value_cache::HeldValue;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
@@ -303,19 +304,20 @@ impl pb::compute_server::Compute for ComputeService {
                     }
                     let field = format!("inline input '{}' ", decl.name);
                     let (own, next) = node_shares(&field, s, len)?;
-                    let v = StoredValue {
+                    let v = HeldValue {
                         owner: caller.clone(),
                         compute: Vec::new(),
                         receive: Vec::new(),
-                        own,
-                        next,
+                        shares: Arc::new(Shares { own, next }),
                     };
-                    (format!("inline:{}", decl.name), v)
+                    (format!("inline:{}", decl.name), Arc::new(v))
                 }
                 (Some(value_id), None) => {
+                    // From the node's value cache when held: a corpus or a model's weights
+                    // is neither re-read nor copied per request.
                     let v = self
                         .store
-                        .get_value(value_id)
+                        .get_value_held(value_id)
                         .map_err(store_status)?
                         .ok_or_else(|| Status::not_found(format!("no value '{value_id}'")))?;
                     (value_id.clone(), v)
@@ -339,18 +341,15 @@ impl pb::compute_server::Compute for ComputeService {
                 )));
             }
             let expected = decl.ty.shape.len();
-            if v.own.len() != expected {
+            if v.shares.len() != expected {
                 return Err(Status::invalid_argument(format!(
                     "value '{value_id}' has {} elements, input '{}' expects {expected}",
-                    v.own.len(),
+                    v.shares.len(),
                     decl.name
                 )));
             }
             let input = match (decl.ty.vis, &decl.owner) {
-                (Visibility::Secret, Owner::Client(_)) => InputValue::Shares(Shares {
-                    own: v.own,
-                    next: v.next,
-                }),
+                (Visibility::Secret, Owner::Client(_)) => InputValue::Held(Arc::clone(&v.shares)),
                 _ => {
                     return Err(Status::invalid_argument(format!(
                         "input '{}' must be a client-owned secret over the Compute API",

@@ -56,7 +56,7 @@ pub(crate) fn add(me: PartyId, a: &Val, b: &Val, n: usize, negate_b: bool) -> Va
             let y = bcast_shares(y, n);
             sub(&mut out.own, &y.own);
             sub(&mut out.next, &y.next);
-            Val::Secret(out)
+            Val::secret(out)
         }
         (Val::Secret(x), Val::Public(c)) => {
             let mut out = bcast_shares(x, n);
@@ -65,7 +65,7 @@ pub(crate) fn add(me: PartyId, a: &Val, b: &Val, n: usize, negate_b: bool) -> Va
                 kernels::ring_neg_assign(&mut c);
             }
             add_public(me, &mut out, &c);
-            Val::Secret(out)
+            Val::secret(out)
         }
         (Val::Public(c), Val::Secret(y)) => {
             let mut out = bcast_shares(y, n);
@@ -74,7 +74,7 @@ pub(crate) fn add(me: PartyId, a: &Val, b: &Val, n: usize, negate_b: bool) -> Va
                 kernels::ring_neg_assign(&mut out.next);
             }
             add_public(me, &mut out, &broadcast(c, n));
-            Val::Secret(out)
+            Val::secret(out)
         }
     }
 }
@@ -88,10 +88,10 @@ pub(crate) fn neg(a: &Val) -> Val {
             Val::Public(out)
         }
         Val::Secret(s) => {
-            let mut out = s.clone();
+            let mut out = Shares::clone(s);
             kernels::ring_neg_assign(&mut out.own);
             kernels::ring_neg_assign(&mut out.next);
-            Val::Secret(out)
+            Val::secret(out)
         }
     }
 }
@@ -112,7 +112,7 @@ pub(crate) fn mul_public(a: &Val, b: &Val, n: usize) -> Option<Val> {
             Val::Public(out)
         }
         (Val::Secret(s), Val::Public(c)) | (Val::Public(c), Val::Secret(s)) => {
-            Val::Secret(scale(s, c))
+            Val::secret(scale(s, c))
         }
         (Val::Secret(_), Val::Secret(_)) => return None,
     })
@@ -129,7 +129,7 @@ pub(crate) fn dot_public(a: &Val, b: &Val, rows: usize, cols: usize) -> Option<V
     Some(match (a, b) {
         (Val::Public(x), Val::Public(y)) => Val::Public(row_dots(x, y, rows, cols)),
         (Val::Secret(s), Val::Public(c)) | (Val::Public(c), Val::Secret(s)) => {
-            Val::Secret(map_shares(s, |x| row_dots(x, c, rows, cols)))
+            Val::secret(map_shares(s, |x| row_dots(x, c, rows, cols)))
         }
         (Val::Secret(_), Val::Secret(_)) => return None,
     })
@@ -145,8 +145,8 @@ fn gemm(m: usize, k: usize, n: usize, a: &[u64], b: &[u64]) -> Vec<u64> {
 pub(crate) fn matmul_public(a: &Val, b: &Val, (m, k, n): (usize, usize, usize)) -> Option<Val> {
     Some(match (a, b) {
         (Val::Public(x), Val::Public(y)) => Val::Public(gemm(m, k, n, x, y)),
-        (Val::Secret(s), Val::Public(p)) => Val::Secret(map_shares(s, |x| gemm(m, k, n, x, p))),
-        (Val::Public(p), Val::Secret(s)) => Val::Secret(map_shares(s, |y| gemm(m, k, n, p, y))),
+        (Val::Secret(s), Val::Public(p)) => Val::secret(map_shares(s, |x| gemm(m, k, n, x, p))),
+        (Val::Public(p), Val::Secret(s)) => Val::secret(map_shares(s, |y| gemm(m, k, n, p, y))),
         (Val::Secret(_), Val::Secret(_)) => return None,
     })
 }
@@ -155,7 +155,7 @@ pub(crate) fn matmul_public(a: &Val, b: &Val, (m, k, n): (usize, usize, usize)) 
 pub(crate) fn map(a: &Val, f: impl Fn(&[u64]) -> Vec<u64>) -> Val {
     match a {
         Val::Public(x) => Val::Public(f(x)),
-        Val::Secret(s) => Val::Secret(map_shares(s, f)),
+        Val::Secret(s) => Val::secret(map_shares(s, f)),
     }
 }
 
@@ -214,13 +214,13 @@ pub(crate) fn concat(me: PartyId, parts: &[&Val]) -> Val {
     let mut out = Shares::default();
     for p in parts {
         let s = match p {
-            Val::Secret(s) => s.clone(),
+            Val::Secret(s) => Shares::clone(s),
             Val::Public(x) => Shares::from_public(me, x),
         };
         out.own.extend_from_slice(&s.own);
         out.next.extend_from_slice(&s.next);
     }
-    Val::Secret(out)
+    Val::secret(out)
 }
 
 /// Elementwise `f` of two values that are both public (broadcasting scalars).

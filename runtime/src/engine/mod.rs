@@ -200,7 +200,7 @@ impl<T: Transport> Session<T> {
                     };
                     active.push((
                         Slot::Output(o),
-                        Pending::Reveal(RevealRound::start(&self.ctx, s.clone(), to)),
+                        Pending::Reveal(RevealRound::start(&self.ctx, Shares::clone(s), to)),
                     ));
                 }
                 Ok(())
@@ -238,7 +238,7 @@ impl<T: Transport> Session<T> {
                                     })?;
                                 match step {
                                     Step::More(m) => active.push((Slot::Op(i), Pending::Multi(m))),
-                                    Step::Done(v) => vals[i] = Some(Val::Secret(v)),
+                                    Step::Done(v) => vals[i] = Some(Val::secret(v)),
                                 }
                                 op_time[i] += t.elapsed();
                             }
@@ -318,6 +318,7 @@ impl<T: Transport> Session<T> {
                     outputs.insert(out.name.clone(), OutputValue::Plain(w));
                 }
                 Some(Val::Secret(s)) if matches!(out.recipient, Recipient::Client(_)) => {
+                    let s = std::sync::Arc::unwrap_or_clone(s);
                     outputs.insert(out.name.clone(), OutputValue::Shares(s));
                 }
                 _ => {}
@@ -508,7 +509,8 @@ impl<T: Transport> Session<T> {
         match &prog.ops[i] {
             Op::Input { .. } => match op_inputs[i].take() {
                 Some(InputValue::Plain(v)) => Val::Public(v),
-                Some(InputValue::Shares(s)) => Val::Secret(s),
+                Some(InputValue::Shares(s)) => Val::secret(s),
+                Some(InputValue::Held(s)) => Val::Secret(s),
                 None => unreachable!("take_inputs checked every input"),
             },
             Op::Constant { values, .. } => Val::Public(values.clone()),
@@ -622,7 +624,7 @@ impl<T: Transport> Session<T> {
             }),
             Op::ArgMax(a) => match get(*a) {
                 Val::Public(w) => Val::Public(vec![local::tournament_public(w).1]),
-                Val::Secret(_) => Val::Secret(Shares::from_public(me, &[0])),
+                Val::Secret(_) => Val::secret(Shares::from_public(me, &[0])),
             },
             Op::BestK { a, k, largest } => match get(*a) {
                 Val::Public(w) => {
@@ -766,6 +768,11 @@ fn take_inputs(
                 check_len(s.own.len())?;
                 check_len(s.next.len())?;
                 Some(InputValue::Shares(s))
+            }
+            (Visibility::Secret, Owner::Client(_), Some(InputValue::Held(s))) => {
+                check_len(s.own.len())?;
+                check_len(s.next.len())?;
+                Some(InputValue::Held(s))
             }
             (Visibility::Secret, Owner::Client(_), Some(_)) => {
                 return Err(kind_err("shares (a client owns it)"));

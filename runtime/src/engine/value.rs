@@ -1,12 +1,22 @@
 //! Values as one party holds them while a program runs, and the engine's inputs and outputs.
 
+use std::sync::Arc;
+
 use crate::sharing::Shares;
 
-/// A value at one party: public words known to all, or this party's replicated shares.
+/// A value at one party: public words known to all, or this party's replicated shares
+/// (reference-counted, so an input the caller holds in memory is used without a copy).
 #[derive(Clone)]
 pub(crate) enum Val {
     Public(Vec<u64>),
-    Secret(Shares),
+    Secret(Arc<Shares>),
+}
+
+impl Val {
+    /// A secret value from freshly computed shares.
+    pub(crate) fn secret(s: Shares) -> Val {
+        Val::Secret(Arc::new(s))
+    }
 }
 
 /// An input handed to one party.
@@ -16,6 +26,9 @@ pub enum InputValue {
     Plain(Vec<u64>),
     /// This party's two components of a client-owned secret input (made with `share3`).
     Shares(Shares),
+    /// The same, held in memory by the caller and shared with the session without a copy (a
+    /// node's cache of stored values).
+    Held(Arc<Shares>),
 }
 
 /// An output as one party ends up with it.
@@ -32,6 +45,7 @@ impl std::fmt::Debug for InputValue {
         match self {
             InputValue::Plain(v) => write!(f, "Plain {{ len: {}, .. }}", v.len()),
             InputValue::Shares(s) => write!(f, "{s:?}"),
+            InputValue::Held(s) => write!(f, "{s:?}"),
         }
     }
 }
