@@ -445,6 +445,16 @@ impl Store {
         self.get_raw(VALUES, KIND_VALUE, id, decode_value)
     }
 
+    /// Stores `v` under `id` like [`Store::put_value`] and keeps it decoded in the value cache
+    /// (within its budget), so the first request that uses it does not read it back.
+    pub fn put_value_held(&self, id: &str, v: StoredValue) -> Result<(), StoreError> {
+        let generation = self.held.generation();
+        self.put_value(id, &v)?;
+        self.held
+            .insert(id, Arc::new(HeldValue::from(v)), generation);
+        Ok(())
+    }
+
     /// The value under `id` as sessions use it: from the in-memory cache, or read, decoded and
     /// cached (within its budget). The components are shared, not copied.
     pub fn get_value_held(&self, id: &str) -> Result<Option<Arc<HeldValue>>, StoreError> {
@@ -553,6 +563,10 @@ mod tests {
                 Arc::ptr_eq(&a.shares, &b.shares),
                 "the second read is the cached one"
             );
+            store.put_value_held("u", v.clone()).unwrap();
+            let u = store.get_value_held("u").unwrap().unwrap();
+            assert_eq!(Arc::strong_count(&u), 2, "held since it was stored");
+            assert_eq!(store.get_value("u").unwrap().unwrap(), v);
             assert_eq!((&a.shares.own, &a.shares.next), (&v.own, &v.next));
             assert_eq!(
                 (&a.owner, &a.compute, &a.receive),

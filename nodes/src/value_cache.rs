@@ -149,6 +149,11 @@ impl ValueCache {
         c.entries.insert(id.to_owned(), (v, tick));
     }
 
+    /// The current generation, for an insert after a write.
+    pub fn generation(&self) -> u64 {
+        self.lock().generation
+    }
+
     /// Forget `id` (it was deleted) and start a new generation.
     pub fn remove(&self, id: &str) {
         let mut c = self.lock();

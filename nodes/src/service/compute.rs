@@ -217,7 +217,7 @@ impl pb::compute_server::Compute for ComputeService {
         };
         let store = self.store.clone();
         let id = r.value_id.clone();
-        tokio::task::spawn_blocking(move || store.put_value(&id, &value))
+        tokio::task::spawn_blocking(move || store.put_value_held(&id, value))
             .await
             .map_err(|e| Status::internal(e.to_string()))?
             .map_err(store_status)?;
