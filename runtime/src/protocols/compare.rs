@@ -63,14 +63,18 @@ pub enum Target {
 /// One party's state of a bit decomposition (two-way-split Kogge–Stone adder) on a vector.
 pub struct Decompose {
     stage: Stage,
+    plan: Plan,
+    /// This round's words: the stage's, then the mask side's.
+    framed: Framed,
+}
+
+/// What a decomposition keeps from round to round besides its stage.
+struct Plan {
     target: Target,
-    n: usize,
     /// The prefix level that ends the adder: 32 for all 64 bits, less for low bits only.
     last_k: u32,
     /// Mask bits opened with the result lanes, injected beside rounds 1–2.
     mask: Mask,
-    /// This round's words: the stage's, then the mask side's.
-    framed: Framed,
 }
 
 enum Stage {
@@ -155,7 +159,6 @@ impl Decompose {
                 what: format!("{lanes} result lanes (1 to 64 allowed)"),
             });
         }
-        let n = x.len();
         let (input, t) = super::msb::two_way_split(ctx, x)?;
         // Carries into lanes < L need prefix spans of L − 1 lanes: levels 1, 2, …, last_k.
         let last_k = match target {
@@ -164,52 +167,38 @@ impl Decompose {
         };
         let mask = Mask::start(
             ctx,
-            n,
+            x.len(),
             |_| target.lane_mask(),
             |r| unpack_lanes(r, lanes),
             None,
         )?;
-        Ok(Self::assemble(
-            Stage::Split { input, t },
+        let plan = Plan {
             target,
-            n,
             last_k,
             mask,
-        ))
+        };
+        Ok(plan.assemble(Stage::Split { input, t }))
     }
+}
 
-    fn assemble(
-        stage: Stage,
-        target: Target,
-        n: usize,
-        last_k: u32,
-        mask: Mask,
-    ) -> Box<dyn MultiRound> {
+impl Plan {
+    fn assemble(self, stage: Stage) -> Box<dyn MultiRound> {
         let (next, prev, expect) = stage.words();
-        let framed = mask.frame(next, prev, expect);
+        let framed = self.mask.frame(next, prev, expect);
         Box::new(Decompose {
             stage,
-            target,
-            n,
-            last_k,
-            mask,
+            plan: self,
             framed,
         })
     }
 
-    /// Send this party's share `v` of the result lanes (cleared elsewhere: an unmasked lane
-    /// would open a bit of x), masked, to both peers.
+    /// Send this party's share `v` of the result lanes, the other lanes cleared (an unmasked
+    /// lane would open a bit of x) and the mask XORed in, to both peers.
     fn open(self, mut v: Vec<u64>) -> Box<dyn MultiRound> {
         let lanes = self.target.lane_mask();
         v.iter_mut().for_each(|w| *w &= lanes);
         self.mask.mask(&mut v);
-        Self::assemble(
-            Stage::Open { v },
-            self.target,
-            self.n,
-            self.last_k,
-            self.mask,
-        )
+        self.assemble(Stage::Open { v })
     }
 
     /// The AND round of prefix level `k`: G and P below the last level, only G at the last.
@@ -235,13 +224,7 @@ impl Decompose {
                 .collect();
             return Ok(self.open(v));
         }
-        Ok(Self::assemble(
-            Stage::Prefix { k, and, g, p0 },
-            self.target,
-            self.n,
-            self.last_k,
-            self.mask,
-        ))
+        Ok(self.assemble(Stage::Prefix { k, and, g, p0 }))
     }
 
     /// The AND round of suffix-OR level `k`: y ∧ (y ≫ k). At the last level (k = 32) the
@@ -265,13 +248,7 @@ impl Decompose {
                 .collect();
             return Ok(self.open(v));
         }
-        Ok(Self::assemble(
-            Stage::SuffixOr { k, and, y },
-            self.target,
-            self.n,
-            self.last_k,
-            self.mask,
-        ))
+        Ok(self.assemble(Stage::SuffixOr { k, and, y }))
     }
 }
 
@@ -304,62 +281,45 @@ impl MultiRound for Decompose {
         round: RoundId,
     ) -> Result<Step, ProtocolError> {
         let Decompose {
-            stage,
-            target,
-            n,
-            last_k,
-            mask,
-            framed,
+            stage, mut plan, ..
         } = *self;
         let (_, _, main) = stage.words();
-        let mask = mask.step(ctx, &mut from_next, &mut from_prev, main, round)?;
-        let this = Decompose {
-            stage: Stage::Open { v: vec![] },
-            target,
-            n,
-            last_k,
-            mask,
-            framed,
-        };
+        plan.mask = plan
+            .mask
+            .step(ctx, &mut from_next, &mut from_prev, main, round)?;
         match stage {
             Stage::Split { input, t } => {
                 let (and, p) = super::msb::generate(ctx, input, &t, from_next, from_prev, round)?;
-                Ok(Step::More(Decompose::assemble(
-                    Stage::Generate { and, p },
-                    target,
-                    n,
-                    last_k,
-                    this.mask,
-                )))
+                Ok(Step::More(plan.assemble(Stage::Generate { and, p })))
             }
             Stage::Generate { and, p } => {
                 let g = and.finish(from_next, from_prev, round)?;
-                Ok(Step::More(this.prefix_level(ctx, 1, g, &p, p.clone())?))
+                Ok(Step::More(plan.prefix_level(ctx, 1, g, &p, p.clone())?))
             }
             Stage::Prefix { k, and, g, p0 } => {
                 let res = and.finish(from_next, from_prev, round)?;
                 let mut g = g;
                 xor_assign(&mut g, &res);
-                if k < last_k {
+                if k < plan.last_k {
                     // res = [P ∧ (G ≪ k) | P ∧ (P ≪ k)]: G ⊕= the first half, P = the second.
                     let (_, p) = split(res, g.len());
-                    return Ok(Step::More(this.prefix_level(ctx, 2 * k, g, &p, p0)?));
+                    return Ok(Step::More(plan.prefix_level(ctx, 2 * k, g, &p, p0)?));
                 }
                 // MsbOneHot: G lane i = carry out of bits 0..=i, so x = P⁽⁰⁾ ⊕ (G ≪ 1).
                 let sum = xor(&p0, &shl(&g, 1));
-                Ok(Step::More(this.suffix_or_level(ctx, 1, sum)?))
+                Ok(Step::More(plan.suffix_or_level(ctx, 1, sum)?))
             }
             Stage::SuffixOr { k, and, y } => {
                 // y ∨ z = y ⊕ z ⊕ (y ∧ z) with z = y ≫ k; lane i of the final y is 1 iff some
                 // bit ≥ i is set, so the top set bit is where it steps.
                 let both = and.finish(from_next, from_prev, round)?;
                 let y = xor(&xor(&y, &shr_mask(&y, k, u64::MAX)), &both);
-                Ok(Step::More(this.suffix_or_level(ctx, 2 * k, y)?))
+                Ok(Step::More(plan.suffix_or_level(ctx, 2 * k, y)?))
             }
             Stage::Open { v } => {
-                let lanes = target.lanes() as usize;
+                let lanes = plan.target.lanes() as usize;
                 let bit = |c: &[u64], e: usize| (c[e / lanes] >> (e % lanes)) & 1 == 1;
-                let out = this.mask.finish(ctx.id, &v, &from_next, &from_prev, bit)?;
+                let out = plan.mask.finish(ctx.id, &v, &from_next, &from_prev, bit)?;
                 Ok(Step::Done(out))
             }
         }
