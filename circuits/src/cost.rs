@@ -14,12 +14,12 @@
 //! | `Reveal` (to every party) | 1 | `16·n` each |
 //! | `Ltz`, `Lt`, `Le`, `Gt`, `Ge`, any operand secret | [`LTZ_ROUNDS`] = 8 | [`ltz_bytes`]`(n)` ≈ `n·[56, 40, 40]` |
 //! | `Eq`, any operand secret (two comparisons batched) | 8 | [`ltz_bytes`]`(2n)` |
-//! | `Relu` of a secret (sign test, its masked bit multiplied in beside it) | [`MAX_ROUNDS`] = 8 | [`ltz_bytes`]`(n) + 16·n` each |
-//! | `Max`, `Min`, any operand secret (comparison + select) | 8 | [`ltz_bytes`]`(n) + 16·n` each |
+//! | `Relu` of a secret (sign test, its masked bit multiplied in beside it) | [`MAX_ROUNDS`] = 8 | [`ltz_bytes`]`(n) + 8·n` each |
+//! | `Max`, `Min`, any operand secret (comparison + select) | 8 | [`ltz_bytes`]`(n) + 8·n` each |
 //! | `Select`, secret `cond` and secret `a` or `b` | 1 | `8·n` each |
 //! | `Select` with public `cond`, or secret `cond` and public `a`, `b` | 0 | 0 (`b + cond·(a − b)` is local) |
-//! | `MaxAll` of a secret with `N` elements | `8·L` | `Σ_j (`[`ltz_bytes`]`(m_j) + 16·m_j)` |
-//! | `ArgMax` of a secret with `N` elements | `8·L` | `Σ_j (`[`ltz_bytes`]`(m_j) + 40·m_j)` |
+//! | `MaxAll` of a secret with `N` elements | `8·L` | `Σ_j (`[`ltz_bytes`]`(m_j) + 8·m_j)` |
+//! | `ArgMax` of a secret with `N` elements | `8·L` | `Σ_j (`[`ltz_bytes`]`(m_j) + 16·m_j)` |
 //! | anything with a public multiplicand, or only public operands | 0 | 0 |
 //! | `Add`, `Sub`, `Neg`, `Sum`, `Reshape`, `Slice`, `Concat`, `Transpose`, `Constant` | 0 | 0 |
 //! | output of a secret to `Party(j)` | 1 | `8·n` from each of the two other parties, 0 from `Pj` |
@@ -27,7 +27,7 @@
 //! | output to a `Client`, or of a public value | 0 | 0 (components are handed over after the program) |
 //! | `Bits` of a secret with `n` elements | 8 | `n·`[`low_bits_bytes`]`(64) = n·[1144, 1128, 1128]` |
 //! | `MsbOneHot { lanes: L }` of a secret with `n` elements | 14 | `n·`([`BIT_DECOMPOSE_BYTES`] `+ 56 + 16·L`) |
-//! | `BestK` of a secret ([`selection::topk_plan`]) | `8` per network layer, `16` per rank stage (groups of 32) | per layer `ltz_bytes(pairs) + 16·pairs`; per rank stage `ltz_bytes(pairs)` + the ranks' `OneHotLow` + `8·kept` |
+//! | `BestK` of a secret ([`selection::topk_plan`]) | `8` per network layer, `16` per rank stage (groups of 32) | per layer `ltz_bytes(pairs) + 8·pairs`; per rank stage `ltz_bytes(pairs)` + the ranks' `OneHotLow` + `8·kept` |
 //! | `OneHotLow { bits: B, n }` of a secret with `m` elements | `2 + `[`low_bits_prefix_levels`]`(B) + ⌈log2 B⌉` | `m·(`[`low_bits_bytes`]`(B) + 8·`[`selection::onehot_products`]`(B, n))` |
 //!
 //! `MaxAll` and `ArgMax` run a tournament ([`tournament_pairs`]): level `j` has
@@ -70,12 +70,11 @@ pub fn ltz_bytes(n: usize) -> [u64; 3] {
 }
 
 /// A sign test whose bit is multiplied into `words` values per element (ReLU / max / min: 1;
-/// an argmax pair, value and index: 2): [`ltz_bytes`]`(n)` with the mask's injection (16·n)
-/// replaced by multiplying the mask into the values (`InjectBlend`, 8·(n + 3·words·n)) at every
-/// party.
+/// an argmax pair, value and index: 2): [`ltz_bytes`]`(n)` plus the mask's product with the
+/// values (one multiplication round beside the sign test, 8·words·n) at every party.
 fn ltz_then_mul_bytes(n: usize, words: u64) -> [u64; 3] {
     let n = n as u64;
-    ltz_bytes(n as usize).map(|b| b - 16 * n + 8 * (n + 3 * words * n))
+    ltz_bytes(n as usize).map(|b| b + 8 * words * n)
 }
 
 /// Bytes sent by `[P0, P1, P2]` by a `MaxAll` (`words` = 1) or `ArgMax` (`words` = 2)

@@ -604,8 +604,8 @@ fn cost_constants() {
     assert_eq!(ltz_bytes(3), [232, 184, 184]);
     assert_eq!(ltz_bytes(6), [384, 288, 288]);
     assert_eq!(ltz_bytes(64), [3568, 2544, 2544]);
-    assert_eq!(tournament_bytes(5, 1), [512, 448, 448]);
-    assert_eq!(tournament_bytes(8, 2), [864, 752, 752]);
+    assert_eq!(tournament_bytes(5, 1), [480, 416, 416]);
+    assert_eq!(tournament_bytes(8, 2), [696, 584, 584]);
     assert_eq!(tournament_pairs(0), Vec::<usize>::new());
     assert_eq!(tournament_pairs(1), Vec::<usize>::new());
     assert_eq!(tournament_pairs(2), vec![1]);
@@ -642,9 +642,9 @@ fn elementwise_costs() {
         c(8, [232, 184, 184]),
         c(8, [232, 184, 184]),
         c(8, [384, 288, 288]),
-        c(8, [280, 232, 232]),
-        c(8, [280, 232, 232]),
-        c(8, [280, 232, 232]),
+        c(8, [256, 208, 208]),
+        c(8, [256, 208, 208]),
+        c(8, [256, 208, 208]),
     ];
     // Public operands only: free.
     let public_ops = [
@@ -714,10 +714,10 @@ fn reduction_costs() {
         let p = b.finish().unwrap();
         (op_cost(&p, m.id().index()), op_cost(&p, i.id().index()))
     };
-    assert_eq!(cost_of(5), (c(24, [512, 448, 448]), c(24, [608, 544, 544])));
-    assert_eq!(cost_of(8), (c(24, [696, 584, 584]), c(24, [864, 752, 752])));
+    assert_eq!(cost_of(5), (c(24, [480, 416, 416]), c(24, [512, 448, 448])));
+    assert_eq!(cost_of(8), (c(24, [640, 528, 528]), c(24, [696, 584, 584])));
     assert_eq!(cost_of(1), (Cost::FREE, Cost::FREE));
-    assert_eq!(cost_of(2), (c(8, [152, 136, 136]), c(8, [176, 160, 160])));
+    assert_eq!(cost_of(2), (c(8, [144, 128, 128]), c(8, [152, 136, 136])));
 }
 
 #[test]

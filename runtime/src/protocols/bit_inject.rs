@@ -11,11 +11,6 @@
 //! messages are masked by fresh zero-sharings.
 //!
 //! Cost: 2 rounds, 16 bytes per bit per party (8 per multiplication).
-//!
-//! [`InjectBlend`] computes b·d for an arithmetic vector d in the same 2 rounds instead of
-//! injecting b and then multiplying (3 rounds): with c = b_0 ⊕ b_1 and b = c ⊕ b_2,
-//! b·d = c·d + b_2·d − 2·c·(b_2·d), so round 1 computes b_0·b_1 and t = b_2·d, and round 2
-//! computes c·d and c·t. Cost: 2 rounds, 8·(n + 3m) bytes per party for n bits and m = |d|.
 
 use super::{Expect, MulRound, MultiRound, RoundProtocol, Step};
 use crate::error::ProtocolError;
@@ -139,98 +134,11 @@ impl MultiRound for BitInject {
     }
 }
 
-/// One party's state of b·d for a boolean-shared bit b (lane 0) and arithmetic `d` (see the
-/// module docs): 2 rounds.
-pub struct InjectBlend {
-    stage: BlendStage,
-}
-
-enum BlendStage {
-    /// Round 1: [b_0 | b_2] · [b_1 | d].
-    First {
-        mul: MulRound,
-        b0: Shares,
-        b1: Shares,
-        d: Shares,
-    },
-    /// Round 2: [c | c] · [d | t].
-    Second { mul: MulRound, t: Shares },
-}
-
 /// `s` repeated until it is `len` long (`len` a multiple of its length).
-fn repeat(s: &Shares, len: usize) -> Shares {
+pub(super) fn repeat(s: &Shares, len: usize) -> Shares {
     let mut out = s.clone();
     while out.len() < len {
         out = out.concat(s);
     }
     out
-}
-
-impl InjectBlend {
-    /// Start b·d for the bits in lane 0 of `bits` (n of them) and `d` (a multiple of n long;
-    /// bit j multiplies elements j, j + n, j + 2n, …).
-    pub fn start(ctx: &mut PartyCtx, bits: &Shares, d: Shares) -> Result<Self, ProtocolError> {
-        let (n, m) = (bits.len(), d.len());
-        if n == 0 || !m.is_multiple_of(n) {
-            return Err(ProtocolError::Argument {
-                op: "inject_blend",
-                what: format!("{m} blended values for {n} bits"),
-            });
-        }
-        let me = ctx.id;
-        let [b0, b1, b2] = PartyId::ALL.map(|j| component_as_arith(me, bits, j));
-        let mul = MulRound::mul(ctx, &b0.concat(&repeat(&b2, m)), &b1.concat(&d))?;
-        Ok(InjectBlend {
-            stage: BlendStage::First { mul, b0, b1, d },
-        })
-    }
-
-    fn mul(&self) -> &MulRound {
-        match &self.stage {
-            BlendStage::First { mul, .. } | BlendStage::Second { mul, .. } => mul,
-        }
-    }
-}
-
-impl MultiRound for InjectBlend {
-    fn to_next(&self) -> &[u64] {
-        self.mul().to_next()
-    }
-
-    fn to_prev(&self) -> &[u64] {
-        self.mul().to_prev()
-    }
-
-    fn expect(&self) -> Expect {
-        self.mul().expect()
-    }
-
-    fn step(
-        self: Box<Self>,
-        ctx: &mut PartyCtx,
-        from_next: Vec<u64>,
-        from_prev: Vec<u64>,
-        round: RoundId,
-    ) -> Result<Step, ProtocolError> {
-        match self.stage {
-            BlendStage::First { mul, b0, b1, d } => {
-                let p = mul.finish(from_next, from_prev, round)?;
-                let n = b0.len();
-                let c = arith_xor(&b0, &b1, &p.slice(0, n));
-                let t = p.slice(n, p.len());
-                let c = repeat(&c, d.len());
-                let mul = MulRound::mul(ctx, &c.concat(&c), &d.concat(&t))?;
-                Ok(Step::More(Box::new(InjectBlend {
-                    stage: BlendStage::Second { mul, t },
-                })))
-            }
-            BlendStage::Second { mul, t } => {
-                let q = mul.finish(from_next, from_prev, round)?;
-                let m = t.len();
-                let (cd, ct) = (q.slice(0, m), q.slice(m, 2 * m));
-                // b·d = c·d + t − 2·c·t.
-                Ok(Step::Done(cd.add(&t).sub(&ct.add(&ct))))
-            }
-        }
-    }
 }

@@ -10,8 +10,8 @@
 //! sharing of the gate) with its own components of the rest of b and of r, and sends that
 //! share v_i of c = b ⊕ r to both peers. Everyone opens c, and b = c ⊕ r = c + r − 2·c·r is
 //! r where c = 0 and 1 − r where c = 1: local. With a value d to multiply in (ReLU, max, the
-//! top-k select), the side computes r·d instead ([`InjectBlend`], the same 2 rounds), and
-//! b·d = r·d where c = 0 and d − r·d where c = 1.
+//! top-k select), the side multiplies the injected r into d in a third round (still beside the
+//! circuit, which is longer), and b·d = r·d where c = 0 and d − r·d where c = 1.
 //!
 //! So a circuit of A AND rounds followed by an injection takes A rounds instead of A + 2.
 //!
@@ -23,8 +23,9 @@
 //! lane of v_i that is not a masked result bit (a lane left in would open a bit of the data).
 //! The side's multiplications are masked by fresh zero-sharings as usual.
 
-use super::bit_inject::{BitInject, InjectBlend};
-use super::{Expect, MultiRound, Step};
+use super::bit_inject::{BitInject, repeat};
+use super::compose::{OneRound, Then};
+use super::{Expect, MulRound, MultiRound, Step};
 use crate::error::ProtocolError;
 use crate::party::PartyCtx;
 use crate::sharing::Shares;
@@ -41,7 +42,7 @@ pub(super) struct Mask {
 }
 
 enum Side {
-    /// [`BitInject`] of r, or [`InjectBlend`] of r into d.
+    /// [`BitInject`] of r, then (with d) the product r·d.
     Running(Box<dyn MultiRound>),
     /// Arithmetic shares of r (or r·d).
     Ready(Shares),
@@ -57,7 +58,8 @@ pub(super) struct Framed {
 impl Mask {
     /// Fresh mask bits in `words` packed words (word w keeps the lanes set in `keep(w)`, the
     /// others zero), and the start of their injection; `unpack` lists the kept bits one per
-    /// word (lane 0) in result order. With `d`, the side computes r·d.
+    /// word (lane 0) in result order. With `d` (a multiple of the bit count long; bit j
+    /// multiplies elements j, j + n, j + 2n, …), the side goes on to r·d: 3 rounds in all.
     pub fn start(
         ctx: &mut PartyCtx,
         words: usize,
@@ -78,9 +80,23 @@ impl Mask {
             own: unpack(&r.own),
             next: unpack(&r.next),
         };
+        let inject = Box::new(BitInject::start(ctx, &lane0)?);
         let side: Box<dyn MultiRound> = match &d {
-            None => Box::new(BitInject::start(ctx, &lane0)?),
-            Some(d) => Box::new(InjectBlend::start(ctx, &lane0, d.clone())?),
+            None => inject,
+            Some(d) => {
+                let (n, m) = (lane0.len(), d.len());
+                if n == 0 || !m.is_multiple_of(n) {
+                    return Err(ProtocolError::Argument {
+                        op: "masked bit",
+                        what: format!("{m} values to multiply for {n} bits"),
+                    });
+                }
+                let d = d.clone();
+                Then::boxed(inject, move |ctx, r| {
+                    let mul = MulRound::mul(ctx, &repeat(&r, d.len()), &d)?;
+                    Ok(Step::More(Box::new(OneRound(mul))))
+                })
+            }
         };
         Ok(Mask {
             r,
