@@ -192,11 +192,9 @@ impl Plan {
         })
     }
 
-    /// Send this party's share `v` of the result lanes, the other lanes cleared (an unmasked
-    /// lane would open a bit of x) and the mask XORed in, to both peers.
+    /// Send this party's share `v` of the result lanes, masked (the other lanes cleared), to
+    /// both peers.
     fn open(self, mut v: Vec<u64>) -> Box<dyn MultiRound> {
-        let lanes = self.target.lane_mask();
-        v.iter_mut().for_each(|w| *w &= lanes);
         self.mask.mask(&mut v);
         self.assemble(Stage::Open { v })
     }

@@ -19,8 +19,9 @@
 //! P_j and P_{j−1}, so each party lacks one component and r is uniform to it: c = b ⊕ r is a
 //! uniform bit independent of b. Of the opened shares, P_i receives v_{i+1}, masked by the
 //! zero-sharing stream of the key P_{i+1} and P_{i+2} share (uniform to P_i), and v_{i−1},
-//! which equals c ⊕ v_i ⊕ v_{i+1}: its view is simulated from c alone. Callers must clear every
-//! lane of v_i that is not a masked result bit (a lane left in would open a bit of the data).
+//! which equals c ⊕ v_i ⊕ v_{i+1}: its view is simulated from c alone. [`Mask::mask`] clears
+//! every lane of v_i that is not a masked result bit (a lane left in would open a bit of the
+//! data).
 //! The side's multiplications are masked by fresh zero-sharings as usual.
 
 use super::bit_inject::{BitInject, repeat};
@@ -36,6 +37,8 @@ use veil_circuits::PartyId;
 pub(super) struct Mask {
     /// Boolean shares of the mask bits, in the caller's packed layout.
     r: Shares,
+    /// Per word, the lanes that are result bits (all others are cleared before opening).
+    keep: Vec<u64>,
     /// The value multiplied in, if any (a multiple of the bit count long).
     d: Option<Shares>,
     side: Side,
@@ -68,8 +71,9 @@ impl Mask {
         d: Option<Shares>,
     ) -> Result<Mask, ProtocolError> {
         let dom = ctx.next_domain();
+        let keep: Vec<u64> = (0..words).map(keep).collect();
         let masked = |mut v: Vec<u64>| {
-            v.iter_mut().enumerate().for_each(|(w, x)| *x &= keep(w));
+            v.iter_mut().zip(&keep).for_each(|(x, k)| *x &= k);
             v
         };
         let r = Shares {
@@ -100,6 +104,7 @@ impl Mask {
         };
         Ok(Mask {
             r,
+            keep,
             d,
             side: Side::Running(side),
         })
@@ -144,10 +149,13 @@ impl Mask {
         Ok(Mask { side, ..self })
     }
 
-    /// XOR this party's own component of r into `v`, its share of b (same layout as r): the
-    /// result is its share of c = b ⊕ r, to send to both peers.
+    /// Clear every lane of `v` (this party's share of b, same layout as r) that is not a
+    /// result bit — a lane left in would open a bit of the data — and XOR in its own component
+    /// of r: the result is its share of c = b ⊕ r, to send to both peers.
     pub fn mask(&self, v: &mut [u64]) {
-        v.iter_mut().zip(&self.r.own).for_each(|(v, r)| *v ^= r);
+        for ((v, r), k) in v.iter_mut().zip(&self.r.own).zip(&self.keep) {
+            *v = (*v & k) ^ r;
+        }
     }
 
     /// The result from the three shares of c (this party's `v` and both peers'): arithmetic

@@ -260,10 +260,6 @@ fn level(
         for ((v, g), p) in v.iter_mut().zip(&g_hi.own).zip(&p63.own) {
             *v ^= g ^ p;
         }
-        // Bits past n: the AND of zero components, masked by the zero-sharing; clear them.
-        if let (Some(last), r @ 1..) = (v.last_mut(), n % 64) {
-            *last &= (1u64 << r) - 1;
-        }
         mask.mask(&mut v);
         return Ok(Msb::assemble(Stage::Open { v }, n, mask));
     }
