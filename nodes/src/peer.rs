@@ -4,7 +4,9 @@
 //! A [`PeerMux`] owns a node's links and demultiplexes incoming frames by session; each session
 //! gets a [`GrpcTransport`] (the runtime's [`Transport`]) from [`PeerMux::session`]. Messages are
 //! split into frames of at most `chunk_bytes` and reassembled on arrival. Frames for a session
-//! that is not open yet are buffered (bounded). When a link goes down, every session open on it
+//! that is not open yet are buffered (bounded); late frames of a closed session are dropped if
+//! they come on the link it used (a frame for its id on a newer link opens a new session). When
+//! a link goes down, every session open on it
 //! fails with [`TransportError::Closed`]; the dialing side redials with backoff while the mux
 //! lives, so later sessions work once the peer is back.
 //!
@@ -143,7 +145,10 @@ struct MuxState {
     /// Complete messages for sessions not open yet: (from, round, payload).
     pending: HashMap<SessionId, Vec<(usize, RoundId, Bytes)>>,
     pending_bytes: usize,
-    closed: HashSet<SessionId>,
+    /// Closed sessions (tombstones): per peer, the generation of the link the session used
+    /// (0: none). A late frame on that same link is dropped; a frame for the same id on a newer
+    /// link belongs to a new session (ids may repeat once a link is re-keyed) and is buffered.
+    closed: HashMap<SessionId, [u64; 3]>,
     closed_order: VecDeque<SessionId>,
     next_generation: u64,
     next_token: u64,
@@ -170,7 +175,9 @@ impl MuxState {
     }
 
     fn tombstone(&mut self, session: SessionId) {
-        if self.closed.insert(session) {
+        let generations =
+            std::array::from_fn(|p| self.links[p].as_ref().map_or(0, |l| l.generation));
+        if self.closed.insert(session, generations).is_none() {
             self.closed_order.push_back(session);
             if self.closed_order.len() > MAX_TOMBSTONES
                 && let Some(old) = self.closed_order.pop_front()
@@ -403,7 +410,7 @@ impl PeerMux {
                 }
             }
         }
-        if st.closed.remove(&session) {
+        if st.closed.remove(&session).is_some() {
             st.closed_order.retain(|s| *s != session);
         }
         st.sessions.insert(
@@ -539,7 +546,11 @@ impl PeerMux {
             if let Some(tx) = &slot.inbound[peer.index()] {
                 let _ = tx.send((round, payload));
             }
-        } else if st.closed.contains(&session) {
+        } else if st
+            .closed
+            .get(&session)
+            .is_some_and(|g| g[peer.index()] == generation)
+        {
             tracing::debug!(me = %self.me, %peer, %session, "frame for a closed session dropped");
         } else if st.pending_bytes + payload.len() > MAX_PENDING_BYTES {
             tracing::warn!(
