@@ -6,9 +6,9 @@
 //! split into frames of at most `chunk_bytes` and reassembled on arrival. Frames for a session
 //! that is not open yet are buffered (bounded); late frames of a closed session are dropped if
 //! they come on the link it used (a frame for its id on a newer link opens a new session). When
-//! a link goes down, every session open on it
-//! fails with [`TransportError::Closed`]; the dialing side redials with backoff while the mux
-//! lives, so later sessions work once the peer is back.
+//! a link goes down, every session open on it fails with [`TransportError::Closed`]; the
+//! dialing side redials with backoff while the mux lives, so later sessions work once the peer
+//! is back.
 //!
 //! **Link keys.** The first frame in each direction of a new link is a hello carrying an
 //! ephemeral X25519 public key; both ends derive the link secret from it
