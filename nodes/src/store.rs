@@ -345,6 +345,18 @@ impl fmt::Debug for Store {
 
 type Table = TableDefinition<'static, &'static str, &'static [u8]>;
 
+/// What a deletion guarded by the entry's owner did ([`Store::delete_value_of`],
+/// [`Store::delete_result_for`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// The entry belonged to the caller and is gone.
+    Removed,
+    /// Nothing is stored under the id.
+    Absent,
+    /// The entry belongs to someone else and is kept.
+    Refused,
+}
+
 impl Store {
     /// Opens (or creates) the database at `path` and creates the tables.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
@@ -404,15 +416,38 @@ impl Store {
         txn.commit().map_err(db_err)
     }
 
-    fn delete_raw(&self, table: Table, id: &str) -> Result<bool, StoreError> {
+    /// Deletes the entry under `id` if `party(entry)` (its first field, decoded without the
+    /// share words) is `who`; the check and the removal are one write transaction.
+    fn delete_guarded(
+        &self,
+        table: Table,
+        kind: &'static str,
+        id: &str,
+        who: &str,
+        party: fn(&[u8]) -> Dec<String>,
+    ) -> Result<Removal, StoreError> {
         let txn = self.db.begin_write().map_err(db_err)?;
-        let existed = {
+        let outcome = {
             let mut t = txn.open_table(table).map_err(db_err)?;
-            let old = t.remove(id).map_err(db_err)?;
-            old.is_some()
+            let holder = match t.get(id).map_err(db_err)? {
+                None => None,
+                Some(g) => Some(party(g.value()).map_err(corrupt(kind, id))?),
+            };
+            match holder {
+                None => Removal::Absent,
+                Some(h) if h != who => Removal::Refused,
+                Some(_) => {
+                    t.remove(id).map_err(db_err)?;
+                    Removal::Removed
+                }
+            }
         };
-        txn.commit().map_err(db_err)?;
-        Ok(existed)
+        if outcome == Removal::Removed {
+            txn.commit().map_err(db_err)?;
+        } else {
+            txn.abort().map_err(db_err)?;
+        }
+        Ok(outcome)
     }
 
     /// Ids in `table` (sorted), keeping those whose decoded field passes `keep`.
@@ -470,12 +505,14 @@ impl Store {
         Ok(Some(v))
     }
 
-    /// Deletes the value under `id`; `true` if it existed. Sessions already using it keep
-    /// their reference; later reads do not see it.
-    pub fn delete_value(&self, id: &str) -> Result<bool, StoreError> {
-        let existed = self.delete_raw(VALUES, id)?;
-        self.held.remove(id);
-        Ok(existed)
+    /// Deletes the value under `id` if `owner` owns it (reads only the owner, not the shares).
+    /// Sessions already using it keep their reference; later reads do not see it.
+    pub fn delete_value_of(&self, id: &str, owner: &str) -> Result<Removal, StoreError> {
+        let outcome = self.delete_guarded(VALUES, KIND_VALUE, id, owner, decode_value_owner)?;
+        if outcome == Removal::Removed {
+            self.held.remove(id);
+        }
+        Ok(outcome)
     }
 
     /// Ids of the values owned by `owner`, sorted.
@@ -513,9 +550,16 @@ impl Store {
         self.get_raw(RESULTS, KIND_RESULT, id, decode_result)
     }
 
-    /// Deletes the result under `id`; `true` if it existed.
-    pub fn delete_result(&self, id: &str) -> Result<bool, StoreError> {
-        self.delete_raw(RESULTS, id)
+    /// Whether a result is stored under `id` (without decoding it).
+    pub fn has_result(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .get_raw(RESULTS, KIND_RESULT, id, |_| Ok(()))?
+            .is_some())
+    }
+
+    /// Deletes the result under `id` if it is addressed to `recipient`.
+    pub fn delete_result_for(&self, id: &str, recipient: &str) -> Result<Removal, StoreError> {
+        self.delete_guarded(RESULTS, KIND_RESULT, id, recipient, decode_result_recipient)
     }
 
     /// Ids of the results addressed to `recipient`, sorted.
@@ -573,7 +617,10 @@ mod tests {
                 (&v.owner, &v.compute, &v.receive)
             );
             store.put_value("w", &v).unwrap();
-            assert!(store.delete_value("w").unwrap());
+            assert_eq!(
+                store.delete_value_of("w", "alice").unwrap(),
+                Removal::Removed
+            );
             assert!(store.get_value_held("w").unwrap().is_none());
         }
         // The cache is memory only: a reopened store reads the value from disk again.
@@ -585,8 +632,43 @@ mod tests {
             "a zero budget holds nothing"
         );
         assert_eq!(a.shares.own, v.own);
-        assert!(store.delete_value("v").unwrap());
+        assert_eq!(
+            store.delete_value_of("v", "alice").unwrap(),
+            Removal::Removed
+        );
         assert!(store.get_value_held("v").unwrap().is_none());
+    }
+
+    #[test]
+    fn guarded_deletes_check_the_owner_in_the_same_transaction() {
+        let (_dir, s) = open_tmp();
+        s.put_value_held("v", value("alice", 100)).unwrap();
+        assert_eq!(s.delete_value_of("v", "bob").unwrap(), Removal::Refused);
+        assert_eq!(s.get_value("v").unwrap(), Some(value("alice", 100)));
+        let held = s.get_value_held("v").unwrap().unwrap();
+        assert_eq!(s.delete_value_of("v", "alice").unwrap(), Removal::Removed);
+        assert!(
+            s.get_value_held("v").unwrap().is_none(),
+            "gone from the cache too"
+        );
+        assert_eq!(held.shares.own.len(), 100, "a session holding it keeps it");
+        assert_eq!(s.delete_value_of("v", "alice").unwrap(), Removal::Absent);
+
+        s.put_result("r", &result("bob")).unwrap();
+        assert!(s.has_result("r").unwrap());
+        assert!(!s.has_result("q").unwrap());
+        assert_eq!(s.delete_result_for("r", "alice").unwrap(), Removal::Refused);
+        assert!(s.has_result("r").unwrap());
+        assert_eq!(s.delete_result_for("r", "bob").unwrap(), Removal::Removed);
+        assert!(!s.has_result("r").unwrap());
+        assert_eq!(s.delete_result_for("r", "bob").unwrap(), Removal::Absent);
+
+        // A corrupt record is an error, not a silent refusal or removal.
+        put_garbage(&s, VALUES, "bad", b"V\x01\xff");
+        assert!(matches!(
+            s.delete_value_of("bad", "alice"),
+            Err(StoreError::Corrupt { .. })
+        ));
     }
 
     fn result(recipient: &str) -> StoredResult {
@@ -621,8 +703,8 @@ mod tests {
         assert_eq!(s.list_values("alice").unwrap(), vec!["a", "b"]);
         assert_eq!(s.list_values("bob").unwrap(), vec!["c"]);
         assert!(s.list_values("carol").unwrap().is_empty());
-        assert!(s.delete_value("b").unwrap());
-        assert!(!s.delete_value("b").unwrap());
+        assert_eq!(s.delete_value_of("b", "alice").unwrap(), Removal::Removed);
+        assert_eq!(s.delete_value_of("b", "alice").unwrap(), Removal::Absent);
         assert_eq!(s.get_value("b").unwrap(), None);
         assert_eq!(s.list_values("alice").unwrap(), vec!["a"]);
     }
@@ -665,8 +747,8 @@ mod tests {
             err,
             StoreError::AlreadyExists { kind: "result", .. }
         ));
-        assert!(s.delete_result("r1").unwrap());
-        assert!(!s.delete_result("r1").unwrap());
+        assert_eq!(s.delete_result_for("r1", "bob").unwrap(), Removal::Removed);
+        assert_eq!(s.delete_result_for("r1", "bob").unwrap(), Removal::Absent);
         assert_eq!(s.get_result("r1").unwrap(), None);
         assert_eq!(s.list_results("bob").unwrap(), vec!["r2"]);
     }
@@ -681,7 +763,10 @@ mod tests {
             s.put_program("p", "{}").unwrap();
             s.put_result("r", &result("bob")).unwrap();
             s.put_value("gone", &value("alice", 1)).unwrap();
-            assert!(s.delete_value("gone").unwrap());
+            assert_eq!(
+                s.delete_value_of("gone", "alice").unwrap(),
+                Removal::Removed
+            );
         }
         let s = Store::open(&path).unwrap();
         assert_eq!(s.get_value("v").unwrap(), Some(value("alice", 5)));

@@ -5,7 +5,7 @@
 //! The database stays the source of truth. The cache is read-through and bounded by a byte
 //! budget (least recently used entries go first); a value larger than the budget is never
 //! held. Stored values are immutable (a store under an existing id is refused), so the only
-//! invalidation is deletion: `Store::delete_value` removes the entry and bumps a generation
+//! invalidation is deletion: `Store::delete_value_of` removes the entry and bumps a generation
 //! counter, and a read that started before the deletion does not insert what it read.
 //!
 //! Security: the cache holds exactly what the database holds (this node's two components and

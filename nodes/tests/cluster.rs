@@ -162,6 +162,13 @@ async fn devnet_computes_and_enforces_permissions() {
     let e = bob.fetch("r1").await.unwrap_err();
     assert_eq!(code(&e), Some(tonic::Code::PermissionDenied), "{e}");
     assert!(bob.list().await.unwrap().values.is_empty());
+    // Nor delete them: every node checks the owner (or recipient) before removing anything.
+    for id in ["x", "r1"] {
+        let e = bob.delete(id).await.unwrap_err();
+        assert_eq!(code(&e), Some(tonic::Code::PermissionDenied), "{e}");
+    }
+    let e = bob.delete("nothing-here").await.unwrap_err();
+    assert_eq!(code(&e), Some(tonic::Code::NotFound), "{e}");
 
     // Bad requests are clear errors and the nodes keep serving.
     let e = alice.invoke("nope", &[], "r3").await.unwrap_err();
@@ -186,6 +193,22 @@ async fn devnet_computes_and_enforces_permissions() {
     assert_eq!(code(&e), Some(tonic::Code::InvalidArgument), "{e}");
     let out = alice.fetch("r1").await.unwrap();
     assert_eq!(out["z"], want);
+    // Alice deletes her own: gone from every node, and a second delete finds nothing.
+    alice
+        .store_secret("scratch", &[7; 10], &[], &[])
+        .await
+        .unwrap();
+    alice.delete("scratch").await.unwrap();
+    let e = alice.delete("scratch").await.unwrap_err();
+    assert_eq!(code(&e), Some(tonic::Code::NotFound), "{e}");
+    assert!(
+        !alice
+            .list()
+            .await
+            .unwrap()
+            .values
+            .contains(&"scratch".to_string())
+    );
 
     // Inline: y travels with the request, the outputs come back in the responses, and
     // nothing new is stored.

@@ -9,7 +9,7 @@
 
 use crate::pb;
 use crate::peer::{OpenError, PeerMux};
-use crate::store::{Store, StoreError, StoredResult, StoredValue};
+use crate::store::{Removal, Store, StoreError, StoredResult, StoredValue};
 use crate::value_cache::HeldValue;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -141,6 +141,20 @@ fn store_status(e: StoreError) -> Status {
     }
 }
 
+/// Run `f` on the store from the blocking pool: a database write waits for its fsync and a
+/// large read decodes megabytes, and neither may stall the runtime workers, which also carry
+/// the peer links of every other session.
+async fn on_store<T, F>(store: &Arc<Store>, f: F) -> Result<T, Status>
+where
+    T: Send + 'static,
+    F: FnOnce(&Store) -> Result<T, Status> + Send + 'static,
+{
+    let store = Arc::clone(store);
+    tokio::task::spawn_blocking(move || f(&store))
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+}
+
 fn engine_status(e: EngineError) -> Status {
     match &e {
         EngineError::Round { .. } | EngineError::Setup(_) => Status::unavailable(e.to_string()),
@@ -215,12 +229,11 @@ impl pb::compute_server::Compute for ComputeService {
             own,
             next,
         };
-        let store = self.store.clone();
         let id = r.value_id.clone();
-        tokio::task::spawn_blocking(move || store.put_value_held(&id, value))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?
-            .map_err(store_status)?;
+        on_store(&self.store, move |s| {
+            s.put_value_held(&id, value).map_err(store_status)
+        })
+        .await?;
         tracing::info!(party = %self.me, client = %caller, value = %r.value_id, len, "stored value");
         Ok(Response::new(pb::StoreValueResponse {
             value_id: r.value_id,
@@ -240,9 +253,11 @@ impl pb::compute_server::Compute for ComputeService {
             .map_err(|e| Status::invalid_argument(format!("program: {e}")))?;
         client_recipient(&valid)?;
         let id = valid.id().to_string();
-        self.store
-            .put_program(&id, &valid.program().to_json())
-            .map_err(store_status)?;
+        let (key, json) = (id.clone(), valid.program().to_json());
+        on_store(&self.store, move |s| {
+            s.put_program(&key, &json).map_err(store_status)
+        })
+        .await?;
         tracing::info!(party = %self.me, client = %caller, program = %id, "stored program");
         Ok(Response::new(pb::StoreProgramResponse { program_id: id }))
     }
@@ -256,14 +271,32 @@ impl pb::compute_server::Compute for ComputeService {
         if !r.inline_outputs {
             check_id("result", &r.result_id)?;
         }
-        let json = self
-            .store
-            .get_program(&r.program_id)
-            .map_err(store_status)?
-            .ok_or_else(|| Status::not_found(format!("no program '{}'", r.program_id)))?;
-        let program = Program::from_json(&json)
-            .and_then(|p| p.validate())
-            .map_err(|e| Status::internal(format!("stored program is invalid: {e}")))?;
+        // One trip to the store: the program, whether the result id is taken, and the stored
+        // values bound to the program's declared inputs (held ones come from the cache).
+        let lookup = {
+            let (program_id, result_id) = (r.program_id.clone(), r.result_id.clone());
+            let check_result = !r.inline_outputs;
+            let bound = r.inputs.clone();
+            on_store(&self.store, move |s| {
+                let json = s
+                    .get_program(&program_id)
+                    .map_err(store_status)?
+                    .ok_or_else(|| Status::not_found(format!("no program '{program_id}'")))?;
+                let program = Program::from_json(&json)
+                    .and_then(|p| p.validate())
+                    .map_err(|e| Status::internal(format!("stored program is invalid: {e}")))?;
+                let taken = check_result && s.has_result(&result_id).map_err(store_status)?;
+                let mut values = HashMap::new();
+                for decl in &program.program().inputs {
+                    if let Some(value_id) = bound.get(&decl.name) {
+                        let v = s.get_value_held(value_id).map_err(store_status)?;
+                        values.insert(decl.name.clone(), v);
+                    }
+                }
+                Ok((program, taken, values))
+            })
+        };
+        let (program, taken, mut stored) = lookup.await?;
         let recipient = client_recipient(&program)?;
         if r.inline_outputs {
             if recipient != caller {
@@ -271,12 +304,7 @@ impl pb::compute_server::Compute for ComputeService {
                     "inline outputs go to the caller, but the program's recipient is '{recipient}'"
                 )));
             }
-        } else if self
-            .store
-            .get_result(&r.result_id)
-            .map_err(store_status)?
-            .is_some()
-        {
+        } else if taken {
             return Err(Status::already_exists(format!(
                 "result '{}' exists",
                 r.result_id
@@ -315,10 +343,9 @@ impl pb::compute_server::Compute for ComputeService {
                 (Some(value_id), None) => {
                     // From the node's value cache when held: a corpus or a model's weights
                     // is neither re-read nor copied per request.
-                    let v = self
-                        .store
-                        .get_value_held(value_id)
-                        .map_err(store_status)?
+                    let v = stored
+                        .remove(&decl.name)
+                        .flatten()
                         .ok_or_else(|| Status::not_found(format!("no value '{value_id}'")))?;
                     (value_id.clone(), v)
                 }
@@ -410,9 +437,11 @@ impl pb::compute_server::Compute for ComputeService {
                 rounds: report.rounds,
                 bytes_sent: report.bytes_sent,
             };
-            self.store
-                .put_result(&r.result_id, &result)
-                .map_err(store_status)?;
+            let id = r.result_id.clone();
+            on_store(&self.store, move |s| {
+                s.put_result(&id, &result).map_err(store_status)
+            })
+            .await?;
         }
         tracing::info!(party = %me, session = r.session, rounds = report.rounds, bytes = report.bytes_sent, "invoke done");
         Ok(Response::new(pb::InvokeResponse {
@@ -435,11 +464,12 @@ impl pb::compute_server::Compute for ComputeService {
     ) -> Result<Response<pb::GetResultResponse>, Status> {
         let caller = self.caller(&req)?;
         let id = req.into_inner().result_id;
-        let r = self
-            .store
-            .get_result(&id)
-            .map_err(store_status)?
-            .ok_or_else(|| Status::not_found(format!("no result '{id}'")))?;
+        let key = id.clone();
+        let r = on_store(&self.store, move |s| {
+            s.get_result(&key).map_err(store_status)
+        })
+        .await?
+        .ok_or_else(|| Status::not_found(format!("no result '{id}'")))?;
         if r.recipient != caller {
             return Err(Status::permission_denied(format!(
                 "result '{id}' is not addressed to '{caller}'"
@@ -455,25 +485,28 @@ impl pb::compute_server::Compute for ComputeService {
     ) -> Result<Response<pb::DeleteResponse>, Status> {
         let caller = self.caller(&req)?;
         let id = req.into_inner().id;
-        if let Some(v) = self.store.get_value(&id).map_err(store_status)? {
-            if v.owner != caller {
-                return Err(Status::permission_denied(format!(
-                    "value '{id}' is not owned by '{caller}'"
-                )));
+        // A value first, then a result; each owner check and removal is one transaction
+        // that reads only the owner, never the shares.
+        on_store(&self.store, move |s| {
+            match s.delete_value_of(&id, &caller).map_err(store_status)? {
+                Removal::Removed => return Ok(()),
+                Removal::Refused => {
+                    return Err(Status::permission_denied(format!(
+                        "value '{id}' is not owned by '{caller}'"
+                    )));
+                }
+                Removal::Absent => {}
             }
-            let deleted = self.store.delete_value(&id).map_err(store_status)?;
-            return Ok(Response::new(pb::DeleteResponse { deleted }));
-        }
-        if let Some(r) = self.store.get_result(&id).map_err(store_status)? {
-            if r.recipient != caller {
-                return Err(Status::permission_denied(format!(
+            match s.delete_result_for(&id, &caller).map_err(store_status)? {
+                Removal::Removed => Ok(()),
+                Removal::Refused => Err(Status::permission_denied(format!(
                     "result '{id}' is not addressed to '{caller}'"
-                )));
+                ))),
+                Removal::Absent => Err(Status::not_found(format!("no value or result '{id}'"))),
             }
-            let deleted = self.store.delete_result(&id).map_err(store_status)?;
-            return Ok(Response::new(pb::DeleteResponse { deleted }));
-        }
-        Err(Status::not_found(format!("no value or result '{id}'")))
+        })
+        .await?;
+        Ok(Response::new(pb::DeleteResponse { deleted: true }))
     }
 
     async fn list(
@@ -481,11 +514,14 @@ impl pb::compute_server::Compute for ComputeService {
         req: Request<pb::ListRequest>,
     ) -> Result<Response<pb::ListResponse>, Status> {
         let caller = self.caller(&req)?;
-        Ok(Response::new(pb::ListResponse {
-            values: self.store.list_values(&caller).map_err(store_status)?,
-            programs: self.store.list_programs().map_err(store_status)?,
-            results: self.store.list_results(&caller).map_err(store_status)?,
-        }))
+        let listing = on_store(&self.store, move |s| {
+            Ok(pb::ListResponse {
+                values: s.list_values(&caller).map_err(store_status)?,
+                programs: s.list_programs().map_err(store_status)?,
+                results: s.list_results(&caller).map_err(store_status)?,
+            })
+        });
+        Ok(Response::new(listing.await?))
     }
 }
 
