@@ -380,6 +380,19 @@ fn run_bench(
             _ => None,
         })
         .collect();
+    // Every op at every size is checked first, so a bad pair fails before anything runs.
+    for &op in &mpc {
+        for size in sizes_or(sizes, op.default_size()) {
+            bench::check_args(op, size, params)
+                .with_context(|| format!("benchmark {op} at size {size}; nothing was run"))?;
+        }
+    }
+    for &op in &fhe {
+        for size in sizes_or(sizes, op.default_size()) {
+            bench::fhe::check_size(op, size)
+                .with_context(|| format!("benchmark {op} at size {size}; nothing was run"))?;
+        }
+    }
     if !mpc.is_empty() {
         run_mpc_bench(
             transport,

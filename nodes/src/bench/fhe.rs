@@ -319,7 +319,8 @@ pub fn run_fetch(size: usize, reps: usize) -> Result<FheBenchResult, FheBenchErr
     ))
 }
 
-fn check_size(op: FheOp, size: usize) -> Result<(), FheBenchError> {
+/// Refuse a size outside what `op` supports.
+pub fn check_size(op: FheOp, size: usize) -> Result<(), FheBenchError> {
     if size == 0 || size > op.max_size() {
         return Err(FheBenchError::Size {
             op,

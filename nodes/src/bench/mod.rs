@@ -181,8 +181,9 @@ pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Refuse sizes and `k` outside what `op` supports.
-fn check_args(op: BenchOp, size: usize, params: Params) -> Result<(), BenchError> {
+/// Refuse sizes and `k` outside what `op` supports (checked for every op and size before a
+/// run starts, so a bad pair fails at once instead of after the others have run).
+pub fn check_args(op: BenchOp, size: usize, params: Params) -> Result<(), BenchError> {
     if size == 0 || size > op.max_size() {
         return Err(BenchError::Size {
             op,
