@@ -21,7 +21,7 @@
 //! | `MaxAll` of a secret with `N` elements | `8·L` | `Σ_j (`[`ltz_bytes`]`(m_j) + 8·m_j)` |
 //! | `ArgMax` of a secret with `N` elements | `8·L` | `Σ_j (`[`ltz_bytes`]`(m_j) + 16·m_j)` |
 //! | anything with a public multiplicand, or only public operands | 0 | 0 |
-//! | `Add`, `Sub`, `Neg`, `Sum`, `Reshape`, `Slice`, `Concat`, `Transpose`, `Constant` | 0 | 0 |
+//! | `Add`, `Sub`, `Neg`, `Sum`, `Reshape`, `Slice`, `Concat`, `Im2Col`, `Transpose`, `Constant` | 0 | 0 |
 //! | output of a secret to `Party(j)` | 1 | `8·n` from each of the two other parties, 0 from `Pj` |
 //! | output of a secret to `AllParties` | 1 | `16·n` each |
 //! | output to a `Client`, or of a public value | 0 | 0 (components are handed over after the program) |

@@ -283,6 +283,16 @@ pub enum ValidationError {
         /// Operand shape.
         shape: Shape,
     },
+    /// An unusable convolution geometry, or an operand that is not a matrix of such images.
+    #[error("op {op} ({name}): {what}")]
+    Im2Col {
+        /// Op index.
+        op: usize,
+        /// Op name.
+        name: &'static str,
+        /// What is wrong.
+        what: String,
+    },
     /// Slice of a scalar.
     #[error("op {op} ({name}): cannot slice a scalar")]
     SliceScalar {

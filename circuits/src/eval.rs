@@ -175,6 +175,12 @@ pub fn evaluate_all(
                 };
                 vals[a.index()][start * width..end * width].to_vec()
             }
+            Op::Im2Col { a, geometry } => {
+                let Shape::Matrix(batch, _) = shape_of(*a) else {
+                    unreachable!("validated: im2col operand is a matrix");
+                };
+                crate::conv::im2col(&vals[a.index()], batch, geometry)
+            }
             Op::Concat(parts) => parts
                 .iter()
                 .flat_map(|v| vals[v.index()].iter().copied())

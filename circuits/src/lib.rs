@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod builder;
+pub mod conv;
 pub mod cost;
 pub mod error;
 pub mod eval;
@@ -20,6 +21,7 @@ pub mod types;
 pub mod validate;
 
 pub use builder::{Builder, Value};
+pub use conv::Conv2dGeometry;
 pub use error::{EvalError, ValidationError};
 pub use program::{
     InputDecl, Op, OutputDecl, Owner, PROGRAM_VERSION, Program, Recipient, SumAxis, ValueId,

@@ -157,6 +157,16 @@ pub enum Op {
     },
     /// Vectors joined end to end, or matrices with equal column counts stacked by rows.
     Concat(Vec<ValueId>),
+    /// Patches of a batch of images for a 2-D convolution or pooling (im2col): the operand is
+    /// a `Matrix(batch, height·width·channels)`, the result a
+    /// `Matrix(batch·out_h·out_w, kernel_h·kernel_w·channels)` (see [`crate::conv`]). Local:
+    /// it copies and zero-fills elements at public positions.
+    Im2Col {
+        /// Operand: one image per row.
+        a: ValueId,
+        /// Input size, window, stride, padding and layout.
+        geometry: crate::conv::Conv2dGeometry,
+    },
     /// Matrix transpose.
     Transpose(ValueId),
     /// Open a secret value to every party; the result is public.
@@ -261,6 +271,7 @@ impl Op {
             Op::Rescale { .. } => "rescale",
             Op::Reshape { .. } => "reshape",
             Op::Slice { .. } => "slice",
+            Op::Im2Col { .. } => "im2col",
             Op::Concat(..) => "concat",
             Op::Transpose(..) => "transpose",
             Op::Reveal(..) => "reveal",
@@ -317,7 +328,8 @@ impl Op {
             Op::Sum { a, .. }
             | Op::Rescale { a, .. }
             | Op::Reshape { a, .. }
-            | Op::Slice { a, .. } => {
+            | Op::Slice { a, .. }
+            | Op::Im2Col { a, .. } => {
                 vec![*a]
             }
             Op::Concat(parts) => parts.clone(),

@@ -775,6 +775,43 @@ pub(crate) fn infer_op(
                 shape,
             }
         }
+        Op::Im2Col { a, geometry: g } => {
+            let ta = get(*a)?;
+            let bad = |what: String| ValidationError::Im2Col { op, name, what };
+            let (oh, ow) = g.output_size().map_err(bad)?;
+            let image = g
+                .height
+                .checked_mul(g.width)
+                .and_then(|n| n.checked_mul(g.channels));
+            let batch = match ta.shape {
+                Shape::Matrix(b, c) if Some(c) == image => b,
+                shape => {
+                    return Err(bad(format!(
+                        "operand is {shape}, expected a matrix of images with {}×{}×{} = {} columns",
+                        g.height,
+                        g.width,
+                        g.channels,
+                        image.map_or("too many".to_string(), |n| n.to_string())
+                    )));
+                }
+            };
+            let rows = batch.checked_mul(oh).and_then(|n| n.checked_mul(ow));
+            let cols = g
+                .kernel_h
+                .checked_mul(g.kernel_w)
+                .and_then(|n| n.checked_mul(g.channels));
+            let (Some(rows), Some(cols)) = (rows, cols) else {
+                return Err(ValidationError::ShapeTooLarge {
+                    op,
+                    name,
+                    shape: ta.shape,
+                });
+            };
+            ValueType {
+                shape: sized(Shape::Matrix(rows, cols))?,
+                ..ta
+            }
+        }
         Op::Transpose(a) => {
             let ta = get(*a)?;
             match ta.shape {

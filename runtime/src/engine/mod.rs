@@ -551,6 +551,13 @@ impl<T: Transport> Session<T> {
                 let shape = shape_of(*a);
                 local::map(get(*a), |w| local::slice(w, shape, *start, *end))
             }
+            Op::Im2Col { a, geometry } => {
+                let Shape::Matrix(batch, _) = shape_of(*a) else {
+                    unreachable!("validation checks im2col shapes")
+                };
+                // Each component is patched alike: zero padding is a sharing of 0.
+                local::map(get(*a), |w| veil_circuits::conv::im2col(w, batch, geometry))
+            }
             Op::Concat(parts) => {
                 let parts: Vec<&Val> = parts.iter().map(|p| get(*p)).collect();
                 local::concat(me, &parts)
