@@ -40,6 +40,15 @@ fn attr_i(name: &str, i: i64) -> proto::AttributeProto {
     }
 }
 
+fn attr_ints(name: &str, ints: &[i64]) -> proto::AttributeProto {
+    proto::AttributeProto {
+        name: Some(name.into()),
+        ints: ints.to_vec(),
+        r#type: Some(proto::attribute_proto::AttributeType::Ints as i32),
+        ..Default::default()
+    }
+}
+
 fn node(
     op: &str,
     name: &str,
@@ -278,15 +287,15 @@ fn matmul_add_sigmoid_softmax_reshape_flatten() {
 fn unsupported_operator_is_named() {
     let bytes = model_bytes(
         value_info("x", &[None, Some(1), Some(8), Some(8)]),
-        vec![node("Conv", "conv1", &["x", "k"], "y", vec![])],
-        vec![tensor("k", &[1, 1, 3, 3], &[0.1; 9])],
+        vec![node("LpPool", "lp1", &["x"], "y", vec![])],
+        vec![],
         &["y"],
     );
     let e = OnnxModel::from_bytes(&bytes).unwrap_err();
     assert!(matches!(e, OnnxError::Unsupported { .. }));
     let msg = e.to_string();
     assert!(
-        msg.contains("conv1") && msg.contains("'Conv'") && msg.contains("Gemm"),
+        msg.contains("lp1") && msg.contains("'LpPool'") && msg.contains("Conv"),
         "{msg}"
     );
 }
@@ -408,4 +417,212 @@ fn architecture_compiles_to_the_same_program() {
         ..opts
     };
     assert!(compile(&arch, &public).is_err());
+}
+
+/// A small CNN on `[N, 2, 8, 8]` images: Conv 3×3 (padding 1, bias) → Relu → MaxPool 2×2 →
+/// Conv 3×3 (padding 1, no bias) → AveragePool 3×3 (stride 1, padding 1) → Flatten (48
+/// features, 3 channels of 4×4: the Gemm's weight rows must follow ONNX's order) → Gemm.
+fn cnn(rng: &mut ChaCha20Rng, extra: Vec<proto::NodeProto>) -> Vec<u8> {
+    let mut nodes = vec![
+        node(
+            "Conv",
+            "conv1",
+            &["img", "k1", "c1"],
+            "h1",
+            vec![
+                attr_ints("kernel_shape", &[3, 3]),
+                attr_ints("pads", &[1, 1, 1, 1]),
+                attr_ints("strides", &[1, 1]),
+            ],
+        ),
+        node("Relu", "relu1", &["h1"], "a1", vec![]),
+        node(
+            "MaxPool",
+            "pool1",
+            &["a1"],
+            "p1",
+            vec![
+                attr_ints("kernel_shape", &[2, 2]),
+                attr_ints("strides", &[2, 2]),
+            ],
+        ),
+        node(
+            "Conv",
+            "conv2",
+            &["p1", "k2"],
+            "h2",
+            vec![attr_ints("pads", &[1, 1, 1, 1])],
+        ),
+        node(
+            "AveragePool",
+            "pool2",
+            &["h2"],
+            "p2",
+            vec![
+                attr_ints("kernel_shape", &[3, 3]),
+                attr_ints("pads", &[1, 1, 1, 1]),
+                attr_i("count_include_pad", 1),
+            ],
+        ),
+        node("Flatten", "flat", &["p2"], "f", vec![]),
+        node(
+            "Gemm",
+            "fc",
+            &["f", "w", "b"],
+            "logits",
+            vec![attr_i("transB", 1)],
+        ),
+    ];
+    nodes.extend(extra);
+    model_bytes(
+        value_info("img", &[None, Some(2), Some(8), Some(8)]),
+        nodes,
+        vec![
+            tensor("k1", &[4, 2, 3, 3], &random(rng, 72, 0.5)),
+            tensor("c1", &[4], &random(rng, 4, 0.5)),
+            tensor("k2", &[3, 4, 3, 3], &random(rng, 108, 0.5)),
+            tensor("w", &[5, 48], &random(rng, 240, 0.5)),
+            tensor("b", &[5], &random(rng, 5, 0.5)),
+        ],
+        &["logits"],
+    )
+}
+
+#[test]
+fn cnn_matches_f64_reference_on_random_images() {
+    let mut rng = ChaCha20Rng::seed_from_u64(11);
+    let model = OnnxModel::from_bytes(&cnn(&mut rng, vec![])).unwrap();
+    for batch in [1, 3] {
+        let x: Vec<f64> = (0..batch * 128)
+            .map(|_| rng.random_range(-1.0..1.0))
+            .collect();
+        let want = plain::run(&model, &x, batch).unwrap();
+        assert_eq!(want[0].1.len(), batch * 5);
+        for weights in [WeightMode::Secret, WeightMode::Public] {
+            let opts = CompileOptions {
+                batch,
+                weights,
+                ..Default::default()
+            };
+            let compiled = compile(&model, &opts).unwrap();
+            let got = run_fixed(&model, &opts, &x).unwrap();
+            let err = got.outputs[0]
+                .1
+                .iter()
+                .zip(&want[0].1)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
+            assert!(err < 0.02, "batch {batch}: logit error {err}");
+            // A fused round per conv and for the Gemm, the ReLU's sign test, two max-pool
+            // comparison levels and the average's truncation.
+            let rounds = veil_circuits::cost::program_cost(&compiled.program).rounds;
+            assert_eq!(rounds, 3 * veil_circuits::cost::MAX_ROUNDS + 3 + 1);
+            let names: Vec<&str> = compiled.layers.iter().map(|l| l.op.as_str()).collect();
+            assert_eq!(
+                names,
+                [
+                    "Conv",
+                    "Relu",
+                    "MaxPool",
+                    "Conv",
+                    "AveragePool",
+                    "Flatten",
+                    "Gemm"
+                ]
+            );
+        }
+    }
+    // The architecture alone (no weight values) compiles to the same program.
+    let opts = CompileOptions::default();
+    assert_eq!(
+        compile(&model.architecture(), &opts).unwrap().program.id(),
+        compile(&model, &opts).unwrap().program.id()
+    );
+}
+
+#[test]
+fn unsupported_conv_and_pool_forms_are_clear_errors() {
+    let conv = |attrs: Vec<proto::AttributeProto>| {
+        model_bytes(
+            value_info("img", &[None, Some(1), Some(6), Some(6)]),
+            vec![node("Conv", "c", &["img", "k"], "y", attrs)],
+            vec![tensor("k", &[2, 1, 3, 3], &[0.1; 18])],
+            &["y"],
+        )
+    };
+    for (attrs, want) in [
+        (vec![attr_i("group", 2)], "group"),
+        (vec![attr_ints("dilations", &[2, 2])], "dilations"),
+        (vec![attr_ints("pads", &[1, 0, 1, 0])], "equal padding"),
+        (
+            vec![attr_ints("strides", &[1, 2])],
+            "equal positive strides",
+        ),
+    ] {
+        let e = OnnxModel::from_bytes(&conv(attrs)).unwrap_err();
+        assert!(
+            matches!(e, OnnxError::Attribute { .. }) && e.to_string().contains(want),
+            "{e}"
+        );
+    }
+    let pool = |op: &str, attrs: Vec<proto::AttributeProto>| {
+        model_bytes(
+            value_info("img", &[None, Some(1), Some(6), Some(6)]),
+            vec![node(op, "p", &["img"], "y", attrs)],
+            vec![],
+            &["y"],
+        )
+    };
+    for (op, attrs, want) in [
+        ("MaxPool", vec![], "kernel_shape is required"),
+        (
+            "MaxPool",
+            vec![
+                attr_ints("kernel_shape", &[2, 2]),
+                attr_ints("pads", &[1, 1, 1, 1]),
+            ],
+            "padded max pooling",
+        ),
+        (
+            "AveragePool",
+            vec![
+                attr_ints("kernel_shape", &[3, 3]),
+                attr_ints("pads", &[1, 1, 1, 1]),
+            ],
+            "count_include_pad",
+        ),
+        (
+            "AveragePool",
+            vec![attr_ints("kernel_shape", &[2, 2]), attr_i("ceil_mode", 1)],
+            "ceil_mode",
+        ),
+    ] {
+        let e = OnnxModel::from_bytes(&pool(op, attrs)).unwrap_err();
+        assert!(e.to_string().contains(want), "{op}: {e}");
+    }
+    // A convolution's output as a graph output, or under an ArgMax, is refused at compile
+    // time (its features are held channels-last); so is a weight of the wrong depth.
+    let opts = CompileOptions::default();
+    let model = OnnxModel::from_bytes(&conv(vec![])).unwrap();
+    let e = compile(&model, &opts).unwrap_err();
+    assert!(e.to_string().contains("channels-last"), "{e}");
+    let mut rng = ChaCha20Rng::seed_from_u64(5);
+    let argmax = node(
+        "ArgMax",
+        "am",
+        &["p2"],
+        "cls",
+        vec![attr_i("axis", 1), attr_i("keepdims", 0)],
+    );
+    let model = OnnxModel::from_bytes(&cnn(&mut rng, vec![argmax])).unwrap();
+    let e = compile(&model, &opts).unwrap_err();
+    assert!(e.to_string().contains("channels-last"), "{e}");
+    let deep = model_bytes(
+        value_info("img", &[None, Some(3), Some(6), Some(6)]),
+        vec![node("Conv", "c", &["img", "k"], "y", vec![])],
+        vec![tensor("k", &[2, 1, 3, 3], &[0.1; 18])],
+        &["y"],
+    );
+    let e = compile(&OnnxModel::from_bytes(&deep).unwrap(), &opts).unwrap_err();
+    assert!(e.to_string().contains("3 channels"), "{e}");
 }

@@ -19,8 +19,8 @@ use super::OnnxError;
 use super::model::{NodeKind, OnnxModel, Tensor};
 use crate::fixed;
 use crate::{
-    Builder, ElemType, FracBits, Owner, Recipient, Shape, ValidatedProgram, Value, ValueType,
-    Visibility,
+    Builder, Conv2dGeometry, ElemType, FracBits, Owner, Recipient, Shape, ValidatedProgram, Value,
+    ValueType, Visibility,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -262,6 +262,10 @@ struct Act {
     dims: Vec<usize>,
     bound: Option<f64>,
     class: bool,
+    /// `Some([c, h, w])` when each row holds `c×h×w` images channels-last, `(y, x, c)` — a
+    /// convolution's or pooling's output, while ONNX orders the same features `(c, y, x)`. A
+    /// later linear layer permutes its weight rows to match; an order-dependent use is refused.
+    channels_last: Option<[usize; 3]>,
 }
 
 impl Act {
@@ -332,6 +336,7 @@ pub fn compile(model: &OnnxModel, opts: &CompileOptions) -> Result<CompiledModel
             dims,
             bound: has_weights.then_some(opts.input_bound),
             class: false,
+            channels_last: None,
         },
     );
     let mut layers = Vec::new();
@@ -360,6 +365,12 @@ pub fn compile(model: &OnnxModel, opts: &CompileOptions) -> Result<CompiledModel
         let act = c.acts.get(name).ok_or_else(|| {
             OnnxError::Decode(format!("graph output '{name}' is not computed by any node"))
         })?;
+        if act.channels_last.is_some() {
+            return Err(OnnxError::Decode(format!(
+                "graph output '{name}' is a convolution's or pooling's output (held \
+                 channels-last); end the model with a Gemm or MatMul"
+            )));
+        }
         let kind = if act.class {
             OutputKind::Class
         } else {
@@ -436,6 +447,19 @@ impl Compiler<'_> {
         self.model.tensors.get(name)
     }
 
+    /// Refuses an order-dependent use of a channels-last activation.
+    fn in_onnx_order(&self, i: usize, a: &Act) -> Result<(), OnnxError> {
+        if a.channels_last.is_some() {
+            return Err(self.shape_error(
+                i,
+                "reads a convolution's or pooling's output, whose features veil holds \
+                 channels-last; put a Gemm or MatMul in between"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
     fn matrix(&self, i: usize, a: &Act) -> Result<(usize, usize), OnnxError> {
         match a.dims.as_slice() {
             [n, k] => Ok((*n, *k)),
@@ -455,6 +479,17 @@ impl Compiler<'_> {
                 self.linear(i, alpha, trans_b, bias.then_some(beta))
             }
             NodeKind::MatMul => self.linear(i, 1.0, false, None),
+            NodeKind::Conv {
+                kernel,
+                stride,
+                pad,
+            } => self.conv(i, kernel, stride, pad),
+            NodeKind::MaxPool { kernel, stride } => self.pool(i, kernel, stride, 0, true),
+            NodeKind::AveragePool {
+                kernel,
+                stride,
+                pad,
+            } => self.pool(i, kernel, stride, pad, false),
             NodeKind::Add => self.add(i),
             NodeKind::Relu => {
                 let a = self.act(i, 0)?;
@@ -519,16 +554,24 @@ impl Compiler<'_> {
                 format!("input has {k} features but the weight expects {wk}"),
             ));
         }
-        // W as K×M, scaled by alpha.
+        // W as K×M, scaled by alpha. Features held channels-last take the weight row of the
+        // same feature in ONNX's (c, y, x) order.
         let known = !w.data.is_empty();
+        let onnx_row = |r: usize| match x.channels_last {
+            Some([c, h, wd]) => {
+                let (pixel, ch) = (r / c, r % c);
+                (ch * h + pixel / wd) * wd + pixel % wd
+            }
+            None => r,
+        };
         let wdata: Vec<f64> = if known {
             (0..k * m)
                 .map(|idx| {
-                    let (r, c) = (idx / m, idx % m);
+                    let (r, c) = (onnx_row(idx / m), idx % m);
                     let v = if trans_b {
                         w.data[c * k + r]
                     } else {
-                        w.data[idx]
+                        w.data[r * m + c]
                     };
                     alpha * v
                 })
@@ -566,6 +609,154 @@ impl Compiler<'_> {
             dims: vec![rows, m],
             bound,
             class: false,
+            channels_last: None,
+        })
+    }
+
+    /// The geometry of node `i` over a 4-D activation `a` (`[N, C, H, W]`) with a window.
+    fn geometry(
+        &self,
+        i: usize,
+        a: &Act,
+        (kh, kw): (usize, usize),
+        stride: usize,
+        pad: usize,
+    ) -> Result<(usize, Conv2dGeometry), OnnxError> {
+        let [n, c, h, w] = a.dims[..] else {
+            return Err(self.shape_error(
+                i,
+                format!("needs a 4-D [N, C, H, W] activation, got dims {:?}", a.dims),
+            ));
+        };
+        let g = Conv2dGeometry {
+            height: h,
+            width: w,
+            channels: c,
+            kernel_h: kh,
+            kernel_w: kw,
+            stride,
+            pad,
+            channels_first: a.channels_last.is_none(),
+        };
+        g.output_size().map_err(|e| self.shape_error(i, e))?;
+        Ok((n, g))
+    }
+
+    /// Conv: patches (local), one fused product-and-truncation round with the weights as a
+    /// `(kh·kw·C) × M` matrix, the bias added locally; the output is channels-last.
+    fn conv(
+        &mut self,
+        i: usize,
+        kernel: Option<(usize, usize)>,
+        stride: usize,
+        pad: usize,
+    ) -> Result<Act, OnnxError> {
+        let x = self.act(i, 0)?;
+        let w = self
+            .constant(i, 1)
+            .ok_or_else(|| self.shape_error(i, "the weight must be an initializer".into()))?;
+        let [m, wc, kh, kw] = w.dims[..] else {
+            return Err(self.shape_error(
+                i,
+                format!("weight dims {:?} are not [M, C, kh, kw]", w.dims),
+            ));
+        };
+        if kernel.is_some_and(|k| k != (kh, kw)) {
+            return Err(self.shape_error(
+                i,
+                format!("kernel_shape {kernel:?} differs from the weight's {kh}×{kw}"),
+            ));
+        }
+        let (n, g) = self.geometry(i, &x, (kh, kw), stride, pad)?;
+        if wc != g.channels {
+            return Err(self.shape_error(
+                i,
+                format!(
+                    "input has {} channels but the weight expects {wc}",
+                    g.channels
+                ),
+            ));
+        }
+        // Row (a, b, ch) of the weight matrix, column o = W[o, ch, a, b].
+        let rows = g.patch_len();
+        let known = !w.data.is_empty();
+        let wdata: Vec<f64> = if known {
+            (0..rows * m)
+                .map(|idx| {
+                    let (r, o) = (idx / m, idx % m);
+                    let (pos, ch) = (r / wc, r % wc);
+                    w.data[((o * wc + ch) * kh + pos / kw) * kw + pos % kw]
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let bias = match self.model.nodes[i].inputs.get(2) {
+            None => None,
+            Some(_) => Some(self.bias_row(i, 2, m, 1.0)?),
+        };
+        let bound = match (x.bound, known) {
+            (Some(bx), true) => {
+                let bound = (0..m)
+                    .map(|o| {
+                        let s: f64 = (0..rows).map(|r| wdata[r * m + o].abs()).sum::<f64>() * bx;
+                        s + bias
+                            .as_ref()
+                            .map_or(0.0, |b| b.get(o).map_or(0.0, |v| v.abs()))
+                    })
+                    .fold(0.0, f64::max);
+                self.check_range(i, bound)?;
+                Some(bound)
+            }
+            _ => None,
+        };
+        let f = self.opts.frac_bits;
+        let name = self.model.nodes[i].name.clone();
+        let wv = self.weight(
+            i,
+            &format!("{name}.weight"),
+            &wdata,
+            Shape::Matrix(rows, m),
+            f,
+        )?;
+        let (oh, ow) = g.output_size().map_err(|e| self.shape_error(i, e))?;
+        let patches = self.b.im2col(x.v, g);
+        let mut y = self.b.matmul_rescale(patches, wv, f);
+        if let Some(bias) = bias {
+            y = self.add_bias(i, y, (n * oh * ow, m), &bias)?;
+        }
+        Ok(Act {
+            v: self.b.reshape(y, Shape::Matrix(n, oh * ow * m)),
+            dims: vec![n, m, oh, ow],
+            bound,
+            class: false,
+            channels_last: Some([m, oh, ow]),
+        })
+    }
+
+    /// MaxPool (a tournament of comparisons over each window) or AveragePool (local sums and
+    /// one truncation); the output is channels-last.
+    fn pool(
+        &mut self,
+        i: usize,
+        kernel: (usize, usize),
+        stride: usize,
+        pad: usize,
+        max: bool,
+    ) -> Result<Act, OnnxError> {
+        let x = self.act(i, 0)?;
+        let (n, g) = self.geometry(i, &x, kernel, stride, pad)?;
+        let (oh, ow) = g.output_size().map_err(|e| self.shape_error(i, e))?;
+        let v = if max {
+            self.b.max_pool2d(x.v, g)
+        } else {
+            self.b.avg_pool2d(x.v, g)
+        };
+        Ok(Act {
+            v,
+            dims: vec![n, g.channels, oh, ow],
+            channels_last: Some([g.channels, oh, ow]),
+            ..x
         })
     }
 
@@ -643,6 +834,14 @@ impl Compiler<'_> {
                     self.shape_error(i, format!("dims {:?} and {:?} differ", a.dims, b.dims))
                 );
             }
+            if a.channels_last != b.channels_last {
+                return Err(self.shape_error(
+                    i,
+                    "one operand comes from a convolution and the other does not; their \
+                     element orders differ"
+                        .into(),
+                ));
+            }
             return Ok(Act {
                 v: self.b.add(a.v, b.v),
                 bound: a.bound.zip(b.bound).map(|(x, y)| x + y),
@@ -711,6 +910,13 @@ impl Compiler<'_> {
             .filter(|t| !t.data.is_empty())
             .ok_or_else(|| self.shape_error(i, "the shape must be a constant tensor".into()))?;
         let dims = reshape_dims(&a.dims, &t.data).map_err(|e| self.shape_error(i, e))?;
+        if a.channels_last.is_some() && dims != [a.dims[0], a.cols()] {
+            return Err(self.shape_error(
+                i,
+                "after a convolution or pooling only a flattening reshape ([N, -1]) is supported"
+                    .into(),
+            ));
+        }
         Ok(Act { dims, ..a })
     }
 
@@ -718,6 +924,7 @@ impl Compiler<'_> {
     /// the argmax itself), else a tournament per row on shares.
     fn argmax(&mut self, i: usize, keepdims: bool) -> Result<Act, OnnxError> {
         let a = self.act(i, 0)?;
+        self.in_onnx_order(i, &a)?;
         let (rows, cols) = self.matrix(i, &a)?;
         let node = &self.model.nodes[i];
         let src = &node.inputs[0];
@@ -746,6 +953,7 @@ impl Compiler<'_> {
             dims: vec![rows, 1],
             bound: None,
             class: true,
+            channels_last: None,
         })
     }
 }

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 /// Operators veil compiles (ONNX domain `ai.onnx`), as named in error messages.
-pub const SUPPORTED_OPS: &str = "Gemm, MatMul, Add, Relu, Sigmoid, Softmax, Flatten, Reshape, \
-                                 ArgMax, Identity, Dropout, Constant";
+pub const SUPPORTED_OPS: &str = "Gemm, MatMul, Conv, MaxPool, AveragePool, Add, Relu, Sigmoid, \
+                                 Softmax, Flatten, Reshape, ArgMax, Identity, Dropout, Constant";
 
 /// A constant tensor of the model (an initializer or a `Constant` node), as reals.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -46,6 +46,32 @@ pub enum NodeKind {
     },
     /// 2-D matrix product.
     MatMul,
+    /// 2-D convolution of an `[N, C, H, W]` activation by a constant `[M, C, kh, kw]` weight,
+    /// optional bias `[M]`; group 1, dilation 1.
+    Conv {
+        /// `kernel_shape` when the node gives it (it must match the weight).
+        kernel: Option<(usize, usize)>,
+        /// Step between windows (equal on both axes).
+        stride: usize,
+        /// Zero padding on every side (equal on all sides).
+        pad: usize,
+    },
+    /// 2-D max pooling without padding (floor mode).
+    MaxPool {
+        /// Window (height, width).
+        kernel: (usize, usize),
+        /// Step between windows (equal on both axes).
+        stride: usize,
+    },
+    /// 2-D average pooling; zero padding counts in the average (`count_include_pad = 1`).
+    AveragePool {
+        /// Window (height, width).
+        kernel: (usize, usize),
+        /// Step between windows (equal on both axes).
+        stride: usize,
+        /// Zero padding on every side (equal on all sides).
+        pad: usize,
+    },
     /// Elementwise sum (a row vector of constants broadcasts over the batch).
     Add,
     /// max(x, 0).
@@ -73,6 +99,9 @@ impl NodeKind {
         match self {
             NodeKind::Gemm { .. } => "Gemm",
             NodeKind::MatMul => "MatMul",
+            NodeKind::Conv { .. } => "Conv",
+            NodeKind::MaxPool { .. } => "MaxPool",
+            NodeKind::AveragePool { .. } => "AveragePool",
             NodeKind::Add => "Add",
             NodeKind::Relu => "Relu",
             NodeKind::Sigmoid => "Sigmoid",
@@ -329,6 +358,47 @@ fn node_kind(n: &proto::NodeProto, name: &str) -> Result<NodeKind, OnnxError> {
             }
         }
         "MatMul" => NodeKind::MatMul,
+        "Conv" => {
+            if int("group", 1) != 1 {
+                return Err(err("only group = 1 (no grouped or depthwise convolution)"));
+            }
+            let w = window(n, name)?;
+            NodeKind::Conv {
+                kernel: w.kernel,
+                stride: w.stride,
+                pad: w.pad,
+            }
+        }
+        "MaxPool" | "AveragePool" => {
+            if int("ceil_mode", 0) != 0 {
+                return Err(err("only ceil_mode = 0"));
+            }
+            let w = window(n, name)?;
+            let kernel = w.kernel.ok_or_else(|| err("kernel_shape is required"))?;
+            if op == "MaxPool" {
+                if w.pad != 0 {
+                    return Err(err("padded max pooling is not supported"));
+                }
+                if int("storage_order", 0) != 0 || n.output.iter().skip(1).any(|o| !o.is_empty()) {
+                    return Err(err("the indices output is not supported"));
+                }
+                NodeKind::MaxPool {
+                    kernel,
+                    stride: w.stride,
+                }
+            } else {
+                if w.pad != 0 && int("count_include_pad", 0) == 0 {
+                    return Err(err(
+                        "padded average pooling needs count_include_pad = 1 (zeros count)",
+                    ));
+                }
+                NodeKind::AveragePool {
+                    kernel,
+                    stride: w.stride,
+                    pad: w.pad,
+                }
+            }
+        }
         "Add" => NodeKind::Add,
         "Relu" => NodeKind::Relu,
         "Sigmoid" => NodeKind::Sigmoid,
@@ -373,6 +443,65 @@ fn node_kind(n: &proto::NodeProto, name: &str) -> Result<NodeKind, OnnxError> {
         }
     };
     Ok(kind)
+}
+
+/// Window attributes of a 2-D convolution or pooling node.
+struct Window {
+    kernel: Option<(usize, usize)>,
+    stride: usize,
+    pad: usize,
+}
+
+/// Reads `kernel_shape`, `strides`, `pads`, `dilations` and `auto_pad`, refusing what the
+/// lowering does not implement: unequal strides or pads, dilation, automatic padding.
+fn window(n: &proto::NodeProto, name: &str) -> Result<Window, OnnxError> {
+    let op = n.op_type();
+    let err = |what: String| attr_error(name, op, &what);
+    let ints = |key: &str| attr(n, key).map(|a| a.ints.clone());
+    let positive = |key: &str, v: &[i64]| -> Result<(), OnnxError> {
+        if v.iter().any(|&x| x < 1) {
+            return Err(err(format!("{key} must be positive, got {v:?}")));
+        }
+        Ok(())
+    };
+    if let Some(a) = attr(n, "auto_pad") {
+        let mode = String::from_utf8_lossy(a.s()).to_string();
+        if mode != "NOTSET" && mode != "VALID" {
+            return Err(err(format!(
+                "auto_pad = {mode} is not supported (give explicit pads)"
+            )));
+        }
+    }
+    let kernel = match ints("kernel_shape") {
+        None => None,
+        Some(k) => {
+            positive("kernel_shape", &k)?;
+            match k.as_slice() {
+                [h, w] => Some((*h as usize, *w as usize)),
+                _ => return Err(err(format!("kernel_shape {k:?} is not 2-D"))),
+            }
+        }
+    };
+    let stride = match ints("strides").as_deref() {
+        None => 1,
+        Some([a, b]) if a == b && *a >= 1 => *a as usize,
+        Some(v) => return Err(err(format!("strides {v:?}: only equal positive strides"))),
+    };
+    let pad = match ints("pads").as_deref() {
+        None => 0,
+        Some([a, b, c, d]) if a == b && b == c && c == d && *a >= 0 => *a as usize,
+        Some(v) => return Err(err(format!("pads {v:?}: only equal padding on all sides"))),
+    };
+    if let Some(d) = ints("dilations")
+        && d.iter().any(|&x| x != 1)
+    {
+        return Err(err(format!("dilations {d:?}: only 1")));
+    }
+    Ok(Window {
+        kernel,
+        stride,
+        pad,
+    })
 }
 
 /// The graph input's dimensions (`None` where symbolic or unknown).

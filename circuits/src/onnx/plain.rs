@@ -94,6 +94,71 @@ pub fn run(
                 }
                 (vec![n, m], y)
             }
+            NodeKind::Conv {
+                kernel,
+                stride,
+                pad,
+            } => {
+                let ((xd, xv), (wd, wv)) = (get(0)?, get(1)?);
+                let bias = if node.inputs.len() > 2 {
+                    Some(get(2)?.1)
+                } else {
+                    None
+                };
+                let ([n, c, h, w], [m, wc, kh, kw]) = (xd.as_slice(), wd.as_slice()) else {
+                    return Err(bad(format!("dims {xd:?} and weight {wd:?} are not 4-D")));
+                };
+                if wc != c || kernel.is_some_and(|k| k != (*kh, *kw)) {
+                    return Err(bad(format!("weight {wd:?} does not fit input {xd:?}")));
+                }
+                let (oh, ow) = window_out((*h, *w), (*kh, *kw), *stride, *pad).map_err(bad)?;
+                let mut y = vec![0.0; n * m * oh * ow];
+                for b in 0..*n {
+                    for o in 0..*m {
+                        for oy in 0..oh {
+                            for ox in 0..ow {
+                                let mut s = bias.as_ref().map_or(0.0, |bv| bv[o]);
+                                for ch in 0..*c {
+                                    for i in 0..*kh {
+                                        for j in 0..*kw {
+                                            let v = nchw(
+                                                &xv,
+                                                &xd,
+                                                b,
+                                                ch,
+                                                oy * stride + i,
+                                                ox * stride + j,
+                                                *pad,
+                                            );
+                                            s += v * wv[((o * c + ch) * kh + i) * kw + j];
+                                        }
+                                    }
+                                }
+                                y[((b * m + o) * oh + oy) * ow + ox] = s;
+                            }
+                        }
+                    }
+                }
+                (vec![*n, *m, oh, ow], y)
+            }
+            NodeKind::MaxPool { kernel, stride } => {
+                let (xd, xv) = get(0)?;
+                pool(&xd, &xv, *kernel, *stride, 0, |w| {
+                    w.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+                })
+                .map_err(bad)?
+            }
+            NodeKind::AveragePool {
+                kernel,
+                stride,
+                pad,
+            } => {
+                let (xd, xv) = get(0)?;
+                pool(&xd, &xv, *kernel, *stride, *pad, |w| {
+                    w.iter().sum::<f64>() / w.len() as f64
+                })
+                .map_err(bad)?
+            }
             NodeKind::Add => {
                 let ((ad, av), (bd, bv)) = (get(0)?, get(1)?);
                 let (d, big, small) = if av.len() >= bv.len() {
@@ -157,4 +222,60 @@ pub fn run(
                 .ok_or_else(|| OnnxError::Decode(format!("graph output '{name}' is not computed")))
         })
         .collect()
+}
+
+/// Output height and width of a window sliding over `(h, w)` padded by `pad`.
+fn window_out(
+    (h, w): (usize, usize),
+    (kh, kw): (usize, usize),
+    stride: usize,
+    pad: usize,
+) -> Result<(usize, usize), String> {
+    let (ph, pw) = (h + 2 * pad, w + 2 * pad);
+    if kh == 0 || kw == 0 || stride == 0 || kh > ph || kw > pw {
+        return Err(format!("window {kh}×{kw} does not fit the {h}×{w} input"));
+    }
+    Ok(((ph - kh) / stride + 1, (pw - kw) / stride + 1))
+}
+
+/// Element (b, c, y − pad, x − pad) of an NCHW tensor, 0 in the padding.
+fn nchw(v: &[f64], d: &[usize], b: usize, c: usize, y: usize, x: usize, pad: usize) -> f64 {
+    let (ch, h, w) = (d[1], d[2], d[3]);
+    match (y.checked_sub(pad), x.checked_sub(pad)) {
+        (Some(y), Some(x)) if y < h && x < w => v[((b * ch + c) * h + y) * w + x],
+        _ => 0.0,
+    }
+}
+
+/// Per-channel pooling of an NCHW tensor: `reduce` over every window (padding as zeros).
+fn pool(
+    d: &[usize],
+    v: &[f64],
+    (kh, kw): (usize, usize),
+    stride: usize,
+    pad: usize,
+    reduce: impl Fn(&[f64]) -> f64,
+) -> Result<(Vec<usize>, Vec<f64>), String> {
+    let [n, c, h, w] = d else {
+        return Err(format!("dims {d:?} are not 4-D"));
+    };
+    let (oh, ow) = window_out((*h, *w), (kh, kw), stride, pad)?;
+    let mut y = Vec::with_capacity(n * c * oh * ow);
+    let mut win = Vec::with_capacity(kh * kw);
+    for b in 0..*n {
+        for ch in 0..*c {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    win.clear();
+                    for i in 0..kh {
+                        for j in 0..kw {
+                            win.push(nchw(v, d, b, ch, oy * stride + i, ox * stride + j, pad));
+                        }
+                    }
+                    y.push(reduce(&win));
+                }
+            }
+        }
+    }
+    Ok((vec![*n, *c, oh, ow], y))
 }
