@@ -13,6 +13,10 @@
 //!   (exact; throughput: queries).
 //! - `mpc/onehot_gather`: 8 rows of a secret 100,000 × 96 fixed-point matrix, each picked by
 //!   its own secret index (one-hot × matrix; exact; throughput: queries).
+//! - `mpc/cnn`: a LeNet-style CNN on one 28×28 image with secret weights — conv 5×5 → 8,
+//!   ReLU, max pool 2×2, conv 5×5 → 16, ReLU, max pool 2×2, dense 256 → 10 (throughput:
+//!   images); the baseline is the plaintext evaluator of the same program (within 2,000 ulps:
+//!   each truncation may add one, and the layers carry it on).
 //! - `mpc/batching`: 1,000 separate one-element `mul`s on separate scalar inputs
 //!   (`scalar_muls`) against one 1,000-element vector `mul` (`vector_mul`): both finish in the
 //!   same rounds, so the gap is the engine's per-op and per-input overhead.
@@ -254,6 +258,78 @@ fn recip(c: &mut Criterion) {
     g.finish();
 }
 
+/// The `mpc/cnn` program at batch `n` and random inputs for it (image in [0, 1), weights in
+/// ±0.2, biases in ±0.1).
+fn cnn_program(n: usize, rng: &mut ChaCha20Rng) -> (ValidatedProgram, HashMap<String, Vec<u64>>) {
+    use veil_circuits::{Conv2dGeometry, Fixed};
+    let f = Fixed::default();
+    let c1 = Conv2dGeometry::new(28, 28, 1, 5);
+    let p1 = Conv2dGeometry {
+        stride: 2,
+        ..Conv2dGeometry::new(24, 24, 8, 2)
+    };
+    let c2 = Conv2dGeometry::new(12, 12, 8, 5);
+    let p2 = Conv2dGeometry {
+        stride: 2,
+        ..Conv2dGeometry::new(8, 8, 16, 2)
+    };
+    let mut b = Builder::new();
+    let x = b.secret_matrix("x", n, c1.image_len(), f);
+    let w1 = b.secret_matrix("w1", c1.patch_len(), 8, f);
+    let b1 = b.secret_vector("b1", 8, f);
+    let w2 = b.secret_matrix("w2", c2.patch_len(), 16, f);
+    let b2 = b.secret_vector("b2", 16, f);
+    let w3 = b.secret_matrix("w3", 256, 10, f);
+    let h = b.conv2d(x, w1, Some(b1), c1);
+    let h = b.relu(h);
+    let h = b.max_pool2d(h, p1);
+    let h = b.conv2d(h, w2, Some(b2), c2);
+    let h = b.relu(h);
+    let h = b.max_pool2d(h, p2);
+    let logits = b.matmul_rescale(h, w3, 16);
+    b.output_to_client("logits", logits);
+    let program = b.finish().expect("cnn program is valid");
+    let mut fx = |len: usize, lo: f64, hi: f64| -> Vec<u64> {
+        (0..len)
+            .map(|_| veil_circuits::fixed::encode(rng.random_range(lo..hi), f.0).expect("in range"))
+            .collect()
+    };
+    let inputs = HashMap::from([
+        ("x".to_string(), fx(n * 784, 0.0, 1.0)),
+        ("w1".to_string(), fx(25 * 8, -0.2, 0.2)),
+        ("b1".to_string(), fx(8, -0.1, 0.1)),
+        ("w2".to_string(), fx(200 * 16, -0.2, 0.2)),
+        ("b2".to_string(), fx(16, -0.1, 0.1)),
+        ("w3".to_string(), fx(2560, -0.2, 0.2)),
+    ]);
+    (program, inputs)
+}
+
+fn cnn(c: &mut Criterion) {
+    let mut rng = ChaCha20Rng::seed_from_u64(22);
+    let mut g = c.benchmark_group("mpc/cnn");
+    g.sample_size(10);
+    let n = 1;
+    g.throughput(Throughput::Elements(n as u64));
+    let (program, inputs) = cnn_program(n, &mut rng);
+    let want = veil_circuits::eval::evaluate(&program, &inputs).expect("plaintext evaluation");
+    let want: Vec<(&str, Vec<u64>)> = vec![("logits", want["logits"].clone())];
+    let shared = share_inputs(&program, &inputs, &mut rng);
+    check_mpc("mpc/cnn", &program, &shared, &want, 2000);
+    eprintln!(
+        "mpc/cnn: {} rounds, {} bytes sent by P0",
+        veil_circuits::cost::program_cost(&program).rounds,
+        veil_circuits::cost::program_cost(&program).bytes_sent[0]
+    );
+    g.bench_with_input(BenchmarkId::new("plaintext", n), &n, |b, _| {
+        b.iter(|| veil_circuits::eval::evaluate(&program, &inputs))
+    });
+    g.bench_with_input(BenchmarkId::new("rep3_in_memory", n), &n, |b, _| {
+        b.iter_custom(|iters| time_mpc(&program, &shared, iters))
+    });
+    g.finish();
+}
+
 /// `n` one-element multiplications `z_i = a_i · b_i` on separate secret scalar inputs, gathered
 /// into one output vector `z` (reshape and concat are local).
 fn scalar_muls_program(n: usize) -> ValidatedProgram {
@@ -328,6 +404,7 @@ criterion_group!(
     onehot_gather,
     softmax,
     recip,
+    cnn,
     batching
 );
 criterion_main!(benches);
