@@ -6,6 +6,9 @@
 //! |---|---|
 //! | `Gemm` | `transA = 0`; B a constant 2-D weight (`transB` either); C a constant of `[M]`, `[1, M]` or one element; any `alpha`, `beta` |
 //! | `MatMul` | activation `[N, K]` × constant `[K, M]` |
+//! | `Conv` | `[N, C, H, W]` × constant `[M, C, kh, kw]`, optional bias `[M]`; group 1, no dilation, equal strides and pads |
+//! | `MaxPool` | `kernel_shape` given, equal strides, no padding, floor mode |
+//! | `AveragePool` | `kernel_shape` given, equal strides and pads (`count_include_pad = 1` when padded), floor mode |
 //! | `Add` | two activations of equal dims, or activation `[N, M]` + constant `[M]` / `[1, M]` / scalar |
 //! | `Relu`, `Sigmoid` | any activation |
 //! | `Softmax` | last axis of a 2-D activation, at most 256 columns |
@@ -14,7 +17,10 @@
 //! | `ArgMax` | class axis (`axis = 1` or `-1`) of a 2-D activation, `select_last_index = 0` |
 //! | `Identity`, `Dropout` (inference), `Constant` | pass-through / constants |
 //!
-//! Anything else (Conv, pooling, BatchNormalization, …) is refused with
+//! A convolution's or pooling's output is held channels-last (see [`crate::conv`]); the next
+//! linear layer's weight rows are permuted to match, and order-dependent uses are refused.
+//!
+//! Anything else (BatchNormalization, GlobalAveragePool, …) is refused with
 //! [`OnnxError::Unsupported`] naming the node and the operator. The graph has exactly one
 //! non-constant input `[batch, features…]` of float32; every other input is an initializer.
 //!
