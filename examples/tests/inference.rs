@@ -1,7 +1,7 @@
 //! Private inference end to end on a local three-node cluster (gRPC, mutual TLS): the bundled
 //! digits MLP classifies the whole test split on secret shares with the plaintext accuracy,
 //! logits within the fixed-point error, and bad requests are clear errors that leave the
-//! cluster serving.
+//! cluster serving; a small CNN with secret weights gives the f64 reference's logits.
 
 use std::time::Duration;
 use veil_circuits::onnx::{OnnxError, OnnxModel, WeightMode, argmax_rows, plain};
@@ -188,4 +188,140 @@ async fn public_weights_and_bad_requests() {
         .await
         .expect("still serving");
     assert_eq!(again.prediction.get("class").unwrap(), want[1].1.as_slice());
+}
+
+/// A small CNN (random weights) on the digits' 8×8 images: Conv 3×3 (padding 1) → Relu →
+/// MaxPool 2×2 → Conv 3×3 → AveragePool 2×2 → Flatten → Gemm, built as an `OnnxModel`.
+fn digits_cnn() -> OnnxModel {
+    use rand::{Rng, SeedableRng};
+    use std::collections::HashMap;
+    use veil_circuits::onnx::{GraphInput, Node, NodeKind, Tensor};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(8);
+    let mut t = |dims: &[usize], scale: f64| Tensor {
+        dims: dims.to_vec(),
+        data: (0..dims.iter().product::<usize>())
+            .map(|_| rng.random_range(-scale..scale))
+            .collect(),
+    };
+    let n = |name: &str, kind: NodeKind, inputs: &[&str], output: &str| Node {
+        name: name.into(),
+        kind,
+        inputs: inputs.iter().map(|s| s.to_string()).collect(),
+        output: output.into(),
+    };
+    OnnxModel {
+        name: "digits-cnn".into(),
+        input: GraphInput {
+            name: "img".into(),
+            dims: vec![None, Some(1), Some(8), Some(8)],
+        },
+        nodes: vec![
+            n(
+                "conv1",
+                NodeKind::Conv {
+                    kernel: Some((3, 3)),
+                    stride: 1,
+                    pad: 1,
+                },
+                &["img", "k1", "c1"],
+                "h1",
+            ),
+            n("relu1", NodeKind::Relu, &["h1"], "a1"),
+            n(
+                "pool1",
+                NodeKind::MaxPool {
+                    kernel: (2, 2),
+                    stride: 2,
+                },
+                &["a1"],
+                "p1",
+            ),
+            n(
+                "conv2",
+                NodeKind::Conv {
+                    kernel: None,
+                    stride: 1,
+                    pad: 0,
+                },
+                &["p1", "k2"],
+                "h2",
+            ),
+            n(
+                "pool2",
+                NodeKind::AveragePool {
+                    kernel: (2, 2),
+                    stride: 1,
+                    pad: 0,
+                },
+                &["h2"],
+                "p2",
+            ),
+            n("flat", NodeKind::Flatten, &["p2"], "f"),
+            n(
+                "fc",
+                NodeKind::Gemm {
+                    alpha: 1.0,
+                    beta: 1.0,
+                    trans_b: true,
+                },
+                &["f", "w", "b"],
+                "logits",
+            ),
+        ],
+        tensors: HashMap::from([
+            ("k1".to_string(), t(&[4, 1, 3, 3], 0.5)),
+            ("c1".to_string(), t(&[4], 0.2)),
+            ("k2".to_string(), t(&[6, 4, 3, 3], 0.3)),
+            ("w".to_string(), t(&[10, 6], 0.5)),
+            ("b".to_string(), t(&[10], 0.2)),
+        ]),
+        outputs: vec!["logits".into()],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cnn_with_secret_weights_runs_on_the_cluster() {
+    let cluster = LocalCluster::start(base_port(2), None)
+        .await
+        .expect("cluster");
+    let wait = Duration::from_secs(30);
+    let mut owner = Client::connect_ready(&cluster.owner_toml, wait)
+        .await
+        .expect("owner");
+    let mut user = Client::connect_ready(&cluster.asker_toml, wait)
+        .await
+        .expect("user");
+    let model = digits_cnn();
+    let user_name = user.name().to_string();
+    let upload = ModelUpload {
+        name: "digits-cnn",
+        model: &model,
+        weights: WeightMode::Secret,
+        frac_bits: 12,
+        input_bound: 1.0,
+        users: &[&user_name],
+    };
+    let mut stored = inference::upload(&mut owner, upload, |_, _| {})
+        .await
+        .expect("upload");
+    let test = digits::load().unwrap().test;
+    for batch in [1, 16] {
+        let x = digits::batch(&test[..batch]);
+        let inf = inference::infer(&mut user, &mut stored, &x, batch)
+            .await
+            .expect("infer");
+        let want = plain::run(&model, &x, batch).unwrap();
+        assert!(want[0].1.iter().any(|v| v.abs() > 0.1), "logits are not all near 0");
+        let got = inf.prediction.get("logits").unwrap();
+        assert_eq!(got.len(), batch * 10);
+        let err = got
+            .iter()
+            .zip(&want[0].1)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(err < LOGIT_TOLERANCE, "batch {batch}: logit error {err}");
+        // conv, relu, pool (2 levels), conv, average, gemm.
+        assert_eq!(inf.invoke.rounds, 1 + 8 + 16 + 1 + 1 + 1);
+        assert_eq!(inf.layers.len(), 7);
+    }
 }
