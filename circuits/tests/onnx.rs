@@ -530,6 +530,11 @@ fn cnn_matches_f64_reference_on_random_images() {
                     "Gemm"
                 ]
             );
+            // The ReLU feeding the max pool runs after it, on a quarter of the elements.
+            assert!(
+                compiled.layers[1].ops.is_empty(),
+                "relu moved after the pool"
+            );
         }
     }
     // The architecture alone (no weight values) compiles to the same program.
@@ -625,4 +630,55 @@ fn unsupported_conv_and_pool_forms_are_clear_errors() {
     );
     let e = compile(&OnnxModel::from_bytes(&deep).unwrap(), &opts).unwrap_err();
     assert!(e.to_string().contains("3 channels"), "{e}");
+}
+
+#[test]
+fn a_relu_read_elsewhere_stays_before_the_pool() {
+    // The ReLU's output feeds the max pool and the graph output: it is computed in place.
+    let mut rng = ChaCha20Rng::seed_from_u64(9);
+    let bytes = model_bytes(
+        value_info("img", &[None, Some(1), Some(4), Some(4)]),
+        vec![
+            node("Relu", "relu", &["img"], "a", vec![]),
+            node(
+                "MaxPool",
+                "pool",
+                &["a"],
+                "p",
+                vec![
+                    attr_ints("kernel_shape", &[2, 2]),
+                    attr_ints("strides", &[2, 2]),
+                ],
+            ),
+            node("Flatten", "flat", &["p"], "f", vec![]),
+            node(
+                "Gemm",
+                "fc",
+                &["f", "w"],
+                "logits",
+                vec![attr_i("transB", 1)],
+            ),
+            node("Flatten", "flat_a", &["a"], "relu_out", vec![]),
+        ],
+        vec![tensor("w", &[3, 4], &random(&mut rng, 12, 1.0))],
+        &["logits", "relu_out"],
+    );
+    let model = OnnxModel::from_bytes(&bytes).unwrap();
+    let opts = CompileOptions {
+        batch: 2,
+        ..Default::default()
+    };
+    let compiled = compile(&model, &opts).unwrap();
+    assert!(!compiled.layers[0].ops.is_empty(), "relu computed in place");
+    let x: Vec<f64> = (0..32).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let want = plain::run(&model, &x, 2).unwrap();
+    let got = run_fixed(&model, &opts, &x).unwrap();
+    for ((_, w), (_, g)) in want.iter().zip(&got.outputs) {
+        let err = g
+            .iter()
+            .zip(w)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(err < 0.01, "error {err}");
+    }
 }

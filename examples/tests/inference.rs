@@ -311,7 +311,10 @@ async fn a_cnn_with_secret_weights_runs_on_the_cluster() {
             .await
             .expect("infer");
         let want = plain::run(&model, &x, batch).unwrap();
-        assert!(want[0].1.iter().any(|v| v.abs() > 0.1), "logits are not all near 0");
+        assert!(
+            want[0].1.iter().any(|v| v.abs() > 0.1),
+            "logits are not all near 0"
+        );
         let got = inf.prediction.get("logits").unwrap();
         assert_eq!(got.len(), batch * 10);
         let err = got

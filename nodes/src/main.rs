@@ -60,8 +60,9 @@ enum Command {
     /// 10,000).
     ///
     /// Private inference (`mlp`, not in the default --ops): dense ReLU networks 784-128-10 and
-    /// 784-128-128-10 with seeded random secret weights, on a devnet (or --cluster) and on the
-    /// memory transport, beside the f64 reference; --size gives batch sizes (default 1,100).
+    /// 784-128-128-10 and a LeNet-style CNN on 28×28 images (conv 5×5 → 8, ReLU, max pool 2×2,
+    /// conv 5×5 → 16, ReLU, max pool 2×2, dense 256 → 10) with seeded random secret weights, on
+    /// a devnet (or --cluster) and on the memory transport, beside the f64 reference; --size gives batch sizes (default 1,100).
     /// Reports the user's wall time per request, session time, rounds, bytes, per-layer times,
     /// and the max logit error (fails above 0.05, or on a class change with a clear margin).
     ///
@@ -453,8 +454,8 @@ fn run_mlp_bench(
             "classes"
         );
     }
-    for sizes in mlp::ARCHITECTURES {
-        let mut model = rt.block_on(mlp::MlpBench::upload(&mut client, sizes))?;
+    for network in mlp::NETWORKS {
+        let mut model = rt.block_on(mlp::MlpBench::upload(&mut client, network))?;
         for &batch in &batches {
             eprintln!(
                 "veil bench: mlp {} batch {batch} ({reps} requests per transport)…",

@@ -281,6 +281,8 @@ struct Compiler<'a> {
     acts: HashMap<String, Act>,
     weights: Vec<WeightInput>,
     class_of: HashMap<String, String>,
+    /// MaxPool nodes that apply the ReLU feeding them after pooling (see [`Compiler::node`]).
+    relu_after_pool: std::collections::HashSet<usize>,
 }
 
 /// Compiles `model` for `opts.batch` samples. With a model from
@@ -318,6 +320,7 @@ pub fn compile(model: &OnnxModel, opts: &CompileOptions) -> Result<CompiledModel
         acts: HashMap::new(),
         weights: Vec::new(),
         class_of: HashMap::new(),
+        relu_after_pool: Default::default(),
     };
     let x = c.b.input(
         &model.input.name,
@@ -493,6 +496,14 @@ impl Compiler<'_> {
             NodeKind::Add => self.add(i),
             NodeKind::Relu => {
                 let a = self.act(i, 0)?;
+                // relu(max(window)) = max(relu(window)) exactly (max is monotone), so a ReLU
+                // whose only reader is a MaxPool runs after it, on kh·kw times fewer elements.
+                if let Some(pool) = self.only_reader(i)
+                    && matches!(self.model.nodes[pool].kind, NodeKind::MaxPool { .. })
+                {
+                    self.relu_after_pool.insert(pool);
+                    return Ok(a);
+                }
                 Ok(Act {
                     v: self.b.relu(a.v),
                     ..a
@@ -611,6 +622,24 @@ impl Compiler<'_> {
             class: false,
             channels_last: None,
         })
+    }
+
+    /// The one node that reads node `i`'s output, if exactly one does and it is no graph output.
+    fn only_reader(&self, i: usize) -> Option<usize> {
+        let out = &self.model.nodes[i].output;
+        if self.model.outputs.contains(out) {
+            return None;
+        }
+        let mut readers = self
+            .model
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.inputs.contains(out));
+        match (readers.next(), readers.next()) {
+            (Some((j, n)), None) if n.inputs.iter().filter(|x| *x == out).count() == 1 => Some(j),
+            _ => None,
+        }
     }
 
     /// The geometry of node `i` over a 4-D activation `a` (`[N, C, H, W]`) with a window.
@@ -748,7 +777,12 @@ impl Compiler<'_> {
         let (n, g) = self.geometry(i, &x, kernel, stride, pad)?;
         let (oh, ow) = g.output_size().map_err(|e| self.shape_error(i, e))?;
         let v = if max {
-            self.b.max_pool2d(x.v, g)
+            let pooled = self.b.max_pool2d(x.v, g);
+            if self.relu_after_pool.contains(&i) {
+                self.b.relu(pooled)
+            } else {
+                pooled
+            }
         } else {
             self.b.avg_pool2d(x.v, g)
         };

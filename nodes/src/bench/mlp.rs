@@ -1,6 +1,7 @@
-//! `veil bench --ops mlp`: private inference of a dense ReLU network (784-128-10 and
-//! 784-128-128-10, seeded random weights uniform in ±1/√fan_in, inputs uniform in [0, 1)) at
-//! each batch size, beside the `f64` reference ([`veil_circuits::onnx::plain::run`]):
+//! `veil bench --ops mlp`: private inference of dense ReLU networks (784-128-10 and
+//! 784-128-128-10) and a LeNet-style CNN on 28×28 images ([`Network::LeNet`]), with seeded
+//! random weights uniform in ±1/√fan_in and inputs uniform in [0, 1), at each batch size,
+//! beside the `f64` reference ([`veil_circuits::onnx::plain::run`]):
 //! - **grpc**: the weights secret-shared once per architecture into a devnet
 //!   ([`crate::inference::upload`], the bench client is both owner and user); per request the
 //!   user's wall time ([`crate::inference::infer`]: one `invoke_inline` per node), the
@@ -26,8 +27,48 @@ use veil_circuits::onnx::{
 };
 use veil_runtime::harness::{collect_outputs, share_inputs};
 
-/// Layer sizes of the benchmarked networks.
-pub const ARCHITECTURES: [&[usize]; 2] = [&[784, 128, 10], &[784, 128, 128, 10]];
+/// A benchmarked network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Network {
+    /// Dense ReLU layers of these sizes (inputs first).
+    Dense(&'static [usize]),
+    /// On `[N, 1, 28, 28]`: conv 5×5 → 8, ReLU, max pool 2×2, conv 5×5 → 16, ReLU, max pool
+    /// 2×2, dense 256 → 10.
+    LeNet,
+}
+
+/// The benchmarked networks.
+pub const NETWORKS: [Network; 3] = [
+    Network::Dense(&[784, 128, 10]),
+    Network::Dense(&[784, 128, 128, 10]),
+    Network::LeNet,
+];
+
+impl Network {
+    /// `784-128-10`, or `lenet-28x28`.
+    pub fn name(self) -> String {
+        match self {
+            Network::Dense(sizes) => arch_name(sizes),
+            Network::LeNet => "lenet-28x28".into(),
+        }
+    }
+
+    /// (input features, classes).
+    fn io(self) -> (usize, usize) {
+        match self {
+            Network::Dense(sizes) => (sizes[0], *sizes.last().expect("≥ 2 sizes")),
+            Network::LeNet => (784, 10),
+        }
+    }
+
+    /// The network with seeded weights and biases uniform in ±1/√fan_in.
+    pub fn model(self, seed: u64) -> OnnxModel {
+        match self {
+            Network::Dense(sizes) => random_mlp(sizes, seed),
+            Network::LeNet => random_lenet(seed),
+        }
+    }
+}
 
 /// Batch sizes when `--size` is not given.
 pub const DEFAULT_BATCHES: [usize; 2] = [1, 100];
@@ -62,7 +103,7 @@ pub struct MlpLayer {
 pub struct MlpBenchResult {
     /// Always `mlp`.
     pub op: &'static str,
-    /// Layer sizes, e.g. `784-128-10`.
+    /// Network, e.g. `784-128-10` or `lenet-28x28`.
     pub arch: String,
     /// Samples per request.
     pub batch: usize,
@@ -176,20 +217,87 @@ pub fn random_mlp(sizes: &[usize], seed: u64) -> OnnxModel {
     })
 }
 
-/// One architecture stored on the cluster (secret weights), ready to benchmark batch sizes.
+/// A LeNet-style CNN ([`Network::LeNet`]) with seeded weights and biases uniform in
+/// ±1/√fan_in.
+pub fn random_lenet(seed: u64) -> OnnxModel {
+    use veil_circuits::onnx::{GraphInput, Node, NodeKind, Tensor};
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut t = |dims: &[usize], fan_in: usize| {
+        let bound = 1.0 / (fan_in as f64).sqrt();
+        Tensor {
+            dims: dims.to_vec(),
+            data: (0..dims.iter().product::<usize>())
+                .map(|_| rng.random_range(-bound..bound))
+                .collect(),
+        }
+    };
+    let tensors = HashMap::from([
+        ("k1".to_string(), t(&[8, 1, 5, 5], 25)),
+        ("c1".to_string(), t(&[8], 25)),
+        ("k2".to_string(), t(&[16, 8, 5, 5], 200)),
+        ("c2".to_string(), t(&[16], 200)),
+        ("w3".to_string(), t(&[10, 256], 256)),
+        ("b3".to_string(), t(&[10], 256)),
+    ]);
+    let node = |name: &str, kind: NodeKind, inputs: &[&str], output: &str| Node {
+        name: name.into(),
+        kind,
+        inputs: inputs.iter().map(|s| s.to_string()).collect(),
+        output: output.into(),
+    };
+    let conv = NodeKind::Conv {
+        kernel: Some((5, 5)),
+        stride: 1,
+        pad: 0,
+    };
+    let pool = NodeKind::MaxPool {
+        kernel: (2, 2),
+        stride: 2,
+    };
+    OnnxModel {
+        name: "lenet".into(),
+        input: GraphInput {
+            name: "x".into(),
+            dims: vec![None, Some(1), Some(28), Some(28)],
+        },
+        nodes: vec![
+            node("conv1", conv.clone(), &["x", "k1", "c1"], "h1"),
+            node("relu1", NodeKind::Relu, &["h1"], "a1"),
+            node("pool1", pool.clone(), &["a1"], "p1"),
+            node("conv2", conv, &["p1", "k2", "c2"], "h2"),
+            node("relu2", NodeKind::Relu, &["h2"], "a2"),
+            node("pool2", pool, &["a2"], "p2"),
+            node("flat", NodeKind::Flatten, &["p2"], "f"),
+            node(
+                "fc",
+                NodeKind::Gemm {
+                    alpha: 1.0,
+                    beta: 1.0,
+                    trans_b: true,
+                },
+                &["f", "w3", "b3"],
+                LOGITS,
+            ),
+        ],
+        tensors,
+        outputs: vec![LOGITS.into()],
+    }
+}
+
+/// One network stored on the cluster (secret weights), ready to benchmark batch sizes.
 pub struct MlpBench {
-    sizes: Vec<usize>,
+    network: Network,
     model: OnnxModel,
     stored: StoredModel,
     upload_s: f64,
 }
 
 impl MlpBench {
-    /// Builds the network of `sizes` and stores its weights as secret shares on the cluster
-    /// behind `client` (owner and user).
-    pub async fn upload(client: &mut Client, sizes: &[usize]) -> Result<MlpBench, BenchError> {
-        let arch = arch_name(sizes);
-        let model = random_mlp(sizes, 7);
+    /// Builds `network` and stores its weights as secret shares on the cluster behind
+    /// `client` (owner and user).
+    pub async fn upload(client: &mut Client, network: Network) -> Result<MlpBench, BenchError> {
+        let arch = network.name();
+        let model = network.model(7);
         let tag: u32 = rand::random();
         let name = format!("bench-mlp-{arch}-{tag:08x}");
         eprintln!("  mpc: uploading the secret weights of {arch}…");
@@ -206,16 +314,16 @@ impl MlpBench {
             .await
             .map_err(|e| fail(format!("{arch}: uploading the weights: {e}")))?;
         Ok(MlpBench {
-            sizes: sizes.to_vec(),
+            network,
             model,
             stored,
             upload_s: t.elapsed().as_secs_f64(),
         })
     }
 
-    /// Layer sizes joined by `-`.
+    /// The network's name.
     pub fn arch(&self) -> String {
-        arch_name(&self.sizes)
+        self.network.name()
     }
 
     /// Deletes the stored weights.
@@ -236,7 +344,7 @@ impl MlpBench {
         let reps = reps.max(1);
         let arch = self.arch();
         let ctx = |e: String| fail(format!("{arch} batch {batch}: {e}"));
-        let (features, classes) = (self.sizes[0], *self.sizes.last().expect("≥ 2 sizes"));
+        let (features, classes) = self.network.io();
         let mut rng = ChaCha8Rng::seed_from_u64(1000 + batch as u64);
         let inputs: Vec<Vec<f64>> = (0..=reps)
             .map(|_| (0..batch * features).map(|_| rng.random::<f64>()).collect())
