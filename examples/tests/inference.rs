@@ -21,6 +21,17 @@ fn base_port(test: u16) -> u16 {
 const LOGIT_TOLERANCE: f64 = 0.02;
 
 async fn setup(test: u16, weights: WeightMode) -> (LocalCluster, Client, Client, StoredModel) {
+    let model = OnnxModel::from_bytes(digits::MODEL_ONNX).expect("model");
+    setup_model(test, "digits", &model, weights).await
+}
+
+/// A cluster with `model` stored by the owner for the user.
+async fn setup_model(
+    test: u16,
+    name: &str,
+    model: &OnnxModel,
+    weights: WeightMode,
+) -> (LocalCluster, Client, Client, StoredModel) {
     let cluster = LocalCluster::start(base_port(test), None)
         .await
         .expect("cluster");
@@ -31,11 +42,10 @@ async fn setup(test: u16, weights: WeightMode) -> (LocalCluster, Client, Client,
     let user = Client::connect_ready(&cluster.asker_toml, wait)
         .await
         .expect("user");
-    let model = OnnxModel::from_bytes(digits::MODEL_ONNX).expect("model");
     let user_name = user.name().to_string();
     let upload = ModelUpload {
-        name: "digits",
-        model: &model,
+        name,
+        model,
         weights,
         frac_bits: 12,
         input_bound: 1.0,
@@ -281,29 +291,9 @@ fn digits_cnn() -> OnnxModel {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cnn_with_secret_weights_runs_on_the_cluster() {
-    let cluster = LocalCluster::start(base_port(2), None)
-        .await
-        .expect("cluster");
-    let wait = Duration::from_secs(30);
-    let mut owner = Client::connect_ready(&cluster.owner_toml, wait)
-        .await
-        .expect("owner");
-    let mut user = Client::connect_ready(&cluster.asker_toml, wait)
-        .await
-        .expect("user");
     let model = digits_cnn();
-    let user_name = user.name().to_string();
-    let upload = ModelUpload {
-        name: "digits-cnn",
-        model: &model,
-        weights: WeightMode::Secret,
-        frac_bits: 12,
-        input_bound: 1.0,
-        users: &[&user_name],
-    };
-    let mut stored = inference::upload(&mut owner, upload, |_, _| {})
-        .await
-        .expect("upload");
+    let (_cluster, _owner, mut user, mut stored) =
+        setup_model(2, "digits-cnn", &model, WeightMode::Secret).await;
     let test = digits::load().unwrap().test;
     for batch in [1, 16] {
         let x = digits::batch(&test[..batch]);
