@@ -1189,7 +1189,10 @@ impl Builder {
     /// `count_include_pad = 1`): `Matrix(batch, oh·ow·c)`, channels-last.
     ///
     /// Lowering: the window sums are local; the division is a product with the public
-    /// constant `1/(kh·kw)` and one truncation round.
+    /// constant `1/K` (`K = kh·kw`) and one truncation round. The constant carries
+    /// `f + ⌈log2 K⌉` fractional bits, so its rounding adds at most half an ulp of the mean
+    /// (at `f` bits it would be `K/2` ulps); the product then holds `2f + ⌈log2 K⌉` bits, as a
+    /// linear layer's `2f` with a `K` times larger bound.
     pub fn avg_pool2d(&mut self, x: Value, g: Conv2dGeometry) -> Value {
         let ElemType::Fixed(f) = x.ty.elem else {
             let elem = x.ty.elem;
@@ -1207,8 +1210,11 @@ impl Builder {
         for w in rest {
             sum = self.add(sum, *w);
         }
-        let scale = self.const_fixed(1.0 / windows.len() as f64, Fixed(f));
-        let mean = self.fixmul(sum, scale);
+        let k = windows.len();
+        let bits = f.0 + k.next_power_of_two().trailing_zeros();
+        let scale = self.const_fixed(1.0 / k as f64, Fixed(FracBits(bits)));
+        let product = self.mul(sum, scale);
+        let mean = self.rescale(product, bits);
         self.pool_output(mean, x)
     }
 

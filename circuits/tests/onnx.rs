@@ -682,3 +682,120 @@ fn a_relu_read_elsewhere_stays_before_the_pool() {
         assert!(err < 0.01, "error {err}");
     }
 }
+
+/// Conv → BatchNormalization (with and without a conv bias) → Relu → GlobalAveragePool →
+/// Flatten → Gemm, and the pooled features as a second output (one pixel: no layout issue).
+fn normalised_cnn(rng: &mut ChaCha20Rng, conv_bias: bool) -> Vec<u8> {
+    let conv_inputs: &[&str] = if conv_bias {
+        &["img", "k", "kb"]
+    } else {
+        &["img", "k"]
+    };
+    let var: Vec<f32> = (0..4).map(|_| rng.random_range(0.2..2.0)).collect();
+    model_bytes(
+        value_info("img", &[None, Some(2), Some(7), Some(7)]),
+        vec![
+            node(
+                "Conv",
+                "conv",
+                conv_inputs,
+                "h",
+                vec![attr_ints("pads", &[1, 1, 1, 1])],
+            ),
+            node(
+                "BatchNormalization",
+                "bn",
+                &["h", "gamma", "beta", "mean", "var"],
+                "n",
+                vec![],
+            ),
+            node("Relu", "relu", &["n"], "a", vec![]),
+            node("GlobalAveragePool", "gap", &["a"], "g", vec![]),
+            node("Flatten", "flat", &["g"], "pooled", vec![]),
+            node(
+                "Gemm",
+                "fc",
+                &["pooled", "w", "b"],
+                "logits",
+                vec![attr_i("transB", 1)],
+            ),
+        ],
+        vec![
+            tensor("k", &[4, 2, 3, 3], &random(rng, 72, 0.5)),
+            tensor("kb", &[4], &random(rng, 4, 0.3)),
+            tensor("gamma", &[4], &random(rng, 4, 1.5)),
+            tensor("beta", &[4], &random(rng, 4, 0.5)),
+            tensor("mean", &[4], &random(rng, 4, 0.3)),
+            tensor("var", &[4], &var),
+            tensor("w", &[3, 4], &random(rng, 12, 1.0)),
+            tensor("b", &[3], &random(rng, 3, 0.2)),
+        ],
+        &["logits", "pooled"],
+    )
+}
+
+#[test]
+fn batch_norm_folds_into_the_conv_and_global_pooling_averages_each_channel() {
+    let mut rng = ChaCha20Rng::seed_from_u64(12);
+    for conv_bias in [false, true] {
+        let model = OnnxModel::from_bytes(&normalised_cnn(&mut rng, conv_bias)).unwrap();
+        let batch = 2;
+        let x: Vec<f64> = (0..batch * 98)
+            .map(|_| rng.random_range(-1.0..1.0))
+            .collect();
+        let want = plain::run(&model, &x, batch).unwrap();
+        let opts = CompileOptions {
+            batch,
+            ..Default::default()
+        };
+        let compiled = compile(&model, &opts).unwrap();
+        let layer = |op: &str| compiled.layers.iter().find(|l| l.op == op).unwrap();
+        assert!(layer("BatchNormalization").ops.is_empty(), "folded");
+        // conv (1), relu (8), the global mean (1), gemm (1).
+        assert_eq!(
+            veil_circuits::cost::program_cost(&compiled.program).rounds,
+            11
+        );
+        let got = run_fixed(&model, &opts, &x).unwrap();
+        for ((name, w), (_, g)) in want.iter().zip(&got.outputs) {
+            assert_eq!(g.len(), w.len(), "{name}");
+            assert!(w.iter().any(|v| v.abs() > 0.05), "{name} is not all near 0");
+            let err = g
+                .iter()
+                .zip(w)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
+            assert!(err < 0.01, "bias {conv_bias}: {name} error {err}");
+        }
+        assert_eq!(
+            compile(&model.architecture(), &opts).unwrap().program.id(),
+            compiled.program.id(),
+            "the fold needs no weight values"
+        );
+    }
+    // Not after a Conv: refused, naming the node.
+    let bytes = model_bytes(
+        value_info("img", &[None, Some(1), Some(4), Some(4)]),
+        vec![
+            node("Relu", "relu", &["img"], "a", vec![]),
+            node(
+                "BatchNormalization",
+                "bn",
+                &["a", "g", "b", "m", "v"],
+                "n",
+                vec![],
+            ),
+        ],
+        ["g", "b", "m", "v"]
+            .iter()
+            .map(|t| tensor(t, &[1], &[1.0]))
+            .collect(),
+        &["n"],
+    );
+    let model = OnnxModel::from_bytes(&bytes).unwrap();
+    let e = compile(&model, &CompileOptions::default()).unwrap_err();
+    assert!(
+        e.to_string().contains("bn") && e.to_string().contains("right after a Conv"),
+        "{e}"
+    );
+}

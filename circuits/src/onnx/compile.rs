@@ -283,6 +283,8 @@ struct Compiler<'a> {
     class_of: HashMap<String, String>,
     /// MaxPool nodes that apply the ReLU feeding them after pooling (see [`Compiler::node`]).
     relu_after_pool: std::collections::HashSet<usize>,
+    /// BatchNormalization nodes folded into the Conv before them ([`Compiler::conv`]).
+    folded_norm: std::collections::HashSet<usize>,
 }
 
 /// Compiles `model` for `opts.batch` samples. With a model from
@@ -321,6 +323,7 @@ pub fn compile(model: &OnnxModel, opts: &CompileOptions) -> Result<CompiledModel
         weights: Vec::new(),
         class_of: HashMap::new(),
         relu_after_pool: Default::default(),
+        folded_norm: Default::default(),
     };
     let x = c.b.input(
         &model.input.name,
@@ -493,6 +496,27 @@ impl Compiler<'_> {
                 stride,
                 pad,
             } => self.pool(i, kernel, stride, pad, false),
+            NodeKind::GlobalAveragePool => {
+                let a = self.act(i, 0)?;
+                match a.dims[..] {
+                    [_, _, h, w] => self.pool(i, (h, w), 1, 0, false),
+                    _ => Err(self.shape_error(
+                        i,
+                        format!("needs a 4-D [N, C, H, W] activation, got dims {:?}", a.dims),
+                    )),
+                }
+            }
+            NodeKind::BatchNormalization { .. } => {
+                if self.folded_norm.contains(&i) {
+                    return self.act(i, 0);
+                }
+                Err(self.shape_error(
+                    i,
+                    "supported only right after a Conv whose output it alone reads (it is \
+                     folded into the convolution's weights and bias)"
+                        .into(),
+                ))
+            }
             NodeKind::Add => self.add(i),
             NodeKind::Relu => {
                 let a = self.act(i, 0)?;
@@ -709,7 +733,7 @@ impl Compiler<'_> {
         // Row (a, b, ch) of the weight matrix, column o = W[o, ch, a, b].
         let rows = g.patch_len();
         let known = !w.data.is_empty();
-        let wdata: Vec<f64> = if known {
+        let mut wdata: Vec<f64> = if known {
             (0..rows * m)
                 .map(|idx| {
                     let (r, o) = (idx / m, idx % m);
@@ -720,10 +744,31 @@ impl Compiler<'_> {
         } else {
             Vec::new()
         };
-        let bias = match self.model.nodes[i].inputs.get(2) {
+        let mut bias = match self.model.nodes[i].inputs.get(2) {
             None => None,
             Some(_) => Some(self.bias_row(i, 2, m, 1.0)?),
         };
+        // A BatchNormalization that alone reads this output is folded in: with
+        // y = s·conv + t per output channel, the weights become s·W and the bias s·b + t.
+        if let Some(j) = self.only_reader(i)
+            && let NodeKind::BatchNormalization { epsilon } = self.model.nodes[j].kind
+        {
+            let (s, t) = self.norm_affine(j, m, epsilon)?;
+            if known && !s.is_empty() {
+                for (idx, v) in wdata.iter_mut().enumerate() {
+                    *v *= s[idx % m];
+                }
+                let b = bias.as_deref().unwrap_or(&[]);
+                bias = Some(
+                    (0..m)
+                        .map(|o| s[o] * b.get(o).unwrap_or(&0.0) + t[o])
+                        .collect(),
+                );
+            } else {
+                bias = Some(Vec::new()); // an architecture: the bias input exists, unvalued
+            }
+            self.folded_norm.insert(j);
+        }
         let bound = match (x.bound, known) {
             (Some(bx), true) => {
                 let bound = (0..m)
@@ -759,8 +804,39 @@ impl Compiler<'_> {
             dims: vec![n, m, oh, ow],
             bound,
             class: false,
-            channels_last: Some([m, oh, ow]),
+            channels_last: layout(m, oh, ow),
         })
+    }
+
+    /// The per-channel `(s, t)` of BatchNormalization node `j` over `m` channels, with
+    /// `y = s·x + t`, `s = γ/√(σ² + ε)`, `t = β − s·μ`; empty when the values are stripped.
+    fn norm_affine(
+        &self,
+        j: usize,
+        m: usize,
+        epsilon: f64,
+    ) -> Result<(Vec<f64>, Vec<f64>), OnnxError> {
+        let mut p = Vec::with_capacity(4);
+        for k in 1..=4 {
+            let t = self.constant(j, k).ok_or_else(|| {
+                self.shape_error(j, format!("parameter {} must be an initializer", k + 1))
+            })?;
+            if t.len() != m {
+                return Err(self.shape_error(
+                    j,
+                    format!("parameter dims {:?} do not match {m} channels", t.dims),
+                ));
+            }
+            p.push(&t.data);
+        }
+        if p.iter().any(|d| d.is_empty()) {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let s: Vec<f64> = (0..m)
+            .map(|o| p[0][o] / (p[3][o] + epsilon).sqrt())
+            .collect();
+        let t = (0..m).map(|o| p[1][o] - s[o] * p[2][o]).collect();
+        Ok((s, t))
     }
 
     /// MaxPool (a tournament of comparisons over each window) or AveragePool (local sums and
@@ -776,6 +852,10 @@ impl Compiler<'_> {
         let x = self.act(i, 0)?;
         let (n, g) = self.geometry(i, &x, kernel, stride, pad)?;
         let (oh, ow) = g.output_size().map_err(|e| self.shape_error(i, e))?;
+        if let (false, Some(b)) = (max, x.bound) {
+            // The mean's product holds 2f + ⌈log2 K⌉ bits: as a layer with a K times larger bound.
+            self.check_range(i, b * (kernel.0 * kernel.1).next_power_of_two() as f64)?;
+        }
         let v = if max {
             let pooled = self.b.max_pool2d(x.v, g);
             if self.relu_after_pool.contains(&i) {
@@ -789,7 +869,7 @@ impl Compiler<'_> {
         Ok(Act {
             v,
             dims: vec![n, g.channels, oh, ow],
-            channels_last: Some([g.channels, oh, ow]),
+            channels_last: layout(g.channels, oh, ow),
             ..x
         })
     }
@@ -990,6 +1070,12 @@ impl Compiler<'_> {
             channels_last: None,
         })
     }
+}
+
+/// The layout of a convolution's or pooling's `c × h × w` output: channels-last, unless the
+/// image is one pixel, where both orders coincide.
+fn layout(c: usize, h: usize, w: usize) -> Option<[usize; 3]> {
+    (h * w > 1).then_some([c, h, w])
 }
 
 /// ONNX Reshape of `dims` by `shape` (0 copies an axis, −1 is inferred), restricted to shapes

@@ -9,6 +9,8 @@
 //! | `Conv` | `[N, C, H, W]` × constant `[M, C, kh, kw]`, optional bias `[M]`; group 1, no dilation, equal strides and pads |
 //! | `MaxPool` | `kernel_shape` given, equal strides, no padding, floor mode |
 //! | `AveragePool` | `kernel_shape` given, equal strides and pads (`count_include_pad = 1` when padded), floor mode |
+//! | `GlobalAveragePool` | `[N, C, H, W]` |
+//! | `BatchNormalization` | inference, right after a `Conv` it alone reads (folded into its weights and bias) |
 //! | `Add` | two activations of equal dims, or activation `[N, M]` + constant `[M]` / `[1, M]` / scalar |
 //! | `Relu`, `Sigmoid` | any activation |
 //! | `Softmax` | last axis of a 2-D activation, at most 256 columns |
@@ -20,7 +22,7 @@
 //! A convolution's or pooling's output is held channels-last (see [`crate::conv`]); the next
 //! linear layer's weight rows are permuted to match, and order-dependent uses are refused.
 //!
-//! Anything else (BatchNormalization, GlobalAveragePool, …) is refused with
+//! Anything else (Gather, LayerNormalization, …) is refused with
 //! [`OnnxError::Unsupported`] naming the node and the operator. The graph has exactly one
 //! non-constant input `[batch, features…]` of float32; every other input is an initializer.
 //!

@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 /// Operators veil compiles (ONNX domain `ai.onnx`), as named in error messages.
-pub const SUPPORTED_OPS: &str = "Gemm, MatMul, Conv, MaxPool, AveragePool, Add, Relu, Sigmoid, \
-                                 Softmax, Flatten, Reshape, ArgMax, Identity, Dropout, Constant";
+pub const SUPPORTED_OPS: &str = "Gemm, MatMul, Conv, BatchNormalization (after a Conv), MaxPool, \
+                                 AveragePool, GlobalAveragePool, Add, Relu, Sigmoid, Softmax, \
+                                 Flatten, Reshape, ArgMax, Identity, Dropout, Constant";
 
 /// A constant tensor of the model (an initializer or a `Constant` node), as reals.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -56,6 +57,14 @@ pub enum NodeKind {
         /// Zero padding on every side (equal on all sides).
         pad: usize,
     },
+    /// Inference batch normalisation `γ·(x − μ)/√(σ² + ε) + β` per channel (inputs: x, γ,
+    /// β, μ, σ² constants); supported right after a `Conv`, into which it is folded.
+    BatchNormalization {
+        /// ε.
+        epsilon: f64,
+    },
+    /// Mean over each channel's whole image: `[N, C, H, W]` → `[N, C, 1, 1]`.
+    GlobalAveragePool,
     /// 2-D max pooling without padding (floor mode).
     MaxPool {
         /// Window (height, width).
@@ -102,6 +111,8 @@ impl NodeKind {
             NodeKind::Conv { .. } => "Conv",
             NodeKind::MaxPool { .. } => "MaxPool",
             NodeKind::AveragePool { .. } => "AveragePool",
+            NodeKind::BatchNormalization { .. } => "BatchNormalization",
+            NodeKind::GlobalAveragePool => "GlobalAveragePool",
             NodeKind::Add => "Add",
             NodeKind::Relu => "Relu",
             NodeKind::Sigmoid => "Sigmoid",
@@ -399,6 +410,20 @@ fn node_kind(n: &proto::NodeProto, name: &str) -> Result<NodeKind, OnnxError> {
                 }
             }
         }
+        "BatchNormalization" => {
+            if int("training_mode", 0) != 0 {
+                return Err(err("only inference (training_mode = 0)"));
+            }
+            if n.output.iter().skip(1).any(|o| !o.is_empty()) {
+                return Err(err(
+                    "the running mean and variance outputs are not supported",
+                ));
+            }
+            NodeKind::BatchNormalization {
+                epsilon: float("epsilon", 1e-5),
+            }
+        }
+        "GlobalAveragePool" => NodeKind::GlobalAveragePool,
         "Add" => NodeKind::Add,
         "Relu" => NodeKind::Relu,
         "Sigmoid" => NodeKind::Sigmoid,

@@ -159,6 +159,39 @@ pub fn run(
                 })
                 .map_err(bad)?
             }
+            NodeKind::BatchNormalization { epsilon } => {
+                let (d, v) = get(0)?;
+                let params: Vec<Vec<f64>> = (1..=4)
+                    .map(|k| get(k).map(|t| t.1))
+                    .collect::<Result<_, _>>()?;
+                let c = *d
+                    .get(1)
+                    .ok_or_else(|| bad(format!("dims {d:?} have no channels")))?;
+                if params.iter().any(|p| p.len() != c) {
+                    return Err(bad(format!("parameters do not have {c} channels")));
+                }
+                let spatial: usize = d[2..].iter().product();
+                let (g, b, mean, var) = (&params[0], &params[1], &params[2], &params[3]);
+                let y = v
+                    .iter()
+                    .enumerate()
+                    .map(|(idx, x)| {
+                        let ch = (idx / spatial.max(1)) % c;
+                        g[ch] * (x - mean[ch]) / (var[ch] + epsilon).sqrt() + b[ch]
+                    })
+                    .collect();
+                (d, y)
+            }
+            NodeKind::GlobalAveragePool => {
+                let (d, v) = get(0)?;
+                let [_, _, h, w] = d[..] else {
+                    return Err(bad(format!("dims {d:?} are not 4-D")));
+                };
+                pool(&d, &v, (h, w), 1, 0, |win| {
+                    win.iter().sum::<f64>() / win.len() as f64
+                })
+                .map_err(bad)?
+            }
             NodeKind::Add => {
                 let ((ad, av), (bd, bv)) = (get(0)?, get(1)?);
                 let (d, big, small) = if av.len() >= bv.len() {
