@@ -799,3 +799,44 @@ fn batch_norm_folds_into_the_conv_and_global_pooling_averages_each_channel() {
         "{e}"
     );
 }
+
+#[test]
+fn a_constant_row_added_to_flattened_conv_features_follows_onnx_order() {
+    let mut rng = ChaCha20Rng::seed_from_u64(13);
+    let bytes = model_bytes(
+        value_info("img", &[None, Some(1), Some(5), Some(5)]),
+        vec![
+            node("Conv", "conv", &["img", "k"], "h", vec![]),
+            node("Flatten", "flat", &["h"], "f", vec![]),
+            node("Add", "shift", &["f", "row"], "g", vec![]),
+            node(
+                "Gemm",
+                "fc",
+                &["g", "w"],
+                "logits",
+                vec![attr_i("transB", 1)],
+            ),
+        ],
+        vec![
+            tensor("k", &[2, 1, 3, 3], &random(&mut rng, 18, 0.5)),
+            tensor("row", &[18], &random(&mut rng, 18, 1.0)),
+            tensor("w", &[4, 18], &random(&mut rng, 72, 0.5)),
+        ],
+        &["logits"],
+    );
+    let model = OnnxModel::from_bytes(&bytes).unwrap();
+    let x: Vec<f64> = (0..50).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let want = plain::run(&model, &x, 2).unwrap();
+    let opts = CompileOptions {
+        batch: 2,
+        ..Default::default()
+    };
+    let got = run_fixed(&model, &opts, &x).unwrap();
+    let err = got.outputs[0]
+        .1
+        .iter()
+        .zip(&want[0].1)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(err < 0.01, "logit error {err}");
+}

@@ -592,13 +592,7 @@ impl Compiler<'_> {
         // W as K×M, scaled by alpha. Features held channels-last take the weight row of the
         // same feature in ONNX's (c, y, x) order.
         let known = !w.data.is_empty();
-        let onnx_row = |r: usize| match x.channels_last {
-            Some([c, h, wd]) => {
-                let (pixel, ch) = (r / c, r % c);
-                (ch * h + pixel / wd) * wd + pixel % wd
-            }
-            None => r,
-        };
+        let onnx_row = |r: usize| onnx_feature(x.channels_last, r);
         let wdata: Vec<f64> = if known {
             (0..k * m)
                 .map(|idx| {
@@ -832,6 +826,12 @@ impl Compiler<'_> {
         if p.iter().any(|d| d.is_empty()) {
             return Ok((Vec::new(), Vec::new()));
         }
+        if let Some(o) = (0..m).find(|&o| !(p[3][o] + epsilon > 0.0)) {
+            return Err(self.shape_error(
+                j,
+                format!("channel {o}: variance + epsilon must be positive"),
+            ));
+        }
         let s: Vec<f64> = (0..m)
             .map(|o| p[0][o] / (p[3][o] + epsilon).sqrt())
             .collect();
@@ -965,7 +965,11 @@ impl Compiler<'_> {
         let (ka, kc) = if c1 { (0, 1) } else { (1, 0) };
         let a = self.act(i, ka)?;
         let (rows, m) = self.matrix(i, &a)?;
-        let data = self.bias_row(i, kc, m, 1.0)?;
+        let row = self.bias_row(i, kc, m, 1.0)?;
+        // A row over channels-last features takes each feature's value from ONNX's order.
+        let data: Vec<f64> = (0..row.len())
+            .map(|p| row[onnx_feature(a.channels_last, p)])
+            .collect();
         let bound = a
             .bound
             .filter(|_| !data.is_empty())
@@ -1069,6 +1073,18 @@ impl Compiler<'_> {
             class: true,
             channels_last: None,
         })
+    }
+}
+
+/// Where feature `p` of a row in `layout` (channels-last `(y, x, c)` of a `c × h × w` image, or
+/// ONNX's own order when `None`) sits in ONNX's `(c, y, x)` order.
+fn onnx_feature(layout: Option<[usize; 3]>, p: usize) -> usize {
+    match layout {
+        Some([c, h, w]) => {
+            let (pixel, ch) = (p / c, p % c);
+            (ch * h + pixel / w) * w + pixel % w
+        }
+        None => p,
     }
 }
 
