@@ -826,7 +826,8 @@ impl Compiler<'_> {
         if p.iter().any(|d| d.is_empty()) {
             return Ok((Vec::new(), Vec::new()));
         }
-        if let Some(o) = (0..m).find(|&o| !(p[3][o] + epsilon > 0.0)) {
+        if let Some(o) = (0..m).find(|&o| (p[3][o] + epsilon).is_nan() || p[3][o] + epsilon <= 0.0)
+        {
             return Err(self.shape_error(
                 j,
                 format!("channel {o}: variance + epsilon must be positive"),
