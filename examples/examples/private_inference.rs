@@ -1,7 +1,8 @@
 //! Private inference end to end: `cargo run --release --example private_inference`.
 //!
 //! Starts a local three-node cluster (mutual TLS on loopback; or joins `--cluster`). The model
-//! owner stores an ONNX classifier (default: an MLP trained on the bundled 8×8 digits) as
+//! owner stores an ONNX classifier (default: an MLP trained on the bundled 8×8 digits;
+//! `--bundled cnn` for the CNN trained on them) as
 //! secret shares; the user secret-shares handwritten digits, the cluster runs the network on
 //! shares, and only the user reconstructs the logits and the class. Every prediction is
 //! checked against the plaintext model.
@@ -27,13 +28,24 @@ enum Weights {
     Public,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Bundled {
+    /// The 64-32-10 MLP.
+    Mlp,
+    /// The CNN: conv 3×3 × 8, ReLU, max pool 2×2, dense 128 → 10.
+    Cnn,
+}
+
 #[derive(Parser)]
 #[command(about = "Private inference of an ONNX classifier on a veil cluster")]
 struct Args {
     /// Your own ONNX model (supported subset in docs/inference.md); it runs on random inputs
-    /// in [0, 1). Default: the bundled digits MLP on the digits test split.
+    /// in [0, 1). Default: a bundled digits model (--bundled) on the digits test split.
     #[arg(long, value_name = "FILE")]
     model: Option<PathBuf>,
+    /// Which bundled digits model runs when --model is not given.
+    #[arg(long, value_enum, default_value = "mlp")]
+    bundled: Bundled,
     /// How the owner stores the weights.
     #[arg(long, value_enum, default_value = "secret")]
     weights: Weights,
@@ -60,7 +72,10 @@ async fn main() -> Result<()> {
     let (model, data) = match &args.model {
         Some(path) => (OnnxModel::from_file(path)?, None),
         None => (
-            OnnxModel::from_bytes(digits::MODEL_ONNX)?,
+            OnnxModel::from_bytes(match args.bundled {
+                Bundled::Mlp => digits::MODEL_ONNX,
+                Bundled::Cnn => digits::CNN_ONNX,
+            })?,
             Some(digits::load().map_err(anyhow::Error::msg)?),
         ),
     };

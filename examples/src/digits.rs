@@ -1,9 +1,14 @@
 //! The 8×8 handwritten digits data set (UCI, as bundled in scikit-learn; see
-//! `assets/digits/LICENSE`) and the small MLP trained on it (`tools/train_digits_mlp.py`),
-//! compiled into the example so it runs with nothing to download.
+//! `assets/digits/LICENSE`) and the small MLP and CNN trained on it
+//! (`tools/train_digits_mlp.py`, `tools/train_digits_cnn.py`), compiled into the example so it
+//! runs with nothing to download.
 
 /// The trained 64-32-10 classifier as an ONNX file (`pixels` → `logits`, `class`).
 pub const MODEL_ONNX: &[u8] = include_bytes!("../assets/digits/digits_mlp.onnx");
+
+/// The trained CNN (`pixels` [N, 1, 8, 8] → conv 3×3 × 8, ReLU, max pool 2×2, dense 128 → 10 →
+/// `logits`, `class`) as an ONNX file; it reads the same 64 pixels per image as the MLP.
+pub const CNN_ONNX: &[u8] = include_bytes!("../assets/digits/digits_cnn.onnx");
 
 /// The data set: `split,label,p0..p63` per line.
 const CSV: &str = include_str!("../assets/digits/digits.csv");

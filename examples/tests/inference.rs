@@ -57,11 +57,30 @@ async fn setup_model(
     (cluster, owner, user, stored)
 }
 
+/// The bundled models with the ONNX reference evaluator's figures for them.
+const BUNDLED: [(&str, &[u8], &str); 2] = [
+    (
+        "mlp",
+        digits::MODEL_ONNX,
+        include_str!("../assets/digits/reference.json"),
+    ),
+    (
+        "cnn",
+        digits::CNN_ONNX,
+        include_str!("../assets/digits/reference_cnn.json"),
+    ),
+];
+
 #[test]
 fn rust_reference_matches_the_onnx_reference_evaluator() {
-    let model = OnnxModel::from_bytes(digits::MODEL_ONNX).unwrap();
-    let reference: serde_json::Value =
-        serde_json::from_str(include_str!("../assets/digits/reference.json")).unwrap();
+    for (name, bytes, reference) in BUNDLED {
+        check_reference(name, bytes, reference);
+    }
+}
+
+fn check_reference(name: &str, bytes: &[u8], reference: &str) {
+    let model = OnnxModel::from_bytes(bytes).unwrap();
+    let reference: serde_json::Value = serde_json::from_str(reference).unwrap();
     let data = digits::load().unwrap();
     assert_eq!((data.train.len(), data.test.len()), (1438, 359));
     let x = digits::batch(&data.test);
@@ -73,7 +92,10 @@ fn rust_reference_matches_the_onnx_reference_evaluator() {
         .filter(|(c, s)| **c as usize == s.label)
         .count();
     let acc = correct as f64 / data.test.len() as f64;
-    assert!((acc - reference["test_accuracy"].as_f64().unwrap()).abs() < 1e-9);
+    assert!(
+        (acc - reference["test_accuracy"].as_f64().unwrap()).abs() < 1e-9,
+        "{name}"
+    );
     assert_eq!(
         out[1].1, classes,
         "the ONNX ArgMax output equals argmax of logits"
@@ -86,7 +108,10 @@ fn rust_reference_matches_the_onnx_reference_evaluator() {
     {
         for (j, want) in row.as_array().unwrap().iter().enumerate() {
             let got = out[0].1[i * 10 + j];
-            assert!((got - want.as_f64().unwrap()).abs() < 1e-4, "logit {i},{j}");
+            assert!(
+                (got - want.as_f64().unwrap()).abs() < 1e-4,
+                "{name}: logit {i},{j}"
+            );
         }
     }
 }
@@ -95,13 +120,27 @@ fn rust_reference_matches_the_onnx_reference_evaluator() {
 async fn private_accuracy_equals_plaintext_on_the_whole_test_split() {
     let (_cluster, _owner, mut user, mut stored) = setup(0, WeightMode::Secret).await;
     let model = OnnxModel::from_bytes(digits::MODEL_ONNX).unwrap();
+    // The MLP: 1 + 8 + 1 rounds, argmax by the user.
+    whole_split(&mut user, &mut stored, &model, 10).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trained_cnn_keeps_its_accuracy_on_shares() {
+    let model = OnnxModel::from_bytes(digits::CNN_ONNX).unwrap();
+    let (_cluster, _owner, mut user, mut stored) =
+        setup_model(3, "digits-cnn-trained", &model, WeightMode::Secret).await;
+    // The CNN: conv 1, max pool 16 with the ReLU after it 8, dense 1; argmax by the user.
+    whole_split(&mut user, &mut stored, &model, 26).await;
+}
+
+/// Classifies the whole test split as one batch (then three images one at a time): logits
+/// within the tolerance, private accuracy = plaintext accuracy, `rounds` as given.
+async fn whole_split(user: &mut Client, stored: &mut StoredModel, model: &OnnxModel, rounds: u64) {
     let test = digits::load().unwrap().test;
     let n = test.len();
     let x = digits::batch(&test);
-    let inf = inference::infer(&mut user, &mut stored, &x, n)
-        .await
-        .expect("infer");
-    let want = plain::run(&model, &x, n).unwrap();
+    let inf = inference::infer(user, stored, &x, n).await.expect("infer");
+    let want = plain::run(model, &x, n).unwrap();
     let logits = inf.prediction.get("logits").unwrap();
     let err = logits
         .iter()
@@ -125,17 +164,17 @@ async fn private_accuracy_equals_plaintext_on_the_whole_test_split() {
         "private {acc_private} vs plaintext {acc_plain}"
     );
     assert!(acc_plain > 0.95);
-    // The per-layer schedule covers the whole program: 1 + 8 + 1 rounds, argmax by the user.
-    let rounds: u32 = inf.layers.iter().map(|l| l.rounds).sum();
-    assert_eq!(u64::from(rounds), inf.invoke.rounds);
-    assert_eq!(inf.invoke.rounds, 10);
+    // The per-layer schedule covers the whole program.
+    let per_layer: u32 = inf.layers.iter().map(|l| l.rounds).sum();
+    assert_eq!(u64::from(per_layer), inf.invoke.rounds);
+    assert_eq!(inf.invoke.rounds, rounds);
 
     // Batch 1 reuses the stored weights; a second call reuses the stored program.
     for s in test.iter().take(3) {
-        let one = inference::infer(&mut user, &mut stored, &s.pixels, 1)
+        let one = inference::infer(user, stored, &s.pixels, 1)
             .await
             .expect("infer one");
-        let want = plain::run(&model, &s.pixels, 1).unwrap();
+        let want = plain::run(model, &s.pixels, 1).unwrap();
         assert_eq!(one.prediction.get("class").unwrap(), want[1].1.as_slice());
     }
 }
