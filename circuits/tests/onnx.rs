@@ -840,3 +840,39 @@ fn a_constant_row_added_to_flattened_conv_features_follows_onnx_order() {
         .fold(0.0, f64::max);
     assert!(err < 0.01, "logit error {err}");
 }
+
+#[test]
+fn a_conv_bias_of_the_wrong_length_is_an_error_in_both_evaluators() {
+    let conv = |bias: &[f32]| {
+        let bytes = model_bytes(
+            value_info("img", &[None, Some(1), Some(4), Some(4)]),
+            vec![
+                node("Conv", "c", &["img", "k", "kb"], "h", vec![]),
+                node("Flatten", "flat", &["h"], "f", vec![]),
+                node("Gemm", "fc", &["f", "w"], "y", vec![attr_i("transB", 1)]),
+            ],
+            vec![
+                tensor("k", &[2, 1, 3, 3], &[0.1; 18]),
+                tensor("kb", &[bias.len()], bias),
+                tensor("w", &[1, 8], &[0.5; 8]),
+            ],
+            &["y"],
+        );
+        OnnxModel::from_bytes(&bytes).unwrap()
+    };
+    let x = vec![0.5; 16];
+    let bad = conv(&[0.1, 0.2, 0.3]);
+    assert!(
+        plain::run(&bad, &x, 1)
+            .unwrap_err()
+            .to_string()
+            .contains("bias")
+    );
+    let e = compile(&bad, &CompileOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("bias"), "{e}");
+    // One value broadcasts to every channel, in both.
+    let one = conv(&[0.25]);
+    let want = plain::run(&one, &x, 1).unwrap();
+    let got = run_fixed(&one, &CompileOptions::default(), &x).unwrap();
+    assert!((got.outputs[0].1[0] - want[0].1[0]).abs() < 1e-2);
+}

@@ -111,13 +111,21 @@ pub fn run(
                 if wc != c || kernel.is_some_and(|k| k != (*kh, *kw)) {
                     return Err(bad(format!("weight {wd:?} does not fit input {xd:?}")));
                 }
+                if let Some(b) = &bias
+                    && b.len() != *m
+                    && b.len() != 1
+                {
+                    return Err(bad(format!("bias of {} values for {m} channels", b.len())));
+                }
                 let (oh, ow) = window_out((*h, *w), (*kh, *kw), *stride, *pad).map_err(bad)?;
                 let mut y = vec![0.0; n * m * oh * ow];
                 for b in 0..*n {
                     for o in 0..*m {
                         for oy in 0..oh {
                             for ox in 0..ow {
-                                let mut s = bias.as_ref().map_or(0.0, |bv| bv[o]);
+                                let mut s = bias
+                                    .as_ref()
+                                    .map_or(0.0, |bv| bv[if bv.len() == 1 { 0 } else { o }]);
                                 for ch in 0..*c {
                                     for i in 0..*kh {
                                         for j in 0..*kw {
