@@ -689,8 +689,9 @@ impl Compiler<'_> {
         Ok((n, g))
     }
 
-    /// Conv: patches (local), one fused product-and-truncation round with the weights as a
-    /// `(kh·kw·C) × M` matrix, the bias added locally; the output is channels-last.
+    /// Conv: [`Builder::conv2d`] — patches (local), one fused product-and-truncation round
+    /// with the weights as a `(kh·kw·C) × M` matrix, the bias added locally; the output is
+    /// channels-last.
     fn conv(
         &mut self,
         i: usize,
@@ -787,14 +788,13 @@ impl Compiler<'_> {
             Shape::Matrix(rows, m),
             f,
         )?;
+        let bias = match bias {
+            Some(b) => Some(self.weight(i, &format!("{name}.bias"), &b, Shape::Vector(m), f)?),
+            None => None,
+        };
         let (oh, ow) = g.output_size().map_err(|e| self.shape_error(i, e))?;
-        let patches = self.b.im2col(x.v, g);
-        let mut y = self.b.matmul_rescale(patches, wv, f);
-        if let Some(bias) = bias {
-            y = self.add_bias(i, y, (n * oh * ow, m), &bias)?;
-        }
         Ok(Act {
-            v: self.b.reshape(y, Shape::Matrix(n, oh * ow * m)),
+            v: self.b.conv2d(x.v, wv, bias, g),
             dims: vec![n, m, oh, ow],
             bound,
             class: false,
