@@ -114,6 +114,14 @@ fn model_bytes(
     .encode_to_vec()
 }
 
+/// Largest |a − b| over two equally long slices.
+fn max_err(a: &[f64], b: &[f64]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
+}
+
 fn random(rng: &mut ChaCha20Rng, n: usize, scale: f32) -> Vec<f32> {
     (0..n).map(|_| rng.random_range(-scale..scale)).collect()
 }
@@ -189,11 +197,7 @@ fn mlp_matches_f64_reference_on_random_inputs() {
             };
             let got = run_fixed(&model, &opts, &x).unwrap();
             let (gl, wl) = (got.get("logits").unwrap(), &want[0].1);
-            let err = gl
-                .iter()
-                .zip(wl)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0, f64::max);
+            let err = max_err(gl, wl);
             // Weights and inputs round to 2^-13; k terms of |x|≤1 and a hidden layer: ≤ 0.05.
             assert!(err < 0.05, "logit error {err} for {k}-{h}-{m}");
             // Class = argmax of the returned logits, and of the reference where the margin is clear.
@@ -274,12 +278,7 @@ fn matmul_add_sigmoid_softmax_reshape_flatten() {
         &x,
     )
     .unwrap();
-    let err = got.outputs[0]
-        .1
-        .iter()
-        .zip(&want[0].1)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f64::max);
+    let err = max_err(&got.outputs[0].1, &want[0].1);
     assert!(err < 0.01, "softmax(sigmoid) error {err}");
 }
 
@@ -506,12 +505,7 @@ fn cnn_matches_f64_reference_on_random_images() {
             };
             let compiled = compile(&model, &opts).unwrap();
             let got = run_fixed(&model, &opts, &x).unwrap();
-            let err = got.outputs[0]
-                .1
-                .iter()
-                .zip(&want[0].1)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0, f64::max);
+            let err = max_err(&got.outputs[0].1, &want[0].1);
             assert!(err < 0.02, "batch {batch}: logit error {err}");
             // A fused round per conv and for the Gemm, the ReLU's sign test, two max-pool
             // comparison levels and the average's truncation.
@@ -674,11 +668,7 @@ fn a_relu_read_elsewhere_stays_before_the_pool() {
     let want = plain::run(&model, &x, 2).unwrap();
     let got = run_fixed(&model, &opts, &x).unwrap();
     for ((_, w), (_, g)) in want.iter().zip(&got.outputs) {
-        let err = g
-            .iter()
-            .zip(w)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f64::max);
+        let err = max_err(g, w);
         assert!(err < 0.01, "error {err}");
     }
 }
@@ -760,11 +750,7 @@ fn batch_norm_folds_into_the_conv_and_global_pooling_averages_each_channel() {
         for ((name, w), (_, g)) in want.iter().zip(&got.outputs) {
             assert_eq!(g.len(), w.len(), "{name}");
             assert!(w.iter().any(|v| v.abs() > 0.05), "{name} is not all near 0");
-            let err = g
-                .iter()
-                .zip(w)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0, f64::max);
+            let err = max_err(g, w);
             assert!(err < 0.01, "bias {conv_bias}: {name} error {err}");
         }
         assert_eq!(
@@ -832,12 +818,7 @@ fn a_constant_row_added_to_flattened_conv_features_follows_onnx_order() {
         ..Default::default()
     };
     let got = run_fixed(&model, &opts, &x).unwrap();
-    let err = got.outputs[0]
-        .1
-        .iter()
-        .zip(&want[0].1)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f64::max);
+    let err = max_err(&got.outputs[0].1, &want[0].1);
     assert!(err < 0.01, "logit error {err}");
 }
 

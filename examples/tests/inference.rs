@@ -20,6 +20,14 @@ fn base_port(test: u16) -> u16 {
 /// measured 3.0–3.8·10^-3 on the test split.
 const LOGIT_TOLERANCE: f64 = 0.02;
 
+/// Largest |a − b| over two equally long slices.
+fn max_err(a: &[f64], b: &[f64]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
+}
+
 async fn setup(test: u16, weights: WeightMode) -> (LocalCluster, Client, Client, StoredModel) {
     let model = OnnxModel::from_bytes(digits::MODEL_ONNX).expect("model");
     setup_model(test, "digits", &model, weights).await
@@ -142,11 +150,7 @@ async fn whole_split(user: &mut Client, stored: &mut StoredModel, model: &OnnxMo
     let inf = inference::infer(user, stored, &x, n).await.expect("infer");
     let want = plain::run(model, &x, n).unwrap();
     let logits = inf.prediction.get("logits").unwrap();
-    let err = logits
-        .iter()
-        .zip(&want[0].1)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f64::max);
+    let err = max_err(logits, &want[0].1);
     assert!(err < LOGIT_TOLERANCE, "max logit error {err}");
     let private = inf.prediction.get("class").unwrap();
     assert_eq!(private, argmax_rows(logits, 10).as_slice());
@@ -346,11 +350,7 @@ async fn a_cnn_with_secret_weights_runs_on_the_cluster() {
         );
         let got = inf.prediction.get("logits").unwrap();
         assert_eq!(got.len(), batch * 10);
-        let err = got
-            .iter()
-            .zip(&want[0].1)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f64::max);
+        let err = max_err(got, &want[0].1);
         assert!(err < LOGIT_TOLERANCE, "batch {batch}: logit error {err}");
         // conv, relu, pool (2 levels), conv, average, gemm.
         assert_eq!(inf.invoke.rounds, 1 + 8 + 16 + 1 + 1 + 1);
