@@ -26,12 +26,18 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_digits_mlp import DEFAULT_DIR, INPUT_SCALE, dump_json, f32, read_data  # noqa: E402
+from train_digits_mlp import (  # noqa: E402
+    DEFAULT_DIR,
+    INPUT_SCALE,
+    classifier_model,
+    dump_json,
+    f32,
+    read_data,
+)
 
 CHANNELS = 8
 N_CLASSES = 10
 PRODUCER = "veil train_digits_cnn.py"
-PRODUCER_VERSION = "1"
 
 
 def patches(x: np.ndarray) -> np.ndarray:
@@ -111,8 +117,7 @@ def to_float32(params):
 
 
 def build_onnx(wc, bc, wf, bf):
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
     inits = [
         numpy_helper.from_array(wc.reshape(CHANNELS, 1, 3, 3), "conv1.weight"),
@@ -131,27 +136,14 @@ def build_onnx(wc, bc, wf, bf):
         helper.make_node("Gemm", ["f", "fc.weight", "fc.bias"], ["logits"], name="fc", transB=1),
         helper.make_node("ArgMax", ["logits"], ["class"], name="argmax", axis=1, keepdims=0),
     ]
-    graph = helper.make_graph(
-        nodes,
+    return classifier_model(
         "digits_cnn",
-        inputs=[helper.make_tensor_value_info("pixels", TensorProto.FLOAT, ["N", 1, 8, 8])],
-        outputs=[
-            helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", N_CLASSES]),
-            helper.make_tensor_value_info("class", TensorProto.INT64, ["N"]),
-        ],
-        initializer=inits,
-        doc_string="8x8 digits CNN conv3x3x8-relu-maxpool2-fc10; input = pixel / 16.0",
+        nodes,
+        inits,
+        ["N", 1, 8, 8],
+        "8x8 digits CNN conv3x3x8-relu-maxpool2-fc10; input = pixel / 16.0",
+        PRODUCER,
     )
-    model = helper.make_model(
-        graph,
-        opset_imports=[helper.make_opsetid("", 13)],
-        ir_version=8,
-        producer_name=PRODUCER,
-        producer_version=PRODUCER_VERSION,
-        doc_string=PRODUCER,
-    )
-    onnx.checker.check_model(model, full_check=True)
-    return model
 
 
 def main() -> int:

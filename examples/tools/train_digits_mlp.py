@@ -177,8 +177,7 @@ def to_float32(params):
 
 
 def build_onnx(w1, b1, w2, b2):
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
     inits = [
         numpy_helper.from_array(w1, "fc1.weight"),
@@ -192,24 +191,35 @@ def build_onnx(w1, b1, w2, b2):
         helper.make_node("Gemm", ["a1", "fc2.weight", "fc2.bias"], ["logits"], name="fc2", transB=1),
         helper.make_node("ArgMax", ["logits"], ["class"], name="argmax", axis=1, keepdims=0),
     ]
+    return classifier_model(
+        "digits_mlp", nodes, inits, ["N", N_PIXELS], "8x8 digits MLP 64-32-10; input = pixel / 16.0", PRODUCER
+    )
+
+
+def classifier_model(name: str, nodes, inits, input_dims, doc: str, producer: str):
+    """An opset-13, IR-8 model with input `pixels` and outputs `logits` [N, 10] and `class` [N],
+    checked with onnx.checker."""
+    import onnx
+    from onnx import TensorProto, helper
+
     graph = helper.make_graph(
         nodes,
-        "digits_mlp",
-        inputs=[helper.make_tensor_value_info("pixels", TensorProto.FLOAT, ["N", N_PIXELS])],
+        name,
+        inputs=[helper.make_tensor_value_info("pixels", TensorProto.FLOAT, input_dims)],
         outputs=[
             helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", N_CLASSES]),
             helper.make_tensor_value_info("class", TensorProto.INT64, ["N"]),
         ],
         initializer=inits,
-        doc_string="8x8 digits MLP 64-32-10; input = pixel / 16.0",
+        doc_string=doc,
     )
     model = helper.make_model(
         graph,
         opset_imports=[helper.make_opsetid("", 13)],
         ir_version=8,
-        producer_name=PRODUCER,
+        producer_name=producer,
         producer_version=PRODUCER_VERSION,
-        doc_string=PRODUCER,
+        doc_string=producer,
     )
     onnx.checker.check_model(model, full_check=True)
     return model
