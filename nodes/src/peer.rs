@@ -609,8 +609,10 @@ async fn read_link(
     mut inbound: Streaming<pb::Frame>,
     mut shutdown: watch::Receiver<()>,
 ) {
-    // Partially received messages by session: (round, bytes so far).
-    let mut partial: HashMap<u64, (u64, BytesMut)> = HashMap::new();
+    // Partially received messages by session: the round and the frames so far, joined once
+    // the last arrives (one copy into a buffer of the exact size; growing a buffer frame by
+    // frame would copy a large message again at every reallocation).
+    let mut partial: HashMap<u64, Partial> = HashMap::new();
     let mut keyed = false;
     loop {
         let next = tokio::select! {
@@ -648,26 +650,23 @@ async fn read_link(
         let message = match partial.remove(&frame.session) {
             None if frame.last => Some(frame.payload),
             None => {
-                partial.insert(
-                    frame.session,
-                    (frame.round, BytesMut::from(&frame.payload[..])),
-                );
+                partial.insert(frame.session, Partial::new(frame.round, frame.payload));
                 None
             }
-            Some((round, mut buf)) => {
-                if round != frame.round {
+            Some(mut part) => {
+                if part.round != frame.round {
                     tracing::warn!(%peer, session = frame.session, "interleaved rounds in one message; partial message dropped");
-                    buf.clear();
+                    part = Partial::new(frame.round, Bytes::new());
                 }
-                if buf.len() + frame.payload.len() > MAX_MESSAGE_BYTES {
+                if part.len + frame.payload.len() > MAX_MESSAGE_BYTES {
                     tracing::warn!(%peer, session = frame.session, "message too large; closing link");
                     break;
                 }
-                buf.extend_from_slice(&frame.payload);
+                part.push(frame.payload);
                 if frame.last {
-                    Some(buf.freeze())
+                    Some(part.join())
                 } else {
-                    partial.insert(frame.session, (frame.round, buf));
+                    partial.insert(frame.session, part);
                     None
                 }
             }
@@ -688,6 +687,37 @@ async fn read_link(
     }
     if let Some(m) = mux.upgrade() {
         m.link_down(peer, generation);
+    }
+}
+
+/// The frames of a message received so far.
+struct Partial {
+    round: u64,
+    frames: Vec<Bytes>,
+    len: usize,
+}
+
+impl Partial {
+    fn new(round: u64, first: Bytes) -> Partial {
+        Partial {
+            round,
+            len: first.len(),
+            frames: vec![first],
+        }
+    }
+
+    fn push(&mut self, frame: Bytes) {
+        self.len += frame.len();
+        self.frames.push(frame);
+    }
+
+    /// The whole message, copied once into a buffer of its exact size.
+    fn join(self) -> Bytes {
+        let mut buf = BytesMut::with_capacity(self.len);
+        for f in &self.frames {
+            buf.extend_from_slice(f);
+        }
+        buf.freeze()
     }
 }
 

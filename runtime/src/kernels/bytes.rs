@@ -4,14 +4,17 @@
 /// The words as their little-endian bytes, copied into a fresh buffer (one `memcpy` on
 /// little-endian targets).
 pub fn words_to_le_bytes(words: &[u64]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(std::mem::size_of_val(words));
+    extend_le_bytes(&mut out, words);
+    out
+}
+
+/// Append the words' little-endian bytes to `out` (one `memcpy` on little-endian targets).
+pub fn extend_le_bytes(out: &mut Vec<u8>, words: &[u64]) {
     #[cfg(target_endian = "little")]
-    {
-        words_as_bytes(words).to_vec()
-    }
+    out.extend_from_slice(words_as_bytes(words));
     #[cfg(not(target_endian = "little"))]
-    {
-        words.iter().flat_map(|w| w.to_le_bytes()).collect()
-    }
+    out.extend(words.iter().flat_map(|w| w.to_le_bytes()));
 }
 
 /// Words parsed from little-endian bytes. Panics unless `bytes.len()` is a multiple of 8
@@ -76,6 +79,10 @@ mod tests {
             let want: Vec<u8> = w.iter().flat_map(|x| x.to_le_bytes()).collect();
             assert_eq!(b, want);
             assert_eq!(le_bytes_to_words(&b), w);
+            let mut appended = vec![0xab];
+            extend_le_bytes(&mut appended, &w);
+            assert_eq!(appended[0], 0xab);
+            assert_eq!(&appended[1..], &want[..]);
         }
     }
 

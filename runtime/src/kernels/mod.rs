@@ -13,7 +13,7 @@ pub mod scalar;
 pub mod simd;
 
 pub use aes_ctr::{AesCtr, AesCtrPath, aes_ctr_path, supported_aes_ctr_paths};
-pub use bytes::{le_bytes_to_words, words_to_le_bytes};
+pub use bytes::{extend_le_bytes, le_bytes_to_words, words_to_le_bytes};
 pub use dot_i8::dot_i8;
 pub use gemm::{gemm_u64_add_assign, par_gemm_u64_add_assign};
 pub use gemv_i8::{

@@ -151,13 +151,12 @@ pub async fn run_multi<T: Transport>(
 /// Serialise the concatenation of `parts` little-endian for the wire (one copy, no
 /// intermediate buffer).
 pub fn encode_words(parts: &[&[u64]]) -> Bytes {
-    if let [one] = parts {
-        return Bytes::from(kernels::words_to_le_bytes(one));
-    }
+    // One buffer of the exact size and one copy of each part (a round's message can be tens
+    // of MB; an intermediate buffer per part would copy it twice).
     let total: usize = parts.iter().map(|p| p.len()).sum();
     let mut out = Vec::with_capacity(total * 8);
     for part in parts {
-        out.extend_from_slice(&kernels::words_to_le_bytes(part));
+        kernels::extend_le_bytes(&mut out, part);
     }
     Bytes::from(out)
 }
