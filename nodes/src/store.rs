@@ -145,10 +145,7 @@ fn put_strs(buf: &mut Vec<u8>, v: &[String]) {
 
 fn put_words(buf: &mut Vec<u8>, w: &[u64]) {
     put_u64(buf, w.len() as u64);
-    buf.reserve(w.len() * 8);
-    for x in w {
-        buf.extend_from_slice(&x.to_le_bytes());
-    }
+    veil_runtime::kernels::extend_le_bytes(buf, w);
 }
 
 fn strs_len(v: &[String]) -> usize {
@@ -254,14 +251,7 @@ impl<'a> Reader<'a> {
 
     fn words(&mut self) -> Dec<Vec<u64>> {
         let n = self.count(8)?;
-        let b = self.take(n * 8)?;
-        Ok(b.chunks_exact(8)
-            .map(|c| {
-                let mut a = [0u8; 8];
-                a.copy_from_slice(c);
-                u64::from_le_bytes(a)
-            })
-            .collect())
+        Ok(veil_runtime::kernels::le_bytes_to_words(self.take(n * 8)?))
     }
 
     fn finish(self) -> Dec<()> {
