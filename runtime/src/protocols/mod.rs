@@ -151,8 +151,6 @@ pub async fn run_multi<T: Transport>(
 /// Serialise the concatenation of `parts` little-endian for the wire (one copy, no
 /// intermediate buffer).
 pub fn encode_words(parts: &[&[u64]]) -> Bytes {
-    // One buffer of the exact size and one copy of each part (a round's message can be tens
-    // of MB; an intermediate buffer per part would copy it twice).
     let total: usize = parts.iter().map(|p| p.len()).sum();
     let mut out = Vec::with_capacity(total * 8);
     for part in parts {
