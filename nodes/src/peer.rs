@@ -650,13 +650,15 @@ async fn read_link(
         let message = match partial.remove(&frame.session) {
             None if frame.last => Some(frame.payload),
             None => {
-                partial.insert(frame.session, Partial::new(frame.round, frame.payload));
+                let mut part = Partial::new(frame.round);
+                part.push(frame.payload);
+                partial.insert(frame.session, part);
                 None
             }
             Some(mut part) => {
                 if part.round != frame.round {
                     tracing::warn!(%peer, session = frame.session, "interleaved rounds in one message; partial message dropped");
-                    part = Partial::new(frame.round, Bytes::new());
+                    part = Partial::new(frame.round);
                 }
                 if part.len + frame.payload.len() > MAX_MESSAGE_BYTES {
                     tracing::warn!(%peer, session = frame.session, "message too large; closing link");
@@ -698,11 +700,11 @@ struct Partial {
 }
 
 impl Partial {
-    fn new(round: u64, first: Bytes) -> Partial {
+    fn new(round: u64) -> Partial {
         Partial {
             round,
-            len: first.len(),
-            frames: vec![first],
+            frames: Vec::new(),
+            len: 0,
         }
     }
 
