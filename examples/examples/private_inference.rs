@@ -123,6 +123,11 @@ async fn main() -> Result<()> {
         Weights::Public => WeightMode::Public,
     };
     let user_name = user.name().to_string();
+    // The owner approves the batch sizes this run uses: one image, and the whole test split.
+    let batches = match &data {
+        Some(d) => vec![1, d.test.len()],
+        None => vec![1],
+    };
     let upload = ModelUpload {
         name: "digits-mlp",
         model: &model,
@@ -130,6 +135,7 @@ async fn main() -> Result<()> {
         frac_bits: args.frac_bits,
         input_bound: 1.0,
         users: &[&user_name],
+        batches: &batches,
     };
     let mut stored = inference::upload(&mut owner, upload, |_, _| {})
         .await

@@ -177,6 +177,13 @@ async fn main() -> Result<()> {
     if args.k == 0 {
         bail!("--k must be at least 1");
     }
+    if args.backend == Backend::Mpc && args.k > veil_examples::rag::MAX_K {
+        bail!(
+            "--k {}: the corpus owner approves retrieval for k ≤ {} on the MPC backend",
+            args.k,
+            veil_examples::rag::MAX_K
+        );
+    }
     if args.cluster.is_some() && args.backend == Backend::Fhe {
         bail!(
             "--backend fhe needs its corpus served by a node: run without --cluster to start one"

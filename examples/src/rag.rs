@@ -288,6 +288,10 @@ pub struct Rag {
     pub ingest_time: Duration,
 }
 
+/// The largest k the owner approves for the asker on the MPC backend: the upload grants the
+/// retrieval program of each k in `1..=MAX_K` (see `veil_node::policy`).
+pub const MAX_K: usize = 16;
+
 /// Connects to a cluster, waiting up to 30 s for its nodes to start.
 async fn connect_ready(toml: &Path) -> Result<Client, PipelineError> {
     Client::connect_ready(toml, Duration::from_secs(30))
@@ -336,6 +340,7 @@ impl Rag {
         let texts: Vec<&[u8]> = corpus.chunks.iter().map(|c| c.text.as_bytes()).collect();
         let max = texts.iter().map(|t| t.len()).max().unwrap_or(0);
         let askers = [asker.name()];
+        let ks: Vec<usize> = (1..=MAX_K.min(corpus.chunks.len())).collect();
         let upload = CorpusUpload {
             name: CORPUS_NAME,
             emb: &corpus.quant,
@@ -343,6 +348,7 @@ impl Rag {
             texts: &texts,
             width: mpc::text_width(max),
             askers: &askers,
+            ks: &ks,
         };
         let mpc = mpc::upload(&mut owner, upload, progress).await?;
         Ok(Rag {

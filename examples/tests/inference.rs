@@ -58,6 +58,7 @@ async fn setup_model(
         frac_bits: 12,
         input_bound: 1.0,
         users: &[&user_name],
+        batches: &[1, 20, digits::load().expect("digits").test.len()],
     };
     let stored = inference::upload(&mut owner, upload, |_, _| {})
         .await
@@ -223,6 +224,7 @@ async fn public_weights_and_bad_requests() {
         frac_bits: 12,
         input_bound: 1.0,
         users: &[],
+        batches: &[],
     };
     let mut private = inference::upload(&mut owner, upload, |_, _| {})
         .await

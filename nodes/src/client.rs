@@ -13,6 +13,7 @@
 //! let mut c = veil_node::client::Client::connect("devnet/cluster.toml".as_ref()).await?;
 //! c.store_secret("x", &[1, 2, 3], &[], &[]).await?;
 //! c.store_secret("y", &[4, 5, 6], &[], &[]).await?;
+//! // Every run comes back with the three nodes' verified receipts.
 //! let mut b = Builder::new();
 //! let x = b.secret_vector("x", 3, Ring);
 //! let y = b.secret_vector("y", 3, Ring);
@@ -26,7 +27,11 @@
 //! # Ok(()) }
 //! ```
 
+use crate::binding::{Delivery, SessionBinding};
 use crate::config::{ClusterConfig, ConfigError};
+pub use crate::policy::Grant;
+use crate::receipt::{self, ReceiptError};
+use ed25519_dalek::VerifyingKey;
 use crate::pb::{
     self, compute_client::ComputeClient, retrieval_client::RetrievalClient as RetrievalGrpc,
 };
@@ -113,6 +118,34 @@ pub enum ClientError {
     /// The nodes answered inconsistently (e.g. different program ids or output lists).
     #[error("nodes disagree: {0}")]
     Inconsistent(String),
+    /// A node's receipt is missing, binds another request, or does not verify.
+    #[error(transparent)]
+    Receipt(#[from] ReceiptError),
+}
+
+/// The three nodes' signed receipts of one run, verified against the keys in `cluster.toml`.
+#[derive(Clone, Debug)]
+pub struct Receipt {
+    /// The session binding all three signed (session, program, inputs, caller, delivery).
+    pub binding: [u8; 32],
+    /// Each node's receipt, by party: its output digest and Ed25519 signature.
+    pub nodes: Vec<pb::Receipt>,
+}
+
+impl std::fmt::Display for Receipt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "binding {}", hex::encode(self.binding))?;
+        for r in &self.nodes {
+            writeln!(
+                f,
+                "  P{}: outputs {} signature {}",
+                r.party,
+                hex::encode(&r.outputs_sha256),
+                hex::encode(&r.signature)
+            )?;
+        }
+        Ok(())
+    }
 }
 
 /// Rounds and bytes one invocation took, as reported by each node.
@@ -125,6 +158,8 @@ pub struct InvokeSummary {
     /// Wall time of the session (opening it with keys from the peer links + the program) at
     /// the slowest node.
     pub session_time: Duration,
+    /// The nodes' verified receipts: which program ran on which inputs, signed by each node.
+    pub receipt: Receipt,
     /// When each depth (round) of the program's schedule was complete, from the start of the
     /// program, at the slowest node: time a layer as the difference at its last depth.
     pub depth_done: Vec<Duration>,
@@ -134,6 +169,8 @@ pub struct InvokeSummary {
 pub struct Client {
     name: String,
     nodes: Vec<ComputeClient<Channel>>,
+    /// Each node's pinned receipt key, by party.
+    receipt_keys: Vec<VerifyingKey>,
 }
 
 /// Run the same call on all three nodes concurrently.
@@ -184,6 +221,10 @@ impl Client {
         let mut nodes = Vec::with_capacity(3);
         let mut sorted = cfg.nodes.clone();
         sorted.sort_by_key(|n| n.party);
+        let receipt_keys = sorted
+            .iter()
+            .map(|n| receipt::parse_public(n.party, &n.receipt_key))
+            .collect::<Result<Vec<_>, _>>()?;
         for n in &sorted {
             let connect = |source| ClientError::Connect {
                 node: n.party,
@@ -205,6 +246,7 @@ impl Client {
         Ok(Client {
             name: cfg.client.name,
             nodes,
+            receipt_keys,
         })
     }
 
@@ -228,24 +270,42 @@ impl Client {
         &self.name
     }
 
-    /// Secret-share `values` locally and store each node's components under `id`. `compute`
-    /// and `receive` list other clients allowed to compute on it / receive derived outputs.
+    /// The raw gRPC client of node `party` (0..=2), bypassing every check of this SDK (sharing,
+    /// binding, receipts): for tests that play an adversarial client, and for tools.
+    pub fn raw(&mut self, party: usize) -> Option<&mut ComputeClient<Channel>> {
+        self.nodes.get_mut(party)
+    }
+
+    /// Node `party`'s pinned receipt key (from `cluster.toml`).
+    pub fn receipt_key(&self, party: usize) -> Option<&VerifyingKey> {
+        self.receipt_keys.get(party)
+    }
+
+    /// Secret-share `values` locally and store each node's components under `id`. `grants`
+    /// let other clients run one named program each on it (and receive that program's
+    /// outputs); `receive` lists clients the raw value may flow to (see [`crate::policy`]).
     pub async fn store_secret(
         &mut self,
         id: &str,
         values: &[u64],
-        compute: &[&str],
+        grants: &[Grant],
         receive: &[&str],
     ) -> Result<(), ClientError> {
         let parts = node_components(values);
-        let compute: Vec<String> = compute.iter().map(|s| s.to_string()).collect();
+        let grants: Vec<pb::Grant> = grants
+            .iter()
+            .map(|g| pb::Grant {
+                client: g.client.clone(),
+                program_id: g.program.clone(),
+            })
+            .collect();
         let receive: Vec<String> = receive.iter().map(|s| s.to_string()).collect();
         let parts = &parts;
-        let (compute, receive) = (&compute, &receive);
+        let (grants, receive) = (&grants, &receive);
         on_all!(self, i, c => c.store_value(pb::StoreValueRequest {
             value_id: id.to_string(),
             shares: Some(parts[i].clone()),
-            compute: compute.clone(),
+            grants: grants.clone(),
             receive: receive.clone(),
         }))?;
         Ok(())
@@ -319,7 +379,26 @@ impl Client {
             inline_inputs: per_node[i].clone(),
             inline_outputs: result_id.is_none(),
         }))?;
+        // What all three nodes must have signed: this request, as this client sent it.
+        let binding = SessionBinding {
+            session,
+            program: program_id,
+            caller: &self.name,
+            stored: stored.to_vec(),
+            inline: inline.iter().map(|(n, v)| (*n, v.len() as u64)).collect(),
+            delivery: result_id.map_or(Delivery::Inline, Delivery::Stored),
+        }
+        .hash();
+        for (party, (r, key)) in res.iter().zip(&self.receipt_keys).enumerate() {
+            let outputs = result_id.is_none().then_some(r.outputs.as_slice());
+            receipt::verify(key, party, &binding, outputs, r.receipt.as_ref())?;
+        }
+        let receipt = Receipt {
+            binding,
+            nodes: res.iter().filter_map(|r| r.receipt.clone()).collect(),
+        };
         let summary = InvokeSummary {
+            receipt,
             rounds: res[0].rounds,
             bytes_sent: [res[0].bytes_sent, res[1].bytes_sent, res[2].bytes_sent],
             session_time: Duration::from_micros(
@@ -351,6 +430,23 @@ impl Client {
         let res = on_all!(self, _i, c => c.get_result(pb::GetResultRequest {
             result_id: result_id.to_string(),
         }))?;
+        reconstruct_outputs(res.into_iter().map(|r| r.outputs).collect())
+    }
+
+    /// [`Client::fetch`], checking first that each node's components are the ones it signed in
+    /// `receipt` (from the [`InvokeSummary`] of the run that stored the result).
+    pub async fn fetch_verified(
+        &mut self,
+        result_id: &str,
+        receipt: &Receipt,
+    ) -> Result<HashMap<String, Vec<u64>>, ClientError> {
+        let res = on_all!(self, _i, c => c.get_result(pb::GetResultRequest {
+            result_id: result_id.to_string(),
+        }))?;
+        for (party, (r, key)) in res.iter().zip(&self.receipt_keys).enumerate() {
+            let signed = receipt.nodes.iter().find(|n| n.party as usize == party);
+            receipt::verify(key, party, &receipt.binding, Some(&r.outputs), signed)?;
+        }
         reconstruct_outputs(res.into_iter().map(|r| r.outputs).collect())
     }
 

@@ -182,6 +182,12 @@ pub struct NodeConfig {
     pub value_cache_mib: usize,
     /// TLS files.
     pub tls: TlsFiles,
+    /// This node's receipt signing key: a file holding an Ed25519 seed as 64 hex digits
+    /// ([`crate::receipt`]); its public key is pinned in clients' `cluster.toml`.
+    pub signing_key: PathBuf,
+    /// Resource limits (`[limits]`; every field has a default).
+    #[serde(default)]
+    pub limits: crate::limits::Limits,
     /// All three nodes including this one.
     pub peers: Vec<PeerEntry>,
     /// Clients allowed to call Compute.
@@ -200,6 +206,9 @@ pub struct ClusterNode {
     pub party: usize,
     /// Where to dial it, e.g. `127.0.0.1:7100`.
     pub addr: String,
+    /// Its receipt public key (Ed25519, 64 hex digits): the client checks every node's signed
+    /// receipt against it.
+    pub receipt_key: String,
 }
 
 /// The identity a client presents.
@@ -352,6 +361,7 @@ impl NodeConfig {
         resolve(&base, &mut cfg.tls.ca);
         resolve(&base, &mut cfg.tls.cert);
         resolve(&base, &mut cfg.tls.key);
+        resolve(&base, &mut cfg.signing_key);
         for r in &mut cfg.retrieval {
             resolve(&base, &mut r.dir);
         }
@@ -429,6 +439,7 @@ impl NodeConfig {
         check_readable("tls.ca", &self.tls.ca)?;
         check_readable("tls.cert", &self.tls.cert)?;
         check_readable("tls.key", &self.tls.key)?;
+        check_readable("signing_key", &self.signing_key)?;
         let own = crate::tls::file_fingerprint(&self.tls.cert)
             .map_err(|e| ConfigError::invalid("tls.cert", e.to_string()))?;
         if Some(&own) != self.peer(self.party).map(|p| &p.cert_sha256) {
@@ -487,6 +498,8 @@ impl ClusterConfig {
         check_three("nodes", self.nodes.iter().map(|n| n.party))?;
         for (i, n) in self.nodes.iter().enumerate() {
             check_addr(&format!("nodes[{i}].addr"), &n.addr)?;
+            crate::receipt::parse_public(n.party, &n.receipt_key)
+                .map_err(|e| ConfigError::invalid(format!("nodes[{i}].receipt_key"), e.to_string()))?;
         }
         check_name("client.name", &self.client.name)?;
         check_readable("ca", &self.ca)?;

@@ -17,6 +17,7 @@ use crate::config::{
     DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_SESSION_TIMEOUT_MS, DEFAULT_VALUE_CACHE_MIB, NodeConfig,
     PeerEntry, TlsFiles,
 };
+use crate::receipt::{ReceiptError, ReceiptSigner};
 use crate::tls::{self, DevnetPki, TlsError};
 
 /// Errors from laying out or running a devnet.
@@ -28,6 +29,9 @@ pub enum DevnetError {
     /// Certificates could not be generated, read or written.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// A receipt signing key could not be read or written.
+    #[error(transparent)]
+    Receipt(#[from] ReceiptError),
     /// A written configuration does not load back.
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -157,6 +161,7 @@ pub fn write_devnet(
         Some(existing) => existing,
         None => tls::write_devnet_pki(dir, clients)?,
     };
+    let signers = receipt_keys(dir)?;
     let peers: Vec<PeerEntry> = (0..3)
         .map(|i| PeerEntry {
             party: i,
@@ -189,6 +194,8 @@ pub fn write_devnet(
                 cert: rel(&pki.nodes[i].0),
                 key: rel(&pki.nodes[i].1),
             },
+            signing_key: rel(&receipt_key_path(dir, i)),
+            limits: Default::default(),
             peers: peers.clone(),
             clients: client_entries.clone(),
             retrieval: Vec::new(),
@@ -207,6 +214,7 @@ pub fn write_devnet(
         .map(|i| ClusterNode {
             party: i,
             addr: node_addr(base_port, i).to_string(),
+            receipt_key: signers[i].public_hex(),
         })
         .collect();
     let mut cluster_configs = Vec::new();
@@ -237,6 +245,29 @@ pub fn write_devnet(
         node_configs,
         cluster_configs,
     })
+}
+
+fn receipt_key_path(dir: &Path, party: usize) -> PathBuf {
+    dir.join(format!("node-{party}.receipt.key"))
+}
+
+/// Each node's receipt signing key: `dir/node-<i>.receipt.key`, kept if it exists (so a
+/// restart keeps the keys clients pinned), generated otherwise.
+fn receipt_keys(dir: &Path) -> Result<[ReceiptSigner; 3], DevnetError> {
+    let mut keys = Vec::with_capacity(3);
+    for party in 0..3 {
+        let path = receipt_key_path(dir, party);
+        let key = if path.exists() {
+            ReceiptSigner::load(party, &path)?
+        } else {
+            let key = ReceiptSigner::generate(party);
+            key.save(&path)?;
+            key
+        };
+        keys.push(key);
+    }
+    keys.try_into()
+        .map_err(|_| DevnetError::Invalid("three receipt keys".into()))
 }
 
 /// How long nodes get to exit on their own after Ctrl-C before they are killed.

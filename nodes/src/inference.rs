@@ -8,10 +8,14 @@
 //! architecture (layer shapes and operators, hence the round schedule), the batch size, who
 //! asked and the timing. The user learns the outputs the graph declares (e.g. logits), which
 //! like any prediction API can leak information about the weights to a user making many
-//! queries; the owner decides who may query (`users` get compute and receive rights on the
-//! weights). With public weights the nodes and users see the weights; inputs stay secret.
+//! queries. The owner decides who may query and at which batch sizes: each user gets a grant
+//! ([`crate::policy`]) for the compiled model's program at each approved batch size — that
+//! program and no other, and no right to receive the raw weights. Inputs are clamped to
+//! `input_bound` on the nodes (in the program), so a user cannot push activations outside the
+//! range the owner checked. With public weights the nodes and users see the weights; inputs
+//! stay secret.
 
-use crate::client::{Client, ClientError, InvokeSummary};
+use crate::client::{Client, ClientError, Grant, InvokeSummary};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -44,8 +48,11 @@ pub struct ModelUpload<'a> {
     pub frac_bits: u32,
     /// Largest |input element| users may send (the range check starts from it).
     pub input_bound: f64,
-    /// Clients allowed to run the model.
+    /// Clients allowed to run the model: each may run its compiled program at each of
+    /// `batches` with the stored weights (and receive the outputs), nothing else.
     pub users: &'a [&'a str],
+    /// The batch sizes users may run (one approved program per user and batch size).
+    pub batches: &'a [usize],
 }
 
 /// What a user needs to run a stored model: its architecture (weights stripped when secret),
@@ -136,30 +143,37 @@ pub async fn upload(
     };
     // Compiling checks the operators, shapes and the fixed-point range with the real weights.
     let compiled = onnx::compile(upload.model, &opts)?;
-    let mut weight_ids = Vec::new();
-    let total = compiled.weights.len();
-    for (i, w) in compiled.weights.iter().enumerate() {
-        let id = format!("{}.w{i}", upload.name);
-        owner
-            .store_secret(&id, &w.words, upload.users, upload.users)
-            .await?;
-        weight_ids.push((w.input.clone(), id));
-        progress(i + 1, total);
-    }
     let architecture = match upload.weights {
         WeightMode::Secret => upload.model.architecture(),
         WeightMode::Public => upload.model.clone(),
     };
-    Ok(StoredModel {
+    let mut model = StoredModel {
         name: upload.name.to_string(),
         owner: owner.name().to_string(),
         architecture,
         weights: upload.weights,
         frac_bits: upload.frac_bits,
         input_bound: upload.input_bound,
-        weight_ids,
+        weight_ids: Vec::new(),
         programs: HashMap::new(),
-    })
+    };
+    // The programs the owner approves: the model compiled for each (user, batch), exactly as
+    // `infer` compiles it, named by content hash.
+    let mut grants = Vec::new();
+    for &user in upload.users {
+        for &batch in upload.batches {
+            let program = onnx::compile(&model.architecture, &model.options(user, batch))?.program;
+            grants.push(Grant::new(user, program.id().to_string()));
+        }
+    }
+    let total = compiled.weights.len();
+    for (i, w) in compiled.weights.iter().enumerate() {
+        let id = format!("{}.w{i}", upload.name);
+        owner.store_secret(&id, &w.words, &grants, &[]).await?;
+        model.weight_ids.push((w.input.clone(), id));
+        progress(i + 1, total);
+    }
+    Ok(model)
 }
 
 /// Deletes the stored weights of `model` (as its owner).

@@ -3,13 +3,17 @@
 #![forbid(unsafe_code)]
 
 pub mod bench;
+pub mod binding;
 pub mod client;
 pub mod config;
 pub mod devnet;
 pub mod inference;
+pub mod limits;
 pub mod pb;
 pub mod peer;
+pub mod policy;
 pub mod rag;
+pub mod receipt;
 pub mod retrieval_files;
 pub mod server;
 pub mod service;

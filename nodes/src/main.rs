@@ -769,7 +769,7 @@ async fn run_program(
         .collect();
     let result_id = format!("run-{tag:08x}-result");
     let summary = client.invoke(&program_id, &binding, &result_id).await?;
-    let outputs = client.fetch(&result_id).await?;
+    let outputs = client.fetch_verified(&result_id, &summary.receipt).await?;
     for out in &p.program().outputs {
         let words = &outputs[&out.name];
         let text: Vec<String> = match p.types()[out.value.index()].elem {
@@ -784,6 +784,10 @@ async fn run_program(
     eprintln!(
         "veil run: {} rounds, bytes sent per node {:?}",
         summary.rounds, summary.bytes_sent
+    );
+    eprint!(
+        "veil run: receipts of program {program_id}, verified against cluster.toml's keys:\n{}",
+        summary.receipt
     );
     Ok(())
 }

@@ -6,10 +6,12 @@
 //! Security model (semi-honest, honest majority, as the cluster): no single node learns the
 //! corpus, the query, any score, or which chunks were chosen. Each node learns the corpus size
 //! n, the dimension, the text width, k, the block sizes, who asked, and the timing. The owner
-//! decides who may ask (`askers` get compute and receive rights on the corpus values).
-//! The asker learns the k best chunks, their ids and scores — nothing about the others.
+//! decides who may ask and with which k: each asker gets a grant ([`crate::policy`]) for the
+//! retrieval program of each approved k — that program and no other, and no right to receive
+//! the raw embedding or text blocks. The asker learns the k best chunks, their ids and scores —
+//! nothing about the others.
 
-use crate::client::{Client, ClientError, InvokeSummary};
+use crate::client::{Client, ClientError, Grant, InvokeSummary};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 use veil_circuits::retrieval::{
@@ -173,8 +175,11 @@ pub struct CorpusUpload<'a> {
     pub texts: &'a [&'a [u8]],
     /// Words per packed text ([`text_width`]).
     pub width: usize,
-    /// Clients allowed to query it (compute on it and receive derived outputs).
+    /// Clients allowed to query it: each may run the retrieval program for each of `ks` on
+    /// the corpus values (and receive its outputs), nothing else.
     pub askers: &'a [&'a str],
+    /// The result sizes k askers may ask for (one approved program per asker and k).
+    pub ks: &'a [usize],
 }
 
 /// Secret-shares a corpus into the cluster as `owner` (the connected client); each node
@@ -192,6 +197,7 @@ pub async fn upload(
         texts,
         width,
         askers,
+        ks,
     } = corpus;
     let n = texts.len();
     if n == 0 || dim == 0 || emb.len() != n * dim {
@@ -207,15 +213,36 @@ pub async fn upload(
         )));
     }
     let rows = block_rows(dim, width);
-    let mut blocks = Vec::new();
+    let stored = MpcCorpus {
+        name: name.to_string(),
+        owner: owner.name().to_string(),
+        dim,
+        width,
+        blocks: (0..n).step_by(rows).map(|s| (n - s).min(rows)).collect(),
+        programs: Default::default(),
+    };
+    // The programs the owner approves: retrieval for each (asker, k), by content hash.
+    let shape = stored.shape();
+    let mut grants = Vec::new();
+    for &asker in askers {
+        for &k in ks {
+            if k == 0 || k > n {
+                return Err(RagError::Invalid(format!(
+                    "k = {k}: needs 1 ≤ k ≤ {n} (the corpus size)"
+                )));
+            }
+            let program = retrieval_program(&shape, k, &stored.owner, asker)?;
+            grants.push(Grant::new(asker, program.id().to_string()));
+        }
+    }
     for (b, start) in (0..n).step_by(rows).enumerate() {
         let end = (start + rows).min(n);
         owner
             .store_secret(
                 &value_id(name, "emb", b),
                 &ring(&emb[start * dim..end * dim]),
-                askers,
-                askers,
+                &grants,
+                &[],
             )
             .await?;
         let mut words = Vec::with_capacity((end - start) * width);
@@ -223,19 +250,11 @@ pub async fn upload(
             words.extend(pack_text(t, width)?);
         }
         owner
-            .store_secret(&value_id(name, "text", b), &words, askers, askers)
+            .store_secret(&value_id(name, "text", b), &words, &grants, &[])
             .await?;
-        blocks.push(end - start);
         progress(end, n);
     }
-    Ok(MpcCorpus {
-        name: name.to_string(),
-        owner: owner.name().to_string(),
-        dim,
-        width,
-        blocks,
-        programs: Default::default(),
-    })
+    Ok(stored)
 }
 
 /// Deletes every stored block of `corpus` from the cluster (as its owner).

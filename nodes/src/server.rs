@@ -4,6 +4,7 @@
 use crate::config::{ConfigError, NodeConfig, RetrievalEntry};
 use crate::pb;
 use crate::peer::PeerMux;
+use crate::receipt::ReceiptSigner;
 use crate::retrieval_files::{CorpusDirError, LoadedCorpus, load_corpus_dir};
 use crate::service::compute::ComputeService;
 use crate::service::retrieval::RetrievalService;
@@ -45,6 +46,9 @@ pub enum NodeError {
         /// Cause.
         source: std::io::Error,
     },
+    /// The receipt signing key could not be loaded.
+    #[error(transparent)]
+    Receipt(#[from] crate::receipt::ReceiptError),
     /// Server reflection could not be set up.
     #[error("reflection: {0}")]
     Reflection(String),
@@ -155,7 +159,8 @@ pub async fn run_node(cfg: NodeConfig) -> Result<(), NodeError> {
             .or_insert_with(|| format!("node-{}", p.party));
     }
     let retrieval = RetrievalService::new(load_corpora(&cfg.retrieval).await?, callers);
-    let compute = ComputeService::new(me, store, mux.clone(), clients, cfg.max_message_bytes);
+    let signer = ReceiptSigner::load(cfg.party, &cfg.signing_key)?;
+    let compute = ComputeService::new(me, store, mux.clone(), clients, cfg.limits, signer);
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<pb::compute_server::ComputeServer<ComputeService>>()

@@ -4,12 +4,16 @@
 //! written before the drop. Records use a small hand-written, versioned binary format:
 //!
 //! ```text
-//! record  = tag:u8 version:u8 body            (tag b'V' value, b'R' result; version 1)
+//! record  = tag:u8 version:u8 body            (tag b'V' value: version 2; b'R' result: version 1)
 //! string  = len:u64le utf8-bytes
 //! words   = count:u64le count * u64le
-//! value   = owner:string  compute:(count:u64le string*)  receive:(count:u64le string*)  own:words  next:words
+//! value   = owner:string  grants:(count:u64le (client:string program:string)*)  receive:(count:u64le string*)  own:words  next:words
 //! result  = recipient:string  outputs:(count:u64le (name:string own:words next:words)*)  rounds:u64le  bytes_sent:u64le
 //! ```
+//!
+//! A version-1 value (written before grants named programs) held a `compute:(count string*)` list
+//! of clients allowed to run *any* program; it decodes with no grants (fail closed: owner and
+//! `receive` rights are kept, blanket compute rights are dropped).
 //!
 //! Programs are stored as raw UTF-8. Decoding rejects truncated, oversized or trailing data
 //! with [`StoreError::Corrupt`]; error messages carry kinds and ids, never share words.
@@ -20,6 +24,7 @@ use std::sync::Arc;
 
 use redb::{Database, ReadableTable, TableDefinition};
 
+use crate::policy::{Access, Grant};
 use crate::value_cache::{HeldValue, ValueCache};
 
 const VALUES: TableDefinition<&str, &[u8]> = TableDefinition::new("values");
@@ -27,6 +32,8 @@ const PROGRAMS: TableDefinition<&str, &[u8]> = TableDefinition::new("programs");
 const RESULTS: TableDefinition<&str, &[u8]> = TableDefinition::new("results");
 
 const VERSION: u8 = 1;
+/// Values since grants name programs.
+const VALUE_VERSION: u8 = 2;
 const TAG_VALUE: u8 = b'V';
 const TAG_RESULT: u8 = b'R';
 
@@ -65,15 +72,11 @@ fn db_err<E: Into<redb::Error>>(e: E) -> StoreError {
     StoreError::Db(e.into().to_string())
 }
 
-/// One party's shares of a stored secret value, with its access lists.
+/// One party's shares of a stored secret value, with its access rights.
 #[derive(Clone, PartialEq, Eq)]
 pub struct StoredValue {
-    /// Client that stored the value.
-    pub owner: String,
-    /// Clients allowed to compute on the value.
-    pub compute: Vec<String>,
-    /// Clients allowed to receive results derived from the value.
-    pub receive: Vec<String>,
+    /// Owner, per-program grants and raw-receive rights (see [`crate::policy`]).
+    pub access: Access,
     /// This party's own share words.
     pub own: Vec<u64>,
     /// This party's copy of the next party's share words.
@@ -83,9 +86,7 @@ pub struct StoredValue {
 impl fmt::Debug for StoredValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StoredValue")
-            .field("owner", &self.owner)
-            .field("compute", &self.compute)
-            .field("receive", &self.receive)
+            .field("access", &self.access)
             .field("own", &format_args!("<{} words redacted>", self.own.len()))
             .field(
                 "next",
@@ -153,19 +154,30 @@ fn strs_len(v: &[String]) -> usize {
 }
 
 fn encode_value(v: &StoredValue) -> Vec<u8> {
+    let a = &v.access;
+    let grants: usize = a
+        .grants
+        .iter()
+        .map(|g| 16 + g.client.len() + g.program.len())
+        .sum();
     let cap = 2
         + 8
-        + v.owner.len()
-        + strs_len(&v.compute)
-        + strs_len(&v.receive)
+        + a.owner.len()
+        + 8
+        + grants
+        + strs_len(&a.receive)
         + 16
         + 8 * (v.own.len() + v.next.len());
     let mut buf = Vec::with_capacity(cap);
     buf.push(TAG_VALUE);
-    buf.push(VERSION);
-    put_str(&mut buf, &v.owner);
-    put_strs(&mut buf, &v.compute);
-    put_strs(&mut buf, &v.receive);
+    buf.push(VALUE_VERSION);
+    put_str(&mut buf, &a.owner);
+    put_u64(&mut buf, a.grants.len() as u64);
+    for g in &a.grants {
+        put_str(&mut buf, &g.client);
+        put_str(&mut buf, &g.program);
+    }
+    put_strs(&mut buf, &a.receive);
     put_words(&mut buf, &v.own);
     put_words(&mut buf, &v.next);
     buf
@@ -204,11 +216,19 @@ type Dec<T> = Result<T, &'static str>;
 
 impl<'a> Reader<'a> {
     fn header(buf: &'a [u8], tag: u8) -> Dec<Self> {
+        let (r, version) = Self::versioned(buf, tag)?;
+        if version != VERSION {
+            return Err("unsupported version");
+        }
+        Ok(r)
+    }
+
+    /// The reader after the header, and the record's version.
+    fn versioned(buf: &'a [u8], tag: u8) -> Dec<(Self, u8)> {
         match buf {
             [] | [_] => Err("truncated header"),
             [t, _, ..] if *t != tag => Err("wrong record tag"),
-            [_, v, ..] if *v != VERSION => Err("unsupported version"),
-            [_, _, rest @ ..] => Ok(Reader { buf: rest }),
+            [_, v, rest @ ..] => Ok((Reader { buf: rest }, *v)),
         }
     }
 
@@ -264,11 +284,30 @@ impl<'a> Reader<'a> {
 }
 
 fn decode_value(buf: &[u8]) -> Dec<StoredValue> {
-    let mut r = Reader::header(buf, TAG_VALUE)?;
+    let (mut r, version) = Reader::versioned(buf, TAG_VALUE)?;
+    if version != 1 && version != VALUE_VERSION {
+        return Err("unsupported version");
+    }
+    let owner = r.string()?;
+    let grants = match version {
+        // Version 1: a list of clients with blanket compute rights, dropped (fail closed).
+        1 => {
+            r.strings()?;
+            Vec::new()
+        }
+        _ => {
+            let n = r.count(16)?;
+            (0..n)
+                .map(|_| Ok(Grant::new(r.string()?, r.string()?)))
+                .collect::<Dec<Vec<_>>>()?
+        }
+    };
     let v = StoredValue {
-        owner: r.string()?,
-        compute: r.strings()?,
-        receive: r.strings()?,
+        access: Access {
+            owner,
+            grants,
+            receive: r.strings()?,
+        },
         own: r.words()?,
         next: r.words()?,
     };
@@ -278,7 +317,10 @@ fn decode_value(buf: &[u8]) -> Dec<StoredValue> {
 
 /// Only the owner (first field), so listing does not decode share words.
 fn decode_value_owner(buf: &[u8]) -> Dec<String> {
-    Reader::header(buf, TAG_VALUE)?.string()
+    match Reader::versioned(buf, TAG_VALUE)? {
+        (mut r, 1 | VALUE_VERSION) => r.string(),
+        _ => Err("unsupported version"),
+    }
 }
 
 fn decode_result(buf: &[u8]) -> Dec<StoredResult> {
@@ -573,9 +615,11 @@ mod tests {
 
     fn value(owner: &str, n: usize) -> StoredValue {
         StoredValue {
-            owner: owner.into(),
-            compute: vec!["alice".into(), "bob".into()],
-            receive: vec!["bob".into()],
+            access: Access {
+                owner: owner.into(),
+                grants: vec![Grant::new("alice", "p1"), Grant::new("bob", "p2")],
+                receive: vec!["bob".into()],
+            },
             own: (0..n as u64).collect(),
             next: (0..n as u64)
                 .map(|x| x.wrapping_mul(0x9e37_79b9_7f4a_7c15))
@@ -602,10 +646,7 @@ mod tests {
             assert_eq!(Arc::strong_count(&u), 2, "held since it was stored");
             assert_eq!(store.get_value("u").unwrap().unwrap(), v);
             assert_eq!((&a.shares.own, &a.shares.next), (&v.own, &v.next));
-            assert_eq!(
-                (&a.owner, &a.compute, &a.receive),
-                (&v.owner, &v.compute, &v.receive)
-            );
+            assert_eq!(a.access, v.access);
             store.put_value("w", &v).unwrap();
             assert_eq!(
                 store.delete_value_of("w", "alice").unwrap(),
@@ -697,6 +738,34 @@ mod tests {
         assert_eq!(s.delete_value_of("b", "alice").unwrap(), Removal::Absent);
         assert_eq!(s.get_value("b").unwrap(), None);
         assert_eq!(s.list_values("alice").unwrap(), vec!["a"]);
+    }
+
+    #[test]
+    fn a_version_1_value_keeps_owner_and_receivers_and_drops_blanket_compute_rights() {
+        let (_dir, s) = open_tmp();
+        let mut v1 = vec![TAG_VALUE, 1];
+        put_str(&mut v1, "alice");
+        put_strs(&mut v1, &["bob".to_string()]);
+        put_strs(&mut v1, &["carol".to_string()]);
+        put_words(&mut v1, &[1, 2]);
+        put_words(&mut v1, &[3, 4]);
+        put_garbage(&s, VALUES, "old", &v1);
+        let v = s.get_value("old").unwrap().unwrap();
+        assert_eq!(
+            v.access,
+            Access {
+                owner: "alice".into(),
+                grants: vec![],
+                receive: vec!["carol".into()],
+            }
+        );
+        assert_eq!((v.own, v.next), (vec![1, 2], vec![3, 4]));
+        assert_eq!(s.list_values("alice").unwrap(), vec!["old"]);
+        put_garbage(&s, VALUES, "future", b"V\x03");
+        assert!(matches!(
+            s.get_value("future"),
+            Err(StoreError::Corrupt { what: "unsupported version", .. })
+        ));
     }
 
     #[test]

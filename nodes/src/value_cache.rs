@@ -9,7 +9,7 @@
 //! counter, and a read that started before the deletion does not insert what it read.
 //!
 //! Security: the cache holds exactly what the database holds (this node's two components and
-//! the access lists), in this process's memory; nothing is logged (`Debug` is redacted).
+//! the access rights), in this process's memory; nothing is logged (`Debug` is redacted).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -17,16 +17,13 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use veil_runtime::sharing::Shares;
 
+use crate::policy::Access;
 use crate::store::StoredValue;
 
 /// A stored value as sessions use it: the access lists and this party's components.
 pub struct HeldValue {
-    /// Client that stored the value.
-    pub owner: String,
-    /// Clients allowed to compute on the value.
-    pub compute: Vec<String>,
-    /// Clients allowed to receive results derived from the value.
-    pub receive: Vec<String>,
+    /// Owner, per-program grants and raw-receive rights (see [`crate::policy`]).
+    pub access: Access,
     /// This party's two components, shared with sessions without a copy.
     pub shares: Arc<Shares>,
 }
@@ -34,9 +31,7 @@ pub struct HeldValue {
 impl From<StoredValue> for HeldValue {
     fn from(v: StoredValue) -> Self {
         HeldValue {
-            owner: v.owner,
-            compute: v.compute,
-            receive: v.receive,
+            access: v.access,
             shares: Arc::new(Shares {
                 own: v.own,
                 next: v.next,
@@ -55,9 +50,7 @@ impl HeldValue {
 impl fmt::Debug for HeldValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HeldValue")
-            .field("owner", &self.owner)
-            .field("compute", &self.compute)
-            .field("receive", &self.receive)
+            .field("access", &self.access)
             .field("words", &self.shares.len())
             .finish_non_exhaustive()
     }
@@ -175,9 +168,7 @@ mod tests {
 
     fn value(words: usize) -> Arc<HeldValue> {
         Arc::new(HeldValue::from(StoredValue {
-            owner: "alice".into(),
-            compute: vec![],
-            receive: vec![],
+            access: Access::inline("alice"),
             own: vec![1; words],
             next: vec![2; words],
         }))

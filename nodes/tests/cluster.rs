@@ -1,109 +1,12 @@
 //! End-to-end: three `veil node` processes with mutual TLS on loopback, driven by the client
 //! SDK — storage, computation, permissions, bad requests, a node killed mid-session, restarts.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU16, Ordering};
+mod common;
+
+use common::{Cluster, ready_client};
 use std::time::{Duration, Instant};
 use veil_circuits::{Builder, Recipient, Ring};
 use veil_node::client::{Client, ClientError};
-use veil_node::devnet::{DevnetLayout, write_devnet};
-
-/// Distinct port ranges per test in this process (and per process, by pid).
-fn base_port() -> u16 {
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let k = NEXT.fetch_add(1, Ordering::Relaxed);
-    20_000 + (std::process::id() % 400) as u16 * 100 + k * 5
-}
-
-struct Cluster {
-    layout: DevnetLayout,
-    nodes: Vec<Option<Child>>,
-    _dir: tempfile::TempDir,
-}
-
-impl Cluster {
-    fn start() -> Cluster {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let layout =
-            write_devnet(dir.path(), base_port(), &["alice", "bob"]).expect("devnet files");
-        let mut c = Cluster {
-            layout,
-            nodes: vec![None, None, None],
-            _dir: dir,
-        };
-        for i in 0..3 {
-            c.start_node(i);
-        }
-        c
-    }
-
-    fn start_node(&mut self, i: usize) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.layout.dir.join(format!("test-node-{i}.log")))
-            .expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_veil"))
-            .args(["node", "--config"])
-            .arg(&self.layout.node_configs[i])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn veil node");
-        self.nodes[i] = Some(child);
-    }
-
-    fn kill_node(&mut self, i: usize) {
-        if let Some(mut c) = self.nodes[i].take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn cluster_toml(&self, client: &str) -> PathBuf {
-        self.layout
-            .cluster_configs
-            .iter()
-            .find(|(n, _)| n == client)
-            .map(|(_, p)| p.clone())
-            .expect("client config")
-    }
-
-    fn logs(&self) -> String {
-        (0..3)
-            .map(|i| {
-                std::fs::read_to_string(self.layout.dir.join(format!("test-node-{i}.log")))
-                    .unwrap_or_default()
-            })
-            .collect::<Vec<_>>()
-            .join("\n---\n")
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for i in 0..3 {
-            self.kill_node(i);
-        }
-    }
-}
-
-/// Connect and wait until all three nodes answer.
-async fn ready_client(path: &Path) -> Client {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let mut c = Client::connect(path).await.expect("client config");
-        match c.list().await {
-            Ok(_) => return c,
-            Err(e) if Instant::now() < deadline => {
-                let _ = e;
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => panic!("cluster did not come up: {e}"),
-        }
-    }
-}
 
 fn mul_program(client: &str, n: usize) -> veil_circuits::ValidatedProgram {
     let mut b = Builder::new();
@@ -150,7 +53,8 @@ async fn devnet_computes_and_enforces_permissions() {
     assert_eq!(out["z"], want);
     assert_eq!(out["neg"], want.iter().map(|v| v >> 63).collect::<Vec<_>>());
 
-    // Bob may not compute on Alice's values, nor read her result.
+    // Bob may not compute on Alice's values, nor read her result; he is told exactly what he
+    // would be told for ids that do not exist (no existence oracle).
     let mut bob = ready_client(&cluster.cluster_toml("bob")).await;
     let p_bob = mul_program("bob", 100);
     let id_bob = bob.store_program(&p_bob).await.unwrap();
@@ -158,17 +62,15 @@ async fn devnet_computes_and_enforces_permissions() {
         .invoke(&id_bob, &[("x", "x"), ("y", "y")], "r2")
         .await
         .unwrap_err();
-    assert_eq!(code(&e), Some(tonic::Code::PermissionDenied), "{e}");
+    assert_eq!(code(&e), Some(tonic::Code::NotFound), "{e}");
     let e = bob.fetch("r1").await.unwrap_err();
-    assert_eq!(code(&e), Some(tonic::Code::PermissionDenied), "{e}");
+    assert_eq!(code(&e), Some(tonic::Code::NotFound), "{e}");
     assert!(bob.list().await.unwrap().values.is_empty());
     // Nor delete them: every node checks the owner (or recipient) before removing anything.
-    for id in ["x", "r1"] {
+    for id in ["x", "r1", "nothing-here"] {
         let e = bob.delete(id).await.unwrap_err();
-        assert_eq!(code(&e), Some(tonic::Code::PermissionDenied), "{e}");
+        assert_eq!(code(&e), Some(tonic::Code::NotFound), "{e}");
     }
-    let e = bob.delete("nothing-here").await.unwrap_err();
-    assert_eq!(code(&e), Some(tonic::Code::NotFound), "{e}");
 
     // Bad requests are clear errors and the nodes keep serving.
     let e = alice.invoke("nope", &[], "r3").await.unwrap_err();
@@ -255,7 +157,9 @@ async fn devnet_computes_and_enforces_permissions() {
         .invoke_inline(&id_bob, &[("x", "x")], &[("y", &ys)])
         .await
         .unwrap_err();
-    assert_eq!(code(&e), Some(tonic::Code::PermissionDenied), "{e}");
+    assert_eq!(code(&e), Some(tonic::Code::NotFound), "{e}");
+    // Every run carries the three nodes' receipts, verified against the pinned keys.
+    assert_eq!(summary.receipt.nodes.len(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,8 +19,8 @@ use super::OnnxError;
 use super::model::{NodeKind, OnnxModel, Tensor};
 use crate::fixed;
 use crate::{
-    Builder, Conv2dGeometry, ElemType, FracBits, Owner, Recipient, Shape, ValidatedProgram, Value,
-    ValueType, Visibility,
+    Builder, Conv2dGeometry, ElemType, Fixed, FracBits, Owner, Recipient, Shape, ValidatedProgram,
+    Value, ValueType, Visibility,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -334,6 +334,7 @@ pub fn compile(model: &OnnxModel, opts: &CompileOptions) -> Result<CompiledModel
             shape: Shape::Matrix(opts.batch, features),
         },
     );
+    let x = clamp_input(&mut c.b, x, opts);
     let has_weights = model.tensors.values().all(|t| t.data.len() == t.len());
     c.acts.insert(
         model.input.name.clone(),
@@ -404,6 +405,24 @@ pub fn compile(model: &OnnxModel, opts: &CompileOptions) -> Result<CompiledModel
         outputs,
         layers,
     })
+}
+
+/// Clamps every input element to `[−input_bound, input_bound]` on shares, so the nodes — not
+/// only an honest user's encoder — enforce the range the fixed-point analysis starts from.
+///
+/// `hi = x > B` and `lo = x < −B` run in one comparison layer; then `x ← lo ? −B : x` and
+/// `x ← hi ? B : x` (one round each). A comparison is exact while the difference stays below
+/// 2^63; at the far ends of the ring one of them can be wrong, but then the other is true
+/// (a wrapped `B − x` needs `x < B − 2^63`, where `x + B < 0` holds, and vice versa), so the
+/// result is always `x` in range, `B` or `−B`. Cost: a comparison layer plus 2 rounds.
+fn clamp_input(b: &mut Builder, x: Value, opts: &CompileOptions) -> Value {
+    let t = Fixed::with_frac_bits(opts.frac_bits);
+    let bound = b.const_fixed(opts.input_bound, t);
+    let neg_bound = b.const_fixed(-opts.input_bound, t);
+    let hi = b.gt(x, bound);
+    let lo = b.lt(x, neg_bound);
+    let x = b.select(lo, neg_bound, x);
+    b.select(hi, bound, x)
 }
 
 impl Compiler<'_> {

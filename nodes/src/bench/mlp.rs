@@ -309,6 +309,7 @@ impl MlpBench {
             frac_bits: DEFAULT_FRAC_BITS,
             input_bound: INPUT_BOUND,
             users: &[],
+            batches: &[],
         };
         let stored = inference::upload(client, upload, |_, _| {})
             .await

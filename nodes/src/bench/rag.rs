@@ -75,6 +75,7 @@ pub async fn run_rag(
         texts: &refs,
         width: rag::text_width(TEXT_BYTES),
         askers: &[],
+        ks: &[],
     };
     let mut corpus: MpcCorpus = rag::upload(client, upload, |_, _| {})
         .await

@@ -1,28 +1,44 @@
 //! `veil.v1.Compute`: the client API of one node.
 //!
 //! Every call is authenticated by the caller's TLS client certificate (its SHA-256 fingerprint
-//! must be listed in the node config) and authorised against the stored values' policies:
-//! only the owner or a client in a value's `compute` list may use it as a program input, and a
-//! program's outputs may only go to a client that is the owner or in the `receive` list of every
-//! input. Results are returned only to their recipient. Outputs must go to a client: programs
-//! that reveal values to the nodes (`Reveal` ops, outputs to parties) are refused here.
+//! must be listed in the node config) and authorised by [`crate::policy`]: a stored value may
+//! be an input of a program only if the caller owns it, may receive it raw, or holds a grant
+//! for that program (by content-hash id); the outputs may go only to a client the rules allow.
+//! Results are returned only to their recipient. Outputs must go to a client: programs that
+//! reveal values to the nodes (`Reveal` ops, outputs to parties) are refused here.
+//!
+//! Before a session runs, the node checks the program against its [`Limits`] (from the types,
+//! before any allocation) and the three nodes compare the session binding
+//! ([`crate::binding`]); after it, the node signs a receipt ([`crate::receipt`]). An id that
+//! does not exist and one the caller may not use get the same answer (`NotFound`), so ids
+//! cannot be probed.
 
+use crate::binding::{Delivery, SessionBinding};
+use crate::limits::{LimitError, Limits};
 use crate::pb;
-use crate::peer::{OpenError, PeerMux};
+use crate::peer::{GrpcTransport, OpenError, PeerMux};
+use crate::policy::{Access, Grant, Refusal};
+use crate::receipt::{ReceiptSigner, words_digest};
 use crate::store::{Removal, Store, StoreError, StoredResult, StoredValue};
 use crate::value_cache::HeldValue;
+use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 use veil_circuits::PartyId;
 use veil_circuits::{Op, Owner, Program, Recipient, ValidatedProgram, Visibility};
 use veil_runtime::engine::{InputValue, OutputValue, Session};
-use veil_runtime::error::EngineError;
+use veil_runtime::error::{EngineError, TransportError};
 use veil_runtime::sharing::{SEED_BYTES, Shares, expand};
-use veil_runtime::transport::SessionId;
+use veil_runtime::transport::{RoundId, SessionId, Transport};
 
 /// Longest accepted id (value, result).
 const MAX_ID_LEN: usize = 128;
+/// Most grants one stored value may carry.
+const MAX_GRANTS: usize = 4096;
+/// The session round in which the three nodes exchange binding hashes (round 0: the key round
+/// of `Session::establish`, which sessions keyed from the peer links never use).
+const BINDING_ROUND: RoundId = RoundId(0);
 
 /// The Compute service of one node.
 pub struct ComputeService {
@@ -31,7 +47,8 @@ pub struct ComputeService {
     mux: Arc<PeerMux>,
     /// Client certificate fingerprint → client name.
     clients: HashMap<String, String>,
-    max_elements: usize,
+    limits: Limits,
+    signer: Arc<ReceiptSigner>,
 }
 
 impl ComputeService {
@@ -41,14 +58,16 @@ impl ComputeService {
         store: Arc<Store>,
         mux: Arc<PeerMux>,
         clients: HashMap<String, String>,
-        max_message_bytes: usize,
+        limits: Limits,
+        signer: ReceiptSigner,
     ) -> Self {
         ComputeService {
             me,
             store,
             mux,
             clients,
-            max_elements: max_message_bytes / 16,
+            limits,
+            signer: Arc::new(signer),
         }
     }
 
@@ -64,6 +83,13 @@ impl ComputeService {
         self.clients.get(&fp).cloned().ok_or_else(|| {
             Status::permission_denied("this client certificate is not authorised on this node")
         })
+    }
+
+    /// The element count a request declares, checked against the value limit before anything
+    /// of that size is allocated (a seed expands to whatever length is declared).
+    fn declared_len(&self, what: &str, len: u64) -> Result<usize, Status> {
+        self.limits.check_value(what, len).map_err(limit_status)?;
+        usize::try_from(len).map_err(|_| Status::invalid_argument(format!("{what}: len too large")))
     }
 }
 
@@ -103,7 +129,8 @@ fn words(field: &str, bytes: &[u8], len: usize) -> Result<Vec<u64>, Status> {
 }
 
 /// One share component of `len` elements: little-endian `words`, or a 32-byte `seed` expanded
-/// with ChaCha20 (`veil_runtime::sharing::seeded`), not both.
+/// with ChaCha20 (`veil_runtime::sharing::seeded`), not both. `len` must already be within the
+/// node's limits.
 fn component(field: &str, words_le: &[u8], seed: &[u8], len: usize) -> Result<Vec<u64>, Status> {
     if seed.is_empty() {
         return words(field, words_le, len);
@@ -141,6 +168,10 @@ fn store_status(e: StoreError) -> Status {
     }
 }
 
+fn limit_status(e: LimitError) -> Status {
+    Status::resource_exhausted(e.to_string())
+}
+
 /// Run `f` on the store from the blocking pool: a database write waits for its fsync and a
 /// large read decodes megabytes, and neither may stall the runtime workers, which also carry
 /// the peer links of every other session.
@@ -168,6 +199,19 @@ fn open_status(e: OpenError) -> Status {
         OpenError::Reused(_) => Status::already_exists(e.to_string()),
         _ => Status::unavailable(e.to_string()),
     }
+}
+
+/// The answer for a value that is absent or that the caller may not use: the same for both,
+/// so a client cannot probe which ids exist.
+fn no_value(id: &str, caller: &str) -> Status {
+    Status::not_found(format!(
+        "no value '{id}' that '{caller}' may use in this program"
+    ))
+}
+
+/// The answer for a result that is absent or addressed to someone else (the same for both).
+fn no_result(id: &str, caller: &str) -> Status {
+    Status::not_found(format!("no result '{id}' addressed to '{caller}'"))
 }
 
 /// The single client every output of `p` goes to, refusing programs that reveal to the nodes.
@@ -202,6 +246,232 @@ fn client_recipient(p: &ValidatedProgram) -> Result<String, Status> {
         .ok_or_else(|| Status::invalid_argument("the program has no outputs"))
 }
 
+/// Sends this node's binding hash to both peers in the binding round and checks theirs: every
+/// node runs the program only if all three received the same request (see [`crate::binding`]).
+async fn agree_on_binding(net: &GrpcTransport, binding: &[u8; 32]) -> Result<(), Status> {
+    let me = net.me();
+    let unavailable = |e: TransportError| {
+        Status::unavailable(format!("session binding round: {e}"))
+    };
+    let msg = Bytes::copy_from_slice(binding);
+    let (a, b) = tokio::join!(
+        net.send(me.next(), BINDING_ROUND, msg.clone()),
+        net.send(me.prev(), BINDING_ROUND, msg)
+    );
+    a.map_err(unavailable)?;
+    b.map_err(unavailable)?;
+    let (from_next, from_prev) = tokio::join!(
+        net.recv(me.next(), BINDING_ROUND),
+        net.recv(me.prev(), BINDING_ROUND)
+    );
+    let mut differ = Vec::new();
+    for (peer, got) in [(me.next(), from_next), (me.prev(), from_prev)] {
+        if got.map_err(unavailable)?.as_ref() != binding {
+            differ.push(peer.to_string());
+        }
+    }
+    if differ.is_empty() {
+        Ok(())
+    } else {
+        Err(Status::aborted(format!(
+            "session binding mismatch: {} received a different request (program, inputs, \
+             caller or delivery) under this session id; no node ran it",
+            differ.join(" and ")
+        )))
+    }
+}
+
+/// Parses a StoreValue request's grants.
+fn grants(list: Vec<pb::Grant>) -> Result<Vec<Grant>, Status> {
+    if list.len() > MAX_GRANTS {
+        return Err(Status::invalid_argument(format!(
+            "{} grants; at most {MAX_GRANTS} per value",
+            list.len()
+        )));
+    }
+    list.into_iter()
+        .map(|g| {
+            if g.client.is_empty() || g.program_id.parse::<veil_circuits::ProgramId>().is_err() {
+                return Err(Status::invalid_argument(
+                    "a grant needs a client name and a program id (64 hex digits)",
+                ));
+            }
+            Ok(Grant::new(g.client, g.program_id))
+        })
+        .collect()
+}
+
+/// What an invoke request resolves to before its session runs.
+struct Prepared {
+    program: ValidatedProgram,
+    recipient: String,
+    inputs: HashMap<String, InputValue>,
+    binding: [u8; 32],
+}
+
+impl ComputeService {
+    /// Decodes, limits and authorises an invoke request: the program, its limits, each input
+    /// bound to a stored value the caller may use (or an inline input), and the binding hash.
+    async fn prepare(&self, caller: &str, r: &pb::InvokeRequest) -> Result<Prepared, Status> {
+        let delivery = if r.inline_outputs {
+            Delivery::Inline
+        } else {
+            check_id("result", &r.result_id)?;
+            Delivery::Stored(&r.result_id)
+        };
+        // One trip to the store: the program, whether the result id is taken, and the stored
+        // values bound to the program's declared inputs (held ones come from the cache).
+        let lookup = {
+            let (program_id, result_id) = (r.program_id.clone(), r.result_id.clone());
+            let check_result = !r.inline_outputs;
+            let bound = r.inputs.clone();
+            on_store(&self.store, move |s| {
+                // Programs are public (List shows them all): NotFound is no oracle here.
+                let json = s
+                    .get_program(&program_id)
+                    .map_err(store_status)?
+                    .ok_or_else(|| Status::not_found(format!("no program '{program_id}'")))?;
+                let program = Program::from_json(&json)
+                    .and_then(|p| p.validate())
+                    .map_err(|e| Status::internal(format!("stored program is invalid: {e}")))?;
+                let taken = check_result && s.has_result(&result_id).map_err(store_status)?;
+                let mut values = HashMap::new();
+                for decl in &program.program().inputs {
+                    if let Some(value_id) = bound.get(&decl.name) {
+                        let v = s.get_value_held(value_id).map_err(store_status)?;
+                        values.insert(decl.name.clone(), v);
+                    }
+                }
+                Ok((program, taken, values))
+            })
+        };
+        let (program, taken, mut stored) = lookup.await?;
+        // Sizes come from the types: refuse before expanding a seed or building anything.
+        self.limits.check_program(&program).map_err(limit_status)?;
+        let recipient = client_recipient(&program)?;
+        if r.inline_outputs {
+            if recipient != caller {
+                return Err(Status::permission_denied(format!(
+                    "inline outputs go to the caller, but the program's recipient is '{recipient}'"
+                )));
+            }
+        } else if taken {
+            return Err(Status::already_exists(format!(
+                "result '{}' exists",
+                r.result_id
+            )));
+        }
+        let program_id = program.id().to_string();
+        let mut inputs = HashMap::new();
+        for decl in &program.program().inputs {
+            if !matches!(
+                (decl.ty.vis, &decl.owner),
+                (Visibility::Secret, Owner::Client(_))
+            ) {
+                return Err(Status::invalid_argument(format!(
+                    "input '{}' must be a client-owned secret over the Compute API",
+                    decl.name
+                )));
+            }
+            let expected = decl.ty.shape.len();
+            let shares = match (r.inputs.get(&decl.name), r.inline_inputs.get(&decl.name)) {
+                (Some(_), Some(_)) => {
+                    return Err(Status::invalid_argument(format!(
+                        "program input '{}' is bound twice (stored and inline)",
+                        decl.name
+                    )));
+                }
+                (None, Some(s)) => {
+                    if s.len != expected as u64 {
+                        return Err(Status::invalid_argument(format!(
+                            "inline input '{}' has {} elements, the program expects {expected}",
+                            decl.name, s.len
+                        )));
+                    }
+                    // An inline input is the caller's own: only it may receive what is
+                    // derived from it.
+                    if let Err(Refusal::Receive) =
+                        Access::inline(caller).check(caller, &program_id, &recipient)
+                    {
+                        return Err(Status::permission_denied(format!(
+                            "'{recipient}' may not receive outputs derived from inline input '{}'",
+                            decl.name
+                        )));
+                    }
+                    let field = format!("inline input '{}' ", decl.name);
+                    let (own, next) = node_shares(&field, s, expected)?;
+                    Arc::new(Shares { own, next })
+                }
+                (Some(value_id), None) => {
+                    // From the node's value cache when held: a corpus or a model's weights
+                    // is neither re-read nor copied per request.
+                    let v: Arc<HeldValue> = stored
+                        .remove(&decl.name)
+                        .flatten()
+                        .ok_or_else(|| no_value(value_id, caller))?;
+                    match v.access.check(caller, &program_id, &recipient) {
+                        Ok(()) => {}
+                        Err(Refusal::Compute) => return Err(no_value(value_id, caller)),
+                        Err(Refusal::Receive) => {
+                            return Err(Status::permission_denied(format!(
+                                "'{recipient}' may not receive outputs derived from value '{value_id}'"
+                            )));
+                        }
+                    }
+                    if v.shares.len() != expected {
+                        return Err(Status::invalid_argument(format!(
+                            "value '{value_id}' has {} elements, input '{}' expects {expected}",
+                            v.shares.len(),
+                            decl.name
+                        )));
+                    }
+                    Arc::clone(&v.shares)
+                }
+                (None, None) => {
+                    return Err(Status::invalid_argument(format!(
+                        "program input '{}' is not bound",
+                        decl.name
+                    )));
+                }
+            };
+            inputs.insert(decl.name.clone(), InputValue::Held(shares));
+        }
+        if let Some(extra) = r
+            .inputs
+            .keys()
+            .chain(r.inline_inputs.keys())
+            .find(|k| !inputs.contains_key(*k))
+        {
+            return Err(Status::invalid_argument(format!(
+                "'{extra}' is not an input of the program"
+            )));
+        }
+        let binding = SessionBinding {
+            session: r.session,
+            program: &program_id,
+            caller,
+            stored: r
+                .inputs
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect(),
+            inline: r
+                .inline_inputs
+                .iter()
+                .map(|(k, s)| (k.as_str(), s.len))
+                .collect(),
+            delivery,
+        }
+        .hash();
+        Ok(Prepared {
+            program,
+            recipient,
+            inputs,
+            binding,
+        })
+    }
+}
+
 #[tonic::async_trait]
 impl pb::compute_server::Compute for ComputeService {
     async fn store_value(
@@ -212,20 +482,15 @@ impl pb::compute_server::Compute for ComputeService {
         let r = req.into_inner();
         check_id("value", &r.value_id)?;
         let shares = r.shares.unwrap_or_default();
-        let len = usize::try_from(shares.len)
-            .ok()
-            .filter(|n| *n <= self.max_elements)
-            .ok_or_else(|| {
-                Status::invalid_argument(format!(
-                    "len {} exceeds this node's limit of {} elements",
-                    shares.len, self.max_elements
-                ))
-            })?;
+        let len = self.declared_len("the value", shares.len)?;
+        let grants = grants(r.grants)?;
         let (own, next) = node_shares("", &shares, len)?;
         let value = StoredValue {
-            owner: caller.clone(),
-            compute: r.compute,
-            receive: r.receive,
+            access: Access {
+                owner: caller.clone(),
+                grants,
+                receive: r.receive,
+            },
             own,
             next,
         };
@@ -252,6 +517,7 @@ impl pb::compute_server::Compute for ComputeService {
             .validate()
             .map_err(|e| Status::invalid_argument(format!("program: {e}")))?;
         client_recipient(&valid)?;
+        self.limits.check_program(&valid).map_err(limit_status)?;
         let id = valid.id().to_string();
         let (key, json) = (id.clone(), valid.program().to_json());
         on_store(&self.store, move |s| {
@@ -268,134 +534,12 @@ impl pb::compute_server::Compute for ComputeService {
     ) -> Result<Response<pb::InvokeResponse>, Status> {
         let caller = self.caller(&req)?;
         let r = req.into_inner();
-        if !r.inline_outputs {
-            check_id("result", &r.result_id)?;
-        }
-        // One trip to the store: the program, whether the result id is taken, and the stored
-        // values bound to the program's declared inputs (held ones come from the cache).
-        let lookup = {
-            let (program_id, result_id) = (r.program_id.clone(), r.result_id.clone());
-            let check_result = !r.inline_outputs;
-            let bound = r.inputs.clone();
-            on_store(&self.store, move |s| {
-                let json = s
-                    .get_program(&program_id)
-                    .map_err(store_status)?
-                    .ok_or_else(|| Status::not_found(format!("no program '{program_id}'")))?;
-                let program = Program::from_json(&json)
-                    .and_then(|p| p.validate())
-                    .map_err(|e| Status::internal(format!("stored program is invalid: {e}")))?;
-                let taken = check_result && s.has_result(&result_id).map_err(store_status)?;
-                let mut values = HashMap::new();
-                for decl in &program.program().inputs {
-                    if let Some(value_id) = bound.get(&decl.name) {
-                        let v = s.get_value_held(value_id).map_err(store_status)?;
-                        values.insert(decl.name.clone(), v);
-                    }
-                }
-                Ok((program, taken, values))
-            })
-        };
-        let (program, taken, mut stored) = lookup.await?;
-        let recipient = client_recipient(&program)?;
-        if r.inline_outputs {
-            if recipient != caller {
-                return Err(Status::permission_denied(format!(
-                    "inline outputs go to the caller, but the program's recipient is '{recipient}'"
-                )));
-            }
-        } else if taken {
-            return Err(Status::already_exists(format!(
-                "result '{}' exists",
-                r.result_id
-            )));
-        }
-        // Bind every input to a stored value the caller may use and the recipient may receive.
-        let mut inputs = HashMap::new();
-        for decl in &program.program().inputs {
-            // An inline input acts as a value the caller owns with empty compute and receive
-            // lists (so only the caller may receive what is derived from it).
-            let (value_id, v) = match (r.inputs.get(&decl.name), r.inline_inputs.get(&decl.name)) {
-                (Some(_), Some(_)) => {
-                    return Err(Status::invalid_argument(format!(
-                        "program input '{}' is bound twice (stored and inline)",
-                        decl.name
-                    )));
-                }
-                (None, Some(s)) => {
-                    let len = decl.ty.shape.len();
-                    if s.len != len as u64 {
-                        return Err(Status::invalid_argument(format!(
-                            "inline input '{}' has {} elements, the program expects {len}",
-                            decl.name, s.len
-                        )));
-                    }
-                    let field = format!("inline input '{}' ", decl.name);
-                    let (own, next) = node_shares(&field, s, len)?;
-                    let v = HeldValue {
-                        owner: caller.clone(),
-                        compute: Vec::new(),
-                        receive: Vec::new(),
-                        shares: Arc::new(Shares { own, next }),
-                    };
-                    (format!("inline:{}", decl.name), Arc::new(v))
-                }
-                (Some(value_id), None) => {
-                    // From the node's value cache when held: a corpus or a model's weights
-                    // is neither re-read nor copied per request.
-                    let v = stored
-                        .remove(&decl.name)
-                        .flatten()
-                        .ok_or_else(|| Status::not_found(format!("no value '{value_id}'")))?;
-                    (value_id.clone(), v)
-                }
-                (None, None) => {
-                    return Err(Status::invalid_argument(format!(
-                        "program input '{}' is not bound",
-                        decl.name
-                    )));
-                }
-            };
-            let value_id = &value_id;
-            if v.owner != caller && !v.compute.contains(&caller) {
-                return Err(Status::permission_denied(format!(
-                    "'{caller}' may not compute on value '{value_id}'"
-                )));
-            }
-            if v.owner != recipient && !v.receive.contains(&recipient) {
-                return Err(Status::permission_denied(format!(
-                    "'{recipient}' may not receive outputs derived from value '{value_id}'"
-                )));
-            }
-            let expected = decl.ty.shape.len();
-            if v.shares.len() != expected {
-                return Err(Status::invalid_argument(format!(
-                    "value '{value_id}' has {} elements, input '{}' expects {expected}",
-                    v.shares.len(),
-                    decl.name
-                )));
-            }
-            let input = match (decl.ty.vis, &decl.owner) {
-                (Visibility::Secret, Owner::Client(_)) => InputValue::Held(Arc::clone(&v.shares)),
-                _ => {
-                    return Err(Status::invalid_argument(format!(
-                        "input '{}' must be a client-owned secret over the Compute API",
-                        decl.name
-                    )));
-                }
-            };
-            inputs.insert(decl.name.clone(), input);
-        }
-        if let Some(extra) = r
-            .inputs
-            .keys()
-            .chain(r.inline_inputs.keys())
-            .find(|k| !inputs.contains_key(*k))
-        {
-            return Err(Status::invalid_argument(format!(
-                "'{extra}' is not an input of the program"
-            )));
-        }
+        let Prepared {
+            program,
+            recipient,
+            inputs,
+            binding,
+        } = self.prepare(&caller, &r).await?;
 
         // Run this party's side of the session as a task on the node's runtime, beside the
         // peer links: a message's arrival, the session's step and its next send then need no
@@ -411,6 +555,7 @@ impl pb::compute_server::Compute for ComputeService {
         let me = self.me;
         tracing::info!(party = %me, client = %caller, program = %r.program_id, session = r.session, "invoke");
         let run = tokio::spawn(async move {
+            agree_on_binding(&transport, &binding).await?;
             let mut session = Session::with_keys(transport, &keys);
             drop(keys);
             let (outputs, report) = session.run(&program, inputs).await.map_err(engine_status)?;
@@ -419,7 +564,9 @@ impl pb::compute_server::Compute for ComputeService {
         .await
         .map_err(|e| Status::internal(e.to_string()));
         self.mux.close_session(SessionId(r.session));
-        let (outputs, report, elapsed) = run??;
+        let (outputs, report, elapsed) = run.and_then(|r| r).inspect_err(|e| {
+            tracing::warn!(party = %me, session = r.session, code = ?e.code(), "invoke failed: {}", e.message());
+        })?;
         let mut outs = Vec::new();
         for (name, value) in outputs {
             if let OutputValue::Shares(s) = value {
@@ -427,6 +574,7 @@ impl pb::compute_server::Compute for ComputeService {
             }
         }
         outs.sort_by(|a, b| a.0.cmp(&b.0));
+        let receipt = self.signer.sign(&binding, &words_digest(&outs));
         let mut inline = Vec::new();
         if r.inline_outputs {
             inline = outs.into_iter().map(output_shares).collect();
@@ -455,6 +603,7 @@ impl pb::compute_server::Compute for ComputeService {
                 .iter()
                 .map(|d| d.as_micros() as u64)
                 .collect(),
+            receipt: Some(receipt),
         }))
     }
 
@@ -469,12 +618,8 @@ impl pb::compute_server::Compute for ComputeService {
             s.get_result(&key).map_err(store_status)
         })
         .await?
-        .ok_or_else(|| Status::not_found(format!("no result '{id}'")))?;
-        if r.recipient != caller {
-            return Err(Status::permission_denied(format!(
-                "result '{id}' is not addressed to '{caller}'"
-            )));
-        }
+        .filter(|r| r.recipient == caller)
+        .ok_or_else(|| no_result(&id, &caller))?;
         let outputs = r.outputs.into_iter().map(output_shares).collect();
         Ok(Response::new(pb::GetResultResponse { outputs }))
     }
@@ -486,23 +631,17 @@ impl pb::compute_server::Compute for ComputeService {
         let caller = self.caller(&req)?;
         let id = req.into_inner().id;
         // A value first, then a result; each owner check and removal is one transaction
-        // that reads only the owner, never the shares.
+        // that reads only the owner, never the shares. Someone else's id and an absent one
+        // get the same answer.
         on_store(&self.store, move |s| {
-            match s.delete_value_of(&id, &caller).map_err(store_status)? {
-                Removal::Removed => return Ok(()),
-                Removal::Refused => {
-                    return Err(Status::permission_denied(format!(
-                        "value '{id}' is not owned by '{caller}'"
-                    )));
-                }
-                Removal::Absent => {}
+            if s.delete_value_of(&id, &caller).map_err(store_status)? == Removal::Removed {
+                return Ok(());
             }
             match s.delete_result_for(&id, &caller).map_err(store_status)? {
                 Removal::Removed => Ok(()),
-                Removal::Refused => Err(Status::permission_denied(format!(
-                    "result '{id}' is not addressed to '{caller}'"
+                Removal::Refused | Removal::Absent => Err(Status::not_found(format!(
+                    "no value or result '{id}' that '{caller}' may delete"
                 ))),
-                Removal::Absent => Err(Status::not_found(format!("no value or result '{id}'"))),
             }
         })
         .await?;

@@ -1,0 +1,139 @@
+//! The session binding: one hash of everything that defines a client's run, which all three
+//! nodes compare before they compute and sign after.
+//!
+//! A session's PRF keys come from the peer links and the client-chosen session id, so without a
+//! binding a client with compute rights could start one program on two nodes and a different
+//! program with the same communication pattern on the third under one id, and solve the mixed
+//! outputs for the third node's components. Each node therefore hashes the request it received
+//!
+//! ```text
+//! SHA-256( "veil/session-binding/v1"
+//!          || session:u64le || program_id || caller
+//!          || stored inputs, sorted by name: (name, value id)*
+//!          || inline inputs, sorted by name: (name, len:u64le)*
+//!          || delivery: 0 (inline outputs) | 1 || result id )
+//! ```
+//!
+//! (every string as len:u64le bytes, every list prefixed by its count), sends it to both peers
+//! in round 0 of the session (the round `Session::establish` would use; keyed sessions never
+//! use it) and runs the program only if both peers' hashes equal its own. The program id is a
+//! content hash of the ops, shapes and output recipients, so the recipients are bound too. The
+//! client computes the same hash and checks it in the nodes' signed receipts.
+
+use sha2::{Digest, Sha256};
+
+/// Domain label of the binding hash.
+const LABEL: &[u8] = b"veil/session-binding/v1";
+
+/// Where a session's outputs go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery<'a> {
+    /// Returned in the invoke responses.
+    Inline,
+    /// Stored under this result id.
+    Stored(&'a str),
+}
+
+/// Everything that defines a run, as a node received it (see the module docs).
+#[derive(Clone, Debug)]
+pub struct SessionBinding<'a> {
+    /// The client-chosen session id.
+    pub session: u64,
+    /// Content-hash id of the program.
+    pub program: &'a str,
+    /// The invoking client's name.
+    pub caller: &'a str,
+    /// Program input name → stored value id.
+    pub stored: Vec<(&'a str, &'a str)>,
+    /// Program input name → element count of an input sent with the request.
+    pub inline: Vec<(&'a str, u64)>,
+    /// Where the outputs go.
+    pub delivery: Delivery<'a>,
+}
+
+fn put(h: &mut Sha256, bytes: &[u8]) {
+    h.update((bytes.len() as u64).to_le_bytes());
+    h.update(bytes);
+}
+
+impl SessionBinding<'_> {
+    /// The binding hash (input lists are sorted here, so their order does not matter).
+    pub fn hash(&self) -> [u8; 32] {
+        let mut stored = self.stored.clone();
+        stored.sort_unstable();
+        let mut inline = self.inline.clone();
+        inline.sort_unstable();
+        let mut h = Sha256::new();
+        h.update(LABEL);
+        h.update(self.session.to_le_bytes());
+        put(&mut h, self.program.as_bytes());
+        put(&mut h, self.caller.as_bytes());
+        h.update((stored.len() as u64).to_le_bytes());
+        for (name, value) in stored {
+            put(&mut h, name.as_bytes());
+            put(&mut h, value.as_bytes());
+        }
+        h.update((inline.len() as u64).to_le_bytes());
+        for (name, len) in inline {
+            put(&mut h, name.as_bytes());
+            h.update(len.to_le_bytes());
+        }
+        match self.delivery {
+            Delivery::Inline => h.update([0]),
+            Delivery::Stored(id) => {
+                h.update([1]);
+                put(&mut h, id.as_bytes());
+            }
+        }
+        h.finalize().into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> SessionBinding<'static> {
+        SessionBinding {
+            session: 7,
+            program: "p",
+            caller: "alice",
+            stored: vec![("x", "vx"), ("y", "vy")],
+            inline: vec![("q", 3)],
+            delivery: Delivery::Inline,
+        }
+    }
+
+    #[test]
+    fn every_field_changes_the_hash_and_input_order_does_not() {
+        let h = base().hash();
+        let mut swapped = base();
+        swapped.stored.reverse();
+        assert_eq!(swapped.hash(), h);
+        let variants: Vec<Box<dyn Fn(&mut SessionBinding<'static>)>> = vec![
+            Box::new(|b| b.session = 8),
+            Box::new(|b| b.program = "p2"),
+            Box::new(|b| b.caller = "bob"),
+            Box::new(|b| b.stored[0].1 = "vz"),
+            Box::new(|b| b.stored = vec![("x", "vy"), ("y", "vx")]),
+            Box::new(|b| b.inline[0].1 = 4),
+            Box::new(|b| b.inline.clear()),
+            Box::new(|b| b.delivery = Delivery::Stored("r")),
+        ];
+        for (i, change) in variants.iter().enumerate() {
+            let mut b = base();
+            change(&mut b);
+            assert_ne!(b.hash(), h, "variant {i} did not change the hash");
+        }
+    }
+
+    #[test]
+    fn fields_are_length_prefixed() {
+        // ("ab", "c") and ("a", "bc") concatenate alike; prefixes keep them apart.
+        let mut a = base();
+        a.stored = vec![("ab", "c")];
+        let mut b = base();
+        b.stored = vec![("a", "bc")];
+        assert_ne!(a.hash(), b.hash());
+    }
+}
