@@ -8,7 +8,8 @@ use std::collections::HashMap;
 use veil_circuits::eval::evaluate;
 use veil_circuits::onnx::proto::{self, tensor_proto::DataType};
 use veil_circuits::onnx::{
-    CompileOptions, OnnxError, OnnxModel, OutputKind, WeightMode, compile, plain,
+    CompileOptions, INPUT_CLAMP_ROUNDS, OnnxError, OnnxModel, OutputKind, WeightMode, compile,
+    plain,
 };
 
 fn tensor(name: &str, dims: &[usize], data: &[f32]) -> proto::TensorProto {
@@ -215,6 +216,58 @@ fn mlp_matches_f64_reference_on_random_inputs() {
                 }
             }
         }
+    }
+}
+
+#[test]
+fn inputs_are_clamped_to_the_bound_inside_the_program() {
+    // Raw input words (as an adversarial user would send them, past `encode_input`) at and
+    // beyond the bound, including the far ends of the ring: the program computes on the clamped
+    // input, exactly as if the user had sent it.
+    let mut rng = ChaCha20Rng::seed_from_u64(9);
+    let model = OnnxModel::from_bytes(&mlp(&mut rng, 16, 8, 4, 0.5)).unwrap();
+    let opts = CompileOptions {
+        input_bound: 2.0,
+        ..Default::default()
+    };
+    let c = compile(&model, &opts).unwrap();
+    let f = veil_circuits::FracBits(opts.frac_bits);
+    let enc = |v: f64| veil_circuits::fixed::encode(v, f).unwrap();
+    let ends = [
+        i64::MIN as u64,
+        i64::MAX as u64,
+        (i64::MIN + 1) as u64,
+        enc(2.0) + 1,
+        enc(-2.0) - 1,
+        enc(2.0),
+        enc(-2.0),
+        enc(0.5),
+        enc(-1.5),
+        enc(1e6),
+        enc(-1e6),
+        0,
+    ];
+    for trial in 0..8 {
+        let raw: Vec<u64> = (0..16)
+            .map(|i| match (i + trial) % 3 {
+                0 => ends[rng.random_range(0..ends.len())],
+                1 => rng.random(),
+                _ => enc(rng.random_range(-3.0..3.0)),
+            })
+            .collect();
+        let clamped: Vec<u64> = raw
+            .iter()
+            .map(|&w| (w as i64).clamp(-(enc(2.0) as i64), enc(2.0) as i64) as u64)
+            .collect();
+        let mut inputs: HashMap<String, Vec<u64>> = HashMap::new();
+        for w in &c.weights {
+            inputs.insert(w.input.clone(), w.words.clone());
+        }
+        inputs.insert(c.input.clone(), raw);
+        let got = evaluate(&c.program, &inputs).expect("evaluates");
+        inputs.insert(c.input.clone(), clamped);
+        let want = evaluate(&c.program, &inputs).expect("evaluates");
+        assert_eq!(got, want, "trial {trial}");
     }
 }
 
@@ -507,14 +560,18 @@ fn cnn_matches_f64_reference_on_random_images() {
             let got = run_fixed(&model, &opts, &x).unwrap();
             let err = max_err(&got.outputs[0].1, &want[0].1);
             assert!(err < 0.02, "batch {batch}: logit error {err}");
-            // A fused round per conv and for the Gemm, the ReLU's sign test, two max-pool
-            // comparison levels and the average's truncation.
+            // The input clamp, a fused round per conv and for the Gemm, the ReLU's sign test,
+            // two max-pool comparison levels and the average's truncation.
             let rounds = veil_circuits::cost::program_cost(&compiled.program).rounds;
-            assert_eq!(rounds, 3 * veil_circuits::cost::MAX_ROUNDS + 3 + 1);
+            assert_eq!(
+                rounds,
+                INPUT_CLAMP_ROUNDS + 3 * veil_circuits::cost::MAX_ROUNDS + 3 + 1
+            );
             let names: Vec<&str> = compiled.layers.iter().map(|l| l.op.as_str()).collect();
             assert_eq!(
                 names,
                 [
+                    "Clamp",
                     "Conv",
                     "Relu",
                     "MaxPool",
@@ -526,7 +583,7 @@ fn cnn_matches_f64_reference_on_random_images() {
             );
             // The ReLU feeding the max pool runs after it, on a quarter of the elements.
             assert!(
-                compiled.layers[1].ops.is_empty(),
+                compiled.layers[2].ops.is_empty(),
                 "relu moved after the pool"
             );
         }
@@ -663,7 +720,7 @@ fn a_relu_read_elsewhere_stays_before_the_pool() {
         ..Default::default()
     };
     let compiled = compile(&model, &opts).unwrap();
-    assert!(!compiled.layers[0].ops.is_empty(), "relu computed in place");
+    assert!(!compiled.layers[1].ops.is_empty(), "relu computed in place");
     let x: Vec<f64> = (0..32).map(|_| rng.random_range(-1.0..1.0)).collect();
     let want = plain::run(&model, &x, 2).unwrap();
     let got = run_fixed(&model, &opts, &x).unwrap();
@@ -741,10 +798,10 @@ fn batch_norm_folds_into_the_conv_and_global_pooling_averages_each_channel() {
         let compiled = compile(&model, &opts).unwrap();
         let layer = |op: &str| compiled.layers.iter().find(|l| l.op == op).unwrap();
         assert!(layer("BatchNormalization").ops.is_empty(), "folded");
-        // conv (1), relu (8), the global mean (1), gemm (1).
+        // clamp, conv (1), relu (8), the global mean (1), gemm (1).
         assert_eq!(
             veil_circuits::cost::program_cost(&compiled.program).rounds,
-            11
+            INPUT_CLAMP_ROUNDS + 11
         );
         let got = run_fixed(&model, &opts, &x).unwrap();
         for ((name, w), (_, g)) in want.iter().zip(&got.outputs) {

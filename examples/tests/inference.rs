@@ -4,7 +4,9 @@
 //! cluster serving; a small CNN with secret weights gives the f64 reference's logits.
 
 use std::time::Duration;
-use veil_circuits::onnx::{OnnxError, OnnxModel, WeightMode, argmax_rows, plain};
+use veil_circuits::onnx::{
+    INPUT_CLAMP_ROUNDS, OnnxError, OnnxModel, WeightMode, argmax_rows, plain,
+};
 use veil_examples::digits;
 use veil_examples::rag::LocalCluster;
 use veil_node::client::Client;
@@ -58,7 +60,7 @@ async fn setup_model(
         frac_bits: 12,
         input_bound: 1.0,
         users: &[&user_name],
-        batches: &[1, 20, digits::load().expect("digits").test.len()],
+        batches: &[1, 16, 20, digits::load().expect("digits").test.len()],
     };
     let stored = inference::upload(&mut owner, upload, |_, _| {})
         .await
@@ -129,8 +131,14 @@ fn check_reference(name: &str, bytes: &[u8], reference: &str) {
 async fn private_accuracy_equals_plaintext_on_the_whole_test_split() {
     let (_cluster, _owner, mut user, mut stored) = setup(0, WeightMode::Secret).await;
     let model = OnnxModel::from_bytes(digits::MODEL_ONNX).unwrap();
-    // The MLP: 1 + 8 + 1 rounds, argmax by the user.
-    whole_split(&mut user, &mut stored, &model, 10).await;
+    // The MLP: the input clamp, 1 + 8 + 1 rounds, argmax by the user.
+    whole_split(
+        &mut user,
+        &mut stored,
+        &model,
+        u64::from(INPUT_CLAMP_ROUNDS) + 10,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -138,8 +146,15 @@ async fn the_trained_cnn_keeps_its_accuracy_on_shares() {
     let model = OnnxModel::from_bytes(digits::CNN_ONNX).unwrap();
     let (_cluster, _owner, mut user, mut stored) =
         setup_model(3, "digits-cnn-trained", &model, WeightMode::Secret).await;
-    // The CNN: conv 1, max pool 16 with the ReLU after it 8, dense 1; argmax by the user.
-    whole_split(&mut user, &mut stored, &model, 26).await;
+    // The CNN: the input clamp, conv 1, max pool 16 with the ReLU after it 8, dense 1;
+    // argmax by the user.
+    whole_split(
+        &mut user,
+        &mut stored,
+        &model,
+        u64::from(INPUT_CLAMP_ROUNDS) + 26,
+    )
+    .await;
 }
 
 /// Classifies the whole test split as one batch (then three images one at a time): logits
@@ -354,8 +369,11 @@ async fn a_cnn_with_secret_weights_runs_on_the_cluster() {
         assert_eq!(got.len(), batch * 10);
         let err = max_err(got, &want[0].1);
         assert!(err < LOGIT_TOLERANCE, "batch {batch}: logit error {err}");
-        // conv, relu, pool (2 levels), conv, average, gemm.
-        assert_eq!(inf.invoke.rounds, 1 + 8 + 16 + 1 + 1 + 1);
-        assert_eq!(inf.layers.len(), 7);
+        // clamp, conv, relu, pool (2 levels), conv, average, gemm.
+        assert_eq!(
+            inf.invoke.rounds,
+            u64::from(INPUT_CLAMP_ROUNDS) + 1 + 8 + 16 + 1 + 1 + 1
+        );
+        assert_eq!(inf.layers.len(), 8);
     }
 }

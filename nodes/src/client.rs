@@ -29,14 +29,14 @@
 
 use crate::binding::{Delivery, SessionBinding};
 use crate::config::{ClusterConfig, ConfigError};
-pub use crate::policy::Grant;
-use crate::receipt::{self, ReceiptError};
-use ed25519_dalek::VerifyingKey;
 use crate::pb::{
     self, compute_client::ComputeClient, retrieval_client::RetrievalClient as RetrievalGrpc,
 };
+pub use crate::policy::Grant;
+use crate::receipt::{self, ReceiptError};
 use crate::tls::{self, TlsError};
 use bytes::Bytes;
+use ed25519_dalek::VerifyingKey;
 use rand::TryRngCore;
 use std::collections::HashMap;
 use std::path::Path;

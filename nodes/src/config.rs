@@ -498,8 +498,9 @@ impl ClusterConfig {
         check_three("nodes", self.nodes.iter().map(|n| n.party))?;
         for (i, n) in self.nodes.iter().enumerate() {
             check_addr(&format!("nodes[{i}].addr"), &n.addr)?;
-            crate::receipt::parse_public(n.party, &n.receipt_key)
-                .map_err(|e| ConfigError::invalid(format!("nodes[{i}].receipt_key"), e.to_string()))?;
+            crate::receipt::parse_public(n.party, &n.receipt_key).map_err(|e| {
+                ConfigError::invalid(format!("nodes[{i}].receipt_key"), e.to_string())
+            })?;
         }
         check_name("client.name", &self.client.name)?;
         check_readable("ca", &self.ca)?;

@@ -155,14 +155,30 @@ mod tests {
         };
         assert!(matches!(
             tight(|l| l.max_value_elements = 4095),
-            LimitError::Value { elements: 4096, limit: 4095, .. }
+            LimitError::Value {
+                elements: 4096,
+                limit: 4095,
+                ..
+            }
         ));
         assert!(matches!(
             tight(|l| l.max_program_elements = 8000),
-            LimitError::Program { elements: 8320, limit: 8000 }
+            LimitError::Program {
+                elements: 8320,
+                limit: 8000
+            }
         ));
         let e = tight(|l| l.max_session_bytes = 1000);
-        assert!(matches!(e, LimitError::SessionBytes { bytes: 32768, limit: 1000 }), "{e}");
+        assert!(
+            matches!(
+                e,
+                LimitError::SessionBytes {
+                    bytes: 32768,
+                    limit: 1000
+                }
+            ),
+            "{e}"
+        );
         assert!(e.to_string().contains("max_session_bytes"));
     }
 

@@ -257,7 +257,10 @@ mod tests {
         other[0].own = vec![9u8; 16].into();
         assert!(matches!(
             verify(&key, 1, &binding, Some(&other), Some(&r)),
-            Err(ReceiptError::Mismatch { what: "covers other output components", .. })
+            Err(ReceiptError::Mismatch {
+                what: "covers other output components",
+                ..
+            })
         ));
         assert!(matches!(
             verify(&key, 1, &[8u8; 32], Some(&o), Some(&r)),
@@ -280,14 +283,21 @@ mod tests {
         ));
         assert!(matches!(
             verify(&key, 1, &binding, Some(&o), None),
-            Err(ReceiptError::Mismatch { what: "missing", .. })
+            Err(ReceiptError::Mismatch {
+                what: "missing",
+                ..
+            })
         ));
     }
 
     #[test]
     fn words_and_encoded_components_hash_alike() {
         let words = vec![
-            ("a".to_string(), (0..1500u64).collect::<Vec<_>>(), vec![u64::MAX; 3]),
+            (
+                "a".to_string(),
+                (0..1500u64).collect::<Vec<_>>(),
+                vec![u64::MAX; 3],
+            ),
             ("b".to_string(), vec![], vec![]),
         ];
         let encoded: Vec<pb::OutputShares> = words

@@ -764,7 +764,10 @@ mod tests {
         put_garbage(&s, VALUES, "future", b"V\x03");
         assert!(matches!(
             s.get_value("future"),
-            Err(StoreError::Corrupt { what: "unsupported version", .. })
+            Err(StoreError::Corrupt {
+                what: "unsupported version",
+                ..
+            })
         ));
     }
 

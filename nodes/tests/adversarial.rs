@@ -129,8 +129,13 @@ async fn an_asker_cannot_exfiltrate_the_corpus_and_still_gets_answers() {
         .unwrap_err();
     assert_eq!(code(&e), Some(Code::NotFound), "{e}");
     // A k the owner did not approve is another program: refused too.
-    let e = rag::ask(&mut bob, &mut corpus, &query, 3).await.unwrap_err();
-    assert!(e.to_string().contains("NotFound") || e.to_string().contains("no value"), "{e}");
+    let e = rag::ask(&mut bob, &mut corpus, &query, 3)
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("NotFound") || e.to_string().contains("no value"),
+        "{e}"
+    );
     // The owner may still run anything on its corpus.
     let mine = identity(&emb_input(0), Shape::Matrix(rows, dim), "alice");
     let mine_id = alice.store_program(&mine).await.unwrap();
@@ -138,7 +143,10 @@ async fn an_asker_cannot_exfiltrate_the_corpus_and_still_gets_answers() {
         .invoke_inline(&mine_id, &[(&emb_input(0), "corpus.emb.0")], &[])
         .await
         .unwrap();
-    let first: Vec<u64> = emb[..rows * dim].iter().map(|&v| i64::from(v) as u64).collect();
+    let first: Vec<u64> = emb[..rows * dim]
+        .iter()
+        .map(|&v| i64::from(v) as u64)
+        .collect();
     assert_eq!(out["leak"], first);
 }
 
@@ -175,7 +183,9 @@ async fn a_model_user_cannot_read_the_weights_and_inputs_are_clamped_on_the_node
     let want = onnx::plain::run(&model, &x, 1).unwrap();
     let got = &inf.prediction.outputs[0].1;
     assert!(
-        got.iter().zip(&want[0].1).all(|(a, b)| (a - b).abs() < 0.05),
+        got.iter()
+            .zip(&want[0].1)
+            .all(|(a, b)| (a - b).abs() < 0.05),
         "{got:?} vs {:?}",
         want[0].1
     );
@@ -213,7 +223,9 @@ async fn a_model_user_cannot_read_the_weights_and_inputs_are_clamped_on_the_node
     // Out-of-range input, sent raw past the SDK's range check: the nodes clamp it, so the
     // answer is the model's on the clamped input (not on 40.0, far outside what the owner
     // checked the fixed-point range for).
-    let wild: Vec<f64> = (0..16).map(|i| if i % 3 == 0 { 40.0 } else { -40.0 }).collect();
+    let wild: Vec<f64> = (0..16)
+        .map(|i| if i % 3 == 0 { 40.0 } else { -40.0 })
+        .collect();
     let words: Vec<u64> = wild
         .iter()
         .map(|&v| fixed::encode(v, FracBits(12)).unwrap())
@@ -233,19 +245,29 @@ async fn a_model_user_cannot_read_the_weights_and_inputs_are_clamped_on_the_node
     let got = program.decode(&raw).unwrap();
     let got = &got.outputs[0].1;
     assert!(
-        got.iter().zip(&want[0].1).all(|(a, b)| (a - b).abs() < 0.05),
+        got.iter()
+            .zip(&want[0].1)
+            .all(|(a, b)| (a - b).abs() < 0.05),
         "{got:?} vs clamped plaintext {:?}",
         want[0].1
     );
     // The extreme ends of the ring are clamped too.
     let extreme: Vec<u64> = (0..16)
-        .map(|i| if i % 2 == 0 { i64::MIN as u64 } else { i64::MAX as u64 })
+        .map(|i| {
+            if i % 2 == 0 {
+                i64::MIN as u64
+            } else {
+                i64::MAX as u64
+            }
+        })
         .collect();
     let (_, raw) = bob
         .invoke_inline(&program_id, &weights, &[(&program.input, &extreme)])
         .await
         .unwrap();
-    let ends: Vec<f64> = (0..16).map(|i| if i % 2 == 0 { -1.0 } else { 1.0 }).collect();
+    let ends: Vec<f64> = (0..16)
+        .map(|i| if i % 2 == 0 { -1.0 } else { 1.0 })
+        .collect();
     let want = onnx::plain::run(&model, &ends, 1).unwrap();
     let got = program.decode(&raw).unwrap();
     assert!(
@@ -336,7 +358,10 @@ async fn absent_and_forbidden_ids_look_the_same() {
     let cluster = Cluster::start();
     let mut alice = ready_client(&cluster.cluster_toml("alice")).await;
     let mut bob = ready_client(&cluster.cluster_toml("bob")).await;
-    alice.store_secret("vq1", &[1, 2, 3], &[], &[]).await.unwrap();
+    alice
+        .store_secret("vq1", &[1, 2, 3], &[], &[])
+        .await
+        .unwrap();
     let p = identity("x", Shape::Vector(3), "alice");
     let pid = alice.store_program(&p).await.unwrap();
     alice.invoke(&pid, &[("x", "vq1")], "zq1").await.unwrap();
@@ -344,13 +369,17 @@ async fn absent_and_forbidden_ids_look_the_same() {
     let bid = bob.store_program(&bobs).await.unwrap();
 
     let strip = |e: ClientError, id: &str| match e {
-        ClientError::Status { status, .. } => {
-            (status.code(), status.message().replace(id, "<id>"))
-        }
+        ClientError::Status { status, .. } => (status.code(), status.message().replace(id, "<id>")),
         other => panic!("{other}"),
     };
-    let forbidden = bob.invoke_inline(&bid, &[("x", "vq1")], &[]).await.unwrap_err();
-    let absent = bob.invoke_inline(&bid, &[("x", "vq2")], &[]).await.unwrap_err();
+    let forbidden = bob
+        .invoke_inline(&bid, &[("x", "vq1")], &[])
+        .await
+        .unwrap_err();
+    let absent = bob
+        .invoke_inline(&bid, &[("x", "vq2")], &[])
+        .await
+        .unwrap_err();
     assert_eq!(strip(forbidden, "vq1"), strip(absent, "vq2"));
     let forbidden = bob.fetch("zq1").await.unwrap_err();
     let absent = bob.fetch("zq2").await.unwrap_err();
@@ -402,7 +431,11 @@ async fn oversized_declarations_are_refused_and_the_node_keeps_serving() {
             .await
             .unwrap_err();
         assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
-        assert!(e.message().contains("max_value_elements"), "{}", e.message());
+        assert!(
+            e.message().contains("max_value_elements"),
+            "{}",
+            e.message()
+        );
     }
     // A small program whose inline input claims 2^30 elements in seeds: refused by length.
     let small = square_plus(4, 0, "alice");

@@ -334,7 +334,13 @@ pub fn compile(model: &OnnxModel, opts: &CompileOptions) -> Result<CompiledModel
             shape: Shape::Matrix(opts.batch, features),
         },
     );
+    let clamp_start = c.b.op_count();
     let x = clamp_input(&mut c.b, x, opts);
+    let mut layers = vec![Layer {
+        name: "input".into(),
+        op: "Clamp".into(),
+        ops: clamp_start..c.b.op_count(),
+    }];
     let has_weights = model.tensors.values().all(|t| t.data.len() == t.len());
     c.acts.insert(
         model.input.name.clone(),
@@ -346,7 +352,6 @@ pub fn compile(model: &OnnxModel, opts: &CompileOptions) -> Result<CompiledModel
             channels_last: None,
         },
     );
-    let mut layers = Vec::new();
     for (i, node) in model.nodes.iter().enumerate() {
         let start = c.b.op_count();
         let act = c.node(i)?;
@@ -407,22 +412,34 @@ pub fn compile(model: &OnnxModel, opts: &CompileOptions) -> Result<CompiledModel
     })
 }
 
+/// Rounds of the input clamp every compiled model starts with (its own layer, `Clamp`).
+pub const INPUT_CLAMP_ROUNDS: u32 = crate::cost::LTZ_ROUNDS + 2;
+
 /// Clamps every input element to `[−input_bound, input_bound]` on shares, so the nodes — not
 /// only an honest user's encoder — enforce the range the fixed-point analysis starts from.
 ///
-/// `hi = x > B` and `lo = x < −B` run in one comparison layer; then `x ← lo ? −B : x` and
-/// `x ← hi ? B : x` (one round each). A comparison is exact while the difference stays below
-/// 2^63; at the far ends of the ring one of them can be wrong, but then the other is true
-/// (a wrapped `B − x` needs `x < B − 2^63`, where `x + B < 0` holds, and vice versa), so the
-/// result is always `x` in range, `B` or `−B`. Cost: a comparison layer plus 2 rounds.
+/// One comparison layer computes `hi = x > B`, `lo = x < −B` and the sign `s = x < 0` (LTZ,
+/// exact on every word). `hi` and `lo` compare through a wrapping difference, exact while it
+/// stays below 2^63 — always within the half of the ring where each matters: for `x ≥ 0`,
+/// `B − x` cannot wrap, and for `x < 0`, `x + B` cannot. So `hi' = hi·(1 − s)` and
+/// `lo' = lo·s` (one round) are exact and exclusive, and `x + hi'·(B − x) + lo'·(−B − x)` (one
+/// round) is `x` clamped, for every ring word. Cost: a comparison layer plus 2 rounds.
 fn clamp_input(b: &mut Builder, x: Value, opts: &CompileOptions) -> Value {
     let t = Fixed::with_frac_bits(opts.frac_bits);
     let bound = b.const_fixed(opts.input_bound, t);
     let neg_bound = b.const_fixed(-opts.input_bound, t);
     let hi = b.gt(x, bound);
     let lo = b.lt(x, neg_bound);
-    let x = b.select(lo, neg_bound, x);
-    b.select(hi, bound, x)
+    let s = b.ltz(x);
+    let hi_s = b.mul(hi, s);
+    let hi = b.sub(hi, hi_s);
+    let lo = b.mul(lo, s);
+    let to_hi = b.sub(bound, x);
+    let to_lo = b.sub(neg_bound, x);
+    let up = b.mul(hi, to_hi);
+    let down = b.mul(lo, to_lo);
+    let x = b.add(x, up);
+    b.add(x, down)
 }
 
 impl Compiler<'_> {

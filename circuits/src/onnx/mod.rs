@@ -38,8 +38,9 @@ pub mod plain;
 pub mod proto;
 
 pub use compile::{
-    CompileOptions, CompiledModel, DEFAULT_FRAC_BITS, Layer, ModelOutput, OutputKind, Prediction,
-    TRUNCATION_SECURITY_BITS, WeightInput, WeightMode, argmax_rows, compile,
+    CompileOptions, CompiledModel, DEFAULT_FRAC_BITS, INPUT_CLAMP_ROUNDS, Layer, ModelOutput,
+    OutputKind, Prediction, TRUNCATION_SECURITY_BITS, WeightInput, WeightMode, argmax_rows,
+    compile,
 };
 pub use model::{GraphInput, Node, NodeKind, OnnxModel, SUPPORTED_OPS, Tensor};
 

@@ -250,9 +250,8 @@ fn client_recipient(p: &ValidatedProgram) -> Result<String, Status> {
 /// node runs the program only if all three received the same request (see [`crate::binding`]).
 async fn agree_on_binding(net: &GrpcTransport, binding: &[u8; 32]) -> Result<(), Status> {
     let me = net.me();
-    let unavailable = |e: TransportError| {
-        Status::unavailable(format!("session binding round: {e}"))
-    };
+    let unavailable =
+        |e: TransportError| Status::unavailable(format!("session binding round: {e}"));
     let msg = Bytes::copy_from_slice(binding);
     let (a, b) = tokio::join!(
         net.send(me.next(), BINDING_ROUND, msg.clone()),

@@ -111,4 +111,3 @@ pub async fn ready_client(path: &Path) -> Client {
         }
     }
 }
-
