@@ -110,15 +110,16 @@ mod tests {
         let mut swapped = base();
         swapped.stored.reverse();
         assert_eq!(swapped.hash(), h);
-        let variants: Vec<Box<dyn Fn(&mut SessionBinding<'static>)>> = vec![
-            Box::new(|b| b.session = 8),
-            Box::new(|b| b.program = "p2"),
-            Box::new(|b| b.caller = "bob"),
-            Box::new(|b| b.stored[0].1 = "vz"),
-            Box::new(|b| b.stored = vec![("x", "vy"), ("y", "vx")]),
-            Box::new(|b| b.inline[0].1 = 4),
-            Box::new(|b| b.inline.clear()),
-            Box::new(|b| b.delivery = Delivery::Stored("r")),
+        type Change = fn(&mut SessionBinding<'static>);
+        let variants: [Change; 8] = [
+            |b| b.session = 8,
+            |b| b.program = "p2",
+            |b| b.caller = "bob",
+            |b| b.stored[0].1 = "vz",
+            |b| b.stored = vec![("x", "vy"), ("y", "vx")],
+            |b| b.inline[0].1 = 4,
+            |b| b.inline.clear(),
+            |b| b.delivery = Delivery::Stored("r"),
         ];
         for (i, change) in variants.iter().enumerate() {
             let mut b = base();
