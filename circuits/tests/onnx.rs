@@ -255,9 +255,15 @@ fn inputs_are_clamped_to_the_bound_inside_the_program() {
                 _ => enc(rng.random_range(-3.0..3.0)),
             })
             .collect();
+        // Clamped; within the bound of the ring's ends (only a bypassing client sends those),
+        // zero.
+        let bound = enc(2.0) as i64;
         let clamped: Vec<u64> = raw
             .iter()
-            .map(|&w| (w as i64).clamp(-(enc(2.0) as i64), enc(2.0) as i64) as u64)
+            .map(|&w| match (w as i64).checked_abs() {
+                Some(a) if a <= i64::MAX - bound => (w as i64).clamp(-bound, bound) as u64,
+                _ => 0,
+            })
             .collect();
         let mut inputs: HashMap<String, Vec<u64>> = HashMap::new();
         for w in &c.weights {

@@ -251,23 +251,19 @@ async fn a_model_user_cannot_read_the_weights_and_inputs_are_clamped_on_the_node
         "{got:?} vs clamped plaintext {:?}",
         want[0].1
     );
-    // The extreme ends of the ring are clamped too.
-    let extreme: Vec<u64> = (0..16)
-        .map(|i| {
-            if i % 2 == 0 {
-                i64::MIN as u64
-            } else {
-                i64::MAX as u64
-            }
-        })
-        .collect();
+    // The far ends of the ring (within the bound of ±2^63) become 0, in range too.
+    let quarter = fixed::encode(0.25, FracBits(12)).unwrap();
+    let pick = |i: usize| match i % 3 {
+        0 => (i64::MIN as u64, 0.0),
+        1 => (i64::MAX as u64, 0.0),
+        _ => (quarter, 0.25),
+    };
+    let extreme: Vec<u64> = (0..16).map(|i| pick(i).0).collect();
     let (_, raw) = bob
         .invoke_inline(&program_id, &weights, &[(&program.input, &extreme)])
         .await
         .unwrap();
-    let ends: Vec<f64> = (0..16)
-        .map(|i| if i % 2 == 0 { -1.0 } else { 1.0 })
-        .collect();
+    let ends: Vec<f64> = (0..16).map(|i| pick(i).1).collect();
     let want = onnx::plain::run(&model, &ends, 1).unwrap();
     let got = program.decode(&raw).unwrap();
     assert!(

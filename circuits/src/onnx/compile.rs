@@ -418,28 +418,28 @@ pub const INPUT_CLAMP_ROUNDS: u32 = crate::cost::LTZ_ROUNDS + 2;
 /// Clamps every input element to `[−input_bound, input_bound]` on shares, so the nodes — not
 /// only an honest user's encoder — enforce the range the fixed-point analysis starts from.
 ///
-/// One comparison layer computes `hi = x > B`, `lo = x < −B` and the sign `s = x < 0` (LTZ,
-/// exact on every word). `hi` and `lo` compare through a wrapping difference, exact while it
-/// stays below 2^63 — always within the half of the ring where each matters: for `x ≥ 0`,
-/// `B − x` cannot wrap, and for `x < 0`, `x + B` cannot. So `hi' = hi·(1 − s)` and
-/// `lo' = lo·s` (one round) are exact and exclusive, and `x + hi'·(B − x) + lo'·(−B − x)` (one
-/// round) is `x` clamped, for every ring word. Cost: a comparison layer plus 2 rounds.
+/// One comparison layer computes `hi = x > B` and `lo = x < −B`; then (one round)
+/// `keep = (1 − hi)(1 − lo) = 1 − hi − lo + hi·lo`, and (one round)
+/// `x' = keep·x + B·(hi − lo)`. The comparisons go through a wrapping difference, exact while it
+/// stays below 2^63: for every `x` with `|x| ≤ 2^63 − B` exactly one case holds and `x'` is `x`
+/// clamped. Within `B` of the ring's ends (`|x| > 2^63 − B`, reachable only by a client that
+/// bypasses the encoder) both comparisons are 1 and `x' = 0` — in range too. Cost: a
+/// comparison layer on 2n elements plus 2 rounds.
 fn clamp_input(b: &mut Builder, x: Value, opts: &CompileOptions) -> Value {
     let t = Fixed::with_frac_bits(opts.frac_bits);
     let bound = b.const_fixed(opts.input_bound, t);
     let neg_bound = b.const_fixed(-opts.input_bound, t);
     let hi = b.gt(x, bound);
     let lo = b.lt(x, neg_bound);
-    let s = b.ltz(x);
-    let hi_s = b.mul(hi, s);
-    let hi = b.sub(hi, hi_s);
-    let lo = b.mul(lo, s);
-    let to_hi = b.sub(bound, x);
-    let to_lo = b.sub(neg_bound, x);
-    let up = b.mul(hi, to_hi);
-    let down = b.mul(lo, to_lo);
-    let x = b.add(x, up);
-    b.add(x, down)
+    let both = b.mul(hi, lo);
+    let either = b.add(hi, lo);
+    let out = b.sub(either, both);
+    let one = b.const_ring(1);
+    let keep = b.sub(one, out);
+    let kept = b.mul(keep, x);
+    let side = b.sub(hi, lo);
+    let edge = b.mul(side, bound);
+    b.add(kept, edge)
 }
 
 impl Compiler<'_> {
