@@ -34,14 +34,14 @@ use crate::pb::{
 };
 pub use crate::policy::Grant;
 use crate::receipt::{self, ReceiptError};
-use crate::tls::{self, TlsError};
+use crate::tls::{self, PinnedConnector, TlsError, WrongCertificate};
 use bytes::Bytes;
 use ed25519_dalek::VerifyingKey;
 use rand::TryRngCore;
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use veil_circuits::ValidatedProgram;
 use veil_runtime::fhe::corpus::top_k;
 use veil_runtime::fhe::{
@@ -118,9 +118,46 @@ pub enum ClientError {
     /// The nodes answered inconsistently (e.g. different program ids or output lists).
     #[error("nodes disagree: {0}")]
     Inconsistent(String),
+    /// The address of node `node` led to a server whose certificate (valid for the cluster CA)
+    /// is not the one `cluster.toml` pins for that node: another node or an impostor answered.
+    #[error("node {node} is not the node cluster.toml pins: {source}")]
+    WrongNodeCertificate {
+        /// Party index of the node the client meant to reach.
+        node: usize,
+        /// Address, presented and pinned fingerprints.
+        source: WrongCertificate,
+    },
+    /// A node's components of an output are not whole 64-bit words or differ in length.
+    #[error("node {node} sent a malformed output '{output}': {what}")]
+    MalformedOutput {
+        /// Party index of the node.
+        node: usize,
+        /// Output name.
+        output: String,
+        /// What is wrong with it.
+        what: String,
+    },
     /// A node's receipt is missing, binds another request, or does not verify.
     #[error(transparent)]
     Receipt(#[from] ReceiptError),
+}
+
+/// Largest response a [`Client`] decodes: 1 GiB, the largest message a node accepts from a peer
+/// ([`crate::peer::MAX_MESSAGE_BYTES`]). A result is fetched in one message holding both of the
+/// node's components (16 bytes per output element), so outputs of up to 64 M elements in total
+/// per result fit (nodes also cap what they send at their `max_message_bytes`, 64 MiB by
+/// default). A larger response fails with `OutOfRange` instead of being buffered.
+pub const MAX_RESPONSE_BYTES: usize = 1 << 30;
+
+/// The error for a failed call to node `node`: a refused certificate pin when that is why the
+/// (lazy) channel could not connect, the status otherwise.
+fn node_error(node: usize, connector: &PinnedConnector, status: tonic::Status) -> ClientError {
+    match connector.refused() {
+        Some(source) if status.code() == tonic::Code::Unavailable => {
+            ClientError::WrongNodeCertificate { node, source }
+        }
+        _ => ClientError::Status { node, status },
+    }
 }
 
 /// The three nodes' signed receipts of one run, verified against the keys in `cluster.toml`.
@@ -168,9 +205,15 @@ pub struct InvokeSummary {
 /// A connection to the three nodes of a cluster.
 pub struct Client {
     name: String,
-    nodes: Vec<ComputeClient<Channel>>,
+    nodes: Vec<NodeConn>,
     /// Each node's pinned receipt key, by party.
     receipt_keys: Vec<VerifyingKey>,
+}
+
+/// One node: its gRPC client and the pinned connector its channel dials with.
+struct NodeConn {
+    grpc: ComputeClient<Channel>,
+    connector: PinnedConnector,
 }
 
 /// Run the same call on all three nodes concurrently.
@@ -180,11 +223,15 @@ macro_rules! on_all {
             .nodes
             .iter_mut()
             .enumerate()
-            .map(|($i, $c)| async move {
+            .map(|($i, node)| async move {
+                let NodeConn {
+                    grpc: $c,
+                    connector,
+                } = node;
                 $call
                     .await
                     .map(|r| r.into_inner())
-                    .map_err(|status| ClientError::Status { node: $i, status })
+                    .map_err(|status| node_error($i, connector, status))
             });
         let results: Vec<_> = futures_join_all(futures).await;
         results.into_iter().collect::<Result<Vec<_>, ClientError>>()
@@ -214,10 +261,13 @@ async fn futures_join_all<F: std::future::Future>(
 }
 
 impl Client {
-    /// Connect with the identity and nodes of `cluster.toml`.
+    /// Connect with the identity and nodes of `cluster.toml`. Each node must present the
+    /// certificate `cluster.toml` pins for it (`nodes[].cert_sha256`); a node that does not
+    /// fails every call with [`ClientError::WrongNodeCertificate`]. Connections are made on
+    /// first use.
     pub async fn connect(cluster_toml: &Path) -> Result<Client, ClientError> {
         let cfg = ClusterConfig::load(cluster_toml)?;
-        let tls = tls::client_tls(&cfg.ca, &cfg.client.cert, &cfg.client.key)?;
+        let tls = tls::PinnedTls::load(&cfg.ca, &cfg.client.cert, &cfg.client.key)?;
         let mut nodes = Vec::with_capacity(3);
         let mut sorted = cfg.nodes.clone();
         sorted.sort_by_key(|n| n.party);
@@ -226,22 +276,21 @@ impl Client {
             .map(|n| receipt::parse_public(n.party, &n.receipt_key))
             .collect::<Result<Vec<_>, _>>()?;
         for n in &sorted {
-            let connect = |source| ClientError::Connect {
-                node: n.party,
-                source,
-            };
-            let channel = Endpoint::from_shared(format!("https://{}", n.addr))
-                .map_err(connect)?
-                .tls_config(tls.clone())
-                .map_err(connect)?
-                .tcp_nodelay(true)
+            let connector = tls.connector(n.party, &n.addr, &n.cert_sha256)?;
+            let channel = connector
+                .endpoint()
+                .map_err(|source| ClientError::Connect {
+                    node: n.party,
+                    source,
+                })?
                 .connect_timeout(Duration::from_secs(10))
-                .connect_lazy();
-            nodes.push(
-                ComputeClient::new(channel)
-                    .max_decoding_message_size(usize::MAX)
+                .connect_with_connector_lazy(connector.clone());
+            nodes.push(NodeConn {
+                grpc: ComputeClient::new(channel)
+                    .max_decoding_message_size(MAX_RESPONSE_BYTES)
                     .max_encoding_message_size(usize::MAX),
-            );
+                connector,
+            });
         }
         Ok(Client {
             name: cfg.client.name,
@@ -273,7 +322,7 @@ impl Client {
     /// The raw gRPC client of node `party` (0..=2), bypassing every check of this SDK (sharing,
     /// binding, receipts): for tests that play an adversarial client, and for tools.
     pub fn raw(&mut self, party: usize) -> Option<&mut ComputeClient<Channel>> {
-        self.nodes.get_mut(party)
+        self.nodes.get_mut(party).map(|n| &mut n.grpc)
     }
 
     /// Node `party`'s pinned receipt key (from `cluster.toml`).
@@ -475,16 +524,12 @@ fn reconstruct_outputs(
     for (k, o) in first.iter().enumerate() {
         let shares: Vec<Shares> = res
             .iter()
-            .map(|r| {
-                r.get(k)
-                    .filter(|x| x.name == o.name)
-                    .map(|x| Shares {
-                        own: le_bytes_to_words(&x.own[..x.own.len() / 8 * 8]),
-                        next: le_bytes_to_words(&x.next[..x.next.len() / 8 * 8]),
-                    })
-                    .ok_or_else(|| {
-                        ClientError::Inconsistent(format!("output '{}' missing", o.name))
-                    })
+            .enumerate()
+            .map(|(node, r)| {
+                let x = r.get(k).filter(|x| x.name == o.name).ok_or_else(|| {
+                    ClientError::Inconsistent(format!("output '{}' missing", o.name))
+                })?;
+                output_words(node, x)
             })
             .collect::<Result<_, _>>()?;
         let shares: [Shares; 3] = shares
@@ -497,6 +542,35 @@ fn reconstruct_outputs(
         out.insert(o.name.clone(), v);
     }
     Ok(out)
+}
+
+/// One node's two components of an output as words: both must be whole little-endian u64
+/// words and of equal length (trailing bytes are refused, not dropped).
+fn output_words(node: usize, x: &pb::OutputShares) -> Result<Shares, ClientError> {
+    let malformed = |what: String| ClientError::MalformedOutput {
+        node,
+        output: x.name.clone(),
+        what,
+    };
+    for (part, bytes) in [("own", &x.own), ("next", &x.next)] {
+        if !bytes.len().is_multiple_of(8) {
+            return Err(malformed(format!(
+                "its {part} component has {} bytes, not whole 8-byte words",
+                bytes.len()
+            )));
+        }
+    }
+    if x.own.len() != x.next.len() {
+        return Err(malformed(format!(
+            "its components have {} and {} bytes",
+            x.own.len(),
+            x.next.len()
+        )));
+    }
+    Ok(Shares {
+        own: le_bytes_to_words(&x.own),
+        next: le_bytes_to_words(&x.next),
+    })
 }
 
 /// A retrieval call failed.
@@ -547,6 +621,15 @@ pub enum RetrievalError {
     NoPassages {
         /// The corpus name.
         corpus: String,
+    },
+    /// The node's address led to a server whose certificate is not the one `cluster.toml` pins
+    /// for it (see [`ClientError::WrongNodeCertificate`]).
+    #[error("node {node} is not the node cluster.toml pins: {source}")]
+    WrongNodeCertificate {
+        /// Party index of the node the client meant to reach.
+        node: usize,
+        /// Address, presented and pinned fingerprints.
+        source: WrongCertificate,
     },
 }
 
@@ -610,40 +693,46 @@ const FETCH_BATCH_BYTES: usize = 32 << 20;
 pub struct RetrievalClient {
     node: usize,
     inner: RetrievalGrpc<Channel>,
+    connector: PinnedConnector,
 }
 
 impl RetrievalClient {
-    /// Connect to node `party` of `cluster.toml`, presenting the client identity it names.
+    /// Connect to node `party` of `cluster.toml`, presenting the client identity it names and
+    /// accepting only the node certificate it pins for that party.
     pub async fn connect(cluster_toml: &Path, party: usize) -> Result<Self, RetrievalError> {
         let cfg = ClusterConfig::load(cluster_toml)?;
-        let addr = cfg
-            .addr(party)
+        let node = cfg
+            .node(party)
             .ok_or(RetrievalError::NoSuchNode { node: party })?;
-        let tls = tls::client_tls(&cfg.ca, &cfg.client.cert, &cfg.client.key)?;
-        let connect = |source| RetrievalError::Connect {
-            node: party,
-            source,
-        };
-        let channel = Endpoint::from_shared(format!("https://{addr}"))
-            .map_err(connect)?
-            .tls_config(tls)
-            .map_err(connect)?
-            .tcp_nodelay(true)
+        let tls = tls::PinnedTls::load(&cfg.ca, &cfg.client.cert, &cfg.client.key)?;
+        let connector = tls.connector(party, &node.addr, &node.cert_sha256)?;
+        let channel = connector
+            .endpoint()
+            .map_err(|source| RetrievalError::Connect {
+                node: party,
+                source,
+            })?
             .connect_timeout(Duration::from_secs(10))
             .initial_stream_window_size(8 << 20)
             .initial_connection_window_size(8 << 20)
-            .connect_lazy();
+            .connect_with_connector_lazy(connector.clone());
         Ok(RetrievalClient {
             node: party,
             inner: RetrievalGrpc::new(channel)
                 .max_decoding_message_size(RETRIEVAL_DECODE_LIMIT)
                 .max_encoding_message_size(usize::MAX),
+            connector,
         })
     }
 
     fn status(&self) -> impl FnOnce(tonic::Status) -> RetrievalError + use<> {
-        let node = self.node;
-        move |status| RetrievalError::Status { node, status }
+        let (node, connector) = (self.node, self.connector.clone());
+        move |status| match connector.refused() {
+            Some(source) if status.code() == tonic::Code::Unavailable => {
+                RetrievalError::WrongNodeCertificate { node, source }
+            }
+            _ => RetrievalError::Status { node, status },
+        }
     }
 
     fn malformed(&self, what: impl Into<String>) -> RetrievalError {
@@ -863,5 +952,46 @@ impl RetrievalClient {
             )));
         }
         Ok(le_bytes_to_words(bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shares(name: &str, own: &[u8], next: &[u8]) -> pb::OutputShares {
+        pb::OutputShares {
+            name: name.to_string(),
+            own: Bytes::copy_from_slice(own),
+            next: Bytes::copy_from_slice(next),
+        }
+    }
+
+    #[test]
+    fn output_words_decode_whole_words() {
+        let own: Vec<u8> = words_to_le_bytes(&[1, u64::MAX]);
+        let next: Vec<u8> = words_to_le_bytes(&[2, 3]);
+        let s = output_words(2, &shares("z", &own, &next)).unwrap();
+        assert_eq!((s.own, s.next), (vec![1, u64::MAX], vec![2, 3]));
+        let empty = output_words(0, &shares("z", &[], &[])).unwrap();
+        assert!(empty.own.is_empty() && empty.next.is_empty());
+    }
+
+    #[test]
+    fn output_words_reject_trailing_bytes_and_length_mismatch() {
+        let eight = [0u8; 8];
+        for (own, next, what) in [
+            (&[0u8; 9][..], &eight[..], "own component has 9 bytes"),
+            (&eight[..], &[0u8; 15][..], "next component has 15 bytes"),
+            (&eight[..], &[0u8; 16][..], "components have 8 and 16 bytes"),
+        ] {
+            match output_words(1, &shares("z", own, next)) {
+                Err(e @ ClientError::MalformedOutput { node: 1, .. }) => {
+                    let text = e.to_string();
+                    assert!(text.contains(what) && text.contains("'z'"), "{text}");
+                }
+                other => panic!("expected MalformedOutput, got {other:?}"),
+            }
+        }
     }
 }

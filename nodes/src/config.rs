@@ -3,7 +3,8 @@
 //! `node-<i>.toml` tells one node who it is, where it listens, where its data and TLS files are,
 //! which peers and clients it trusts (by certificate fingerprint) and, optionally, which
 //! prepared corpora its Retrieval service serves (`[[retrieval]]`). `cluster.toml` tells a
-//! client where the three nodes are and which identity to present. Relative paths in either
+//! client where the three nodes are, which certificate each must present (pinned by
+//! fingerprint) and which identity to present. Relative paths in either
 //! file are resolved against the directory of the file.
 
 use std::collections::BTreeSet;
@@ -209,6 +210,10 @@ pub struct ClusterNode {
     /// Its receipt public key (Ed25519, 64 hex digits): the client checks every node's signed
     /// receipt against it.
     pub receipt_key: String,
+    /// Lowercase hex SHA-256 of its certificate's DER ([`crate::tls::cert_fingerprint`]): the
+    /// client completes a handshake with this node only if it presents exactly this
+    /// certificate (pinned, on top of the CA check).
+    pub cert_sha256: String,
 }
 
 /// The identity a client presents.
@@ -492,8 +497,8 @@ impl ClusterConfig {
         Ok(cfg)
     }
 
-    /// Checks the node list (parties 0..=2 each exactly once, host:port addresses), the client
-    /// name and that the CA and client files are readable.
+    /// Checks the node list (parties 0..=2 each exactly once, host:port addresses, certificate
+    /// fingerprints), the client name and that the CA and client files are readable.
     pub fn validate(&self) -> Result<(), ConfigError> {
         check_three("nodes", self.nodes.iter().map(|n| n.party))?;
         for (i, n) in self.nodes.iter().enumerate() {
@@ -501,12 +506,18 @@ impl ClusterConfig {
             crate::receipt::parse_public(n.party, &n.receipt_key).map_err(|e| {
                 ConfigError::invalid(format!("nodes[{i}].receipt_key"), e.to_string())
             })?;
+            check_fingerprint(&format!("nodes[{i}].cert_sha256"), &n.cert_sha256)?;
         }
         check_name("client.name", &self.client.name)?;
         check_readable("ca", &self.ca)?;
         check_readable("client.cert", &self.client.cert)?;
         check_readable("client.key", &self.client.key)?;
         Ok(())
+    }
+
+    /// The entry of `party`'s node.
+    pub fn node(&self, party: usize) -> Option<&ClusterNode> {
+        self.nodes.iter().find(|n| n.party == party)
     }
 
     /// The address of `party`'s node.
@@ -554,6 +565,10 @@ mod tests {
             let cc = ClusterConfig::load(path).unwrap();
             assert_eq!(&cc.client.name, name);
             assert_eq!(cc.addr(1), Some("127.0.0.1:7301"));
+            // The client pins the same node certificates the nodes pin for each other.
+            for (i, fp) in fps[0].iter().enumerate() {
+                assert_eq!(&cc.node(i).unwrap().cert_sha256, fp);
+            }
             assert_eq!(cc.ca, dir.path().join("ca.pem"));
             assert_eq!(
                 crate::tls::file_fingerprint(&cc.client.cert).unwrap(),
@@ -714,6 +729,20 @@ mod tests {
         let mut c = good.clone();
         c.nodes[1].party = 0;
         assert_eq!(c.validate().unwrap_err().field(), Some("nodes[1].party"));
+
+        let mut c = good.clone();
+        c.nodes[2].cert_sha256 = c.nodes[2].cert_sha256.to_uppercase();
+        assert_eq!(
+            c.validate().unwrap_err().field(),
+            Some("nodes[2].cert_sha256")
+        );
+
+        let mut c = good.clone();
+        c.nodes[0].cert_sha256.pop();
+        assert_eq!(
+            c.validate().unwrap_err().field(),
+            Some("nodes[0].cert_sha256")
+        );
 
         let mut c = good.clone();
         c.client.cert = dir.path().join("missing.pem");

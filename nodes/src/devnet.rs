@@ -215,6 +215,7 @@ pub fn write_devnet(
             party: i,
             addr: node_addr(base_port, i).to_string(),
             receipt_key: signers[i].public_hex(),
+            cert_sha256: pki.node_fingerprints[i].clone(),
         })
         .collect();
     let mut cluster_configs = Vec::new();

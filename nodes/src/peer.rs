@@ -10,6 +10,12 @@
 //! dialing side redials with backoff while the mux lives, so later sessions work once the peer
 //! is back.
 //!
+//! **Authentication.** Links are pinned on both ends: the accepting mux identifies the dialer by
+//! its TLS client-certificate fingerprint (`node_fingerprints`), and a node dials through
+//! [`PeerMux::connect_pinned`], whose [`PinnedConnector`] completes the handshake only if the
+//! server presents the certificate pinned for the party being dialed (a mismatch is logged as a
+//! refused link and redialed with backoff).
+//!
 //! **Link keys.** The first frame in each direction of a new link is a hello carrying an
 //! ephemeral X25519 public key; both ends derive the link secret from it
 //! (`veil_runtime::setup`), and a link counts as up only once keyed. [`PeerMux::open`]
@@ -19,9 +25,9 @@
 //! re-established, which re-keys it).
 
 use crate::pb;
+use crate::tls::{PinnedConnector, WrongCertificate, find_wrong_certificate};
 use bytes::{Bytes, BytesMut};
 use rand::TryRngCore as _;
-use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -89,11 +95,6 @@ pub fn tune_endpoint(endpoint: Endpoint) -> Endpoint {
         .http2_keep_alive_interval(KEEPALIVE)
         .keep_alive_timeout(KEEPALIVE_TIMEOUT)
         .keep_alive_while_idle(true)
-}
-
-/// Lowercase hex SHA-256 of a certificate's DER bytes.
-fn fingerprint(der: &[u8]) -> String {
-    hex::encode(Sha256::digest(der))
 }
 
 struct Link {
@@ -305,6 +306,27 @@ impl PeerMux {
     /// backoff whenever the link drops, as long as the mux lives. Only the lower party of a
     /// pair dials; for `peer <= me` this does nothing (the peer dials us).
     pub fn connect(self: &Arc<Self>, peer: PartyId, endpoint: Endpoint) {
+        self.spawn_dialer(peer, endpoint, None);
+    }
+
+    /// [`connect`](Self::connect) through `connector`, which completes a TLS handshake only
+    /// with the certificate pinned for `peer`; a wrong certificate is logged (as a warning,
+    /// once per distinct error) and redialed with backoff like any failed dial.
+    pub fn connect_pinned(self: &Arc<Self>, peer: PartyId, connector: PinnedConnector) {
+        match connector.endpoint() {
+            Ok(endpoint) => self.spawn_dialer(peer, endpoint, Some(connector)),
+            Err(e) => {
+                tracing::error!(me = %self.me, %peer, addr = connector.addr(), error = %e, "bad peer address; not dialing")
+            }
+        }
+    }
+
+    fn spawn_dialer(
+        self: &Arc<Self>,
+        peer: PartyId,
+        endpoint: Endpoint,
+        connector: Option<PinnedConnector>,
+    ) {
         if peer.index() <= self.me.index() {
             tracing::debug!(me = %self.me, %peer, "not dialing: the lower party dials");
             return;
@@ -312,7 +334,7 @@ impl PeerMux {
         let endpoint = tune_endpoint(endpoint);
         let weak = Arc::downgrade(self);
         let shutdown = self.shutdown.subscribe();
-        tokio::spawn(dial_loop(weak, peer, endpoint, shutdown));
+        tokio::spawn(dial_loop(weak, peer, endpoint, connector, shutdown));
     }
 
     /// Open `session`: a transport whose messages are multiplexed on this mux's links. Frames
@@ -574,7 +596,7 @@ impl PeerMux {
             let cert = certs
                 .first()
                 .ok_or_else(|| Status::permission_denied("no client certificate"))?;
-            let fp = fingerprint(cert.as_ref());
+            let fp = crate::tls::cert_fingerprint(cert.as_ref());
             self.node_fingerprints
                 .iter()
                 .position(|n| !n.is_empty() && n.eq_ignore_ascii_case(&fp))
@@ -723,20 +745,49 @@ impl Partial {
     }
 }
 
+/// Why one dial attempt failed.
+enum DialError {
+    /// The peer's certificate is not the one pinned for it.
+    WrongCertificate(WrongCertificate),
+    /// Anything else (not up yet, refused the link, ...), with its cause chain.
+    Other(String),
+}
+
+/// `err: cause: cause ...` (tonic's transport errors say only "transport error" at the top).
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut next = err.source();
+    while let Some(e) = next {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        next = e.source();
+    }
+    out
+}
+
 /// Dial `peer` and keep the link up, redialing with backoff, until the mux is dropped.
 async fn dial_loop(
     mux: Weak<PeerMux>,
     peer: PartyId,
     endpoint: Endpoint,
+    connector: Option<PinnedConnector>,
     mut shutdown: watch::Receiver<()>,
 ) {
     let mut backoff = BACKOFF_MIN;
+    let mut last_refusal: Option<WrongCertificate> = None;
     loop {
         let Some(m) = mux.upgrade() else { return };
         let (me, insecure) = (m.me, m.insecure);
         drop(m);
         let attempt = async {
-            let channel = endpoint.connect().await.map_err(|e| e.to_string())?;
+            let connected = match &connector {
+                Some(c) => endpoint.connect_with_connector(c.clone()).await,
+                None => endpoint.connect().await,
+            };
+            let channel = connected.map_err(|e| match find_wrong_certificate(&e) {
+                Some(wrong) => DialError::WrongCertificate(wrong.clone()),
+                None => DialError::Other(error_chain(&e)),
+            })?;
             let mut client = pb::peer_client::PeerClient::new(channel)
                 .max_decoding_message_size(MAX_FRAME_BYTES)
                 .max_encoding_message_size(MAX_FRAME_BYTES);
@@ -747,14 +798,13 @@ async fn dial_loop(
                     .index()
                     .to_string()
                     .parse()
-                    .map_err(|_| "header".to_string())?;
+                    .map_err(|_| DialError::Other("header".to_string()))?;
                 request.metadata_mut().insert(PARTY_HEADER, v);
             }
-            let response = client
-                .link(request)
-                .await
-                .map_err(|s| format!("Link refused: {:?} {}", s.code(), s.message()))?;
-            Ok::<_, String>((tx, response.into_inner()))
+            let response = client.link(request).await.map_err(|s| {
+                DialError::Other(format!("Link refused: {:?} {}", s.code(), s.message()))
+            })?;
+            Ok::<_, DialError>((tx, response.into_inner()))
         };
         let result = tokio::select! {
             r = attempt => r,
@@ -763,12 +813,21 @@ async fn dial_loop(
         match result {
             Ok((tx, inbound)) => {
                 backoff = BACKOFF_MIN;
+                last_refusal = None;
                 let Some(m) = mux.upgrade() else { return };
                 let generation = m.link_established(peer, tx);
                 drop(m);
                 read_link(mux.clone(), peer, generation, inbound, shutdown.clone()).await;
             }
-            Err(e) => {
+            Err(DialError::WrongCertificate(wrong)) => {
+                if last_refusal.as_ref() != Some(&wrong) {
+                    tracing::warn!(%me, %peer, error = %wrong, "peer link refused: not the pinned certificate; redialing with backoff");
+                } else {
+                    tracing::debug!(%me, %peer, error = %wrong, "peer link refused again");
+                }
+                last_refusal = Some(wrong);
+            }
+            Err(DialError::Other(e)) => {
                 tracing::debug!(%me, %peer, error = %e, "dial failed; retrying");
             }
         }

@@ -13,8 +13,8 @@ use crate::tls::{self, TlsError};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
+use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Endpoint, Server};
 use veil_circuits::PartyId;
 
 /// HTTP/2 flow-control windows: large, so multi-megabyte rounds are not throttled.
@@ -135,15 +135,12 @@ pub async fn run_node(cfg: NodeConfig) -> Result<(), NodeError> {
     }
     let timeout = Duration::from_millis(cfg.session_timeout_ms);
     let mux = PeerMux::new(me, fingerprints, timeout, PEER_CHUNK_BYTES);
-    let client_tls = tls::client_tls(&cfg.tls.ca, &cfg.tls.cert, &cfg.tls.key)?;
+    // Dial the higher peers, accepting each only with the certificate its `peers[]` entry pins
+    // (the accepting side checks ours the same way, in `PeerMux`).
+    let dialer = tls::PinnedTls::load(&cfg.tls.ca, &cfg.tls.cert, &cfg.tls.key)?;
     for p in cfg.peers.iter().filter(|p| p.party > cfg.party) {
-        let endpoint = Endpoint::from_shared(format!("https://{}", p.addr))?
-            .tls_config(client_tls.clone())?
-            .tcp_nodelay(true)
-            .connect_timeout(timeout)
-            .initial_stream_window_size(WINDOW_BYTES)
-            .initial_connection_window_size(WINDOW_BYTES);
-        mux.connect(PartyId::from_index(p.party), endpoint);
+        let connector = dialer.connector(p.party, &p.addr, &p.cert_sha256)?;
+        mux.connect_pinned(PartyId::from_index(p.party), connector);
     }
 
     let clients: HashMap<String, String> = cfg

@@ -27,9 +27,15 @@ pub struct Cluster {
 impl Cluster {
     /// Lays out a devnet in a temp dir (clients `alice`, `bob`) and starts its three nodes.
     pub fn start() -> Cluster {
+        Cluster::start_with(base_port(), |_| {})
+    }
+
+    /// [`Cluster::start`] on `base_port..base_port+3`, letting `edit` change the devnet's
+    /// files before the nodes start.
+    pub fn start_with(base_port: u16, edit: impl FnOnce(&DevnetLayout)) -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
-        let layout =
-            write_devnet(dir.path(), base_port(), &["alice", "bob"]).expect("devnet files");
+        let layout = write_devnet(dir.path(), base_port, &["alice", "bob"]).expect("devnet files");
+        edit(&layout);
         let mut c = Cluster {
             layout,
             nodes: vec![None, None, None],
@@ -79,12 +85,15 @@ impl Cluster {
     /// The three nodes' logs, for failure messages.
     pub fn logs(&self) -> String {
         (0..3)
-            .map(|i| {
-                std::fs::read_to_string(self.layout.dir.join(format!("test-node-{i}.log")))
-                    .unwrap_or_default()
-            })
+            .map(|i| self.log(i))
             .collect::<Vec<_>>()
             .join("\n---\n")
+    }
+
+    /// Node `i`'s log so far.
+    pub fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.layout.dir.join(format!("test-node-{i}.log")))
+            .unwrap_or_default()
     }
 }
 
