@@ -3,8 +3,8 @@
 //!
 //! A [`PeerMux`] owns a node's links and demultiplexes incoming frames by session; each session
 //! gets a [`GrpcTransport`] (the runtime's [`Transport`]) from [`PeerMux::session`]. Messages are
-//! split into frames of at most `chunk_bytes` and reassembled on arrival. Frames for a session
-//! that is not open yet are buffered (bounded); late frames of a closed session are dropped if
+//! split into frames of at most `chunk_bytes` and reassembled on arrival. Complete messages for
+//! a session that is not open yet are buffered; late frames of a closed session are dropped if
 //! they come on the link it used (a frame for its id on a newer link opens a new session). When
 //! a link goes down, every session open on it fails with [`TransportError::Closed`]; the
 //! dialing side redials with backoff while the mux lives, so later sessions work once the peer
@@ -23,6 +23,15 @@
 //! round. Keys repeat if a session id repeats, so each link refuses an id it has already keyed
 //! (at most [`MAX_SESSIONS_PER_LINK`] per connection by default; then the link is
 //! re-established, which re-keys it).
+//!
+//! **Unopened sessions.** Anything that gets frames onto a link can name session ids that never
+//! open, so the buffer for them ([`pending`]) is bounded per link, in bytes
+//! ([`MAX_PENDING_BYTES_PER_LINK`]) and in distinct sessions ([`MAX_PENDING_SESSIONS_PER_LINK`]),
+//! and a buffered message expires once the mux's timeout has passed since it arrived (checked
+//! lazily, when that link delivers a message and when a session opens). A message beyond a
+//! link's bounds is refused with a warning (session, round, size and peer; never contents): a
+//! flood from one peer fills only its own link's buffer, and only until it expires, after which
+//! a session whose first message arrives before it opens works again.
 
 use crate::pb;
 use crate::tls::{PinnedConnector, WrongCertificate, find_wrong_certificate};
@@ -44,14 +53,17 @@ use veil_runtime::error::TransportError;
 use veil_runtime::setup::{KeyExchange, LinkSecret, PairwiseKeys};
 use veil_runtime::transport::{RoundId, SessionId, Transport};
 
+pub mod pending;
+
+use pending::{Admit, Pending};
+pub use pending::{MAX_PENDING_BYTES_PER_LINK, MAX_PENDING_SESSIONS_PER_LINK, PendingLimits};
+
 /// Largest gRPC message (one frame) a link encodes or decodes.
 pub const MAX_FRAME_BYTES: usize = 64 << 20;
 /// Default frame payload size used when splitting messages.
 pub const DEFAULT_CHUNK_BYTES: usize = 4 << 20;
 /// Largest reassembled message accepted from a peer (a larger one breaks the link).
 pub const MAX_MESSAGE_BYTES: usize = 1 << 30;
-/// Total bytes buffered for sessions that are not open yet; frames beyond are dropped.
-pub const MAX_PENDING_BYTES: usize = 64 << 20;
 /// HTTP/2 stream and connection flow-control window used on both ends of a link.
 pub const WINDOW_BYTES: u32 = 32 << 20;
 /// Request metadata naming the calling party (honoured only by insecure test muxes).
@@ -139,13 +151,11 @@ struct SessionSlot {
     inbound: [Option<mpsc::UnboundedSender<Msg>>; 3],
 }
 
-#[derive(Default)]
 struct MuxState {
     links: [Option<Link>; 3],
     sessions: HashMap<SessionId, SessionSlot>,
-    /// Complete messages for sessions not open yet: (from, round, payload).
-    pending: HashMap<SessionId, Vec<(usize, RoundId, Bytes)>>,
-    pending_bytes: usize,
+    /// Complete messages for sessions not open yet, per link.
+    pending: Pending,
     /// Closed sessions (tombstones): per peer, the generation of the link the session used
     /// (0: none). A late frame on that same link is dropped; a frame for the same id on a newer
     /// link belongs to a new session (ids may repeat once a link is re-keyed) and is buffered.
@@ -156,23 +166,24 @@ struct MuxState {
 }
 
 impl MuxState {
+    fn new(pending: PendingLimits) -> MuxState {
+        MuxState {
+            links: Default::default(),
+            sessions: HashMap::new(),
+            pending: Pending::new(pending),
+            closed: HashMap::new(),
+            closed_order: VecDeque::new(),
+            next_generation: 0,
+            next_token: 0,
+        }
+    }
+
     /// Fail every open session on `peer`'s link and forget what was buffered from it.
     fn break_sessions(&mut self, peer: usize) {
         for slot in self.sessions.values_mut() {
             slot.inbound[peer] = None;
         }
-        let mut freed = 0;
-        self.pending.retain(|_, msgs| {
-            msgs.retain(|(from, _, b)| {
-                let keep = *from != peer;
-                if !keep {
-                    freed += b.len();
-                }
-                keep
-            });
-            !msgs.is_empty()
-        });
-        self.pending_bytes -= freed;
+        self.pending.clear_link(peer);
     }
 
     fn tombstone(&mut self, session: SessionId) {
@@ -217,8 +228,8 @@ impl std::fmt::Debug for PeerMux {
 impl PeerMux {
     /// A mux for node `me` that authenticates inbound links by TLS client-certificate
     /// fingerprint (`node_fingerprints[p]`: lowercase hex SHA-256 of node `p`'s cert DER).
-    /// `timeout` bounds every receive (and a send's wait for a link); messages are split into
-    /// frames of at most `chunk_bytes`.
+    /// `timeout` bounds every receive (and a send's wait for a link) and how long messages for
+    /// unopened sessions are kept; messages are split into frames of at most `chunk_bytes`.
     pub fn new(
         me: PartyId,
         node_fingerprints: [String; 3],
@@ -252,7 +263,7 @@ impl PeerMux {
             chunk_bytes: chunk_bytes.clamp(1, MAX_FRAME_BYTES - 1024),
             insecure,
             session_budget: AtomicUsize::new(MAX_SESSIONS_PER_LINK),
-            state: Mutex::new(MuxState::default()),
+            state: Mutex::new(MuxState::new(PendingLimits::new(timeout))),
             link_up: std::array::from_fn(|_| watch::Sender::new(false)),
             shutdown: watch::Sender::new(()),
         })
@@ -424,12 +435,9 @@ impl PeerMux {
                 receivers[p] = Some(tokio::sync::Mutex::new(rx));
             }
         }
-        if let Some(msgs) = st.pending.remove(&session) {
-            for (from, round, payload) in msgs {
-                st.pending_bytes -= payload.len();
-                if let Some(tx) = &senders[from] {
-                    let _ = tx.send((round, payload));
-                }
+        for (from, round, payload) in st.pending.take(tokio::time::Instant::now(), session) {
+            if let Some(tx) = &senders[from] {
+                let _ = tx.send((round, payload));
             }
         }
         if st.closed.remove(&session).is_some() {
@@ -458,10 +466,7 @@ impl PeerMux {
     pub fn close_session(&self, session: SessionId) {
         let mut st = self.lock();
         st.sessions.remove(&session);
-        if let Some(msgs) = st.pending.remove(&session) {
-            let n: usize = msgs.iter().map(|(_, _, b)| b.len()).sum();
-            st.pending_bytes -= n;
-        }
+        st.pending.remove(session);
         st.tombstone(session);
     }
 
@@ -574,17 +579,30 @@ impl PeerMux {
             .is_some_and(|g| g[peer.index()] == generation)
         {
             tracing::debug!(me = %self.me, %peer, %session, "frame for a closed session dropped");
-        } else if st.pending_bytes + payload.len() > MAX_PENDING_BYTES {
-            tracing::warn!(
-                me = %self.me, %peer, %session, %round, bytes = payload.len(),
-                "buffer for unopened sessions full; message dropped"
-            );
         } else {
-            st.pending_bytes += payload.len();
-            st.pending
-                .entry(session)
-                .or_default()
-                .push((peer.index(), round, payload));
+            let bytes = payload.len();
+            let now = tokio::time::Instant::now();
+            if let Admit::Refused { why, first } =
+                st.pending.push(now, peer.index(), session, round, payload)
+            {
+                let (buffered, sessions) = (
+                    st.pending.bytes(peer.index()),
+                    st.pending.sessions(peer.index()),
+                );
+                let why = why.as_str();
+                // A flood is logged once as a warning when it starts, then per message quietly.
+                if first {
+                    tracing::warn!(
+                        me = %self.me, %peer, %session, %round, bytes, buffered, sessions, why,
+                        "buffer for unopened sessions from this peer full; message dropped"
+                    );
+                } else {
+                    tracing::debug!(
+                        me = %self.me, %peer, %session, %round, bytes, buffered, sessions, why,
+                        "buffer for unopened sessions from this peer full; message dropped"
+                    );
+                }
+            }
         }
         true
     }

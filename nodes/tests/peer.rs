@@ -18,7 +18,8 @@ use veil_circuits::cost::program_cost;
 use veil_circuits::eval::evaluate;
 use veil_circuits::{Builder, PartyId, Ring, ValidatedProgram};
 use veil_node::pb;
-use veil_node::peer::{GrpcTransport, OpenError, PeerMux, tune_server};
+use veil_node::peer::pending::ENTRY_OVERHEAD_BYTES;
+use veil_node::peer::{GrpcTransport, MAX_PENDING_BYTES_PER_LINK, OpenError, PeerMux, tune_server};
 use veil_runtime::engine::{InputValue, Session};
 use veil_runtime::error::{EngineError, ProtocolError, TransportError};
 use veil_runtime::harness::{PartyResult, collect_outputs, share_inputs};
@@ -78,9 +79,15 @@ fn serve(party: usize, listener: TcpListener, timeout: Duration) -> Node {
 
 /// Three nodes on ephemeral loopback ports, each lower node dialing the higher ones.
 async fn cluster(timeout: Duration) -> (Vec<Node>, [SocketAddr; 3]) {
+    cluster_on([0; 3], timeout).await
+}
+
+/// Three nodes on the given loopback ports (0: ephemeral), each lower node dialing the higher.
+async fn cluster_on(ports: [u16; 3], timeout: Duration) -> (Vec<Node>, [SocketAddr; 3]) {
     let mut listeners = Vec::new();
-    for _ in 0..3 {
-        listeners.push(TcpListener::bind("127.0.0.1:0").await.expect("bind"));
+    for port in ports {
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        listeners.push(TcpListener::bind(addr).await.expect("bind"));
     }
     let addrs: [SocketAddr; 3] = std::array::from_fn(|i| listeners[i].local_addr().unwrap());
     let nodes: Vec<Node> = listeners
@@ -461,6 +468,105 @@ async fn a_link_re_keys_after_its_session_budget() {
     drop((early, late));
     // And a whole session on the re-keyed links gives the right result.
     run_and_check(muxes(&nodes), SessionId(66), prog.clone(), plain.clone()).await;
+    for n in nodes {
+        n.kill().await;
+    }
+}
+
+/// Fill P1's buffer for unopened sessions from P0 to exactly its default byte bound (sessions
+/// never opened at P1: 1 MiB messages until one no longer fits, then one that fills the rest),
+/// then wait until P1 has taken in the whole flood: a message on an open session sent after it
+/// on the same link has arrived.
+async fn flood_p1_from_p0(nodes: &[Node], first_id: u64) -> Vec<GrpcTransport> {
+    let (bound, overhead) = (MAX_PENDING_BYTES_PER_LINK, ENTRY_OVERHEAD_BYTES);
+    let fit = bound / ((1 << 20) + overhead);
+    let rest = bound - fit * ((1 << 20) + overhead) - overhead;
+    let sizes = std::iter::repeat_n(1 << 20, fit + 1).chain([rest]);
+    let mut flood = Vec::new();
+    for (id, size) in (first_id..).zip(sizes) {
+        let s = nodes[0].mux.session(SessionId(id));
+        s.send(p(1), RoundId(0), Bytes::from(vec![0xAB; size]))
+            .await
+            .expect("flood");
+        flood.push(s);
+    }
+    let sync = SessionId(first_id + flood.len() as u64);
+    let (s0, s1) = (nodes[0].mux.session(sync), nodes[1].mux.session(sync));
+    s0.send(p(1), RoundId(0), Bytes::from_static(b"sync"))
+        .await
+        .expect("send");
+    // The flood may take longer than one receive timeout to cross the link.
+    let mut tries = 0;
+    loop {
+        match s1.recv(p(0), RoundId(0)).await {
+            Ok(b) => break assert_eq!(&b[..], b"sync"),
+            Err(TransportError::Timeout { .. }) if tries < 30 => tries += 1,
+            Err(e) => panic!("sync message: {e}"),
+        }
+    }
+    flood
+}
+
+/// `from` sends an early message on `sid`, which `at` has not opened; it has arrived at `at`
+/// (buffered or refused) once a message sent after it on the same link has.
+async fn send_early(nodes: &[Node], from: usize, at: usize, sid: SessionId, sync: SessionId) {
+    let early = nodes[from].mux.session(sid);
+    early
+        .send(p(at), RoundId(0), Bytes::from_static(b"early"))
+        .await
+        .expect("send");
+    let (s0, s1) = (nodes[from].mux.session(sync), nodes[at].mux.session(sync));
+    s0.send(p(at), RoundId(0), Bytes::from_static(b"sync"))
+        .await
+        .expect("send");
+    assert_eq!(
+        &s1.recv(p(from), RoundId(0)).await.expect("sync")[..],
+        b"sync"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flood_of_never_opened_sessions_expires_after_the_session_timeout() {
+    let timeout = Duration::from_secs(2);
+    let (nodes, _) = cluster_on([9210, 9211, 9212], timeout).await;
+    let flood = flood_p1_from_p0(&nodes, 1000).await;
+    // Once the session timeout has passed since the flood arrived, a session whose first
+    // message arrives before the receiver opens it works again.
+    tokio::time::sleep(timeout + Duration::from_millis(300)).await;
+    send_early(&nodes, 0, 1, SessionId(7), SessionId(8)).await;
+    let s1 = nodes[1].mux.session(SessionId(7));
+    assert_eq!(
+        &s1.recv(p(0), RoundId(0)).await.expect("the early message")[..],
+        b"early"
+    );
+    drop((flood, s1));
+    // And a whole keyed session runs.
+    let (prog, plain) = program(10);
+    run_and_check(muxes(&nodes), SessionId(9), prog, plain).await;
+    for n in nodes {
+        n.kill().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flood_from_one_peer_does_not_block_the_other_peers_early_messages() {
+    // Long enough that the flood cannot expire before P0's early message arrives.
+    let timeout = Duration::from_secs(5);
+    let (nodes, _) = cluster_on([9213, 9214, 9215], timeout).await;
+    let flood = flood_p1_from_p0(&nodes, 2000).await;
+    // P0's buffer at P1 is full: its early message is refused. P2's link has its own.
+    send_early(&nodes, 0, 1, SessionId(7), SessionId(8)).await;
+    send_early(&nodes, 2, 1, SessionId(7), SessionId(9)).await;
+    let s1 = nodes[1].mux.session(SessionId(7));
+    assert_eq!(
+        &s1.recv(p(2), RoundId(0)).await.expect("P2's early message")[..],
+        b"early"
+    );
+    assert!(matches!(
+        s1.recv(p(0), RoundId(0)).await,
+        Err(TransportError::Timeout { .. })
+    ));
+    drop((flood, s1));
     for n in nodes {
         n.kill().await;
     }
