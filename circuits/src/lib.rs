@@ -13,6 +13,7 @@ pub mod cost;
 pub mod error;
 pub mod eval;
 pub mod fixed;
+pub mod fuzzing;
 pub mod onnx;
 pub mod program;
 pub mod retrieval;

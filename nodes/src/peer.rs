@@ -35,7 +35,7 @@
 
 use crate::pb;
 use crate::tls::{PinnedConnector, WrongCertificate, find_wrong_certificate};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use rand::TryRngCore as _;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::pin::Pin;
@@ -53,8 +53,10 @@ use veil_runtime::error::TransportError;
 use veil_runtime::setup::{KeyExchange, LinkSecret, PairwiseKeys};
 use veil_runtime::transport::{RoundId, SessionId, Transport};
 
+pub mod frames;
 pub mod pending;
 
+use frames::{Event, Reassembler};
 use pending::{Admit, Pending};
 pub use pending::{MAX_PENDING_BYTES_PER_LINK, MAX_PENDING_SESSIONS_PER_LINK, PendingLimits};
 
@@ -64,6 +66,8 @@ pub const MAX_FRAME_BYTES: usize = 64 << 20;
 pub const DEFAULT_CHUNK_BYTES: usize = 4 << 20;
 /// Largest reassembled message accepted from a peer (a larger one breaks the link).
 pub const MAX_MESSAGE_BYTES: usize = 1 << 30;
+/// Most bytes held in partial messages of one link, all sessions together (more breaks it).
+pub const MAX_PARTIAL_BYTES: usize = 2 * MAX_MESSAGE_BYTES;
 /// HTTP/2 stream and connection flow-control window used on both ends of a link.
 pub const WINDOW_BYTES: u32 = 32 << 20;
 /// Request metadata naming the calling party (honoured only by insecure test muxes).
@@ -649,11 +653,7 @@ async fn read_link(
     mut inbound: Streaming<pb::Frame>,
     mut shutdown: watch::Receiver<()>,
 ) {
-    // Partially received messages by session: the round and the frames so far, joined once
-    // the last arrives (one copy into a buffer of the exact size; growing a buffer frame by
-    // frame would copy a large message again at every reallocation).
-    let mut partial: HashMap<u64, Partial> = HashMap::new();
-    let mut keyed = false;
+    let mut frames = Reassembler::new(MAX_MESSAGE_BYTES, MAX_PARTIAL_BYTES);
     loop {
         let next = tokio::select! {
             m = inbound.message() => m,
@@ -670,96 +670,35 @@ async fn read_link(
                 break;
             }
         };
-        // The first frame is the peer's hello, and only the first.
-        if !keyed || !frame.hello.is_empty() {
-            let Some(m) = mux.upgrade() else { return };
-            let outcome = if keyed {
-                Err("a second hello on one link".to_string())
-            } else if frame.hello.is_empty() {
-                Err("a session frame before the hello".to_string())
-            } else {
-                m.link_hello(peer, generation, &frame.hello)
-            };
-            if let Err(why) = outcome {
-                tracing::warn!(%peer, why, "bad link hello; closing link");
+        let event = match frames.push(frame) {
+            Ok(Some(e)) => e,
+            Ok(None) => continue,
+            Err(why) => {
+                tracing::warn!(%peer, %why, "peer broke the framing rules; closing link");
                 break;
             }
-            keyed = true;
-            continue;
-        }
-        let message = match partial.remove(&frame.session) {
-            None if frame.last => Some(frame.payload),
-            None => {
-                let mut part = Partial::new(frame.round);
-                part.push(frame.payload);
-                partial.insert(frame.session, part);
-                None
-            }
-            Some(mut part) => {
-                if part.round != frame.round {
-                    tracing::warn!(%peer, session = frame.session, "interleaved rounds in one message; partial message dropped");
-                    part = Partial::new(frame.round);
-                }
-                if part.len + frame.payload.len() > MAX_MESSAGE_BYTES {
-                    tracing::warn!(%peer, session = frame.session, "message too large; closing link");
+        };
+        let Some(m) = mux.upgrade() else { return };
+        match event {
+            Event::Hello(public) => {
+                if let Err(why) = m.link_hello(peer, generation, &public) {
+                    tracing::warn!(%peer, why, "bad link hello; closing link");
                     break;
                 }
-                part.push(frame.payload);
-                if frame.last {
-                    Some(part.join())
-                } else {
-                    partial.insert(frame.session, part);
-                    None
-                }
             }
-        };
-        if let Some(payload) = message {
-            let Some(m) = mux.upgrade() else { return };
-            let current = m.deliver(
-                peer,
-                generation,
-                SessionId(frame.session),
-                RoundId(frame.round),
+            Event::Message {
+                session,
+                round,
                 payload,
-            );
-            if !current {
-                return;
+            } => {
+                if !m.deliver(peer, generation, SessionId(session), RoundId(round), payload) {
+                    return;
+                }
             }
         }
     }
     if let Some(m) = mux.upgrade() {
         m.link_down(peer, generation);
-    }
-}
-
-/// The frames of a message received so far.
-struct Partial {
-    round: u64,
-    frames: Vec<Bytes>,
-    len: usize,
-}
-
-impl Partial {
-    fn new(round: u64) -> Partial {
-        Partial {
-            round,
-            frames: Vec::new(),
-            len: 0,
-        }
-    }
-
-    fn push(&mut self, frame: Bytes) {
-        self.len += frame.len();
-        self.frames.push(frame);
-    }
-
-    /// The whole message, copied once into a buffer of its exact size.
-    fn join(self) -> Bytes {
-        let mut buf = BytesMut::with_capacity(self.len);
-        for f in &self.frames {
-            buf.extend_from_slice(f);
-        }
-        buf.freeze()
     }
 }
 

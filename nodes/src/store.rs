@@ -153,7 +153,7 @@ fn strs_len(v: &[String]) -> usize {
     8 + v.iter().map(|s| 8 + s.len()).sum::<usize>()
 }
 
-fn encode_value(v: &StoredValue) -> Vec<u8> {
+pub(crate) fn encode_value(v: &StoredValue) -> Vec<u8> {
     let a = &v.access;
     let grants: usize = a
         .grants
@@ -183,7 +183,7 @@ fn encode_value(v: &StoredValue) -> Vec<u8> {
     buf
 }
 
-fn encode_result(r: &StoredResult) -> Vec<u8> {
+pub(crate) fn encode_result(r: &StoredResult) -> Vec<u8> {
     let outputs: usize = r
         .outputs
         .iter()
@@ -283,7 +283,7 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn decode_value(buf: &[u8]) -> Dec<StoredValue> {
+pub(crate) fn decode_value(buf: &[u8]) -> Dec<StoredValue> {
     let (mut r, version) = Reader::versioned(buf, TAG_VALUE)?;
     if version != 1 && version != VALUE_VERSION {
         return Err("unsupported version");
@@ -316,14 +316,14 @@ fn decode_value(buf: &[u8]) -> Dec<StoredValue> {
 }
 
 /// Only the owner (first field), so listing does not decode share words.
-fn decode_value_owner(buf: &[u8]) -> Dec<String> {
+pub(crate) fn decode_value_owner(buf: &[u8]) -> Dec<String> {
     match Reader::versioned(buf, TAG_VALUE)? {
         (mut r, 1 | VALUE_VERSION) => r.string(),
         _ => Err("unsupported version"),
     }
 }
 
-fn decode_result(buf: &[u8]) -> Dec<StoredResult> {
+pub(crate) fn decode_result(buf: &[u8]) -> Dec<StoredResult> {
     let mut r = Reader::header(buf, TAG_RESULT)?;
     let recipient = r.string()?;
     // Each output is at least name length + two word counts.
@@ -343,7 +343,7 @@ fn decode_result(buf: &[u8]) -> Dec<StoredResult> {
 }
 
 /// Only the recipient (first field).
-fn decode_result_recipient(buf: &[u8]) -> Dec<String> {
+pub(crate) fn decode_result_recipient(buf: &[u8]) -> Dec<String> {
     Reader::header(buf, TAG_RESULT)?.string()
 }
 

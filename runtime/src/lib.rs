@@ -9,6 +9,7 @@
 pub mod engine;
 pub mod error;
 pub mod fhe;
+pub mod fuzzing;
 pub mod harness;
 pub mod kernels;
 pub mod party;

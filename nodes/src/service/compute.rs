@@ -14,10 +14,11 @@
 //! cannot be probed.
 
 use crate::binding::{Delivery, SessionBinding};
+use crate::convert::{check_id, grants, node_shares};
 use crate::limits::{LimitError, Limits};
 use crate::pb;
 use crate::peer::{GrpcTransport, OpenError, PeerMux};
-use crate::policy::{Access, Grant, Refusal};
+use crate::policy::{Access, Refusal};
 use crate::receipt::{ReceiptSigner, words_digest};
 use crate::store::{Removal, Store, StoreError, StoredResult, StoredValue};
 use crate::value_cache::HeldValue;
@@ -29,13 +30,9 @@ use veil_circuits::PartyId;
 use veil_circuits::{Op, Owner, Program, Recipient, ValidatedProgram, Visibility};
 use veil_runtime::engine::{InputValue, OutputValue, Session};
 use veil_runtime::error::{EngineError, TransportError};
-use veil_runtime::sharing::{SEED_BYTES, Shares, expand};
+use veil_runtime::sharing::Shares;
 use veil_runtime::transport::{RoundId, SessionId, Transport};
 
-/// Longest accepted id (value, result).
-const MAX_ID_LEN: usize = 128;
-/// Most grants one stored value may carry.
-const MAX_GRANTS: usize = 4096;
 /// The session round in which the three nodes exchange binding hashes (round 0: the key round
 /// of `Session::establish`, which sessions keyed from the peer links never use).
 const BINDING_ROUND: RoundId = RoundId(0);
@@ -100,65 +97,6 @@ fn output_shares((name, own, next): (String, Vec<u64>, Vec<u64>)) -> pb::OutputS
         own: veil_runtime::kernels::words_to_le_bytes(&own).into(),
         next: veil_runtime::kernels::words_to_le_bytes(&next).into(),
     }
-}
-
-fn check_id(kind: &str, id: &str) -> Result<(), Status> {
-    let ok = !id.is_empty()
-        && id.len() <= MAX_ID_LEN
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(Status::invalid_argument(format!(
-            "{kind} id must be 1..={MAX_ID_LEN} characters of [A-Za-z0-9._-]"
-        )))
-    }
-}
-
-fn words(field: &str, bytes: &[u8], len: usize) -> Result<Vec<u64>, Status> {
-    if bytes.len() != len * 8 {
-        return Err(Status::invalid_argument(format!(
-            "{field} has {} bytes, expected {} for {len} elements",
-            bytes.len(),
-            len * 8
-        )));
-    }
-    Ok(veil_runtime::kernels::le_bytes_to_words(bytes))
-}
-
-/// One share component of `len` elements: little-endian `words`, or a 32-byte `seed` expanded
-/// with ChaCha20 (`veil_runtime::sharing::seeded`), not both. `len` must already be within the
-/// node's limits.
-fn component(field: &str, words_le: &[u8], seed: &[u8], len: usize) -> Result<Vec<u64>, Status> {
-    if seed.is_empty() {
-        return words(field, words_le, len);
-    }
-    if !words_le.is_empty() {
-        return Err(Status::invalid_argument(format!(
-            "{field}: give words or a seed, not both"
-        )));
-    }
-    let seed: &[u8; SEED_BYTES] = seed.try_into().map_err(|_| {
-        Status::invalid_argument(format!(
-            "{field}_seed has {} bytes, expected {SEED_BYTES}",
-            seed.len()
-        ))
-    })?;
-    Ok(expand(seed, len))
-}
-
-/// A node's two components (own, next) of `len` elements; `field` prefixes error messages.
-fn node_shares(
-    field: &str,
-    s: &pb::NodeShares,
-    len: usize,
-) -> Result<(Vec<u64>, Vec<u64>), Status> {
-    Ok((
-        component(&format!("{field}own"), &s.own, &s.own_seed, len)?,
-        component(&format!("{field}next"), &s.next, &s.next_seed, len)?,
-    ))
 }
 
 fn store_status(e: StoreError) -> Status {
@@ -278,26 +216,6 @@ async fn agree_on_binding(net: &GrpcTransport, binding: &[u8; 32]) -> Result<(),
             differ.join(" and ")
         )))
     }
-}
-
-/// Parses a StoreValue request's grants.
-fn grants(list: Vec<pb::Grant>) -> Result<Vec<Grant>, Status> {
-    if list.len() > MAX_GRANTS {
-        return Err(Status::invalid_argument(format!(
-            "{} grants; at most {MAX_GRANTS} per value",
-            list.len()
-        )));
-    }
-    list.into_iter()
-        .map(|g| {
-            if g.client.is_empty() || g.program_id.parse::<veil_circuits::ProgramId>().is_err() {
-                return Err(Status::invalid_argument(
-                    "a grant needs a client name and a program id (64 hex digits)",
-                ));
-            }
-            Ok(Grant::new(g.client, g.program_id))
-        })
-        .collect()
 }
 
 /// What an invoke request resolves to before its session runs.
@@ -663,32 +581,3 @@ impl pb::compute_server::Compute for ComputeService {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn components_come_as_words_or_a_seed() {
-        let w: Vec<u8> = [1u64, 2, 3].iter().flat_map(|x| x.to_le_bytes()).collect();
-        assert_eq!(component("own", &w, &[], 3).unwrap(), vec![1, 2, 3]);
-        let seed = [9u8; SEED_BYTES];
-        assert_eq!(component("own", &[], &seed, 5).unwrap(), expand(&seed, 5));
-        let bad = |r: Result<Vec<u64>, Status>| {
-            let e = r.unwrap_err();
-            assert_eq!(e.code(), tonic::Code::InvalidArgument);
-            e.message().to_string()
-        };
-        assert_eq!(
-            bad(component("own", &w, &seed, 3)),
-            "own: give words or a seed, not both"
-        );
-        assert_eq!(
-            bad(component("next", &[], &seed[..31], 3)),
-            "next_seed has 31 bytes, expected 32"
-        );
-        assert_eq!(
-            bad(component("own", &w, &[], 4)),
-            "own has 24 bytes, expected 32 for 4 elements"
-        );
-    }
-}
