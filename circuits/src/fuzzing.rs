@@ -68,3 +68,101 @@ pub fn onnx_model(data: &[u8]) {
         );
     }
 }
+
+/// Structure-aware programs: `data` drives a [`Builder`](crate::Builder) — each byte pair
+/// picks an op and its operands among the values built so far (small vectors and matrices of
+/// ring and fixed-point elements, public and secret) — so nearly every input is a well-formed
+/// program that reaches validation, the cost model and the plaintext evaluator. Whatever the
+/// builder accepts must serialise, re-parse to the same id, have a cost, and evaluate on
+/// inputs taken from `data` without panicking.
+pub fn program_ops(data: &[u8]) {
+    use crate::{Builder, Fixed, Recipient, Ring, Shape, Value};
+    let mut bytes = data.iter().copied();
+    let mut next = move || bytes.next();
+    let mut b = Builder::new();
+    let fx = Fixed::with_frac_bits(8);
+    let mut vals: Vec<Value> = vec![
+        b.secret_vector("a", 4, Ring),
+        b.secret_vector("b", 4, fx),
+        b.input(
+            "m",
+            crate::Owner::Client("c".into()),
+            crate::ValueType {
+                vis: crate::Visibility::Secret,
+                elem: Ring.into(),
+                shape: Shape::Matrix(2, 4),
+            },
+        ),
+        b.public_vector("p", 4, Ring),
+        b.secret_scalar("s", Ring),
+    ];
+    let mut ops = 0;
+    while let (Some(op), Some(args)) = (next(), next()) {
+        if ops == 48 {
+            break;
+        }
+        ops += 1;
+        let pick = |k: u8| vals[usize::from(k) % vals.len()];
+        let (x, y, z) = (pick(args), pick(args >> 3), pick(args.rotate_left(2)));
+        let small = usize::from(args % 5);
+        let v = match op % 32 {
+            0 => b.add(x, y),
+            1 => b.sub(x, y),
+            2 => b.neg(x),
+            3 => b.mul(x, y),
+            4 => b.dot(x, y),
+            5 => b.matmul(x, y),
+            6 => b.sum(x),
+            7 => b.sum_rows(x),
+            8 => b.rescale(x, u32::from(args % 9)),
+            9 => b.reshape(x, Shape::Matrix(small.max(1), 4 / small.max(1))),
+            10 => b.slice(x, small / 2, small),
+            11 => b.concat(&[x, y]),
+            12 => b.transpose(x),
+            13 => b.ltz(x),
+            14 => b.lt(x, y),
+            15 => b.eq(x, y),
+            16 => b.relu(x),
+            17 => b.select(x, y, z),
+            18 => b.max(x, y),
+            19 => b.min(x, y),
+            20 => b.max_all(x),
+            21 => b.argmax(x),
+            22 => b.bits(x),
+            23 => b.onehot(x, small + 1),
+            24 => b.gather_row(x, y),
+            25 => b.topk(x, small).0,
+            26 => b.best_k(x, small, args & 1 == 1),
+            27 => b.fixmul(x, y),
+            28 => b.const_ring(i64::from(args as i8)),
+            29 => b.const_fixed(f64::from(args as i8) / 4.0, fx),
+            30 => b.msb_onehot(x, u32::from(args % 66)),
+            _ => b.sigmoid(x),
+        };
+        vals.push(v);
+    }
+    let last = *vals.last().expect("inputs were pushed");
+    b.output("out", last, Recipient::Client("c".into()));
+    let Ok(p) = b.finish() else {
+        return;
+    };
+    let again = Program::from_json(&p.program().to_json())
+        .and_then(|q| q.validate())
+        .expect("a built program re-parses from its own JSON");
+    assert_eq!(again.id(), p.id(), "JSON round trip changes the id");
+    let _ = crate::cost::program_cost(&p);
+    let mut fill = data.iter().rev().cycle().copied();
+    let inputs: HashMap<String, Vec<u64>> = p
+        .program()
+        .inputs
+        .iter()
+        .map(|d| {
+            let n = d.ty.shape.len();
+            let words = (0..n)
+                .map(|_| i64::from(fill.next().unwrap_or(0) as i8) as u64)
+                .collect();
+            (d.name.clone(), words)
+        })
+        .collect();
+    let _ = evaluate(&p, &inputs);
+}

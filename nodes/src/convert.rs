@@ -44,7 +44,12 @@ pub fn words(field: &str, bytes: &[u8], len: usize) -> Result<Vec<u64>, Status> 
 /// One share component of `len` elements: little-endian `words`, or a 32-byte `seed` expanded
 /// with ChaCha20 (`veil_runtime::sharing::seeded`), not both. `len` must already be within the
 /// node's limits.
-pub fn component(field: &str, words_le: &[u8], seed: &[u8], len: usize) -> Result<Vec<u64>, Status> {
+pub fn component(
+    field: &str,
+    words_le: &[u8],
+    seed: &[u8],
+    len: usize,
+) -> Result<Vec<u64>, Status> {
     if seed.is_empty() {
         return words(field, words_le, len);
     }
@@ -93,7 +98,6 @@ pub fn grants(list: Vec<pb::Grant>) -> Result<Vec<Grant>, Status> {
         })
         .collect()
 }
-
 
 #[cfg(test)]
 mod tests {

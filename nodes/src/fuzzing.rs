@@ -42,7 +42,10 @@ pub fn compute_request(data: &[u8]) {
         if limits.check_value("value", shares.len).is_ok()
             && let Ok((own, next)) = node_shares("", &shares, shares.len as usize)
         {
-            assert_eq!((own.len(), next.len()), (shares.len as usize, shares.len as usize));
+            assert_eq!(
+                (own.len(), next.len()),
+                (shares.len as usize, shares.len as usize)
+            );
         }
     } else {
         let Ok(r) = pb::InvokeRequest::decode(body) else {
@@ -64,7 +67,11 @@ pub fn compute_request(data: &[u8]) {
                 session: r.session,
                 program: &r.program_id,
                 caller,
-                stored: r.inputs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
+                stored: r
+                    .inputs
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect(),
                 inline: r
                     .inline_inputs
                     .iter()
@@ -110,7 +117,10 @@ pub fn store_record(data: &[u8]) {
         assert_eq!(again, v);
     }
     if let Ok(r) = decode_result(data) {
-        assert_eq!(decode_result_recipient(data).ok(), Some(r.recipient.clone()));
+        assert_eq!(
+            decode_result_recipient(data).ok(),
+            Some(r.recipient.clone())
+        );
         assert_eq!(encode_result(&r), data, "result round trip");
     }
 }
@@ -153,7 +163,10 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
             program_id: "ab".repeat(32),
         }],
     };
-    out.push(("compute_request", [&[0u8][..], &store.encode_to_vec()].concat()));
+    out.push((
+        "compute_request",
+        [&[0u8][..], &store.encode_to_vec()].concat(),
+    ));
     let invoke = pb::InvokeRequest {
         program_id: "cd".repeat(32),
         session: 42,
@@ -171,7 +184,10 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         .into(),
         inline_outputs: true,
     };
-    out.push(("compute_request", [&[1u8][..], &invoke.encode_to_vec()].concat()));
+    out.push((
+        "compute_request",
+        [&[1u8][..], &invoke.encode_to_vec()].concat(),
+    ));
     let frame = |f: pb::Frame| {
         let b = f.encode_to_vec();
         [&(b.len() as u16).to_le_bytes()[..], &b].concat()

@@ -691,7 +691,13 @@ async fn read_link(
                 round,
                 payload,
             } => {
-                if !m.deliver(peer, generation, SessionId(session), RoundId(round), payload) {
+                if !m.deliver(
+                    peer,
+                    generation,
+                    SessionId(session),
+                    RoundId(round),
+                    payload,
+                ) {
                     return;
                 }
             }

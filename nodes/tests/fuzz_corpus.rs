@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 
 type Target = (&'static str, fn(&[u8]));
 
-const TARGETS: [Target; 7] = [
+const TARGETS: [Target; 8] = [
     ("program_json", veil_circuits::fuzzing::program_json),
+    ("program_ops", veil_circuits::fuzzing::program_ops),
     ("onnx_model", veil_circuits::fuzzing::onnx_model),
     ("fhe_format", veil_runtime::fuzzing::fhe_format),
     ("compute_request", veil_node::fuzzing::compute_request),
@@ -67,6 +68,12 @@ fn targets_survive_truncated_and_flipped_seeds() {
 fn write_seed_corpus() {
     use veil_circuits::{Builder, Fixed, Recipient, Ring};
     let mut seeds: Vec<(&str, Vec<u8>)> = veil_node::fuzzing::seeds();
+    // Op streams: every op once on the first inputs, then a mixed chain.
+    seeds.push(("program_ops", (0..32u8).flat_map(|op| [op, 0]).collect()));
+    seeds.push((
+        "program_ops",
+        (0..96u8).map(|i| i.wrapping_mul(37)).collect(),
+    ));
     // Programs: ring and fixed-point arithmetic, comparisons, selection, a small model.
     let mut b = Builder::new();
     let x = b.secret_vector("x", 4, Ring);
@@ -77,14 +84,20 @@ fn write_seed_corpus() {
     b.output("z", z, Recipient::Client("alice".into()));
     b.output("l", l, Recipient::Client("alice".into()));
     b.output("m", m, Recipient::Client("alice".into()));
-    seeds.push(("program_json", b.finish().unwrap().program().to_json().into_bytes()));
+    seeds.push((
+        "program_json",
+        b.finish().unwrap().program().to_json().into_bytes(),
+    ));
     let mut b = Builder::new();
     let t = Fixed::with_frac_bits(16);
     let x = b.secret_vector("x", 3, t);
     let s = b.sigmoid(x);
     let k = b.argmax(s);
     b.output("k", k, Recipient::Client("bob".into()));
-    seeds.push(("program_json", b.finish().unwrap().program().to_json().into_bytes()));
+    seeds.push((
+        "program_json",
+        b.finish().unwrap().program().to_json().into_bytes(),
+    ));
     let shape = veil_circuits::retrieval::RetrievalShape {
         dim: 4,
         width: 2,
@@ -119,7 +132,10 @@ fn write_seed_corpus() {
     // Configs as `veil devnet` writes them.
     let dir = tempfile::tempdir().unwrap();
     let layout = veil_node::devnet::write_devnet(dir.path(), 7300, &["alice"]).unwrap();
-    seeds.push(("config_toml", std::fs::read(&layout.node_configs[0]).unwrap()));
+    seeds.push((
+        "config_toml",
+        std::fs::read(&layout.node_configs[0]).unwrap(),
+    ));
     seeds.push((
         "config_toml",
         std::fs::read(&layout.cluster_configs[0].1).unwrap(),

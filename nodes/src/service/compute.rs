@@ -580,4 +580,3 @@ impl pb::compute_server::Compute for ComputeService {
         Ok(Response::new(listing.await?))
     }
 }
-
