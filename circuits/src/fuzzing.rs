@@ -32,12 +32,16 @@ pub fn program_json(data: &[u8]) {
     evaluate_small(&valid);
 }
 
+/// Elements of all values `p` defines, summed (what a node's `max_program_elements` bounds).
+fn elements(p: &ValidatedProgram) -> u64 {
+    p.types().iter().fold(0u64, |s, t| {
+        s.saturating_add(t.shape.checked_len().map_or(u64::MAX, |n| n as u64))
+    })
+}
+
 /// Evaluates `p` on all-zero inputs if its values total at most [`MAX_EVAL_ELEMENTS`].
 fn evaluate_small(p: &ValidatedProgram) {
-    let total = p.types().iter().fold(0u64, |s, t| {
-        s.saturating_add(t.shape.checked_len().map_or(u64::MAX, |n| n as u64))
-    });
-    if total > MAX_EVAL_ELEMENTS {
+    if elements(p) > MAX_EVAL_ELEMENTS {
         return;
     }
     let inputs: HashMap<String, Vec<u64>> = p
@@ -151,6 +155,11 @@ pub fn program_ops(data: &[u8]) {
         .expect("a built program re-parses from its own JSON");
     assert_eq!(again.id(), p.id(), "JSON round trip changes the id");
     let _ = crate::cost::program_cost(&p);
+    // As a node would: evaluate only what its limits admit (doubling concats reach 2^32
+    // elements in a few dozen ops, which validation accepts and a node's limits refuse).
+    if elements(&p) > MAX_EVAL_ELEMENTS {
+        return;
+    }
     let mut fill = data.iter().rev().cycle().copied();
     let inputs: HashMap<String, Vec<u64>> = p
         .program()
