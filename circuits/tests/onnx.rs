@@ -434,6 +434,32 @@ fn bad_files_shapes_and_inputs_are_clear_errors() {
 }
 
 #[test]
+fn tensor_dimensions_that_overflow_are_an_error_not_a_panic() {
+    // Found by the `onnx_model` fuzz target: the element count of [2^40, 2^40] overflowed
+    // (a panic with overflow checks, a wrapped count of 0 matching empty data without).
+    let mut w = tensor("w", &[1 << 40, 1 << 40], &[]);
+    w.raw_data = None;
+    for dims in [
+        vec![1i64 << 40, 1 << 40],
+        vec![1 << 20, 1 << 20, 1 << 20],
+        vec![1 << 33],
+    ] {
+        w.dims = dims.clone();
+        let bytes = model_bytes(
+            value_info("x", &[None, Some(4)]),
+            vec![node("Gemm", "fc", &["x", "w"], "y", vec![])],
+            vec![w.clone()],
+            &["y"],
+        );
+        let e = OnnxModel::from_bytes(&bytes).unwrap_err();
+        assert!(
+            e.to_string().contains("describe more than 2^32 elements"),
+            "{dims:?}: {e}"
+        );
+    }
+}
+
+#[test]
 fn weights_too_large_for_fixed_point_are_refused() {
     let mut rng = ChaCha20Rng::seed_from_u64(5);
     let model = OnnxModel::from_bytes(&mlp(&mut rng, 32, 16, 4, 5000.0)).unwrap();

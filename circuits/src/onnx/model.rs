@@ -22,9 +22,13 @@ pub struct Tensor {
 }
 
 impl Tensor {
-    /// Number of elements the dimensions describe.
+    /// Number of elements the dimensions describe (saturating at `usize::MAX`; decoded tensors
+    /// have at most `validate::MAX_ELEMENTS`).
     pub fn len(&self) -> usize {
-        self.dims.iter().product()
+        self.dims
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .unwrap_or(usize::MAX)
     }
 
     /// True when the tensor has no elements.
@@ -596,6 +600,12 @@ fn tensor(t: &proto::TensorProto) -> Result<Tensor, OnnxError> {
         }
     };
     let t = Tensor { dims, data };
+    if t.len() > crate::validate::MAX_ELEMENTS {
+        return Err(bad(format!(
+            "dimensions {:?} describe more than 2^32 elements",
+            t.dims
+        )));
+    }
     if t.data.len() != t.len() {
         return Err(bad(format!(
             "{} values for dimensions {:?}",
