@@ -640,6 +640,16 @@ pub enum RetrievalError {
     },
 }
 
+impl ClientError {
+    /// The gRPC status code a node answered with, for [`ClientError::Status`].
+    pub fn code(&self) -> Option<tonic::Code> {
+        match self {
+            ClientError::Status { status, .. } => Some(status.code()),
+            _ => None,
+        }
+    }
+}
+
 impl RetrievalError {
     /// The gRPC status code, for [`RetrievalError::Status`].
     pub fn code(&self) -> Option<tonic::Code> {

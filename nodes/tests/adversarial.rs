@@ -21,13 +21,6 @@ use veil_node::pb;
 use veil_node::rag::{self, CorpusUpload};
 use veil_node::receipt;
 
-fn code(e: &ClientError) -> Option<Code> {
-    match e {
-        ClientError::Status { status, .. } => Some(status.code()),
-        _ => None,
-    }
-}
-
 fn secret_input(b: &mut Builder, name: &str, owner: &str, shape: Shape) -> veil_circuits::Value {
     b.input(
         name,
@@ -127,7 +120,7 @@ async fn an_asker_cannot_exfiltrate_the_corpus_and_still_gets_answers() {
         .invoke_inline(&leak_id, &[(&emb_input(0), "corpus.emb.0")], &[])
         .await
         .unwrap_err();
-    assert_eq!(code(&e), Some(Code::NotFound), "{e}");
+    assert_eq!(e.code(), Some(Code::NotFound), "{e}");
     // A k the owner did not approve is another program: refused too.
     let e = rag::ask(&mut bob, &mut corpus, &query, 3)
         .await
@@ -218,7 +211,7 @@ async fn a_model_user_cannot_read_the_weights_and_inputs_are_clamped_on_the_node
         .invoke_inline(&leak_id, &[(&input, &id)], &[])
         .await
         .unwrap_err();
-    assert_eq!(code(&e), Some(Code::NotFound), "{e}");
+    assert_eq!(e.code(), Some(Code::NotFound), "{e}");
 
     // Out-of-range input, sent raw past the SDK's range check: the nodes clamp it, so the
     // answer is the model's on the clamped input (not on 40.0, far outside what the owner
@@ -393,7 +386,7 @@ async fn oversized_declarations_are_refused_and_the_node_keeps_serving() {
     let cluster = Cluster::start();
     let mut alice = ready_client(&cluster.cluster_toml("alice")).await;
     let exhausted = |e: &ClientError, limit: &str| {
-        assert_eq!(code(e), Some(Code::ResourceExhausted), "{e}");
+        assert_eq!(e.code(), Some(Code::ResourceExhausted), "{e}");
         assert!(e.to_string().contains(limit), "{e}");
     };
     // A 2^30-element input declared by a program.

@@ -3,28 +3,10 @@
 
 mod common;
 
-use common::{Cluster, ready_client};
+use common::{Cluster, mul_program, ready_client};
 use std::time::{Duration, Instant};
 use veil_circuits::{Builder, Recipient, Ring};
-use veil_node::client::{Client, ClientError};
-
-fn mul_program(client: &str, n: usize) -> veil_circuits::ValidatedProgram {
-    let mut b = Builder::new();
-    let x = b.secret_vector("x", n, Ring);
-    let y = b.secret_vector("y", n, Ring);
-    let z = b.mul(x, y);
-    let l = b.ltz(z);
-    b.output("z", z, Recipient::Client(client.into()));
-    b.output("neg", l, Recipient::Client(client.into()));
-    b.finish().expect("valid program")
-}
-
-fn code(e: &ClientError) -> Option<tonic::Code> {
-    match e {
-        ClientError::Status { status, .. } => Some(status.code()),
-        _ => None,
-    }
-}
+use veil_node::client::Client;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn devnet_computes_and_enforces_permissions() {
@@ -62,21 +44,21 @@ async fn devnet_computes_and_enforces_permissions() {
         .invoke(&id_bob, &[("x", "x"), ("y", "y")], "r2")
         .await
         .unwrap_err();
-    assert_eq!(code(&e), Some(tonic::Code::NotFound), "{e}");
+    assert_eq!(e.code(), Some(tonic::Code::NotFound), "{e}");
     let e = bob.fetch("r1").await.unwrap_err();
-    assert_eq!(code(&e), Some(tonic::Code::NotFound), "{e}");
+    assert_eq!(e.code(), Some(tonic::Code::NotFound), "{e}");
     assert!(bob.list().await.unwrap().values.is_empty());
     // Nor delete them: every node checks the owner (or recipient) before removing anything.
     for id in ["x", "r1", "nothing-here"] {
         let e = bob.delete(id).await.unwrap_err();
-        assert_eq!(code(&e), Some(tonic::Code::NotFound), "{e}");
+        assert_eq!(e.code(), Some(tonic::Code::NotFound), "{e}");
     }
 
     // Bad requests are clear errors and the nodes keep serving.
     let e = alice.invoke("nope", &[], "r3").await.unwrap_err();
-    assert_eq!(code(&e), Some(tonic::Code::NotFound), "{e}");
+    assert_eq!(e.code(), Some(tonic::Code::NotFound), "{e}");
     let e = alice.invoke(&id, &[("x", "x")], "r4").await.unwrap_err();
-    assert_eq!(code(&e), Some(tonic::Code::InvalidArgument), "{e}");
+    assert_eq!(e.code(), Some(tonic::Code::InvalidArgument), "{e}");
     alice
         .store_secret("short", &[1, 2, 3], &[], &[])
         .await
@@ -85,14 +67,14 @@ async fn devnet_computes_and_enforces_permissions() {
         .invoke(&id, &[("x", "x"), ("y", "short")], "r5")
         .await
         .unwrap_err();
-    assert_eq!(code(&e), Some(tonic::Code::InvalidArgument), "{e}");
+    assert_eq!(e.code(), Some(tonic::Code::InvalidArgument), "{e}");
     let e = alice.store_secret("x", &[1], &[], &[]).await.unwrap_err();
-    assert_eq!(code(&e), Some(tonic::Code::AlreadyExists), "{e}");
+    assert_eq!(e.code(), Some(tonic::Code::AlreadyExists), "{e}");
     let e = alice
         .store_secret("bad id!", &[1], &[], &[])
         .await
         .unwrap_err();
-    assert_eq!(code(&e), Some(tonic::Code::InvalidArgument), "{e}");
+    assert_eq!(e.code(), Some(tonic::Code::InvalidArgument), "{e}");
     let out = alice.fetch("r1").await.unwrap();
     assert_eq!(out["z"], want);
     // Alice deletes her own: gone from every node, and a second delete finds nothing.
@@ -102,7 +84,7 @@ async fn devnet_computes_and_enforces_permissions() {
         .unwrap();
     alice.delete("scratch").await.unwrap();
     let e = alice.delete("scratch").await.unwrap_err();
-    assert_eq!(code(&e), Some(tonic::Code::NotFound), "{e}");
+    assert_eq!(e.code(), Some(tonic::Code::NotFound), "{e}");
     assert!(
         !alice
             .list()
@@ -141,23 +123,23 @@ async fn devnet_computes_and_enforces_permissions() {
         .invoke_inline(&id, &[("x", "x"), ("y", "y")], &[("y", &ys)])
         .await
         .unwrap_err();
-    assert_eq!(code(&e), Some(tonic::Code::InvalidArgument), "{e}");
+    assert_eq!(e.code(), Some(tonic::Code::InvalidArgument), "{e}");
     let e = alice
         .invoke_inline(&id, &[("x", "x")], &[("y", &ys[..7])])
         .await
         .unwrap_err();
-    assert_eq!(code(&e), Some(tonic::Code::InvalidArgument), "{e}");
+    assert_eq!(e.code(), Some(tonic::Code::InvalidArgument), "{e}");
     let e = alice
         .invoke_inline(&id_bob, &[], &[("x", &xs), ("y", &ys)])
         .await
         .unwrap_err();
-    assert_eq!(code(&e), Some(tonic::Code::PermissionDenied), "{e}");
+    assert_eq!(e.code(), Some(tonic::Code::PermissionDenied), "{e}");
     // Bob cannot use Alice's stored x with his own inline y.
     let e = bob
         .invoke_inline(&id_bob, &[("x", "x")], &[("y", &ys)])
         .await
         .unwrap_err();
-    assert_eq!(code(&e), Some(tonic::Code::NotFound), "{e}");
+    assert_eq!(e.code(), Some(tonic::Code::NotFound), "{e}");
     // Every run carries the three nodes' receipts, verified against the pinned keys.
     assert_eq!(summary.receipt.nodes.len(), 3);
 }

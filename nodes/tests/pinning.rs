@@ -4,21 +4,11 @@
 
 mod common;
 
-use common::{Cluster, ready_client};
+use common::{Cluster, mul_program, ready_client};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use veil_circuits::{Builder, Recipient, Ring};
 use veil_node::client::{Client, ClientError, RetrievalClient, RetrievalError};
 use veil_node::config::{ClusterConfig, NodeConfig};
-
-fn mul_program(client: &str, n: usize) -> veil_circuits::ValidatedProgram {
-    let mut b = Builder::new();
-    let x = b.secret_vector("x", n, Ring);
-    let y = b.secret_vector("y", n, Ring);
-    let z = b.mul(x, y);
-    b.output("z", z, Recipient::Client(client.into()));
-    b.finish().expect("valid program")
-}
 
 fn write_cluster(path: &Path, cfg: &ClusterConfig) -> PathBuf {
     std::fs::write(path, toml::to_string(cfg).unwrap()).unwrap();

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
+use veil_circuits::{Builder, Recipient, Ring};
 use veil_node::client::Client;
 use veil_node::devnet::{DevnetLayout, write_devnet};
 
@@ -119,4 +120,16 @@ pub async fn ready_client(path: &Path) -> Client {
             Err(e) => panic!("cluster did not come up: {e}"),
         }
     }
+}
+
+/// `z = x ⊙ y` and `neg = (z < 0)` over `n` ring elements, to `client`.
+pub fn mul_program(client: &str, n: usize) -> veil_circuits::ValidatedProgram {
+    let mut b = Builder::new();
+    let x = b.secret_vector("x", n, Ring);
+    let y = b.secret_vector("y", n, Ring);
+    let z = b.mul(x, y);
+    let l = b.ltz(z);
+    b.output("z", z, Recipient::Client(client.into()));
+    b.output("neg", l, Recipient::Client(client.into()));
+    b.finish().expect("valid program")
 }
