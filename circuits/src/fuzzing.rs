@@ -25,11 +25,16 @@ pub fn program_json(data: &[u8]) {
     let Ok(valid) = program.validate() else {
         return;
     };
-    let again = Program::from_json(&valid.program().to_json())
-        .and_then(|p| p.validate())
-        .expect("a validated program re-parses from its own JSON");
-    assert_eq!(again.id(), valid.id(), "JSON round trip changes the id");
+    assert_json_round_trip(&valid);
     evaluate_small(&valid);
+}
+
+/// A valid program re-parses from its own JSON to the same id.
+fn assert_json_round_trip(p: &ValidatedProgram) {
+    let again = Program::from_json(&p.program().to_json())
+        .and_then(|q| q.validate())
+        .expect("a valid program re-parses from its own JSON");
+    assert_eq!(again.id(), p.id(), "JSON round trip changes the id");
 }
 
 /// Elements of all values `p` defines, summed (what a node's `max_program_elements` bounds).
@@ -150,10 +155,7 @@ pub fn program_ops(data: &[u8]) {
     let Ok(p) = b.finish() else {
         return;
     };
-    let again = Program::from_json(&p.program().to_json())
-        .and_then(|q| q.validate())
-        .expect("a built program re-parses from its own JSON");
-    assert_eq!(again.id(), p.id(), "JSON round trip changes the id");
+    assert_json_round_trip(&p);
     let _ = crate::cost::program_cost(&p);
     // As a node would: evaluate only what its limits admit (doubling concats reach 2^32
     // elements in a few dozen ops, which validation accepts and a node's limits refuse).

@@ -20,6 +20,7 @@
 //! content hash of the ops, shapes and output recipients, so the recipients are bound too. The
 //! client computes the same hash and checks it in the nodes' signed receipts.
 
+use crate::pb;
 use sha2::{Digest, Sha256};
 
 /// Domain label of the binding hash.
@@ -49,6 +50,33 @@ pub struct SessionBinding<'a> {
     pub inline: Vec<(&'a str, u64)>,
     /// Where the outputs go.
     pub delivery: Delivery<'a>,
+}
+
+impl<'a> SessionBinding<'a> {
+    /// The binding of an invoke request as a node received it from `caller`, for the program
+    /// whose id is `program`.
+    pub fn of_request(r: &'a pb::InvokeRequest, program: &'a str, caller: &'a str) -> Self {
+        SessionBinding {
+            session: r.session,
+            program,
+            caller,
+            stored: r
+                .inputs
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect(),
+            inline: r
+                .inline_inputs
+                .iter()
+                .map(|(k, s)| (k.as_str(), s.len))
+                .collect(),
+            delivery: if r.inline_outputs {
+                Delivery::Inline
+            } else {
+                Delivery::Stored(&r.result_id)
+            },
+        }
+    }
 }
 
 fn put(h: &mut Sha256, bytes: &[u8]) {

@@ -3,7 +3,7 @@
 //! takes arbitrary bytes and must return without panicking, looping or allocating beyond the
 //! node's limits.
 
-use crate::binding::{Delivery, SessionBinding};
+use crate::binding::SessionBinding;
 use crate::config::{ClusterConfig, NodeConfig};
 use crate::convert::{check_id, grants, node_shares};
 use crate::limits::Limits;
@@ -57,30 +57,7 @@ pub fn compute_request(data: &[u8]) {
                 let _ = node_shares(name, s, s.len as usize);
             }
         }
-        let delivery = if r.inline_outputs {
-            Delivery::Inline
-        } else {
-            Delivery::Stored(&r.result_id)
-        };
-        let binding = |caller| {
-            SessionBinding {
-                session: r.session,
-                program: &r.program_id,
-                caller,
-                stored: r
-                    .inputs
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_str()))
-                    .collect(),
-                inline: r
-                    .inline_inputs
-                    .iter()
-                    .map(|(k, s)| (k.as_str(), s.len))
-                    .collect(),
-                delivery,
-            }
-            .hash()
-        };
+        let binding = |caller| SessionBinding::of_request(&r, &r.program_id, caller).hash();
         assert_ne!(binding("a"), binding("b"), "the caller is bound");
     }
 }

@@ -13,7 +13,7 @@
 //! does not exist and one the caller may not use get the same answer (`NotFound`), so ids
 //! cannot be probed.
 
-use crate::binding::{Delivery, SessionBinding};
+use crate::binding::SessionBinding;
 use crate::convert::{check_id, grants, node_shares};
 use crate::limits::{LimitError, Limits};
 use crate::pb;
@@ -230,12 +230,9 @@ impl ComputeService {
     /// Decodes, limits and authorises an invoke request: the program, its limits, each input
     /// bound to a stored value the caller may use (or an inline input), and the binding hash.
     async fn prepare(&self, caller: &str, r: &pb::InvokeRequest) -> Result<Prepared, Status> {
-        let delivery = if r.inline_outputs {
-            Delivery::Inline
-        } else {
+        if !r.inline_outputs {
             check_id("result", &r.result_id)?;
-            Delivery::Stored(&r.result_id)
-        };
+        }
         // One trip to the store: the program, whether the result id is taken, and the stored
         // values bound to the program's declared inputs (held ones come from the cache).
         let lookup = {
@@ -363,23 +360,7 @@ impl ComputeService {
                 "'{extra}' is not an input of the program"
             )));
         }
-        let binding = SessionBinding {
-            session: r.session,
-            program: &program_id,
-            caller,
-            stored: r
-                .inputs
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect(),
-            inline: r
-                .inline_inputs
-                .iter()
-                .map(|(k, s)| (k.as_str(), s.len))
-                .collect(),
-            delivery,
-        }
-        .hash();
+        let binding = SessionBinding::of_request(r, &program_id, caller).hash();
         Ok(Prepared {
             program,
             recipient,
