@@ -27,7 +27,7 @@
 //! # Ok(()) }
 //! ```
 
-use crate::binding::{Delivery, SessionBinding};
+use crate::binding::SessionBinding;
 use crate::config::{ClusterConfig, ConfigError};
 use crate::pb::{
     self, compute_client::ComputeClient, retrieval_client::RetrievalClient as RetrievalGrpc,
@@ -419,25 +419,22 @@ impl Client {
                 per_node[i].insert(name.to_string(), part);
             }
         }
-        let (inputs, per_node) = (&inputs, &per_node);
-        let res = on_all!(self, i, c => c.invoke(pb::InvokeRequest {
-            program_id: program_id.to_string(),
-            session,
-            inputs: inputs.clone(),
-            result_id: result_id.unwrap_or_default().to_string(),
-            inline_inputs: per_node[i].clone(),
-            inline_outputs: result_id.is_none(),
-        }))?;
-        // What all three nodes must have signed: this request, as this client sent it.
-        let binding = SessionBinding {
-            session,
-            program: program_id,
-            caller: &self.name,
-            stored: stored.to_vec(),
-            inline: inline.iter().map(|(n, v)| (*n, v.len() as u64)).collect(),
-            delivery: result_id.map_or(Delivery::Inline, Delivery::Stored),
-        }
-        .hash();
+        let requests: Vec<pb::InvokeRequest> = per_node
+            .into_iter()
+            .map(|inline_inputs| pb::InvokeRequest {
+                program_id: program_id.to_string(),
+                session,
+                inputs: inputs.clone(),
+                result_id: result_id.unwrap_or_default().to_string(),
+                inline_inputs,
+                inline_outputs: result_id.is_none(),
+            })
+            .collect();
+        // What all three nodes must have signed: the request as this client sent it (the
+        // nodes' requests differ only in their share components, which the binding omits).
+        let binding = SessionBinding::of_request(&requests[0], program_id, &self.name).hash();
+        let requests = &requests;
+        let res = on_all!(self, i, c => c.invoke(requests[i].clone()))?;
         for (party, (r, key)) in res.iter().zip(&self.receipt_keys).enumerate() {
             let outputs = result_id.is_none().then_some(r.outputs.as_slice());
             receipt::verify(key, party, &binding, outputs, r.receipt.as_ref())?;

@@ -162,6 +162,16 @@ fn ring(v: &[i8]) -> Vec<u64> {
     v.iter().map(|&x| i64::from(x) as u64).collect()
 }
 
+/// `1 ≤ k ≤ n`: a result size the circuit can return from `n` chunks.
+fn check_k(k: usize, n: usize) -> Result<(), RagError> {
+    if k == 0 || k > n {
+        return Err(RagError::Invalid(format!(
+            "k = {k}: needs 1 ≤ k ≤ {n} (the corpus size)"
+        )));
+    }
+    Ok(())
+}
+
 /// A corpus to secret-share into the cluster.
 #[derive(Clone, Copy, Debug)]
 pub struct CorpusUpload<'a> {
@@ -226,11 +236,7 @@ pub async fn upload(
     let mut grants = Vec::new();
     for &asker in askers {
         for &k in ks {
-            if k == 0 || k > n {
-                return Err(RagError::Invalid(format!(
-                    "k = {k}: needs 1 ≤ k ≤ {n} (the corpus size)"
-                )));
-            }
+            check_k(k, n)?;
             let program = retrieval_program(&shape, k, &stored.owner, asker)?;
             grants.push(Grant::new(asker, program.id().to_string()));
         }
@@ -285,11 +291,7 @@ pub async fn ask(
             corpus.dim
         )));
     }
-    if k == 0 || k > n {
-        return Err(RagError::Invalid(format!(
-            "k = {k}: needs 1 ≤ k ≤ {n} (the corpus size)"
-        )));
-    }
+    check_k(k, n)?;
     let shape = corpus.shape();
     let key = (asker.name().to_string(), k);
     let program_id = match corpus.programs.get(&key) {
