@@ -21,7 +21,7 @@
 //!   (`scalar_muls`) against one 1,000-element vector `mul` (`vector_mul`): both finish in the
 //!   same rounds, so the gap is the engine's per-op and per-input overhead.
 //!
-//! Workloads and plaintext twins are those of `veil bench` ([`veil_node::bench::Workload`]).
+//! Workloads and plaintext twins are those of `veil bench` ([`veil_benches::Workload`]).
 //!
 //! **What `rep3_in_memory` times.** Thread spawn and session setup (key exchange) are paid
 //! once per criterion sample, not per iteration: each sample runs the three parties once with
@@ -54,9 +54,9 @@ use criterion::{
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
+use veil_benches::workload::{DOT_LEN, GATHER_COLS, GATHER_ROWS, Params, compare_outputs};
+use veil_benches::{BenchOp, Workload};
 use veil_circuits::{Builder, Ring, Shape, ValidatedProgram};
-use veil_node::bench::workload::{DOT_LEN, GATHER_COLS, GATHER_ROWS, Params, compare_outputs};
-use veil_node::bench::{BenchOp, Workload};
 use veil_runtime::engine::{InputValue, Session};
 use veil_runtime::harness::{collect_outputs, run_program3, run3, share_inputs};
 use veil_runtime::transport::Transport;

@@ -12,10 +12,10 @@ use clap::Parser;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use veil_circuits::onnx::{self, OnnxModel, WeightMode, plain};
+use veil_client::Client;
+use veil_client::inference::{self, Inference, ModelUpload, StoredModel};
 use veil_examples::digits::{self, Sample};
 use veil_examples::rag::LocalCluster;
-use veil_node::client::Client;
-use veil_node::inference::{self, Inference, ModelUpload, StoredModel};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -18,7 +18,7 @@
 //!
 //! Who sees what: the owner embeds and secret-shares its chunks on its own machine; the asker
 //! embeds the question on its own machine. MPC backend: no node sees the corpus, the question,
-//! the scores or the chosen chunks (see [`veil_node::rag`]). FHE backend: node 0 holds the
+//! the scores or the chosen chunks (see [`veil_client::rag`]). FHE backend: node 0 holds the
 //! corpus in the clear and learns nothing about the question or which passages were fetched
 //! (see `veil_runtime::fhe`).
 
@@ -26,10 +26,10 @@ use crate::chunk::Chunk;
 use crate::embed::{EmbedError, Embedder};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use veil_node::client::{Client, CorpusHandle, RetrievalClient, RetrievalError};
+use veil_client::rag::{self as mpc, CorpusUpload, MpcCorpus, RagError};
+use veil_client::{Client, CorpusHandle, RetrievalClient, RetrievalError};
 use veil_node::config::{NodeConfig, RetrievalEntry};
 use veil_node::devnet::write_devnet;
-use veil_node::rag::{self as mpc, CorpusUpload, MpcCorpus, RagError};
 use veil_node::retrieval_files::write_corpus_dir;
 use veil_runtime::fhe::corpus::{ScoredDoc, normalise_and_quantise, quantise_query, top_k};
 use veil_runtime::fhe::{Clustering, FheError, PassageDb, ScoringCorpus};

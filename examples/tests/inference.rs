@@ -7,10 +7,10 @@ use std::time::Duration;
 use veil_circuits::onnx::{
     INPUT_CLAMP_ROUNDS, OnnxError, OnnxModel, WeightMode, argmax_rows, plain,
 };
+use veil_client::Client;
+use veil_client::inference::{self, InferenceError, ModelUpload, StoredModel};
 use veil_examples::digits;
 use veil_examples::rag::LocalCluster;
-use veil_node::client::Client;
-use veil_node::inference::{self, InferenceError, ModelUpload, StoredModel};
 
 /// Distinct ports per test and process (the RAG tests use 30,000–33,000).
 fn base_port(test: u16) -> u16 {

@@ -13,12 +13,13 @@ use std::time::Duration;
 use tokio::process::Child;
 
 use crate::config::{
-    ClientEntry, ClientIdentity, ClusterConfig, ClusterNode, ConfigError,
-    DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_SESSION_TIMEOUT_MS, DEFAULT_VALUE_CACHE_MIB, NodeConfig,
-    PeerEntry, TlsFiles,
+    ClientEntry, ConfigError, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_SESSION_TIMEOUT_MS,
+    DEFAULT_VALUE_CACHE_MIB, NodeConfig, PeerEntry, TlsFiles,
 };
-use crate::receipt::{ReceiptError, ReceiptSigner};
-use crate::tls::{self, DevnetPki, TlsError};
+use crate::pki::{self, DevnetPki};
+use veil_proto::config::{ClientIdentity, ClusterConfig, ClusterNode};
+use veil_proto::receipt::{ReceiptError, ReceiptSigner};
+use veil_proto::tls::TlsError;
 
 /// Errors from laying out or running a devnet.
 #[derive(Debug, thiserror::Error)]
@@ -145,7 +146,7 @@ fn write_toml<T: serde::Serialize>(
     fs::write(path, format!("{header}\n{body}")).map_err(io_err("write", path))
 }
 
-/// Lays out a devnet in `dir`: the PKI ([`tls::write_devnet_pki`]; kept if `dir` already holds
+/// Lays out a devnet in `dir`: the PKI ([`pki::write_devnet_pki`]; kept if `dir` already holds
 /// a complete one for these clients, so a restart keeps its keys), `node-<i>.toml` (listening on
 /// `127.0.0.1:base_port+i`, data in `dir/node-<i>`, which is created and never emptied) and
 /// `cluster-<client>.toml` per client, the first client's also as `dir/cluster.toml`. Config
@@ -157,9 +158,9 @@ pub fn write_devnet(
 ) -> Result<DevnetLayout, DevnetError> {
     check_args(base_port, clients)?;
     fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
-    let pki: DevnetPki = match tls::load_devnet_pki(dir, clients)? {
+    let pki: DevnetPki = match pki::load_devnet_pki(dir, clients)? {
         Some(existing) => existing,
-        None => tls::write_devnet_pki(dir, clients)?,
+        None => pki::write_devnet_pki(dir, clients)?,
     };
     let signers = receipt_keys(dir)?;
     let peers: Vec<PeerEntry> = (0..3)

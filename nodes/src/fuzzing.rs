@@ -3,17 +3,18 @@
 //! takes arbitrary bytes and must return without panicking, looping or allocating beyond the
 //! node's limits.
 
-use crate::binding::SessionBinding;
-use crate::config::{ClusterConfig, NodeConfig};
-use crate::convert::{check_id, grants, node_shares};
+use crate::config::NodeConfig;
 use crate::limits::Limits;
-use crate::pb;
 use crate::peer::frames::{Event, Reassembler};
 use crate::store::{
     decode_result, decode_result_recipient, decode_value, decode_value_owner, encode_result,
     encode_value,
 };
 use prost::Message as _;
+use veil_proto::binding::SessionBinding;
+use veil_proto::config::ClusterConfig;
+use veil_proto::convert::{check_id, grants, node_shares};
+use veil_proto::pb;
 
 /// The limits the request targets apply: small, so that a fuzzer's declared lengths are
 /// expanded only up to what a node with tight limits would accept.

@@ -2,20 +2,21 @@
 //! reflection, graceful shutdown on Ctrl-C.
 
 use crate::config::{ConfigError, NodeConfig, RetrievalEntry};
-use crate::pb;
 use crate::peer::PeerMux;
-use crate::receipt::ReceiptSigner;
+use crate::pki;
 use crate::retrieval_files::{CorpusDirError, LoadedCorpus, load_corpus_dir};
 use crate::service::compute::ComputeService;
 use crate::service::retrieval::RetrievalService;
 use crate::store::{Store, StoreError};
-use crate::tls::{self, TlsError};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use veil_circuits::PartyId;
+use veil_proto::pb;
+use veil_proto::receipt::ReceiptSigner;
+use veil_proto::tls::{self, TlsError};
 
 /// HTTP/2 flow-control windows: large, so multi-megabyte rounds are not throttled.
 const WINDOW_BYTES: u32 = 32 << 20;
@@ -48,7 +49,7 @@ pub enum NodeError {
     },
     /// The receipt signing key could not be loaded.
     #[error(transparent)]
-    Receipt(#[from] crate::receipt::ReceiptError),
+    Receipt(#[from] veil_proto::receipt::ReceiptError),
     /// Server reflection could not be set up.
     #[error("reflection: {0}")]
     Reflection(String),
@@ -179,7 +180,7 @@ pub async fn run_node(cfg: NodeConfig) -> Result<(), NodeError> {
         .with_nodelay(Some(true));
     tracing::info!(party = %me, listen = %cfg.listen, "veil node serving");
     Server::builder()
-        .tls_config(tls::server_tls(&cfg.tls)?)?
+        .tls_config(pki::server_tls(&cfg.tls)?)?
         .max_frame_size(Some(crate::peer::MAX_H2_FRAME_BYTES))
         .initial_stream_window_size(WINDOW_BYTES)
         .initial_connection_window_size(WINDOW_BYTES)

@@ -8,9 +8,9 @@
 //! `max_message` bytes, or partial messages totalling more than `max_partial` bytes across
 //! sessions, break the link: a peer cannot make this node hold unbounded memory.
 
-use crate::pb;
 use bytes::{Bytes, BytesMut};
 use std::collections::HashMap;
+use veil_proto::pb;
 
 /// What one frame completed.
 #[derive(Debug, PartialEq, Eq)]

@@ -9,25 +9,25 @@
 //!
 //! Before a session runs, the node checks the program against its [`Limits`] (from the types,
 //! before any allocation) and the three nodes compare the session binding
-//! ([`crate::binding`]); after it, the node signs a receipt ([`crate::receipt`]). An id that
+//! ([`veil_proto::binding`]); after it, the node signs a receipt ([`veil_proto::receipt`]). An id that
 //! does not exist and one the caller may not use get the same answer (`NotFound`), so ids
 //! cannot be probed.
 
-use crate::binding::SessionBinding;
-use crate::convert::{check_id, grants, node_shares};
 use crate::limits::{LimitError, Limits};
-use crate::pb;
 use crate::peer::{GrpcTransport, OpenError, PeerMux};
 use crate::policy::{Access, Refusal};
-use crate::receipt::{ReceiptSigner, words_digest};
+use crate::store::HeldValue;
 use crate::store::{Removal, Store, StoreError, StoredResult, StoredValue};
-use crate::value_cache::HeldValue;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 use veil_circuits::PartyId;
 use veil_circuits::{Op, Owner, Program, Recipient, ValidatedProgram, Visibility};
+use veil_proto::binding::SessionBinding;
+use veil_proto::convert::{check_id, grants, node_shares};
+use veil_proto::pb;
+use veil_proto::receipt::{ReceiptSigner, words_digest};
 use veil_runtime::engine::{InputValue, OutputValue, Session};
 use veil_runtime::error::{EngineError, TransportError};
 use veil_runtime::sharing::Shares;
@@ -76,7 +76,7 @@ impl ComputeService {
         let first = certs
             .first()
             .ok_or_else(|| Status::unauthenticated("a client certificate is required"))?;
-        let fp = crate::tls::cert_fingerprint(first.as_ref());
+        let fp = veil_proto::tls::cert_fingerprint(first.as_ref());
         self.clients.get(&fp).cloned().ok_or_else(|| {
             Status::permission_denied("this client certificate is not authorised on this node")
         })
@@ -185,7 +185,7 @@ fn client_recipient(p: &ValidatedProgram) -> Result<String, Status> {
 }
 
 /// Sends this node's binding hash to both peers in the binding round and checks theirs: every
-/// node runs the program only if all three received the same request (see [`crate::binding`]).
+/// node runs the program only if all three received the same request (see [`veil_proto::binding`]).
 async fn agree_on_binding(net: &GrpcTransport, binding: &[u8; 32]) -> Result<(), Status> {
     let me = net.me();
     let unavailable =

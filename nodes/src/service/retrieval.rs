@@ -13,21 +13,17 @@
 //! tens of MB) are streamed in chunks of [`CORPUS_CHUNK_BYTES`].
 
 use crate::config::is_corpus_name;
-use crate::pb;
 use crate::retrieval_files::LoadedCorpus;
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 use tonic::{Request, Response, Status};
+use veil_proto::pb;
 use veil_runtime::fhe::{DbId, EncryptedQuery, FheError};
 use veil_runtime::kernels::{le_bytes_to_words, words_to_le_bytes};
 
-/// Largest `data` of one [`pb::CorpusChunk`]: 1 MiB.
-pub const CORPUS_CHUNK_BYTES: usize = 1 << 20;
-
-/// Most queries in one `Fetch` call.
-pub const MAX_FETCH_QUERIES: usize = 32;
+pub use veil_proto::wire::{CORPUS_CHUNK_BYTES, MAX_FETCH_QUERIES};
 
 /// The Retrieval service of one node.
 pub struct RetrievalService {
@@ -55,7 +51,7 @@ impl RetrievalService {
             .peer_certs()
             .and_then(|certs| certs.first().map(|c| c.as_ref().to_vec()))
             .ok_or_else(|| Status::unauthenticated("a client certificate is required"))?;
-        let fp = crate::tls::cert_fingerprint(&first);
+        let fp = veil_proto::tls::cert_fingerprint(&first);
         self.callers.get(&fp).cloned().ok_or_else(|| {
             Status::permission_denied("this client certificate is not authorised on this node")
         })

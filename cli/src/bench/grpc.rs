@@ -1,0 +1,164 @@
+//! `veil bench --transport grpc`: the same workloads on a real cluster — three `veil node`
+//! processes with mutual TLS on loopback (started on the fly, or given by `--cluster`), driven
+//! through the client SDK. `median_s` is the session time at the slowest node (opening it and
+//! the program over the gRPC peer links); `invoke_wall_median_s` is the client's wall time of
+//! the whole `Invoke` (adds loading inputs from and storing results to the nodes' databases).
+
+use super::{BenchError, BenchOp, BenchResult, TransportKind, median, prepare, time_plaintext};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tokio::process::{Child, Command};
+use veil_benches::workload::Params;
+use veil_circuits::{Recipient, ValidatedProgram};
+use veil_client::Client;
+use veil_node::devnet::write_devnet;
+
+/// A devnet this process started for benchmarking; its nodes stop when it is dropped.
+pub struct LocalDevnet {
+    /// The client config for "alice".
+    pub cluster_toml: PathBuf,
+    dir: PathBuf,
+    _children: Vec<Child>,
+}
+
+impl LocalDevnet {
+    /// Write a fresh devnet under the temp dir and spawn its three nodes.
+    pub fn start(base_port: u16) -> Result<LocalDevnet, BenchError> {
+        let dir =
+            std::env::temp_dir().join(format!("veil-bench-{}-{base_port}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let layout = write_devnet(&dir, base_port, &["alice"])
+            .map_err(|e| BenchError::Devnet(e.to_string()))?;
+        let exe = std::env::current_exe().map_err(|e| BenchError::Devnet(e.to_string()))?;
+        let mut children = Vec::new();
+        for (i, cfg) in layout.node_configs.iter().enumerate() {
+            let log = std::fs::File::create(dir.join(format!("bench-node-{i}.log")))
+                .map_err(|e| BenchError::Devnet(e.to_string()))?;
+            let child = Command::new(&exe)
+                .arg("node")
+                .arg("--config")
+                .arg(cfg)
+                .stdout(std::process::Stdio::null())
+                .stderr(log)
+                .kill_on_drop(true)
+                .spawn()
+                .map_err(|e| BenchError::Devnet(format!("spawning node {i}: {e}")))?;
+            children.push(child);
+        }
+        Ok(LocalDevnet {
+            cluster_toml: dir.join("cluster.toml"),
+            dir,
+            _children: children,
+        })
+    }
+}
+
+impl Drop for LocalDevnet {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Connect to a cluster, waiting up to 30 s for all three nodes to answer.
+pub async fn connect_ready(cluster_toml: &Path) -> Result<Client, BenchError> {
+    Client::connect_ready(cluster_toml, Duration::from_secs(30))
+        .await
+        .map_err(|e| BenchError::Devnet(format!("cluster not reachable: {e}")))
+}
+
+/// A cluster to benchmark on: the given `cluster.toml`, or a devnet started now on
+/// `base_port` (kept alive by the returned handle).
+pub fn cluster_or_devnet(
+    cluster: Option<PathBuf>,
+    base_port: u16,
+) -> Result<(Option<LocalDevnet>, PathBuf), BenchError> {
+    Ok(match cluster {
+        Some(toml) => (None, toml),
+        None => {
+            eprintln!("veil bench: starting a local devnet…");
+            let d = LocalDevnet::start(base_port)?;
+            let toml = d.cluster_toml.clone();
+            (Some(d), toml)
+        }
+    })
+}
+
+/// The workload's program with every output addressed to `client`.
+fn for_client(
+    p: &ValidatedProgram,
+    client: &str,
+) -> Result<ValidatedProgram, veil_circuits::ValidationError> {
+    let mut program = p.program().clone();
+    for out in &mut program.outputs {
+        out.recipient = Recipient::Client(client.to_string());
+    }
+    program.validate()
+}
+
+/// Measure `op` at `size` on the cluster behind `client`: inputs stored once, `reps` invocations.
+pub async fn run_grpc(
+    client: &mut Client,
+    op: BenchOp,
+    size: usize,
+    params: Params,
+    reps: usize,
+) -> Result<BenchResult, BenchError> {
+    let reps = reps.max(1);
+    let w = prepare(op, size, params, &mut rand::rng())?;
+    let program = for_client(&w.program, client.name())
+        .map_err(|source| BenchError::Program { op, source })?;
+    let client_err = |source| BenchError::Client { op, size, source };
+    let tag: u32 = rand::random();
+    let mut bindings = Vec::new();
+    for (name, words) in &w.inputs {
+        let id = format!("bench-{tag:08x}-{name}");
+        client
+            .store_secret(&id, words, &[], &[])
+            .await
+            .map_err(client_err)?;
+        bindings.push((name.clone(), id));
+    }
+    let program_id = client.store_program(&program).await.map_err(client_err)?;
+    let inputs: Vec<(&str, &str)> = bindings
+        .iter()
+        .map(|(n, id)| (n.as_str(), id.as_str()))
+        .collect();
+
+    let mut times = Vec::with_capacity(reps);
+    let mut walls = Vec::with_capacity(reps);
+    let mut last = None;
+    for rep in 0..reps {
+        let result_id = format!("bench-{tag:08x}-run-{rep}");
+        let t = Instant::now();
+        let summary = client
+            .invoke(&program_id, &inputs, &result_id)
+            .await
+            .map_err(client_err)?;
+        walls.push(t.elapsed().as_secs_f64());
+        times.push(summary.session_time.as_secs_f64());
+        last = Some((result_id, summary));
+    }
+    let (result_id, summary) = last.expect("reps ≥ 1");
+    let got = client.fetch(&result_id).await.map_err(client_err)?;
+    for rep in 0..reps {
+        let _ = client.delete(&format!("bench-{tag:08x}-run-{rep}")).await;
+    }
+    for (_, id) in &bindings {
+        let _ = client.delete(id).await;
+    }
+
+    let (plaintext_median_s, want) = time_plaintext(&w, reps);
+    veil_benches::workload::compare_outputs(&got, &want, op.tolerance())
+        .map_err(|mismatch| BenchError::Mismatch { op, size, mismatch })?;
+    let median_s = median(times);
+    Ok(BenchResult {
+        invoke_wall_median_s: Some(median(walls)),
+        ..BenchResult::measured(
+            (op, size, TransportKind::Grpc),
+            median_s,
+            summary.rounds,
+            summary.bytes_sent,
+            plaintext_median_s,
+        )
+    })
+}

@@ -1,0 +1,348 @@
+//! `veil bench`: measure MPC ops on three parties beside their plaintext twin, in one run.
+
+pub mod fhe;
+pub mod grpc;
+pub mod mlp;
+pub mod rag;
+
+pub use fhe::FheOp;
+pub use veil_benches::{BenchOp, Params, Workload};
+
+use serde::Serialize;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use veil_circuits::ValidatedProgram;
+use veil_runtime::engine::{InputValue, Outputs, Report, Session};
+use veil_runtime::error::EngineError;
+use veil_runtime::harness::{collect_outputs, run3, share_inputs};
+use veil_runtime::sharing::ReconstructError;
+use veil_runtime::transport::Transport;
+
+/// An op of `veil bench`: an MPC program on three parties, or a TFHE retrieval measurement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpChoice {
+    /// An MPC op.
+    Mpc(BenchOp),
+    /// A retrieval-path op.
+    Fhe(FheOp),
+    /// One private RAG query, both backends beside plaintext (`rag`).
+    Rag,
+    /// Private inference of dense ReLU networks beside plaintext (`mlp`).
+    Mlp,
+}
+
+impl std::str::FromStr for OpChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "rag" => return Ok(OpChoice::Rag),
+            "mlp" => return Ok(OpChoice::Mlp),
+            _ => {}
+        }
+        if let Ok(op) = s.parse::<FheOp>() {
+            return Ok(OpChoice::Fhe(op));
+        }
+        s.parse::<BenchOp>()
+            .map(OpChoice::Mpc)
+            .map_err(|e| format!("{e}, fhe_score, fhe_fetch, rag, mlp"))
+    }
+}
+
+/// Which links the three parties use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    /// Three parties in this process, connected by in-memory channels.
+    Memory,
+    /// Three `veil node` processes over gRPC with mutual TLS (a devnet started on the fly, or
+    /// `--cluster cluster.toml`).
+    Grpc,
+}
+
+/// One measured op at one size (the `--json` line).
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchResult {
+    /// Op name.
+    pub op: &'static str,
+    /// Op size (see `veil bench --help`).
+    pub size: usize,
+    /// Transport used.
+    pub transport: TransportKind,
+    /// Median wall time of one program run (slowest party), seconds.
+    pub median_s: f64,
+    /// Work items (elements, dot products, matrix products, top-k queries, gathers) per second
+    /// at the median.
+    pub throughput_per_s: f64,
+    /// Communication rounds of one run.
+    pub rounds: u64,
+    /// Payload bytes sent per party, averaged over the three parties.
+    pub bytes_per_party: f64,
+    /// Payload bytes sent by P0, P1, P2.
+    pub bytes_by_party: [u64; 3],
+    /// Median time of the same computation in the clear, seconds.
+    pub plaintext_median_s: f64,
+    /// `median_s / plaintext_median_s`.
+    pub ratio_to_plaintext: f64,
+    /// gRPC only: median client wall time of a whole Invoke (storage included), seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invoke_wall_median_s: Option<f64>,
+    /// Where P0's time went in the last run: (op name, seconds) per op, then `comm`.
+    #[serde(skip)]
+    pub breakdown: Vec<(String, f64)>,
+}
+
+/// A benchmark could not run or produced a wrong result.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// A cluster call failed.
+    #[error("{op} at size {size}: {source}")]
+    Client {
+        /// Op.
+        op: BenchOp,
+        /// Size.
+        size: usize,
+        /// Cause.
+        #[source]
+        source: veil_client::ClientError,
+    },
+    /// The on-the-fly devnet could not be started.
+    #[error("devnet: {0}")]
+    Devnet(String),
+    /// `mlp`: a cluster call failed or the private logits differ from plaintext.
+    #[error("mlp: {0}")]
+    Mlp(String),
+    /// The workload's program is invalid (a bug).
+    #[error("building the {op} program: {source}")]
+    Program {
+        /// Op.
+        op: BenchOp,
+        /// Cause.
+        #[source]
+        source: veil_circuits::ValidationError,
+    },
+    /// The engine failed.
+    #[error("{op} at size {size}: {source}")]
+    Engine {
+        /// Op.
+        op: BenchOp,
+        /// Size.
+        size: usize,
+        /// Cause.
+        #[source]
+        source: EngineError,
+    },
+    /// The client could not reconstruct the output.
+    #[error("{op} at size {size}: {source}")]
+    Reconstruct {
+        /// Op.
+        op: BenchOp,
+        /// Size.
+        size: usize,
+        /// Cause.
+        #[source]
+        source: ReconstructError,
+    },
+    /// An MPC output differs from the plaintext twin beyond the op's tolerance (the
+    /// truncation's 1 ulp, or 0 for exact ops).
+    #[error("{op} at size {size}: MPC result differs from plaintext: {mismatch}")]
+    Mismatch {
+        /// Op.
+        op: BenchOp,
+        /// Size.
+        size: usize,
+        /// First differing output and element.
+        mismatch: veil_benches::OutputMismatch,
+    },
+    /// `k` of `topk` is outside 1..=size.
+    #[error("{op} at size {size}: k = {k} is outside 1..={size}")]
+    K {
+        /// Op.
+        op: BenchOp,
+        /// Size.
+        size: usize,
+        /// Requested k.
+        k: usize,
+    },
+    /// The size is outside what the op supports.
+    #[error("{op}: size {size} is outside 1..={max}")]
+    Size {
+        /// Op.
+        op: BenchOp,
+        /// Requested size.
+        size: usize,
+        /// Largest supported size.
+        max: usize,
+    },
+}
+
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Refuse sizes and `k` outside what `op` supports (checked for every op and size before a
+/// run starts, so a bad pair fails at once instead of after the others have run).
+pub fn check_args(op: BenchOp, size: usize, params: Params) -> Result<(), BenchError> {
+    if size == 0 || size > op.max_size() {
+        return Err(BenchError::Size {
+            op,
+            size,
+            max: op.max_size(),
+        });
+    }
+    if op == BenchOp::TopK && !(1..=size).contains(&params.k) {
+        return Err(BenchError::K {
+            op,
+            size,
+            k: params.k,
+        });
+    }
+    Ok(())
+}
+
+/// Check the arguments and build the workload: what both runners do first.
+pub(crate) fn prepare<R: rand::Rng>(
+    op: BenchOp,
+    size: usize,
+    params: Params,
+    rng: &mut R,
+) -> Result<Workload, BenchError> {
+    check_args(op, size, params)?;
+    Workload::with_params(op, size, params, rng)
+        .map_err(|source| BenchError::Program { op, source })
+}
+
+impl BenchResult {
+    /// A result from its measurements; throughput, bytes per party and the ratio are derived.
+    pub(crate) fn measured(
+        (op, size, transport): (BenchOp, usize, TransportKind),
+        median_s: f64,
+        rounds: u64,
+        bytes_by_party: [u64; 3],
+        plaintext_median_s: f64,
+    ) -> Self {
+        BenchResult {
+            op: op.name(),
+            size,
+            transport,
+            median_s,
+            throughput_per_s: op.work_items(size) / median_s,
+            rounds,
+            bytes_per_party: bytes_by_party.iter().sum::<u64>() as f64 / 3.0,
+            bytes_by_party,
+            plaintext_median_s,
+            ratio_to_plaintext: median_s / plaintext_median_s,
+            invoke_wall_median_s: None,
+            breakdown: Vec::new(),
+        }
+    }
+}
+
+/// `reps` timed runs of the plaintext twin: (median seconds, the outputs).
+pub(crate) fn time_plaintext(w: &Workload, reps: usize) -> (f64, Vec<(&'static str, Vec<u64>)>) {
+    let mut times = Vec::with_capacity(reps);
+    let mut want = Vec::new();
+    for _ in 0..reps {
+        let t = Instant::now();
+        want = std::hint::black_box(w.plaintext());
+        times.push(t.elapsed().as_secs_f64());
+    }
+    (median(times), want)
+}
+
+/// Measure `op` at `size` (with `params`): `reps` runs of the program on one session of three
+/// in-memory parties, and `reps` runs of the plaintext twin; checks every MPC output against
+/// plaintext.
+pub fn run_memory(
+    op: BenchOp,
+    size: usize,
+    params: Params,
+    reps: usize,
+) -> Result<BenchResult, BenchError> {
+    let reps = reps.max(1);
+    let mut rng = rand::rng();
+    let w = prepare(op, size, params, &mut rng)?;
+    let shared = share_inputs(&w.program, &w.inputs, &mut rng);
+    let engine_err = |source| BenchError::Engine { op, size, source };
+
+    let program = &w.program;
+    let [p0, p1, p2] = memory_runs(program, &shared, reps);
+    let (p0, p1, p2) = (
+        p0.map_err(engine_err)?,
+        p1.map_err(engine_err)?,
+        p2.map_err(engine_err)?,
+    );
+    let per_rep: Vec<f64> = (0..reps)
+        .map(|i| p0.0[i].max(p1.0[i]).max(p2.0[i]).as_secs_f64())
+        .collect();
+    let reports: [&Report; 3] = [&p0.2, &p1.2, &p2.2];
+    let outputs = [p0.1, p1.1, p2.1];
+    let got = collect_outputs(program, &outputs).map_err(|source| BenchError::Reconstruct {
+        op,
+        size,
+        source,
+    })?;
+
+    let (plaintext_median_s, want) = time_plaintext(&w, reps);
+    // Probabilistic truncation may add one ulp; the other ops are exact.
+    veil_benches::compare_outputs(&got, &want, op.tolerance())
+        .map_err(|mismatch| BenchError::Mismatch { op, size, mismatch })?;
+
+    let median_s = median(per_rep);
+    Ok(BenchResult {
+        breakdown: reports[0]
+            .ops
+            .iter()
+            .map(|o| (format!("{}#{}", o.name, o.op), o.time.as_secs_f64()))
+            .chain([("comm".to_string(), reports[0].comm_time.as_secs_f64())])
+            .collect(),
+        ..BenchResult::measured(
+            (op, size, TransportKind::Memory),
+            median_s,
+            reports[0].rounds,
+            reports.map(|r| r.bytes_sent),
+            plaintext_median_s,
+        )
+    })
+}
+
+/// One party's side of [`memory_runs`]: each run's time, and the last run's outputs and report.
+pub(crate) type PartyRuns = (Vec<Duration>, Outputs, Report);
+
+/// `reps` (≥ 1) runs of `program` on three in-process parties, one session each. Parties copy
+/// their inputs outside the timed region, then start each run together so one party's copying
+/// does not steal a core from another's timed run.
+pub(crate) fn memory_runs(
+    program: &ValidatedProgram,
+    shared: &[HashMap<String, InputValue>; 3],
+    reps: usize,
+) -> [Result<PartyRuns, EngineError>; 3] {
+    let barrier = &std::sync::Barrier::new(3);
+    run3(|net| async move {
+        let me = net.me();
+        let mut session = Session::establish(net).await?;
+        let mut times = Vec::with_capacity(reps);
+        let mut last = None;
+        for _ in 0..reps.max(1) {
+            let inputs = shared[me.index()].clone();
+            barrier.wait();
+            let (outputs, report) = session.run(program, inputs).await?;
+            times.push(report.total);
+            last = Some((outputs, report));
+        }
+        let (outputs, report) = last.expect("at least one run");
+        Ok((times, outputs, report))
+    })
+}
+
+/// Human-readable duration for the table.
+pub fn fmt_duration(s: f64) -> String {
+    let d = Duration::from_secs_f64(s);
+    if s >= 1.0 {
+        format!("{:.2} s", d.as_secs_f64())
+    } else if s >= 1e-3 {
+        format!("{:.2} ms", s * 1e3)
+    } else {
+        format!("{:.1} µs", s * 1e6)
+    }
+}

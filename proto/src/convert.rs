@@ -1,0 +1,130 @@
+//! Wire validation of the Compute API: protobuf fields turned into checked values (ids, share
+//! components, grants), with errors that name the field and never carry share words. Every
+//! length is checked against the node's limits by the caller before it gets here (a seed
+//! expands to whatever length is declared).
+
+use crate::Grant;
+use crate::pb;
+use tonic::Status;
+use veil_runtime::sharing::{SEED_BYTES, expand};
+
+/// Longest accepted id (value, result).
+pub const MAX_ID_LEN: usize = 128;
+/// Most grants one stored value may carry.
+pub const MAX_GRANTS: usize = 4096;
+
+/// Checks a client-chosen id (value, result): 1..=[`MAX_ID_LEN`] characters of `[A-Za-z0-9._-]`.
+pub fn check_id(kind: &str, id: &str) -> Result<(), Status> {
+    let ok = !id.is_empty()
+        && id.len() <= MAX_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Status::invalid_argument(format!(
+            "{kind} id must be 1..={MAX_ID_LEN} characters of [A-Za-z0-9._-]"
+        )))
+    }
+}
+
+/// `len` little-endian words from exactly `8·len` bytes.
+pub fn words(field: &str, bytes: &[u8], len: usize) -> Result<Vec<u64>, Status> {
+    if bytes.len() != len * 8 {
+        return Err(Status::invalid_argument(format!(
+            "{field} has {} bytes, expected {} for {len} elements",
+            bytes.len(),
+            len * 8
+        )));
+    }
+    Ok(veil_runtime::kernels::le_bytes_to_words(bytes))
+}
+
+/// One share component of `len` elements: little-endian `words`, or a 32-byte `seed` expanded
+/// with ChaCha20 (`veil_runtime::sharing::seeded`), not both. `len` must already be within the
+/// node's limits.
+pub fn component(
+    field: &str,
+    words_le: &[u8],
+    seed: &[u8],
+    len: usize,
+) -> Result<Vec<u64>, Status> {
+    if seed.is_empty() {
+        return words(field, words_le, len);
+    }
+    if !words_le.is_empty() {
+        return Err(Status::invalid_argument(format!(
+            "{field}: give words or a seed, not both"
+        )));
+    }
+    let seed: &[u8; SEED_BYTES] = seed.try_into().map_err(|_| {
+        Status::invalid_argument(format!(
+            "{field}_seed has {} bytes, expected {SEED_BYTES}",
+            seed.len()
+        ))
+    })?;
+    Ok(expand(seed, len))
+}
+
+/// A node's two components (own, next) of `len` elements; `field` prefixes error messages.
+pub fn node_shares(
+    field: &str,
+    s: &pb::NodeShares,
+    len: usize,
+) -> Result<(Vec<u64>, Vec<u64>), Status> {
+    Ok((
+        component(&format!("{field}own"), &s.own, &s.own_seed, len)?,
+        component(&format!("{field}next"), &s.next, &s.next_seed, len)?,
+    ))
+}
+
+/// Parses a StoreValue request's grants.
+pub fn grants(list: Vec<pb::Grant>) -> Result<Vec<Grant>, Status> {
+    if list.len() > MAX_GRANTS {
+        return Err(Status::invalid_argument(format!(
+            "{} grants; at most {MAX_GRANTS} per value",
+            list.len()
+        )));
+    }
+    list.into_iter()
+        .map(|g| {
+            if g.client.is_empty() || g.program_id.parse::<veil_circuits::ProgramId>().is_err() {
+                return Err(Status::invalid_argument(
+                    "a grant needs a client name and a program id (64 hex digits)",
+                ));
+            }
+            Ok(Grant::new(g.client, g.program_id))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn components_come_as_words_or_a_seed() {
+        let w: Vec<u8> = [1u64, 2, 3].iter().flat_map(|x| x.to_le_bytes()).collect();
+        assert_eq!(component("own", &w, &[], 3).unwrap(), vec![1, 2, 3]);
+        let seed = [9u8; SEED_BYTES];
+        assert_eq!(component("own", &[], &seed, 5).unwrap(), expand(&seed, 5));
+        let bad = |r: Result<Vec<u64>, Status>| {
+            let e = r.unwrap_err();
+            assert_eq!(e.code(), tonic::Code::InvalidArgument);
+            e.message().to_string()
+        };
+        assert_eq!(
+            bad(component("own", &w, &seed, 3)),
+            "own: give words or a seed, not both"
+        );
+        assert_eq!(
+            bad(component("next", &[], &seed[..31], 3)),
+            "next_seed has 31 bytes, expected 32"
+        );
+        assert_eq!(
+            bad(component("own", &w, &[], 4)),
+            "own has 24 bytes, expected 32 for 4 elements"
+        );
+    }
+}
