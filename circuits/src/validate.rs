@@ -124,6 +124,19 @@ impl ValidatedProgram {
     pub fn into_program(self) -> Program {
         self.program
     }
+
+    /// The same computation with every output addressed to `recipient` (a new program, so a
+    /// new content-hash id): how a client runs a shared program JSON for itself.
+    pub fn with_outputs_to(
+        &self,
+        recipient: &Recipient,
+    ) -> Result<ValidatedProgram, ValidationError> {
+        let mut program = self.program.clone();
+        for out in &mut program.outputs {
+            out.recipient = recipient.clone();
+        }
+        program.validate()
+    }
 }
 
 #[derive(Deserialize)]

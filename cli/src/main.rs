@@ -9,12 +9,12 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 mod bench;
+mod cmd;
 
-use bench::{BenchOp, FheOp, OpChoice, Params, TransportKind};
-use veil_node::config::NodeConfig;
+use bench::{OpChoice, Params, TransportKind};
 
 #[derive(Parser)]
 #[command(
@@ -193,45 +193,27 @@ fn main() -> Result<()> {
             json,
             breakdown,
             cluster,
-        } => run_bench(
+        } => cmd::bench::run_bench(
             transport,
             &ops,
             &size,
             (Params { k }, dim),
             reps,
-            Output { json, breakdown },
+            cmd::bench::Output { json, breakdown },
             cluster,
         ),
         Command::Run {
             program,
             inputs,
             cluster,
-        } => runtime()?.block_on(run_program(&program, &inputs, &cluster)),
-        Command::Node { config } => runtime()?.block_on(async move {
-            let cfg = NodeConfig::load(&config)?;
-            veil_node::server::run_node(cfg)
-                .await
-                .with_context(|| format!("node from {}", config.display()))
-        }),
+        } => runtime()?.block_on(cmd::run::run_program(&program, &inputs, &cluster)),
+        Command::Node { config } => runtime()?.block_on(cmd::node::run(&config)),
         Command::Devnet {
             dir,
             nodes,
             base_port,
             clients,
-        } => {
-            if nodes != 3 {
-                bail!(
-                    "--nodes {nodes}: veil runs three-party replicated secret sharing (2-of-3, \
-                     honest majority), so a devnet has exactly 3 nodes"
-                );
-            }
-            if usize::from(base_port) + 2 > usize::from(u16::MAX) {
-                bail!("--base-port {base_port}: nodes need ports {base_port}..={base_port}+2");
-            }
-            let clients: Vec<&str> = clients.iter().map(String::as_str).collect();
-            runtime()?.block_on(veil_node::devnet::run_devnet(&dir, base_port, &clients))?;
-            Ok(())
-        }
+        } => runtime()?.block_on(cmd::devnet::run(&dir, nodes, base_port, &clients)),
         Command::RetrievalPrepare {
             out,
             synthetic,
@@ -242,95 +224,13 @@ fn main() -> Result<()> {
             passages_dir,
             synthetic_passages,
             seed,
-        } => retrieval_prepare(
+        } => cmd::prepare::retrieval_prepare(
             &out,
             (synthetic, embeddings, dim),
             (clusters, iterations, seed),
             (passages_dir, synthetic_passages),
         ),
     }
-}
-
-/// `veil retrieval-prepare`: embeddings (+ passages) → a corpus directory.
-fn retrieval_prepare(
-    out: &std::path::Path,
-    (synthetic, embeddings, dim): (Option<usize>, Option<PathBuf>, Option<usize>),
-    (clusters, iterations, seed): (Option<usize>, usize, u64),
-    (passages_dir, synthetic_passages): (Option<PathBuf>, bool),
-) -> Result<()> {
-    use std::time::Instant;
-    use veil_node::retrieval_files as files;
-    use veil_runtime::fhe::{Clustering, PassageDb, ScoringCorpus};
-    let (emb, dim, synthetic) = match (synthetic, embeddings, dim) {
-        (Some(n), None, dim) => {
-            let dim = dim.unwrap_or(384);
-            eprintln!("retrieval-prepare: generating {n} synthetic embeddings of dimension {dim}…");
-            (files::synthetic_embeddings(n, dim, seed), dim, true)
-        }
-        (None, Some(path), Some(dim)) => (files::read_embeddings_f32(&path, dim)?, dim, false),
-        (None, Some(_), None) => bail!("--embeddings needs --dim"),
-        _ => bail!("give --synthetic N or --embeddings FILE --dim D"),
-    };
-    let n = emb.len() / dim.max(1);
-    let c = clusters.unwrap_or_else(|| Clustering::default_clusters(n, dim));
-    let clustering = if synthetic || iterations == 0 {
-        Clustering::RandomBalanced { clusters: c, seed }
-    } else {
-        Clustering::KMeans {
-            clusters: c,
-            iterations,
-            seed,
-        }
-    };
-    eprintln!("retrieval-prepare: {n} documents × {dim}, {c} clusters ({clustering:?})…");
-    let t = Instant::now();
-    let corpus = ScoringCorpus::prepare(&emb, dim, clustering).context("preparing the corpus")?;
-    drop(emb);
-    let prepare_s = t.elapsed().as_secs_f64();
-    let passages = match (passages_dir, synthetic_passages) {
-        (Some(dir), _) => Some(files::read_passages_dir(&dir)?),
-        (None, true) => Some(files::synthetic_passages(n, seed)),
-        (None, false) => None,
-    };
-    let passage_db = match &passages {
-        Some(p) => {
-            if p.len() != n {
-                eprintln!(
-                    "retrieval-prepare: warning: {} passages for {n} documents",
-                    p.len()
-                );
-            }
-            eprintln!("retrieval-prepare: laying out {} passages…", p.len());
-            Some(PassageDb::new(p).context("preparing the passages")?)
-        }
-        None => None,
-    };
-    eprintln!(
-        "retrieval-prepare: computing hints and writing {}…",
-        out.display()
-    );
-    let w = files::write_corpus_dir(out, &corpus, passage_db.as_ref())?;
-    let s = &w.score_shape;
-    println!(
-        "scoring matrix: {} rows × {} cols, db {} (prepared in {prepare_s:.2} s, hint in {:.2} s)",
-        s.rows,
-        s.cols,
-        hex::encode(s.id.0),
-        w.score_hint_time.as_secs_f64()
-    );
-    if let (Some(p), Some(t)) = (&w.passage_shape, w.passage_hint_time) {
-        println!(
-            "passage matrix: {} rows × {} passages, db {} (hint in {:.2} s)",
-            p.rows,
-            p.cols,
-            hex::encode(p.id.0),
-            t.as_secs_f64()
-        );
-    }
-    for (path, bytes) in &w.files {
-        println!("wrote {} ({:.2} MB)", path.display(), *bytes as f64 / 1e6);
-    }
-    Ok(())
 }
 
 /// Logs go to stderr; the filter comes from `VEIL_LOG` (default `info`).
@@ -344,452 +244,10 @@ fn init_tracing() {
         .init();
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+/// A multi-threaded tokio runtime for the commands that talk gRPC.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("start the async runtime")
-}
-
-/// How `veil bench` prints.
-struct Output {
-    json: bool,
-    breakdown: bool,
-}
-
-fn run_bench(
-    transport: TransportKind,
-    ops: &[OpChoice],
-    sizes: &[usize],
-    (params, dim): (Params, usize),
-    reps: usize,
-    output: Output,
-    cluster: Option<PathBuf>,
-) -> Result<()> {
-    if ops.is_empty() {
-        bail!("give at least one op");
-    }
-    let mpc: Vec<BenchOp> = ops
-        .iter()
-        .filter_map(|o| match o {
-            OpChoice::Mpc(op) => Some(*op),
-            _ => None,
-        })
-        .collect();
-    let fhe: Vec<FheOp> = ops
-        .iter()
-        .filter_map(|o| match o {
-            OpChoice::Fhe(op) => Some(*op),
-            _ => None,
-        })
-        .collect();
-    // Every op at every size is checked first, so a bad pair fails before anything runs.
-    for &op in &mpc {
-        for size in sizes_or(sizes, op.default_size()) {
-            bench::check_args(op, size, params)
-                .with_context(|| format!("benchmark {op} at size {size}; nothing was run"))?;
-        }
-    }
-    for &op in &fhe {
-        for size in sizes_or(sizes, op.default_size()) {
-            bench::fhe::check_size(op, size)
-                .with_context(|| format!("benchmark {op} at size {size}; nothing was run"))?;
-        }
-    }
-    if !mpc.is_empty() {
-        run_mpc_bench(
-            transport,
-            &mpc,
-            sizes,
-            params,
-            reps,
-            &output,
-            cluster.clone(),
-        )?;
-    }
-    if !fhe.is_empty() {
-        if transport == TransportKind::Grpc {
-            eprintln!("veil bench: fhe ops run in-process (server time is what they measure)");
-        }
-        run_fhe_bench(&fhe, sizes, (params.k, dim), reps, &output)?;
-    }
-    if ops.contains(&OpChoice::Rag) {
-        run_rag_bench(sizes, (params.k, dim), reps, &output, cluster.clone())?;
-    }
-    if ops.contains(&OpChoice::Mlp) {
-        run_mlp_bench(sizes, reps, &output, cluster)?;
-    }
-    Ok(())
-}
-
-/// `--ops mlp`: private inference of dense ReLU networks with secret weights on a devnet
-/// (started here unless `--cluster`) and on the memory transport, beside the f64 reference;
-/// `--size` gives the batch sizes.
-fn run_mlp_bench(
-    sizes: &[usize],
-    reps: usize,
-    Output { json, .. }: &Output,
-    cluster: Option<PathBuf>,
-) -> Result<()> {
-    use bench::mlp;
-    let batches = if sizes.is_empty() {
-        mlp::DEFAULT_BATCHES.to_vec()
-    } else {
-        sizes.to_vec()
-    };
-    let rt = runtime()?;
-    let (_devnet, toml) = rt.block_on(async { bench::grpc::cluster_or_devnet(cluster, 7800) })?;
-    let mut client = rt.block_on(bench::grpc::connect_ready(&toml))?;
-    if !json {
-        println!(
-            "{:<4} {:<15} {:>5} {:>10} {:>10} {:>6} {:>8} {:>10} {:>10} {:>9} {:>9}",
-            "op",
-            "arch",
-            "batch",
-            "grpc/req",
-            "grpc sess",
-            "rounds",
-            "KB/node",
-            "memory",
-            "plaintext",
-            "max err",
-            "classes"
-        );
-    }
-    for network in mlp::NETWORKS {
-        let mut model = rt.block_on(mlp::MlpBench::upload(&mut client, network))?;
-        for &batch in &batches {
-            eprintln!(
-                "veil bench: mlp {} batch {batch} ({reps} requests per transport)…",
-                model.arch()
-            );
-            let r = rt
-                .block_on(model.run(&mut client, batch, reps))
-                .with_context(|| format!("benchmark mlp {} at batch {batch}", model.arch()))?;
-            if *json {
-                println!("{}", serde_json::to_string(&r)?);
-            } else {
-                let f = bench::fmt_duration;
-                println!(
-                    "{:<4} {:<15} {:>5} {:>10} {:>10} {:>6} {:>8.1} {:>10} {:>10} {:>9.5} {:>9}",
-                    r.op,
-                    r.arch,
-                    r.batch,
-                    f(r.mpc_median_s),
-                    f(r.mpc_session_median_s),
-                    r.mpc_rounds,
-                    r.mpc_bytes_per_node.iter().max().copied().unwrap_or(0) as f64 / 1e3,
-                    f(r.memory_median_s),
-                    f(r.plaintext_median_s),
-                    r.max_abs_logit_error,
-                    format!("{}/{}", r.class_matches, r.samples)
-                );
-                let layers: Vec<String> = r
-                    .layers
-                    .iter()
-                    .map(|l| format!("{} {} ({} r)", l.name, f(l.median_s), l.rounds))
-                    .collect();
-                eprintln!("  grpc layers (slowest node): {}", layers.join(", "));
-                eprintln!(
-                    "  weights upload (one-time): {}; classes: {} samples with a clear \
-                     margin (> {}) all match",
-                    f(r.weights_upload_s),
-                    r.clear_margin_samples,
-                    mlp::CLEAR_MARGIN
-                );
-            }
-        }
-        rt.block_on(model.delete(&mut client))?;
-    }
-    Ok(())
-}
-
-/// `--ops rag`: both RAG backends beside plaintext; MPC on a devnet (started here unless
-/// `--cluster`), FHE in this process.
-fn run_rag_bench(
-    sizes: &[usize],
-    (k, dim): (usize, usize),
-    reps: usize,
-    Output { json, .. }: &Output,
-    cluster: Option<PathBuf>,
-) -> Result<()> {
-    let rt = runtime()?;
-    let (_devnet, toml) = rt.block_on(async { bench::grpc::cluster_or_devnet(cluster, 7750) })?;
-    let mut client = rt.block_on(bench::grpc::connect_ready(&toml))?;
-    if !json {
-        println!(
-            "{:<5} {:>8} {:>4} {:>10} {:>10} {:>7} {:>12} {:>11} {:>11} {:>11}",
-            "op",
-            "size",
-            "k",
-            "mpc/query",
-            "mpc sess",
-            "rounds",
-            "MB/node",
-            "fhe server",
-            "fhe client",
-            "plaintext"
-        );
-    }
-    for size in sizes_or(sizes, 10_000) {
-        eprintln!("veil bench: rag size {size} dim {dim} k {k} ({reps} queries per backend)…");
-        let r = rt
-            .block_on(bench::rag::run_rag(&mut client, size, dim, k, reps))
-            .with_context(|| format!("benchmark rag at size {size}"))?;
-        if *json {
-            println!("{}", serde_json::to_string(&r)?);
-        } else {
-            let f = bench::fmt_duration;
-            println!(
-                "{:<5} {:>8} {:>4} {:>10} {:>10} {:>7} {:>12.2} {:>11} {:>11} {:>11}",
-                r.op,
-                r.size,
-                r.k,
-                f(r.mpc_median_s),
-                f(r.mpc_session_median_s),
-                r.mpc_rounds,
-                r.mpc_bytes_per_node.iter().max().copied().unwrap_or(0) as f64 / 1e6,
-                f(r.fhe_server_median_s),
-                f(r.fhe_client_s),
-                f(r.plaintext_median_s)
-            );
-            eprintln!("  mpc ingest (one-time upload): {}", f(r.mpc_ingest_s));
-        }
-    }
-    Ok(())
-}
-
-fn run_fhe_bench(
-    ops: &[FheOp],
-    sizes: &[usize],
-    (k, dim): (usize, usize),
-    reps: usize,
-    Output { json, .. }: &Output,
-) -> Result<()> {
-    if !json {
-        println!(
-            "{:<10} {:>9} {:>11} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>11} {:>9}",
-            "op",
-            "size",
-            "server",
-            "GB/s/core",
-            "encrypt",
-            "decode",
-            "upload",
-            "download",
-            "hint",
-            "plaintext",
-            "ratio"
-        );
-    }
-    for &op in ops {
-        for size in sizes_or(sizes, op.default_size()) {
-            eprintln!("veil bench: {op} size {size} ({reps} queries)…");
-            let r = match op {
-                FheOp::Score => bench::fhe::run_score(size, dim, k, reps),
-                FheOp::Fetch => bench::fhe::run_fetch(size, reps),
-            }
-            .with_context(|| format!("benchmark {op} at size {size}"))?;
-            eprintln!(
-                "  offline: prepare {}, hint {}; batched ({} queries/pass): {} per query",
-                bench::fmt_duration(r.prepare_s),
-                bench::fmt_duration(r.hint_s),
-                bench::fhe::BATCH,
-                bench::fmt_duration(r.batched_per_query_s)
-            );
-            if *json {
-                println!("{}", serde_json::to_string(&r)?);
-            } else {
-                let mb = |b: usize| format!("{:.2} MB", b as f64 / 1e6);
-                println!(
-                    "{:<10} {:>9} {:>11} {:>10.2} {:>10} {:>10} {:>10} {:>10} {:>10} {:>11} {:>8.1}×",
-                    r.op,
-                    r.size,
-                    bench::fmt_duration(r.median_s),
-                    r.gemv_gb_per_s_per_core,
-                    bench::fmt_duration(r.client_encrypt_s),
-                    bench::fmt_duration(r.client_decode_s),
-                    mb(r.upload_bytes),
-                    mb(r.download_bytes),
-                    mb(r.hint_bytes),
-                    bench::fmt_duration(r.plaintext_median_s),
-                    r.ratio_to_plaintext
-                );
-            }
-        }
-    }
-    Ok(())
-}
-
-fn run_mpc_bench(
-    transport: TransportKind,
-    ops: &[BenchOp],
-    sizes: &[usize],
-    params: Params,
-    reps: usize,
-    &Output { json, breakdown }: &Output,
-    cluster: Option<PathBuf>,
-) -> Result<()> {
-    // gRPC: a cluster (given, or a devnet started now) and a client connected to it.
-    let grpc = match transport {
-        TransportKind::Memory => None,
-        TransportKind::Grpc => {
-            let rt = runtime()?;
-            let (devnet, toml) =
-                rt.block_on(async { bench::grpc::cluster_or_devnet(cluster, 7700) })?;
-            let client = rt.block_on(bench::grpc::connect_ready(&toml))?;
-            Some((rt, devnet, client))
-        }
-    };
-    let mut grpc = grpc;
-    if !json {
-        println!(
-            "{:<13} {:>9} {:>11} {:>14} {:>6} {:>14} {:>11} {:>9}",
-            "op", "size", "median", "throughput/s", "rounds", "bytes/party", "plaintext", "ratio"
-        );
-    }
-    for &op in ops {
-        for size in sizes_or(sizes, op.default_size()) {
-            let k = if op == BenchOp::TopK {
-                format!(" k {}", params.k)
-            } else {
-                String::new()
-            };
-            eprintln!("veil bench: {op} size {size}{k} over {transport:?} ({reps} runs)…");
-            let r = match grpc.as_mut() {
-                None => bench::run_memory(op, size, params, reps),
-                Some((rt, _, client)) => {
-                    rt.block_on(bench::grpc::run_grpc(client, op, size, params, reps))
-                }
-            }
-            .with_context(|| format!("benchmark {op} at size {size}"))?;
-            if r.rounds > 0 && op == BenchOp::Chain {
-                eprintln!(
-                    "  per round: {}",
-                    bench::fmt_duration(r.median_s / r.rounds as f64)
-                );
-            }
-            if let Some(wall) = r.invoke_wall_median_s {
-                eprintln!(
-                    "  invoke wall time (incl. storage): {}",
-                    bench::fmt_duration(wall)
-                );
-            }
-            if breakdown {
-                for (name, secs) in &r.breakdown {
-                    eprintln!("  P0 {name:<14} {}", bench::fmt_duration(*secs));
-                }
-            }
-            if json {
-                println!("{}", serde_json::to_string(&r)?);
-            } else {
-                println!(
-                    "{:<13} {:>9} {:>11} {:>14.3e} {:>6} {:>14.0} {:>11} {:>8.1}×",
-                    r.op,
-                    r.size,
-                    bench::fmt_duration(r.median_s),
-                    r.throughput_per_s,
-                    r.rounds,
-                    r.bytes_per_party,
-                    bench::fmt_duration(r.plaintext_median_s),
-                    r.ratio_to_plaintext
-                );
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The sizes given on the command line, or the op's default when none were.
-fn sizes_or(sizes: &[usize], default: usize) -> Vec<usize> {
-    if sizes.is_empty() {
-        vec![default]
-    } else {
-        sizes.to_vec()
-    }
-}
-
-/// `veil run`: share the inputs, run the program on the cluster, print the outputs.
-async fn run_program(
-    program: &std::path::Path,
-    inputs: &[String],
-    cluster: &std::path::Path,
-) -> Result<()> {
-    use veil_circuits::{ElemType, Program, Recipient, fixed};
-    let json = std::fs::read_to_string(program)
-        .with_context(|| format!("reading {}", program.display()))?;
-    let mut client = veil_client::Client::connect(cluster).await?;
-    let mut p = Program::from_json(&json).context("parsing the program")?;
-    for out in &mut p.outputs {
-        out.recipient = Recipient::Client(client.name().to_string());
-    }
-    let p = p.validate().context("validating the program")?;
-    let files: std::collections::HashMap<&str, &str> = inputs
-        .iter()
-        .map(|s| {
-            s.split_once('=')
-                .with_context(|| format!("--input {s}: expected NAME=FILE"))
-        })
-        .collect::<Result<_>>()?;
-    let tag: u32 = rand::random();
-    let mut bindings = Vec::new();
-    for decl in &p.program().inputs {
-        let file = files
-            .get(decl.name.as_str())
-            .with_context(|| format!("input '{}' needs --input {}=FILE", decl.name, decl.name))?;
-        let text = std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;
-        let words = text
-            .split_whitespace()
-            .map(|t| match decl.ty.elem {
-                ElemType::Fixed(f) => t
-                    .parse::<f64>()
-                    .map_err(anyhow::Error::from)
-                    .and_then(|x| Ok(fixed::encode(x, f)?)),
-                _ => t
-                    .parse::<i64>()
-                    .map(|x| x as u64)
-                    .map_err(anyhow::Error::from),
-            })
-            .collect::<Result<Vec<u64>>>()
-            .with_context(|| format!("parsing {file}"))?;
-        if words.len() != decl.ty.shape.len() {
-            bail!(
-                "{file} has {} numbers, input '{}' expects {}",
-                words.len(),
-                decl.name,
-                decl.ty.shape.len()
-            );
-        }
-        let id = format!("run-{tag:08x}-{}", decl.name);
-        client.store_secret(&id, &words, &[], &[]).await?;
-        bindings.push((decl.name.clone(), id));
-    }
-    let program_id = client.store_program(&p).await?;
-    let binding: Vec<(&str, &str)> = bindings
-        .iter()
-        .map(|(n, i)| (n.as_str(), i.as_str()))
-        .collect();
-    let result_id = format!("run-{tag:08x}-result");
-    let summary = client.invoke(&program_id, &binding, &result_id).await?;
-    let outputs = client.fetch_verified(&result_id, &summary.receipt).await?;
-    for out in &p.program().outputs {
-        let words = &outputs[&out.name];
-        let text: Vec<String> = match p.types()[out.value.index()].elem {
-            ElemType::Fixed(f) => words
-                .iter()
-                .map(|w| fixed::decode(*w, f).to_string())
-                .collect(),
-            _ => words.iter().map(|w| (*w as i64).to_string()).collect(),
-        };
-        println!("{} = [{}]", out.name, text.join(", "));
-    }
-    eprintln!(
-        "veil run: {} rounds, bytes sent per node {:?}",
-        summary.rounds, summary.bytes_sent
-    );
-    eprint!(
-        "veil run: receipts of program {program_id}, verified against cluster.toml's keys:\n{}",
-        summary.receipt
-    );
-    Ok(())
 }

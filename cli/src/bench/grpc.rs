@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
 use veil_benches::workload::Params;
-use veil_circuits::{Recipient, ValidatedProgram};
+use veil_circuits::Recipient;
 use veil_client::Client;
 use veil_node::devnet::write_devnet;
 
@@ -83,18 +83,6 @@ pub fn cluster_or_devnet(
     })
 }
 
-/// The workload's program with every output addressed to `client`.
-fn for_client(
-    p: &ValidatedProgram,
-    client: &str,
-) -> Result<ValidatedProgram, veil_circuits::ValidationError> {
-    let mut program = p.program().clone();
-    for out in &mut program.outputs {
-        out.recipient = Recipient::Client(client.to_string());
-    }
-    program.validate()
-}
-
 /// Measure `op` at `size` on the cluster behind `client`: inputs stored once, `reps` invocations.
 pub async fn run_grpc(
     client: &mut Client,
@@ -105,7 +93,9 @@ pub async fn run_grpc(
 ) -> Result<BenchResult, BenchError> {
     let reps = reps.max(1);
     let w = prepare(op, size, params, &mut rand::rng())?;
-    let program = for_client(&w.program, client.name())
+    let program = w
+        .program
+        .with_outputs_to(&Recipient::Client(client.name().to_string()))
         .map_err(|source| BenchError::Program { op, source })?;
     let client_err = |source| BenchError::Client { op, size, source };
     let tag: u32 = rand::random();

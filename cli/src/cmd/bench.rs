@@ -1,0 +1,369 @@
+//! `veil bench`: run the selected ops at the selected sizes and print a table or JSON lines.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+
+use crate::runtime;
+
+use crate::bench::{self, BenchOp, FheOp, OpChoice, Params, TransportKind};
+
+/// How `veil bench` prints.
+pub struct Output {
+    /// One JSON object per line instead of a table.
+    pub json: bool,
+    /// Per-op time breakdown after each MPC result.
+    pub breakdown: bool,
+}
+
+pub fn run_bench(
+    transport: TransportKind,
+    ops: &[OpChoice],
+    sizes: &[usize],
+    (params, dim): (Params, usize),
+    reps: usize,
+    output: Output,
+    cluster: Option<PathBuf>,
+) -> Result<()> {
+    if ops.is_empty() {
+        bail!("give at least one op");
+    }
+    let mpc: Vec<BenchOp> = ops
+        .iter()
+        .filter_map(|o| match o {
+            OpChoice::Mpc(op) => Some(*op),
+            _ => None,
+        })
+        .collect();
+    let fhe: Vec<FheOp> = ops
+        .iter()
+        .filter_map(|o| match o {
+            OpChoice::Fhe(op) => Some(*op),
+            _ => None,
+        })
+        .collect();
+    // Every op at every size is checked first, so a bad pair fails before anything runs.
+    for &op in &mpc {
+        for size in sizes_or(sizes, op.default_size()) {
+            bench::check_args(op, size, params)
+                .with_context(|| format!("benchmark {op} at size {size}; nothing was run"))?;
+        }
+    }
+    for &op in &fhe {
+        for size in sizes_or(sizes, op.default_size()) {
+            bench::fhe::check_size(op, size)
+                .with_context(|| format!("benchmark {op} at size {size}; nothing was run"))?;
+        }
+    }
+    if !mpc.is_empty() {
+        run_mpc_bench(
+            transport,
+            &mpc,
+            sizes,
+            params,
+            reps,
+            &output,
+            cluster.clone(),
+        )?;
+    }
+    if !fhe.is_empty() {
+        if transport == TransportKind::Grpc {
+            eprintln!("veil bench: fhe ops run in-process (server time is what they measure)");
+        }
+        run_fhe_bench(&fhe, sizes, (params.k, dim), reps, &output)?;
+    }
+    if ops.contains(&OpChoice::Rag) {
+        run_rag_bench(sizes, (params.k, dim), reps, &output, cluster.clone())?;
+    }
+    if ops.contains(&OpChoice::Mlp) {
+        run_mlp_bench(sizes, reps, &output, cluster)?;
+    }
+    Ok(())
+}
+
+/// `--ops mlp`: private inference of dense ReLU networks with secret weights on a devnet
+/// (started here unless `--cluster`) and on the memory transport, beside the f64 reference;
+/// `--size` gives the batch sizes.
+fn run_mlp_bench(
+    sizes: &[usize],
+    reps: usize,
+    Output { json, .. }: &Output,
+    cluster: Option<PathBuf>,
+) -> Result<()> {
+    use bench::mlp;
+    let batches = if sizes.is_empty() {
+        mlp::DEFAULT_BATCHES.to_vec()
+    } else {
+        sizes.to_vec()
+    };
+    let rt = runtime()?;
+    let (_devnet, toml) = rt.block_on(async { bench::grpc::cluster_or_devnet(cluster, 7800) })?;
+    let mut client = rt.block_on(bench::grpc::connect_ready(&toml))?;
+    if !json {
+        println!(
+            "{:<4} {:<15} {:>5} {:>10} {:>10} {:>6} {:>8} {:>10} {:>10} {:>9} {:>9}",
+            "op",
+            "arch",
+            "batch",
+            "grpc/req",
+            "grpc sess",
+            "rounds",
+            "KB/node",
+            "memory",
+            "plaintext",
+            "max err",
+            "classes"
+        );
+    }
+    for network in mlp::NETWORKS {
+        let mut model = rt.block_on(mlp::MlpBench::upload(&mut client, network))?;
+        for &batch in &batches {
+            eprintln!(
+                "veil bench: mlp {} batch {batch} ({reps} requests per transport)…",
+                model.arch()
+            );
+            let r = rt
+                .block_on(model.run(&mut client, batch, reps))
+                .with_context(|| format!("benchmark mlp {} at batch {batch}", model.arch()))?;
+            if *json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                let f = bench::fmt_duration;
+                println!(
+                    "{:<4} {:<15} {:>5} {:>10} {:>10} {:>6} {:>8.1} {:>10} {:>10} {:>9.5} {:>9}",
+                    r.op,
+                    r.arch,
+                    r.batch,
+                    f(r.mpc_median_s),
+                    f(r.mpc_session_median_s),
+                    r.mpc_rounds,
+                    r.mpc_bytes_per_node.iter().max().copied().unwrap_or(0) as f64 / 1e3,
+                    f(r.memory_median_s),
+                    f(r.plaintext_median_s),
+                    r.max_abs_logit_error,
+                    format!("{}/{}", r.class_matches, r.samples)
+                );
+                let layers: Vec<String> = r
+                    .layers
+                    .iter()
+                    .map(|l| format!("{} {} ({} r)", l.name, f(l.median_s), l.rounds))
+                    .collect();
+                eprintln!("  grpc layers (slowest node): {}", layers.join(", "));
+                eprintln!(
+                    "  weights upload (one-time): {}; classes: {} samples with a clear \
+                     margin (> {}) all match",
+                    f(r.weights_upload_s),
+                    r.clear_margin_samples,
+                    mlp::CLEAR_MARGIN
+                );
+            }
+        }
+        rt.block_on(model.delete(&mut client))?;
+    }
+    Ok(())
+}
+
+/// `--ops rag`: both RAG backends beside plaintext; MPC on a devnet (started here unless
+/// `--cluster`), FHE in this process.
+fn run_rag_bench(
+    sizes: &[usize],
+    (k, dim): (usize, usize),
+    reps: usize,
+    Output { json, .. }: &Output,
+    cluster: Option<PathBuf>,
+) -> Result<()> {
+    let rt = runtime()?;
+    let (_devnet, toml) = rt.block_on(async { bench::grpc::cluster_or_devnet(cluster, 7750) })?;
+    let mut client = rt.block_on(bench::grpc::connect_ready(&toml))?;
+    if !json {
+        println!(
+            "{:<5} {:>8} {:>4} {:>10} {:>10} {:>7} {:>12} {:>11} {:>11} {:>11}",
+            "op",
+            "size",
+            "k",
+            "mpc/query",
+            "mpc sess",
+            "rounds",
+            "MB/node",
+            "fhe server",
+            "fhe client",
+            "plaintext"
+        );
+    }
+    for size in sizes_or(sizes, 10_000) {
+        eprintln!("veil bench: rag size {size} dim {dim} k {k} ({reps} queries per backend)…");
+        let r = rt
+            .block_on(bench::rag::run_rag(&mut client, size, dim, k, reps))
+            .with_context(|| format!("benchmark rag at size {size}"))?;
+        if *json {
+            println!("{}", serde_json::to_string(&r)?);
+        } else {
+            let f = bench::fmt_duration;
+            println!(
+                "{:<5} {:>8} {:>4} {:>10} {:>10} {:>7} {:>12.2} {:>11} {:>11} {:>11}",
+                r.op,
+                r.size,
+                r.k,
+                f(r.mpc_median_s),
+                f(r.mpc_session_median_s),
+                r.mpc_rounds,
+                r.mpc_bytes_per_node.iter().max().copied().unwrap_or(0) as f64 / 1e6,
+                f(r.fhe_server_median_s),
+                f(r.fhe_client_s),
+                f(r.plaintext_median_s)
+            );
+            eprintln!("  mpc ingest (one-time upload): {}", f(r.mpc_ingest_s));
+        }
+    }
+    Ok(())
+}
+
+fn run_fhe_bench(
+    ops: &[FheOp],
+    sizes: &[usize],
+    (k, dim): (usize, usize),
+    reps: usize,
+    Output { json, .. }: &Output,
+) -> Result<()> {
+    if !json {
+        println!(
+            "{:<10} {:>9} {:>11} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>11} {:>9}",
+            "op",
+            "size",
+            "server",
+            "GB/s/core",
+            "encrypt",
+            "decode",
+            "upload",
+            "download",
+            "hint",
+            "plaintext",
+            "ratio"
+        );
+    }
+    for &op in ops {
+        for size in sizes_or(sizes, op.default_size()) {
+            eprintln!("veil bench: {op} size {size} ({reps} queries)…");
+            let r = match op {
+                FheOp::Score => bench::fhe::run_score(size, dim, k, reps),
+                FheOp::Fetch => bench::fhe::run_fetch(size, reps),
+            }
+            .with_context(|| format!("benchmark {op} at size {size}"))?;
+            eprintln!(
+                "  offline: prepare {}, hint {}; batched ({} queries/pass): {} per query",
+                bench::fmt_duration(r.prepare_s),
+                bench::fmt_duration(r.hint_s),
+                bench::fhe::BATCH,
+                bench::fmt_duration(r.batched_per_query_s)
+            );
+            if *json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                let mb = |b: usize| format!("{:.2} MB", b as f64 / 1e6);
+                println!(
+                    "{:<10} {:>9} {:>11} {:>10.2} {:>10} {:>10} {:>10} {:>10} {:>10} {:>11} {:>8.1}×",
+                    r.op,
+                    r.size,
+                    bench::fmt_duration(r.median_s),
+                    r.gemv_gb_per_s_per_core,
+                    bench::fmt_duration(r.client_encrypt_s),
+                    bench::fmt_duration(r.client_decode_s),
+                    mb(r.upload_bytes),
+                    mb(r.download_bytes),
+                    mb(r.hint_bytes),
+                    bench::fmt_duration(r.plaintext_median_s),
+                    r.ratio_to_plaintext
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn run_mpc_bench(
+    transport: TransportKind,
+    ops: &[BenchOp],
+    sizes: &[usize],
+    params: Params,
+    reps: usize,
+    &Output { json, breakdown }: &Output,
+    cluster: Option<PathBuf>,
+) -> Result<()> {
+    // gRPC: a cluster (given, or a devnet started now) and a client connected to it.
+    let grpc = match transport {
+        TransportKind::Memory => None,
+        TransportKind::Grpc => {
+            let rt = runtime()?;
+            let (devnet, toml) =
+                rt.block_on(async { bench::grpc::cluster_or_devnet(cluster, 7700) })?;
+            let client = rt.block_on(bench::grpc::connect_ready(&toml))?;
+            Some((rt, devnet, client))
+        }
+    };
+    let mut grpc = grpc;
+    if !json {
+        println!(
+            "{:<13} {:>9} {:>11} {:>14} {:>6} {:>14} {:>11} {:>9}",
+            "op", "size", "median", "throughput/s", "rounds", "bytes/party", "plaintext", "ratio"
+        );
+    }
+    for &op in ops {
+        for size in sizes_or(sizes, op.default_size()) {
+            let k = if op == BenchOp::TopK {
+                format!(" k {}", params.k)
+            } else {
+                String::new()
+            };
+            eprintln!("veil bench: {op} size {size}{k} over {transport:?} ({reps} runs)…");
+            let r = match grpc.as_mut() {
+                None => bench::run_memory(op, size, params, reps),
+                Some((rt, _, client)) => {
+                    rt.block_on(bench::grpc::run_grpc(client, op, size, params, reps))
+                }
+            }
+            .with_context(|| format!("benchmark {op} at size {size}"))?;
+            if r.rounds > 0 && op == BenchOp::Chain {
+                eprintln!(
+                    "  per round: {}",
+                    bench::fmt_duration(r.median_s / r.rounds as f64)
+                );
+            }
+            if let Some(wall) = r.invoke_wall_median_s {
+                eprintln!(
+                    "  invoke wall time (incl. storage): {}",
+                    bench::fmt_duration(wall)
+                );
+            }
+            if breakdown {
+                for (name, secs) in &r.breakdown {
+                    eprintln!("  P0 {name:<14} {}", bench::fmt_duration(*secs));
+                }
+            }
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!(
+                    "{:<13} {:>9} {:>11} {:>14.3e} {:>6} {:>14.0} {:>11} {:>8.1}×",
+                    r.op,
+                    r.size,
+                    bench::fmt_duration(r.median_s),
+                    r.throughput_per_s,
+                    r.rounds,
+                    r.bytes_per_party,
+                    bench::fmt_duration(r.plaintext_median_s),
+                    r.ratio_to_plaintext
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The sizes given on the command line, or the op's default when none were.
+fn sizes_or(sizes: &[usize], default: usize) -> Vec<usize> {
+    if sizes.is_empty() {
+        vec![default]
+    } else {
+        sizes.to_vec()
+    }
+}
