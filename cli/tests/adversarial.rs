@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Cluster, ready_client};
+use common::ready_client;
 use std::collections::HashMap;
 use tonic::Code;
 use veil_benches::networks::Network;
@@ -84,7 +84,7 @@ async fn raw_invoke_all(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_asker_cannot_exfiltrate_the_corpus_and_still_gets_answers() {
-    let cluster = Cluster::start();
+    let cluster = common::start();
     let mut alice = ready_client(&cluster.cluster_toml("alice")).await;
     let mut bob = ready_client(&cluster.cluster_toml("bob")).await;
     let (n, dim) = (24, 8);
@@ -163,7 +163,7 @@ async fn stored_model(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_model_user_cannot_read_the_weights_and_inputs_are_clamped_on_the_nodes() {
-    let cluster = Cluster::start();
+    let cluster = common::start();
     let mut alice = ready_client(&cluster.cluster_toml("alice")).await;
     let mut bob = ready_client(&cluster.cluster_toml("bob")).await;
     let (model, mut stored) = stored_model(&mut alice).await;
@@ -270,7 +270,7 @@ async fn a_model_user_cannot_read_the_weights_and_inputs_are_clamped_on_the_node
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_refuse_to_run_different_requests_under_one_session() {
-    let cluster = Cluster::start();
+    let cluster = common::start();
     let mut alice = ready_client(&cluster.cluster_toml("alice")).await;
     let mut bob = ready_client(&cluster.cluster_toml("bob")).await;
     let n = 8;
@@ -344,7 +344,7 @@ async fn nodes_refuse_to_run_different_requests_under_one_session() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn absent_and_forbidden_ids_look_the_same() {
-    let cluster = Cluster::start();
+    let cluster = common::start();
     let mut alice = ready_client(&cluster.cluster_toml("alice")).await;
     let mut bob = ready_client(&cluster.cluster_toml("bob")).await;
     alice
@@ -383,7 +383,7 @@ async fn absent_and_forbidden_ids_look_the_same() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_declarations_are_refused_and_the_node_keeps_serving() {
-    let cluster = Cluster::start();
+    let cluster = common::start();
     let mut alice = ready_client(&cluster.cluster_toml("alice")).await;
     let exhausted = |e: &ClientError, limit: &str| {
         assert_eq!(e.code(), Some(Code::ResourceExhausted), "{e}");

@@ -3,14 +3,14 @@
 
 mod common;
 
-use common::{Cluster, mul_program, ready_client};
+use common::{mul_program, ready_client};
 use std::time::{Duration, Instant};
 use veil_circuits::{Builder, Recipient, Ring};
 use veil_client::Client;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn devnet_computes_and_enforces_permissions() {
-    let cluster = Cluster::start();
+    let cluster = common::start();
     let mut alice = ready_client(&cluster.cluster_toml("alice")).await;
     let xs: Vec<u64> = (0..100u64).map(|i| i * 3).collect();
     let ys: Vec<u64> = (0..100u64).map(|i| (i as i64 - 50) as u64).collect();
@@ -146,7 +146,7 @@ async fn devnet_computes_and_enforces_permissions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_keeps_data_and_a_dead_node_aborts_only_its_session() {
-    let mut cluster = Cluster::start();
+    let mut cluster = common::start();
     let mut alice = ready_client(&cluster.cluster_toml("alice")).await;
     let n = 20_000;
     let xs: Vec<u64> = (0..n as u64).collect();
@@ -156,7 +156,7 @@ async fn restart_keeps_data_and_a_dead_node_aborts_only_its_session() {
 
     // Restart node 1: stored values survive.
     cluster.kill_node(1);
-    cluster.start_node(1);
+    cluster.start_node(1).expect("restart the node");
     let mut alice = ready_client(&cluster.cluster_toml("alice")).await;
     alice
         .invoke(&id, &[("x", "x"), ("y", "y")], "after-restart")
@@ -190,7 +190,7 @@ async fn restart_keeps_data_and_a_dead_node_aborts_only_its_session() {
     assert!(res.is_err(), "a session missing a node cannot succeed");
 
     // Back up: a new session succeeds.
-    cluster.start_node(2);
+    cluster.start_node(2).expect("restart the node");
     let mut alice = ready_client(&cluster.cluster_toml("alice")).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut done = None;

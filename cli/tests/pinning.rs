@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Cluster, mul_program, ready_client};
+use common::{mul_program, ready_client};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use veil_client::{Client, ClientError, RetrievalClient, RetrievalError};
@@ -19,7 +19,7 @@ fn write_cluster(path: &Path, cfg: &ClusterConfig) -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_refuses_a_peer_presenting_another_nodes_certificate() {
     // P0's config sends its link to P1 to P2's address (P2 is a valid node of the same CA).
-    let cluster = Cluster::start_with(9110, |layout| {
+    let cluster = common::start_with(9110, |layout| {
         for (i, path) in layout.node_configs.iter().enumerate() {
             let mut text = std::fs::read_to_string(path).unwrap();
             assert!(text.contains("session_timeout_ms = 10000"), "{text}");
@@ -31,7 +31,7 @@ async fn a_node_refuses_a_peer_presenting_another_nodes_certificate() {
             std::fs::write(path, text).unwrap();
         }
     });
-    let fps = NodeConfig::load(&cluster.layout.node_configs[1])
+    let fps = NodeConfig::load(&cluster.layout().node_configs[1])
         .unwrap()
         .node_fingerprints();
     let mut alice = ready_client(&cluster.cluster_toml("alice")).await;
@@ -81,7 +81,7 @@ async fn a_node_refuses_a_peer_presenting_another_nodes_certificate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_refuses_a_node_whose_certificate_is_not_pinned() {
-    let cluster = Cluster::start_with(9120, |_| {});
+    let cluster = common::start_with(9120, |_| {});
     let good = cluster.cluster_toml("alice");
     ready_client(&good).await;
     let cfg = ClusterConfig::load(&good).unwrap();
@@ -91,7 +91,7 @@ async fn a_client_refuses_a_node_whose_certificate_is_not_pinned() {
     // cluster.toml pins a wrong certificate (P2's) for node 1.
     let mut wrong_pin = cfg.clone();
     wrong_pin.nodes[k1].cert_sha256 = fp(2);
-    let wrong_pin = write_cluster(&cluster.layout.dir.join("wrong-pin.toml"), &wrong_pin);
+    let wrong_pin = write_cluster(&cluster.layout().dir.join("wrong-pin.toml"), &wrong_pin);
     let mut c = Client::connect(&wrong_pin).await.unwrap();
     match c.list().await {
         Err(e @ ClientError::WrongNodeCertificate { node: 1, .. }) => {
@@ -111,7 +111,7 @@ async fn a_client_refuses_a_node_whose_certificate_is_not_pinned() {
     // cluster.toml's address for node 1 leads to node 2.
     let mut redirected = cfg.clone();
     redirected.nodes[k1].addr = cfg.addr(2).unwrap().to_string();
-    let redirected = write_cluster(&cluster.layout.dir.join("redirected.toml"), &redirected);
+    let redirected = write_cluster(&cluster.layout().dir.join("redirected.toml"), &redirected);
     let mut c = Client::connect(&redirected).await.unwrap();
     match c.list().await {
         Err(ClientError::WrongNodeCertificate { node: 1, source }) => {

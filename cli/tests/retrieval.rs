@@ -4,12 +4,11 @@
 //! node keeps serving.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 use veil_client::{RetrievalClient, RetrievalError};
-use veil_node::config::{NodeConfig, RetrievalEntry};
-use veil_node::devnet::write_devnet;
+use veil_node::config::NodeConfig;
+use veil_node::devnet::{LocalCluster, Runner};
 use veil_node::retrieval_files::{self as files, CORPUS_HINT_FILE, PASSAGES_HINT_FILE};
 use veil_proto::config::ClusterConfig;
 use veil_runtime::fhe::corpus::{normalise, quantise_query, top_k};
@@ -30,18 +29,18 @@ fn base_port() -> u16 {
 
 /// A node serving corpus `docs`, the data it was prepared from, and client configs.
 struct Served {
-    node: Child,
+    cluster: LocalCluster,
     corpus: ScoringCorpus,
     passages: Vec<Vec<u8>>,
     corpus_dir: PathBuf,
-    dir: tempfile::TempDir,
 }
 
 impl Served {
     fn start() -> Served {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let layout =
-            write_devnet(dir.path(), base_port(), &["alice", "bob"]).expect("devnet files");
+        let runner = Runner::Process(env!("CARGO_BIN_EXE_veil").into());
+        let mut cluster =
+            LocalCluster::temp(base_port(), &["alice", "bob"], runner).expect("devnet files");
+        let dir = cluster.layout().dir.clone();
         let emb = files::synthetic_embeddings(DOCS, DIM, 7);
         let clusters = Clustering::default_clusters(DOCS, DIM);
         let corpus =
@@ -49,43 +48,33 @@ impl Served {
                 .expect("corpus");
         let passages = files::synthetic_passages(PASSAGES, 11);
         let passage_db = PassageDb::new(&passages).expect("passages");
-        let corpus_dir = dir.path().join("corpus-docs");
+        let corpus_dir = dir.join("corpus-docs");
         files::write_corpus_dir(&corpus_dir, &corpus, Some(&passage_db)).expect("corpus dir");
 
-        // Serve it from node 2, and take bob off that node's client list.
-        let path = &layout.node_configs[PARTY];
+        // Serve it from node 2 alone, and take bob off that node's client list.
+        cluster
+            .serve_corpus(PARTY, "docs", &corpus_dir)
+            .expect("serve the corpus");
+        let path = &cluster.layout().node_configs[PARTY];
         let mut cfg = NodeConfig::load(path).expect("node config");
         cfg.clients.retain(|c| c.name != "bob");
-        cfg.retrieval = vec![RetrievalEntry {
-            name: "docs".into(),
-            dir: corpus_dir.clone(),
-        }];
         std::fs::write(path, toml::to_string(&cfg).expect("toml")).expect("write config");
         NodeConfig::load(path).expect("the edited config loads");
-
-        let log = std::fs::File::create(dir.path().join("test-node.log")).expect("log file");
-        let node = Command::new(env!("CARGO_BIN_EXE_veil"))
-            .args(["node", "--config"])
-            .arg(path)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn veil node");
+        cluster.start_node(PARTY).expect("start the node");
         Served {
-            node,
+            cluster,
             corpus,
             passages,
             corpus_dir,
-            dir,
         }
     }
 
     fn cluster_toml(&self, client: &str) -> PathBuf {
-        self.dir.path().join(format!("cluster-{client}.toml"))
+        self.cluster.cluster_toml(client)
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("test-node.log")).unwrap_or_default()
+        self.cluster.log(PARTY)
     }
 
     /// Connect as `cluster_toml`'s client and wait until the node answers.
@@ -116,13 +105,6 @@ impl Served {
                 .plaintext_scores(cluster, &quantise_query(q).unwrap()),
             k,
         )
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.node.kill();
-        let _ = self.node.wait();
     }
 }
 
@@ -180,9 +162,9 @@ async fn scores_and_passages_match_plaintext() {
 
     // A node's certificate is also accepted.
     let mut as_node = ClusterConfig::load(&s.cluster_toml("alice")).unwrap();
-    as_node.client.cert = s.dir.path().join("node-0.pem");
-    as_node.client.key = s.dir.path().join("node-0.key.pem");
-    let node_toml = s.dir.path().join("cluster-as-node.toml");
+    as_node.client.cert = s.cluster.layout().dir.join("node-0.pem");
+    as_node.client.key = s.cluster.layout().dir.join("node-0.key.pem");
+    let node_toml = s.cluster.layout().dir.join("cluster-as-node.toml");
     std::fs::write(&node_toml, toml::to_string(&as_node).unwrap()).unwrap();
     let mut node0 = s.ready_client(&node_toml).await;
     let q = &queries[..DIM];

@@ -15,7 +15,7 @@ use veil_circuits::onnx::{self, OnnxModel, WeightMode, plain};
 use veil_client::Client;
 use veil_client::inference::{self, Inference, ModelUpload, StoredModel};
 use veil_examples::digits::{self, Sample};
-use veil_examples::rag::LocalCluster;
+use veil_examples::rag::DemoCluster;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -102,7 +102,7 @@ async fn main() -> Result<()> {
         Some(toml) => (toml.clone(), toml.clone()),
         None => {
             let t = Instant::now();
-            local = LocalCluster::start(args.base_port, None).await?;
+            local = DemoCluster::start(args.base_port, None).await?;
             println!(
                 "started a local 3-node cluster on 127.0.0.1:{}-{} (mutual TLS) in {:.1} s",
                 args.base_port,

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use veil_examples::chunk::{Chunk, ChunkOptions};
 use veil_examples::embed::Embedder;
-use veil_examples::rag::{Answer, Backend, Corpus, LocalCluster, Rag};
+use veil_examples::rag::{Answer, Backend, Corpus, DemoCluster, Rag};
 use veil_examples::{ingest, llm};
 
 #[global_allocator]
@@ -225,7 +225,7 @@ async fn main() -> Result<()> {
         }
         None => {
             let fhe = (args.backend == Backend::Fhe).then_some(&corpus);
-            local = LocalCluster::start(args.base_port, fhe).await?;
+            local = DemoCluster::start(args.base_port, fhe).await?;
             eprintln!(
                 "cluster: 3 nodes on 127.0.0.1:{}-{} (mutual TLS, in this process){}",
                 args.base_port,

@@ -7,7 +7,7 @@
 //! let chunks = ingest::default_corpus(&ChunkOptions::default()).chunks;
 //! let embedder = Embedder::builtin()?;
 //! let corpus = rag::Corpus::embed(chunks, embedder, |_, _| {})?;
-//! let cluster = rag::LocalCluster::start(7300, Some(&corpus)).await?;
+//! let cluster = rag::DemoCluster::start(7300, Some(&corpus)).await?;
 //! let mut rag = rag::Rag::connect(&cluster, &corpus, |_, _| {}).await?;
 //! let answer = rag.ask(embedder, "How are shares stored?", 4, rag::Backend::Mpc).await?;
 //! for hit in &answer.hits {
@@ -28,8 +28,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use veil_client::rag::{self as mpc, CorpusUpload, MpcCorpus, RagError};
 use veil_client::{Client, CorpusHandle, RetrievalClient, RetrievalError};
-use veil_node::config::{NodeConfig, RetrievalEntry};
-use veil_node::devnet::write_devnet;
+use veil_node::devnet::{LocalCluster, Runner};
 use veil_node::retrieval_files::write_corpus_dir;
 use veil_runtime::fhe::corpus::{ScoredDoc, normalise_and_quantise, quantise_query, top_k};
 use veil_runtime::fhe::{Clustering, FheError, PassageDb, ScoringCorpus};
@@ -179,68 +178,43 @@ pub fn quantise(embedding: &[f32]) -> Result<Vec<i8>, PipelineError> {
     Ok(quantise_query(embedding)?)
 }
 
-/// A three-node cluster on loopback run inside this process: each node has its own port,
-/// certificate (mutual TLS from a fresh CA) and store, and they talk gRPC exactly as
-/// `veil devnet`'s separate processes do. Node 0 also serves the FHE corpus when one is given.
-/// The nodes stop when this is dropped.
-pub struct LocalCluster {
+/// The examples' cluster: three nodes on loopback run inside this process
+/// ([`veil_node::devnet::LocalCluster`] with [`Runner::InProcess`]: each node has its own port,
+/// certificate and store, and they talk gRPC with mutual TLS exactly as `veil devnet`'s
+/// processes do), with an owner and an asker identity. Node 0 also serves the FHE corpus when
+/// one is given. The nodes stop when this is dropped.
+pub struct DemoCluster {
     /// `cluster.toml` of the data owner.
     pub owner_toml: PathBuf,
     /// `cluster.toml` of the asker.
     pub asker_toml: PathBuf,
     /// Whether node 0 serves the FHE corpus.
     pub serves_fhe: bool,
-    nodes: Vec<tokio::task::JoinHandle<()>>,
-    _dir: tempfile::TempDir,
+    _nodes: LocalCluster,
 }
 
-impl LocalCluster {
+impl DemoCluster {
     /// Writes certificates and configs to a temporary directory and starts the nodes on
     /// `127.0.0.1:base_port..base_port+2`; with `fhe`, prepares its corpus for node 0 first.
     pub async fn start(base_port: u16, fhe: Option<&Corpus>) -> Result<Self, PipelineError> {
-        let err = |e: String| PipelineError::Cluster(e);
-        let dir = tempfile::tempdir().map_err(|e| err(e.to_string()))?;
-        let layout =
-            write_devnet(dir.path(), base_port, &[OWNER, ASKER]).map_err(|e| err(e.to_string()))?;
+        let err = |e: &dyn std::fmt::Display| PipelineError::Cluster(e.to_string());
+        let mut nodes = LocalCluster::temp(base_port, &[OWNER, ASKER], Runner::InProcess)
+            .map_err(|e| err(&e))?;
         if let Some(corpus) = fhe {
             let (scoring, passages) = corpus.fhe_corpus()?;
-            let corpus_dir = dir.path().join("fhe-corpus");
-            write_corpus_dir(&corpus_dir, &scoring, Some(&passages))
-                .map_err(|e| err(e.to_string()))?;
-            let path = &layout.node_configs[0];
-            let mut cfg = NodeConfig::load(path).map_err(|e| err(e.to_string()))?;
-            cfg.retrieval = vec![RetrievalEntry {
-                name: CORPUS_NAME.into(),
-                dir: corpus_dir,
-            }];
-            let text = toml::to_string(&cfg).map_err(|e| err(e.to_string()))?;
-            std::fs::write(path, text).map_err(|e| err(e.to_string()))?;
+            let corpus_dir = nodes.layout().dir.join("fhe-corpus");
+            write_corpus_dir(&corpus_dir, &scoring, Some(&passages)).map_err(|e| err(&e))?;
+            nodes
+                .serve_corpus(0, CORPUS_NAME, &corpus_dir)
+                .map_err(|e| err(&e))?;
         }
-        let mut nodes = Vec::new();
-        for path in &layout.node_configs {
-            let cfg = NodeConfig::load(path).map_err(|e| err(e.to_string()))?;
-            nodes.push(tokio::spawn(async move {
-                if let Err(e) = veil_node::server::run_node(cfg).await {
-                    eprintln!("node stopped: {e}");
-                }
-            }));
-        }
-        let cluster = |name: &str| dir.path().join(format!("cluster-{name}.toml"));
-        Ok(LocalCluster {
-            owner_toml: cluster(OWNER),
-            asker_toml: cluster(ASKER),
+        nodes.start().map_err(|e| err(&e))?;
+        Ok(DemoCluster {
+            owner_toml: nodes.cluster_toml(OWNER),
+            asker_toml: nodes.cluster_toml(ASKER),
             serves_fhe: fhe.is_some(),
-            nodes,
-            _dir: dir,
+            _nodes: nodes,
         })
-    }
-}
-
-impl Drop for LocalCluster {
-    fn drop(&mut self) {
-        for n in &self.nodes {
-            n.abort();
-        }
     }
 }
 
@@ -302,7 +276,7 @@ async fn connect_ready(toml: &Path) -> Result<Client, PipelineError> {
 impl Rag {
     /// Uploads `corpus` as the owner of the local cluster and connects the asker.
     pub async fn connect(
-        cluster: &LocalCluster,
+        cluster: &DemoCluster,
         corpus: &Corpus,
         progress: impl FnMut(usize, usize),
     ) -> Result<Rag, PipelineError> {

@@ -10,7 +10,7 @@ use veil_circuits::onnx::{
 use veil_client::Client;
 use veil_client::inference::{self, InferenceError, ModelUpload, StoredModel};
 use veil_examples::digits;
-use veil_examples::rag::LocalCluster;
+use veil_examples::rag::DemoCluster;
 
 /// Distinct ports per test and process (the RAG tests use 30,000–33,000).
 fn base_port(test: u16) -> u16 {
@@ -30,7 +30,7 @@ fn max_err(a: &[f64], b: &[f64]) -> f64 {
         .fold(0.0, f64::max)
 }
 
-async fn setup(test: u16, weights: WeightMode) -> (LocalCluster, Client, Client, StoredModel) {
+async fn setup(test: u16, weights: WeightMode) -> (DemoCluster, Client, Client, StoredModel) {
     let model = OnnxModel::from_bytes(digits::MODEL_ONNX).expect("model");
     setup_model(test, "digits", &model, weights).await
 }
@@ -41,8 +41,8 @@ async fn setup_model(
     name: &str,
     model: &OnnxModel,
     weights: WeightMode,
-) -> (LocalCluster, Client, Client, StoredModel) {
-    let cluster = LocalCluster::start(base_port(test), None)
+) -> (DemoCluster, Client, Client, StoredModel) {
+    let cluster = DemoCluster::start(base_port(test), None)
         .await
         .expect("cluster");
     let wait = Duration::from_secs(30);

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use veil_examples::chunk::{Chunk, ChunkOptions};
 use veil_examples::embed::Embedder;
 use veil_examples::ingest;
-use veil_examples::rag::{Backend, Corpus, LocalCluster, Rag, quantise};
+use veil_examples::rag::{Backend, Corpus, DemoCluster, Rag, quantise};
 use veil_runtime::fhe::corpus::normalise;
 
 /// Distinct ports per test and process.
@@ -24,8 +24,8 @@ const QUESTIONS: &[&str] = &[
 ];
 
 /// A local cluster serving `corpus` (both backends), with the corpus uploaded.
-async fn serve(corpus: &Corpus) -> (LocalCluster, Rag) {
-    let cluster = LocalCluster::start(base_port(), Some(corpus))
+async fn serve(corpus: &Corpus) -> (DemoCluster, Rag) {
+    let cluster = DemoCluster::start(base_port(), Some(corpus))
         .await
         .expect("cluster");
     let rag = Rag::connect(&cluster, corpus, |_, _| {})

@@ -4,8 +4,10 @@
 //! development ([`devnet`]). Clients use `veil-client`; the `veil` binary is `veil-cli`.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod config;
 pub mod devnet;
+pub mod error;
 pub mod fuzzing;
 pub mod limits;
 pub mod peer;

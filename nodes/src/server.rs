@@ -1,8 +1,9 @@
 //! Running one node: TLS, the Peer links, the Compute and Retrieval services, gRPC health and
 //! reflection, graceful shutdown on Ctrl-C.
 
+use crate::auth::Callers;
 use crate::config::{ConfigError, NodeConfig, RetrievalEntry};
-use crate::peer::PeerMux;
+use crate::peer::{self, PeerMux};
 use crate::pki;
 use crate::retrieval_files::{CorpusDirError, LoadedCorpus, load_corpus_dir};
 use crate::service::compute::ComputeService;
@@ -18,15 +19,9 @@ use veil_proto::pb;
 use veil_proto::receipt::ReceiptSigner;
 use veil_proto::tls::{self, TlsError};
 
-/// HTTP/2 flow-control windows: large, so multi-megabyte rounds are not throttled.
-const WINDOW_BYTES: u32 = 32 << 20;
-
-/// Largest frame payload on a Peer link; bigger round messages are chunked.
-pub const PEER_CHUNK_BYTES: usize = 16 << 20;
-
 /// A node could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
-pub enum NodeError {
+pub enum ServeError {
     /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -67,19 +62,19 @@ pub enum NodeError {
 /// matrix and checks every hint), logging names, sizes and load times.
 pub async fn load_corpora(
     entries: &[RetrievalEntry],
-) -> Result<BTreeMap<String, Arc<LoadedCorpus>>, NodeError> {
+) -> Result<BTreeMap<String, Arc<LoadedCorpus>>, ServeError> {
     let mut corpora = BTreeMap::new();
     for e in entries {
         let (name, dir) = (e.name.clone(), e.dir.clone());
         let start = std::time::Instant::now();
         let loaded = tokio::task::spawn_blocking(move || load_corpus_dir(&dir))
             .await
-            .map_err(|j| NodeError::Io {
+            .map_err(|j| ServeError::Io {
                 what: format!("loading retrieval corpus '{name}'"),
                 source: std::io::Error::other(j),
             })
             .and_then(|r| {
-                r.map_err(|source| NodeError::Retrieval {
+                r.map_err(|source| ServeError::Retrieval {
                     name: name.clone(),
                     source,
                 })
@@ -118,10 +113,10 @@ pub async fn shutdown_signal() -> std::io::Result<()> {
 }
 
 /// Run one node until Ctrl-C or SIGTERM.
-pub async fn run_node(cfg: NodeConfig) -> Result<(), NodeError> {
+pub async fn run_node(cfg: NodeConfig) -> Result<(), ServeError> {
     cfg.validate()?;
     let me = PartyId::from_index(cfg.party);
-    std::fs::create_dir_all(&cfg.data_dir).map_err(|source| NodeError::Io {
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|source| ServeError::Io {
         what: format!("creating {}", cfg.data_dir.display()),
         source,
     })?;
@@ -135,7 +130,7 @@ pub async fn run_node(cfg: NodeConfig) -> Result<(), NodeError> {
         fingerprints[p.party] = p.cert_sha256.clone();
     }
     let timeout = Duration::from_millis(cfg.session_timeout_ms);
-    let mux = PeerMux::new(me, fingerprints, timeout, PEER_CHUNK_BYTES);
+    let mux = PeerMux::new(me, fingerprints, timeout, peer::CHUNK_BYTES);
     // Dial the higher peers, accepting each only with the certificate its `peers[]` entry pins
     // (the accepting side checks ours the same way, in `PeerMux`).
     let dialer = tls::PinnedTls::load(&cfg.tls.ca, &cfg.tls.cert, &cfg.tls.key)?;
@@ -156,9 +151,17 @@ pub async fn run_node(cfg: NodeConfig) -> Result<(), NodeError> {
             .entry(p.cert_sha256.clone())
             .or_insert_with(|| format!("node-{}", p.party));
     }
-    let retrieval = RetrievalService::new(load_corpora(&cfg.retrieval).await?, callers);
+    let retrieval =
+        RetrievalService::new(load_corpora(&cfg.retrieval).await?, Callers::new(callers));
     let signer = ReceiptSigner::load(cfg.party, &cfg.signing_key)?;
-    let compute = ComputeService::new(me, store, mux.clone(), clients, cfg.limits, signer);
+    let compute = ComputeService::new(
+        me,
+        store,
+        mux.clone(),
+        Callers::new(clients),
+        cfg.limits,
+        signer,
+    );
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<pb::compute_server::ComputeServer<ComputeService>>()
@@ -170,20 +173,17 @@ pub async fn run_node(cfg: NodeConfig) -> Result<(), NodeError> {
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
-        .map_err(|e| NodeError::Reflection(e.to_string()))?;
+        .map_err(|e| ServeError::Reflection(e.to_string()))?;
 
     let incoming = TcpIncoming::bind(cfg.listen)
-        .map_err(|source| NodeError::Io {
+        .map_err(|source| ServeError::Io {
             what: format!("binding {}", cfg.listen),
             source,
         })?
         .with_nodelay(Some(true));
     tracing::info!(party = %me, listen = %cfg.listen, "veil node serving");
-    Server::builder()
-        .tls_config(pki::server_tls(&cfg.tls)?)?
-        .max_frame_size(Some(crate::peer::MAX_H2_FRAME_BYTES))
-        .initial_stream_window_size(WINDOW_BYTES)
-        .initial_connection_window_size(WINDOW_BYTES)
+    // The link settings (windows, frame size, keep-alive) the peer tests exercise.
+    peer::tune_server(Server::builder().tls_config(pki::server_tls(&cfg.tls)?)?)
         .add_service(health_service)
         .add_service(reflection)
         .add_service(mux.service())

@@ -1,12 +1,18 @@
-//! Wire validation of the Compute API: protobuf fields turned into checked values (ids, share
-//! components, grants), with errors that name the field and never carry share words. Every
+//! Wire validation: protobuf fields turned into checked values (ids, share components, grants,
+//! encrypted queries), with errors that name the field and never carry share words. Every
 //! length is checked against the node's limits by the caller before it gets here (a seed
 //! expands to whatever length is declared).
 
 use crate::Grant;
 use crate::pb;
-use tonic::Status;
+use veil_runtime::fhe::{DbId, EncryptedQuery};
 use veil_runtime::sharing::{SEED_BYTES, expand};
+
+/// A field that failed wire validation; the message names the field (answered as
+/// `InvalidArgument`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct WireError(pub String);
 
 /// Longest accepted id (value, result).
 pub const MAX_ID_LEN: usize = 128;
@@ -14,7 +20,7 @@ pub const MAX_ID_LEN: usize = 128;
 pub const MAX_GRANTS: usize = 4096;
 
 /// Checks a client-chosen id (value, result): 1..=[`MAX_ID_LEN`] characters of `[A-Za-z0-9._-]`.
-pub fn check_id(kind: &str, id: &str) -> Result<(), Status> {
+pub fn check_id(kind: &str, id: &str) -> Result<(), WireError> {
     let ok = !id.is_empty()
         && id.len() <= MAX_ID_LEN
         && id
@@ -23,16 +29,16 @@ pub fn check_id(kind: &str, id: &str) -> Result<(), Status> {
     if ok {
         Ok(())
     } else {
-        Err(Status::invalid_argument(format!(
+        Err(WireError(format!(
             "{kind} id must be 1..={MAX_ID_LEN} characters of [A-Za-z0-9._-]"
         )))
     }
 }
 
 /// `len` little-endian words from exactly `8·len` bytes.
-pub fn words(field: &str, bytes: &[u8], len: usize) -> Result<Vec<u64>, Status> {
+pub fn words(field: &str, bytes: &[u8], len: usize) -> Result<Vec<u64>, WireError> {
     if bytes.len() != len * 8 {
-        return Err(Status::invalid_argument(format!(
+        return Err(WireError(format!(
             "{field} has {} bytes, expected {} for {len} elements",
             bytes.len(),
             len * 8
@@ -49,17 +55,17 @@ pub fn component(
     words_le: &[u8],
     seed: &[u8],
     len: usize,
-) -> Result<Vec<u64>, Status> {
+) -> Result<Vec<u64>, WireError> {
     if seed.is_empty() {
         return words(field, words_le, len);
     }
     if !words_le.is_empty() {
-        return Err(Status::invalid_argument(format!(
+        return Err(WireError(format!(
             "{field}: give words or a seed, not both"
         )));
     }
     let seed: &[u8; SEED_BYTES] = seed.try_into().map_err(|_| {
-        Status::invalid_argument(format!(
+        WireError(format!(
             "{field}_seed has {} bytes, expected {SEED_BYTES}",
             seed.len()
         ))
@@ -72,7 +78,7 @@ pub fn node_shares(
     field: &str,
     s: &pb::NodeShares,
     len: usize,
-) -> Result<(Vec<u64>, Vec<u64>), Status> {
+) -> Result<(Vec<u64>, Vec<u64>), WireError> {
     Ok((
         component(&format!("{field}own"), &s.own, &s.own_seed, len)?,
         component(&format!("{field}next"), &s.next, &s.next_seed, len)?,
@@ -80,9 +86,9 @@ pub fn node_shares(
 }
 
 /// Parses a StoreValue request's grants.
-pub fn grants(list: Vec<pb::Grant>) -> Result<Vec<Grant>, Status> {
+pub fn grants(list: Vec<pb::Grant>) -> Result<Vec<Grant>, WireError> {
     if list.len() > MAX_GRANTS {
-        return Err(Status::invalid_argument(format!(
+        return Err(WireError(format!(
             "{} grants; at most {MAX_GRANTS} per value",
             list.len()
         )));
@@ -90,13 +96,38 @@ pub fn grants(list: Vec<pb::Grant>) -> Result<Vec<Grant>, Status> {
     list.into_iter()
         .map(|g| {
             if g.client.is_empty() || g.program_id.parse::<veil_circuits::ProgramId>().is_err() {
-                return Err(Status::invalid_argument(
-                    "a grant needs a client name and a program id (64 hex digits)",
+                return Err(WireError(
+                    "a grant needs a client name and a program id (64 hex digits)".into(),
                 ));
             }
             Ok(Grant::new(g.client, g.program_id))
         })
         .collect()
+}
+
+/// One encrypted query off the wire (`what` names it in errors): a 32-byte database id and
+/// whole little-endian u64 words of ciphertext bodies.
+pub fn encrypted_query(
+    what: &str,
+    db_id: &[u8],
+    bodies: &[u8],
+) -> Result<EncryptedQuery, WireError> {
+    let id: [u8; 32] = db_id.try_into().map_err(|_| {
+        WireError(format!(
+            "{what}: db_id has {} bytes, expected 32",
+            db_id.len()
+        ))
+    })?;
+    if !bodies.len().is_multiple_of(8) {
+        return Err(WireError(format!(
+            "{what}: bodies have {} bytes, not a whole number of u64 words",
+            bodies.len()
+        )));
+    }
+    Ok(EncryptedQuery {
+        db: DbId(id),
+        bodies: veil_runtime::kernels::le_bytes_to_words(bodies),
+    })
 }
 
 #[cfg(test)]
@@ -109,11 +140,7 @@ mod tests {
         assert_eq!(component("own", &w, &[], 3).unwrap(), vec![1, 2, 3]);
         let seed = [9u8; SEED_BYTES];
         assert_eq!(component("own", &[], &seed, 5).unwrap(), expand(&seed, 5));
-        let bad = |r: Result<Vec<u64>, Status>| {
-            let e = r.unwrap_err();
-            assert_eq!(e.code(), tonic::Code::InvalidArgument);
-            e.message().to_string()
-        };
+        let bad = |r: Result<Vec<u64>, WireError>| r.unwrap_err().to_string();
         assert_eq!(
             bad(component("own", &w, &seed, 3)),
             "own: give words or a seed, not both"
@@ -126,5 +153,15 @@ mod tests {
             bad(component("own", &w, &[], 4)),
             "own has 24 bytes, expected 32 for 4 elements"
         );
+    }
+
+    #[test]
+    fn malformed_queries_name_the_field() {
+        let e = encrypted_query("query", &[0; 31], &[0; 16]).unwrap_err();
+        assert!(e.0.contains("db_id has 31 bytes"), "{e}");
+        let e = encrypted_query("query", &[0; 32], &[0; 17]).unwrap_err();
+        assert!(e.0.contains("17 bytes"), "{e}");
+        let q = encrypted_query("query", &[7; 32], &[1, 0, 0, 0, 0, 0, 0, 0]).unwrap();
+        assert_eq!((q.db, q.bodies), (DbId([7; 32]), vec![1]));
     }
 }

@@ -7,57 +7,10 @@
 use super::{BenchError, BenchOp, BenchResult, TransportKind, median, prepare, time_plaintext};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use tokio::process::{Child, Command};
 use veil_benches::workload::Params;
 use veil_circuits::Recipient;
 use veil_client::Client;
-use veil_node::devnet::write_devnet;
-
-/// A devnet this process started for benchmarking; its nodes stop when it is dropped.
-pub struct LocalDevnet {
-    /// The client config for "alice".
-    pub cluster_toml: PathBuf,
-    dir: PathBuf,
-    _children: Vec<Child>,
-}
-
-impl LocalDevnet {
-    /// Write a fresh devnet under the temp dir and spawn its three nodes.
-    pub fn start(base_port: u16) -> Result<LocalDevnet, BenchError> {
-        let dir =
-            std::env::temp_dir().join(format!("veil-bench-{}-{base_port}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let layout = write_devnet(&dir, base_port, &["alice"])
-            .map_err(|e| BenchError::Devnet(e.to_string()))?;
-        let exe = std::env::current_exe().map_err(|e| BenchError::Devnet(e.to_string()))?;
-        let mut children = Vec::new();
-        for (i, cfg) in layout.node_configs.iter().enumerate() {
-            let log = std::fs::File::create(dir.join(format!("bench-node-{i}.log")))
-                .map_err(|e| BenchError::Devnet(e.to_string()))?;
-            let child = Command::new(&exe)
-                .arg("node")
-                .arg("--config")
-                .arg(cfg)
-                .stdout(std::process::Stdio::null())
-                .stderr(log)
-                .kill_on_drop(true)
-                .spawn()
-                .map_err(|e| BenchError::Devnet(format!("spawning node {i}: {e}")))?;
-            children.push(child);
-        }
-        Ok(LocalDevnet {
-            cluster_toml: dir.join("cluster.toml"),
-            dir,
-            _children: children,
-        })
-    }
-}
-
-impl Drop for LocalDevnet {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+use veil_node::devnet::{LocalCluster, Runner};
 
 /// Connect to a cluster, waiting up to 30 s for all three nodes to answer.
 pub async fn connect_ready(cluster_toml: &Path) -> Result<Client, BenchError> {
@@ -66,18 +19,22 @@ pub async fn connect_ready(cluster_toml: &Path) -> Result<Client, BenchError> {
         .map_err(|e| BenchError::Devnet(format!("cluster not reachable: {e}")))
 }
 
-/// A cluster to benchmark on: the given `cluster.toml`, or a devnet started now on
-/// `base_port` (kept alive by the returned handle).
+/// A cluster to benchmark on: the given `cluster.toml`, or a devnet of this binary's
+/// `veil node` processes started now on `base_port` (kept alive by the returned handle).
 pub fn cluster_or_devnet(
     cluster: Option<PathBuf>,
     base_port: u16,
-) -> Result<(Option<LocalDevnet>, PathBuf), BenchError> {
+) -> Result<(Option<LocalCluster>, PathBuf), BenchError> {
+    let devnet = |e: &dyn std::fmt::Display| BenchError::Devnet(e.to_string());
     Ok(match cluster {
         Some(toml) => (None, toml),
         None => {
             eprintln!("veil bench: starting a local devnet…");
-            let d = LocalDevnet::start(base_port)?;
-            let toml = d.cluster_toml.clone();
+            let exe = std::env::current_exe().map_err(|e| devnet(&e))?;
+            let mut d = LocalCluster::temp(base_port, &["alice"], Runner::Process(exe))
+                .map_err(|e| devnet(&e))?;
+            d.start().map_err(|e| devnet(&e))?;
+            let toml = d.cluster_toml("alice");
             (Some(d), toml)
         }
     })

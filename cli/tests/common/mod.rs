@@ -1,14 +1,13 @@
-//! Shared by the node integration tests: three `veil node` processes with mutual TLS on
-//! loopback, laid out by `write_devnet` (clients `alice` and `bob`).
+//! Shared by the end-to-end tests: three `veil node` processes with mutual TLS on loopback
+//! ([`LocalCluster`], clients `alice` and `bob`).
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 use veil_circuits::{Builder, Recipient, Ring};
 use veil_client::Client;
-use veil_node::devnet::{DevnetLayout, write_devnet};
+use veil_node::devnet::{DevnetLayout, LocalCluster, Runner};
 
 /// Distinct port ranges per test in this process (and per process, by pid).
 pub fn base_port() -> u16 {
@@ -17,93 +16,20 @@ pub fn base_port() -> u16 {
     20_000 + (std::process::id() % 400) as u16 * 100 + k * 5
 }
 
-/// A running three-node cluster; its nodes are killed on drop.
-pub struct Cluster {
-    /// The devnet files.
-    pub layout: DevnetLayout,
-    nodes: Vec<Option<Child>>,
-    _dir: tempfile::TempDir,
+/// Three `veil node` processes (this crate's binary) with mutual TLS on a fresh loopback port
+/// range, laid out in a temporary directory for clients `alice` and `bob`; killed on drop.
+pub fn start() -> LocalCluster {
+    start_with(base_port(), |_| {})
 }
 
-impl Cluster {
-    /// Lays out a devnet in a temp dir (clients `alice`, `bob`) and starts its three nodes.
-    pub fn start() -> Cluster {
-        Cluster::start_with(base_port(), |_| {})
-    }
-
-    /// [`Cluster::start`] on `base_port..base_port+3`, letting `edit` change the devnet's
-    /// files before the nodes start.
-    pub fn start_with(base_port: u16, edit: impl FnOnce(&DevnetLayout)) -> Cluster {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let layout = write_devnet(dir.path(), base_port, &["alice", "bob"]).expect("devnet files");
-        edit(&layout);
-        let mut c = Cluster {
-            layout,
-            nodes: vec![None, None, None],
-            _dir: dir,
-        };
-        for i in 0..3 {
-            c.start_node(i);
-        }
-        c
-    }
-
-    /// Starts node `i` (its log goes to `test-node-<i>.log`).
-    pub fn start_node(&mut self, i: usize) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.layout.dir.join(format!("test-node-{i}.log")))
-            .expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_veil"))
-            .args(["node", "--config"])
-            .arg(&self.layout.node_configs[i])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn veil node");
-        self.nodes[i] = Some(child);
-    }
-
-    /// Kills node `i` and waits for it.
-    pub fn kill_node(&mut self, i: usize) {
-        if let Some(mut c) = self.nodes[i].take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// The `cluster.toml` of `client`.
-    pub fn cluster_toml(&self, client: &str) -> PathBuf {
-        self.layout
-            .cluster_configs
-            .iter()
-            .find(|(n, _)| n == client)
-            .map(|(_, p)| p.clone())
-            .expect("client config")
-    }
-
-    /// The three nodes' logs, for failure messages.
-    pub fn logs(&self) -> String {
-        (0..3)
-            .map(|i| self.log(i))
-            .collect::<Vec<_>>()
-            .join("\n---\n")
-    }
-
-    /// Node `i`'s log so far.
-    pub fn log(&self, i: usize) -> String {
-        std::fs::read_to_string(self.layout.dir.join(format!("test-node-{i}.log")))
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for i in 0..3 {
-            self.kill_node(i);
-        }
-    }
+/// A cluster on `base_port..base_port+3`, letting `edit` change the devnet's files before the
+/// nodes start.
+pub fn start_with(base_port: u16, edit: impl FnOnce(&DevnetLayout)) -> LocalCluster {
+    let runner = Runner::Process(env!("CARGO_BIN_EXE_veil").into());
+    let mut c = LocalCluster::temp(base_port, &["alice", "bob"], runner).expect("devnet files");
+    edit(c.layout());
+    c.start().expect("start the nodes");
+    c
 }
 
 /// Connect and wait until all three nodes answer.

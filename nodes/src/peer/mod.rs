@@ -48,6 +48,8 @@ use tonic::transport::Endpoint;
 use tonic::{Request, Response, Status, Streaming};
 use veil_circuits::PartyId;
 use veil_proto::pb;
+
+use crate::error::NodeError;
 use veil_proto::tls::{PinnedConnector, WrongCertificate, find_wrong_certificate};
 use veil_runtime::error::TransportError;
 use veil_runtime::setup::{KeyExchange, LinkSecret, PairwiseKeys};
@@ -62,8 +64,8 @@ pub use pending::{MAX_PENDING_BYTES_PER_LINK, MAX_PENDING_SESSIONS_PER_LINK, Pen
 
 /// Largest gRPC message (one frame) a link encodes or decodes.
 pub const MAX_FRAME_BYTES: usize = 64 << 20;
-/// Default frame payload size used when splitting messages.
-pub const DEFAULT_CHUNK_BYTES: usize = 4 << 20;
+/// Frame payload size a node's links split round messages into (bigger messages are chunked).
+pub const CHUNK_BYTES: usize = 16 << 20;
 /// Largest reassembled message accepted from a peer (a larger one breaks the link).
 pub const MAX_MESSAGE_BYTES: usize = 1 << 30;
 /// Most bytes held in partial messages of one link, all sessions together (more breaks it).
@@ -613,16 +615,17 @@ impl PeerMux {
 
     /// Identify the node calling `Link`: by TLS client-cert fingerprint, or (insecure test
     /// muxes without TLS) by the `x-veil-party` header. Only a lower party may dial us.
-    fn authenticate<T>(&self, request: &Request<T>) -> Result<PartyId, Status> {
+    fn authenticate<T>(&self, request: &Request<T>) -> Result<PartyId, NodeError> {
+        let forbidden = |m: &str| NodeError::Forbidden(m.to_string());
         let party = if let Some(certs) = request.peer_certs() {
             let cert = certs
                 .first()
-                .ok_or_else(|| Status::permission_denied("no client certificate"))?;
+                .ok_or_else(|| forbidden("no client certificate"))?;
             let fp = veil_proto::tls::cert_fingerprint(cert.as_ref());
             self.node_fingerprints
                 .iter()
                 .position(|n| !n.is_empty() && n.eq_ignore_ascii_case(&fp))
-                .ok_or_else(|| Status::permission_denied("client certificate is not a node's"))?
+                .ok_or_else(|| forbidden("client certificate is not a node's"))?
         } else if self.insecure {
             request
                 .metadata()
@@ -630,12 +633,13 @@ impl PeerMux {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|s| s.parse::<usize>().ok())
                 .filter(|p| *p < 3)
-                .ok_or_else(|| Status::permission_denied("missing or bad x-veil-party"))?
+                .ok_or_else(|| forbidden("missing or bad x-veil-party"))?
         } else {
-            return Err(Status::permission_denied("client certificate required"));
+            // A peer link is refused (not challenged) without a node certificate.
+            return Err(forbidden("client certificate required"));
         };
         if party >= self.me.index() {
-            return Err(Status::permission_denied(format!(
+            return Err(NodeError::Forbidden(format!(
                 "P{party} may not open a link to P{}",
                 self.me.index()
             )));
@@ -822,12 +826,12 @@ impl pb::peer_server::Peer for PeerService {
         let mux = self
             .mux
             .upgrade()
-            .ok_or_else(|| Status::unavailable("node is shutting down"))?;
+            .ok_or_else(|| NodeError::Unavailable("node is shutting down".into()))?;
         let peer = match mux.authenticate(&request) {
             Ok(p) => p,
-            Err(status) => {
-                tracing::warn!(me = %mux.me, msg = status.message(), "inbound link rejected");
-                return Err(status);
+            Err(e) => {
+                tracing::warn!(me = %mux.me, "inbound link rejected: {e}");
+                return Err(e.into());
             }
         };
         let inbound = request.into_inner();

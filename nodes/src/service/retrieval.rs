@@ -12,54 +12,40 @@
 //! is about 3 MB; a fetch of 8 passages out of 200k about 13 MB. Corpus objects (hints reach
 //! tens of MB) are streamed in chunks of [`CORPUS_CHUNK_BYTES`].
 
+use crate::auth::Callers;
 use crate::config::is_corpus_name;
+use crate::error::NodeError;
 use crate::retrieval_files::LoadedCorpus;
 use bytes::Bytes;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 use tonic::{Request, Response, Status};
+use veil_proto::convert::encrypted_query;
 use veil_proto::pb;
-use veil_runtime::fhe::{DbId, EncryptedQuery, FheError};
-use veil_runtime::kernels::{le_bytes_to_words, words_to_le_bytes};
+use veil_runtime::kernels::words_to_le_bytes;
 
 pub use veil_proto::wire::{CORPUS_CHUNK_BYTES, MAX_FETCH_QUERIES};
 
 /// The Retrieval service of one node.
 pub struct RetrievalService {
     corpora: BTreeMap<String, Arc<LoadedCorpus>>,
-    /// Certificate fingerprint → caller name (clients by name, nodes as `node-<i>`).
-    callers: HashMap<String, String>,
+    /// The clients (by name) and nodes (as `node-<i>`) allowed to call it.
+    callers: Callers,
 }
 
 /// The stream `GetCorpus` returns.
 pub type CorpusStream = tokio_stream::Iter<std::vec::IntoIter<Result<pb::CorpusChunk, Status>>>;
 
 impl RetrievalService {
-    /// Service for the loaded `corpora` (by name); `callers` maps certificate fingerprints of
-    /// the clients and nodes allowed to call it to their names.
-    pub fn new(
-        corpora: BTreeMap<String, Arc<LoadedCorpus>>,
-        callers: HashMap<String, String>,
-    ) -> Self {
+    /// Service for the loaded `corpora` (by name), accepting `callers`.
+    pub fn new(corpora: BTreeMap<String, Arc<LoadedCorpus>>, callers: Callers) -> Self {
         RetrievalService { corpora, callers }
     }
 
-    /// The caller's name, from its TLS certificate.
-    fn caller<T>(&self, req: &Request<T>) -> Result<String, Status> {
-        let first = req
-            .peer_certs()
-            .and_then(|certs| certs.first().map(|c| c.as_ref().to_vec()))
-            .ok_or_else(|| Status::unauthenticated("a client certificate is required"))?;
-        let fp = veil_proto::tls::cert_fingerprint(&first);
-        self.callers.get(&fp).cloned().ok_or_else(|| {
-            Status::permission_denied("this client certificate is not authorised on this node")
-        })
-    }
-
-    fn corpus(&self, name: &str) -> Result<Arc<LoadedCorpus>, Status> {
+    fn corpus(&self, name: &str) -> Result<Arc<LoadedCorpus>, NodeError> {
         if !is_corpus_name(name) {
-            return Err(Status::invalid_argument(format!(
+            return Err(NodeError::Invalid(format!(
                 "corpus name must be 1..={} characters of [A-Za-z0-9._-]",
                 crate::config::MAX_CORPUS_NAME_LEN
             )));
@@ -67,42 +53,8 @@ impl RetrievalService {
         self.corpora
             .get(name)
             .cloned()
-            .ok_or_else(|| Status::not_found(format!("no corpus '{name}' on this node")))
+            .ok_or_else(|| NodeError::NotFound(format!("no corpus '{name}' on this node")))
     }
-}
-
-/// Parses one encrypted query off the wire (`what` names it in errors).
-fn encrypted_query(what: &str, db_id: &[u8], bodies: &[u8]) -> Result<EncryptedQuery, Status> {
-    let id: [u8; 32] = db_id.try_into().map_err(|_| {
-        Status::invalid_argument(format!(
-            "{what}: db_id has {} bytes, expected 32",
-            db_id.len()
-        ))
-    })?;
-    if !bodies.len().is_multiple_of(8) {
-        return Err(Status::invalid_argument(format!(
-            "{what}: bodies have {} bytes, not a whole number of u64 words",
-            bodies.len()
-        )));
-    }
-    Ok(EncryptedQuery {
-        db: DbId(id),
-        bodies: le_bytes_to_words(bodies),
-    })
-}
-
-/// The status for a refused query: another database version is a stale client
-/// (`FAILED_PRECONDITION`: fetch the corpus again); anything else is a malformed request.
-fn fhe_status(corpus: &str, e: FheError) -> Status {
-    let message = format!("corpus '{corpus}': {e}");
-    match e {
-        FheError::WrongDatabase { .. } => Status::failed_precondition(message),
-        _ => Status::invalid_argument(message),
-    }
-}
-
-fn join_status(e: tokio::task::JoinError) -> Status {
-    Status::internal(format!("scan task failed: {e}"))
 }
 
 /// `data` split into chunks of at most [`CORPUS_CHUNK_BYTES`] (one empty chunk if empty).
@@ -152,7 +104,7 @@ impl pb::retrieval_server::Retrieval for RetrievalService {
         &self,
         req: Request<pb::ListCorporaRequest>,
     ) -> Result<Response<pb::ListCorporaResponse>, Status> {
-        self.caller(&req)?;
+        self.callers.name(&req)?;
         Ok(Response::new(pb::ListCorporaResponse {
             corpora: self
                 .corpora
@@ -168,7 +120,7 @@ impl pb::retrieval_server::Retrieval for RetrievalService {
         &self,
         req: Request<pb::GetCorpusRequest>,
     ) -> Result<Response<Self::GetCorpusStream>, Status> {
-        let caller = self.caller(&req)?;
+        let caller = self.callers.name(&req)?;
         let name = req.into_inner().corpus;
         let c = self.corpus(&name)?;
         let mut out: Vec<Result<pb::CorpusChunk, Status>> =
@@ -189,15 +141,34 @@ impl pb::retrieval_server::Retrieval for RetrievalService {
         &self,
         req: Request<pb::ScoreRequest>,
     ) -> Result<Response<pb::ScoreResponse>, Status> {
-        let caller = self.caller(&req)?;
-        let r = req.into_inner();
+        let caller = self.callers.name(&req)?;
+        Ok(Response::new(self.score(caller, req.into_inner()).await?))
+    }
+
+    async fn fetch(
+        &self,
+        req: Request<pb::FetchRequest>,
+    ) -> Result<Response<pb::FetchResponse>, Status> {
+        let caller = self.callers.name(&req)?;
+        Ok(Response::new(self.fetch(caller, req.into_inner()).await?))
+    }
+}
+
+impl RetrievalService {
+    async fn score(
+        &self,
+        caller: String,
+        r: pb::ScoreRequest,
+    ) -> Result<pb::ScoreResponse, NodeError> {
         let c = self.corpus(&r.corpus)?;
         let query = encrypted_query("query", &r.db_id, &r.bodies)?;
         let start = Instant::now();
         let answer = tokio::task::spawn_blocking(move || c.corpus.score(&query))
-            .await
-            .map_err(join_status)?
-            .map_err(|e| fhe_status(&r.corpus, e))?;
+            .await?
+            .map_err(|source| NodeError::Fhe {
+                corpus: r.corpus.clone(),
+                source,
+            })?;
         tracing::info!(
             client = %caller,
             corpus = %r.corpus,
@@ -206,26 +177,25 @@ impl pb::retrieval_server::Retrieval for RetrievalService {
             micros = start.elapsed().as_micros() as u64,
             "score"
         );
-        Ok(Response::new(pb::ScoreResponse {
+        Ok(pb::ScoreResponse {
             answer: words_to_le_bytes(&answer).into(),
-        }))
+        })
     }
 
     async fn fetch(
         &self,
-        req: Request<pb::FetchRequest>,
-    ) -> Result<Response<pb::FetchResponse>, Status> {
-        let caller = self.caller(&req)?;
-        let r = req.into_inner();
+        caller: String,
+        r: pb::FetchRequest,
+    ) -> Result<pb::FetchResponse, NodeError> {
         let c = self.corpus(&r.corpus)?;
         if c.passages.is_none() {
-            return Err(Status::failed_precondition(format!(
+            return Err(NodeError::Stale(format!(
                 "corpus '{}' serves no passages",
                 r.corpus
             )));
         }
         if !(1..=MAX_FETCH_QUERIES).contains(&r.queries.len()) {
-            return Err(Status::invalid_argument(format!(
+            return Err(NodeError::Invalid(format!(
                 "{} queries; a fetch takes 1..={MAX_FETCH_QUERIES}",
                 r.queries.len()
             )));
@@ -245,9 +215,11 @@ impl pb::retrieval_server::Retrieval for RetrievalService {
                 .db
                 .answer_batch(&queries)
         })
-        .await
-        .map_err(join_status)?
-        .map_err(|e| fhe_status(&r.corpus, e))?;
+        .await?
+        .map_err(|source| NodeError::Fhe {
+            corpus: r.corpus.clone(),
+            source,
+        })?;
         tracing::info!(
             client = %caller,
             corpus = %r.corpus,
@@ -256,12 +228,12 @@ impl pb::retrieval_server::Retrieval for RetrievalService {
             micros = start.elapsed().as_micros() as u64,
             "fetch"
         );
-        Ok(Response::new(pb::FetchResponse {
+        Ok(pb::FetchResponse {
             answers: answers
                 .iter()
                 .map(|a| words_to_le_bytes(a).into())
                 .collect(),
-        }))
+        })
     }
 }
 
@@ -288,17 +260,5 @@ mod tests {
             }
             assert_eq!(joined, data);
         }
-    }
-
-    #[test]
-    fn malformed_queries_are_invalid_arguments() {
-        let e = encrypted_query("query", &[0; 31], &[0; 16]).unwrap_err();
-        assert_eq!(e.code(), tonic::Code::InvalidArgument);
-        assert!(e.message().contains("db_id has 31 bytes"), "{e:?}");
-        let e = encrypted_query("query", &[0; 32], &[0; 17]).unwrap_err();
-        assert_eq!(e.code(), tonic::Code::InvalidArgument);
-        assert!(e.message().contains("17 bytes"), "{e:?}");
-        let q = encrypted_query("query", &[7; 32], &[1, 0, 0, 0, 0, 0, 0, 0]).unwrap();
-        assert_eq!((q.db, q.bodies), (DbId([7; 32]), vec![1]));
     }
 }

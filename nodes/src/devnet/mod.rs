@@ -1,16 +1,18 @@
 //! A local three-node cluster for development: `veil devnet`.
 //!
 //! [`write_devnet`] lays out a directory with a throwaway PKI, `node-<i>.toml` for each node
-//! and `cluster-<client>.toml` for each client; [`run_devnet`] also starts the three nodes as
-//! child processes of the current executable and stops them on Ctrl-C.
+//! and `cluster-<client>.toml` for each client; [`LocalCluster`] starts and stops the three
+//! nodes (processes or in-process tasks); [`run_devnet`] runs them as child processes of the
+//! current executable until Ctrl-C.
+
+mod cluster;
+
+pub use cluster::{LocalCluster, Runner};
 
 use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
-
-use tokio::process::Child;
 
 use crate::config::{
     ClientEntry, ConfigError, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_SESSION_TIMEOUT_MS,
@@ -74,6 +76,14 @@ pub enum DevnetError {
         /// Its log file.
         log: PathBuf,
     },
+    /// A node did not accept connections in time.
+    #[error("node {party} is not listening; see {}", log.display())]
+    NotListening {
+        /// Its party.
+        party: usize,
+        /// Its log file.
+        log: PathBuf,
+    },
     /// Waiting for Ctrl-C failed.
     #[error("listen for Ctrl-C: {0}")]
     Signal(#[source] std::io::Error),
@@ -90,7 +100,10 @@ pub struct DevnetLayout {
     pub cluster_configs: Vec<(String, PathBuf)>,
 }
 
-fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> DevnetError + 'a {
+pub(crate) fn io_err<'a>(
+    op: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> DevnetError + 'a {
     move |source| DevnetError::Io {
         op,
         path: path.to_path_buf(),
@@ -134,7 +147,7 @@ fn rel(path: &Path) -> PathBuf {
     PathBuf::from(path.file_name().unwrap_or(path.as_os_str()))
 }
 
-fn write_toml<T: serde::Serialize>(
+pub(crate) fn write_toml<T: serde::Serialize>(
     path: &Path,
     header: &str,
     value: &T,
@@ -275,39 +288,6 @@ fn receipt_keys(dir: &Path) -> Result<[ReceiptSigner; 3], DevnetError> {
 /// How long nodes get to exit on their own after Ctrl-C before they are killed.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-fn spawn_node(
-    exe: &Path,
-    dir: &Path,
-    party: usize,
-    config: &Path,
-) -> Result<(Child, PathBuf), DevnetError> {
-    let log_path = dir.join(format!("node-{party}.log"));
-    let log = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .map_err(io_err("open", &log_path))?;
-    let out = log.try_clone().map_err(io_err("open", &log_path))?;
-    let child = tokio::process::Command::new(exe)
-        .arg("node")
-        .arg("--config")
-        .arg(config)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|source| DevnetError::Spawn { party, source })?;
-    Ok((child, log_path))
-}
-
-async fn stop(child: &mut Child, grace: Duration) {
-    if tokio::time::timeout(grace, child.wait()).await.is_err() {
-        let _ = child.start_kill();
-        let _ = child.wait().await;
-    }
-}
-
 /// Lays out `dir` with [`write_devnet`] (keeping an existing PKI and node data), starts
 /// `<current exe> node --config dir/node-<i>.toml` for the three nodes (output appended to
 /// `dir/node-<i>.log`), prints how to connect, and runs until Ctrl-C (then the nodes get a few
@@ -317,21 +297,18 @@ pub async fn run_devnet(dir: &Path, base_port: u16, clients: &[&str]) -> Result<
     check_args(base_port, clients)?;
     fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
     let dir = dir.canonicalize().map_err(io_err("resolve", dir))?;
-    let layout = write_devnet(&dir, base_port, clients)?;
     let exe = std::env::current_exe().map_err(io_err("locate", Path::new("current executable")))?;
+    let mut cluster = LocalCluster::in_dir(&dir, base_port, clients, Runner::Process(exe))?;
+    cluster.start()?;
 
-    let (mut c0, log0) = spawn_node(&exe, &dir, 0, &layout.node_configs[0])?;
-    let (mut c1, log1) = spawn_node(&exe, &dir, 1, &layout.node_configs[1])?;
-    let (mut c2, log2) = spawn_node(&exe, &dir, 2, &layout.node_configs[2])?;
-    let logs = [log0, log1, log2];
-
+    let layout = cluster.layout();
     let first = &layout.cluster_configs[0].0;
     eprintln!("veil devnet: three nodes from {}", dir.display());
-    for (i, log) in logs.iter().enumerate() {
+    for i in 0..3 {
         eprintln!(
             "  node {i}: {}  (log: {})",
-            node_addr(base_port, i),
-            log.display()
+            cluster.addr(i),
+            cluster.log_path(i).display()
         );
     }
     eprintln!(
@@ -348,60 +325,49 @@ pub async fn run_devnet(dir: &Path, base_port: u16, clients: &[&str]) -> Result<
     );
     eprintln!("  Ctrl-C stops the devnet.");
 
-    let ready = tokio::spawn(async move {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        for i in 0..3 {
-            while tokio::net::TcpStream::connect(node_addr(base_port, i))
-                .await
-                .is_err()
-            {
-                if tokio::time::Instant::now() >= deadline {
-                    eprintln!(
-                        "veil devnet: node {i} is not listening after 30 s; see node-{i}.log"
-                    );
-                    return;
+    let signal = crate::server::shutdown_signal();
+    tokio::pin!(signal);
+    let mut listening = false;
+    let mut poll = tokio::time::interval(Duration::from_millis(200));
+    let started = tokio::time::Instant::now();
+    let outcome = loop {
+        tokio::select! {
+            r = &mut signal => break r.map_err(DevnetError::Signal).map(|()| None),
+            _ = poll.tick() => {
+                if let Some(exit) = cluster.exited() {
+                    break Ok(Some(exit));
                 }
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                if !listening {
+                    match cluster.wait_listening(Duration::ZERO).await {
+                        Ok(()) => {
+                            listening = true;
+                            eprintln!("veil devnet: all three nodes are listening");
+                        }
+                        Err(e) if started.elapsed() > Duration::from_secs(30) => {
+                            listening = true; // report once, keep running
+                            eprintln!("veil devnet: {e}");
+                        }
+                        Err(_) => {}
+                    }
+                }
             }
         }
-        eprintln!("veil devnet: all three nodes are listening");
-    });
-
-    let exited = tokio::select! {
-        r = crate::server::shutdown_signal() => {
-            r.map_err(DevnetError::Signal).map(|()| None)
-        }
-        s = c0.wait() => Ok(Some((0, s))),
-        s = c1.wait() => Ok(Some((1, s))),
-        s = c2.wait() => Ok(Some((2, s))),
     };
-    ready.abort();
-    let grace = match exited {
-        Ok(None) => {
-            eprintln!("veil devnet: stopping the nodes…");
-            SHUTDOWN_GRACE
-        }
-        _ => Duration::ZERO,
-    };
-    // A Ctrl-C at the terminal reached the nodes too; give them time to shut down cleanly.
-    let (_, _, _) = tokio::join!(
-        stop(&mut c0, grace),
-        stop(&mut c1, grace),
-        stop(&mut c2, grace)
-    );
-    match exited? {
+    match outcome? {
         None => {
+            eprintln!("veil devnet: stopping the nodes…");
+            tokio::task::block_in_place(|| cluster.stop(SHUTDOWN_GRACE));
             eprintln!("veil devnet: stopped");
             Ok(())
         }
-        Some((party, status)) => Err(DevnetError::NodeExited {
-            party,
-            status: match status {
-                Ok(s) => s.to_string(),
-                Err(e) => format!("wait failed: {e}"),
-            },
-            log: logs[party].clone(),
-        }),
+        Some((party, status)) => {
+            cluster.stop(Duration::ZERO);
+            Err(DevnetError::NodeExited {
+                party,
+                status,
+                log: cluster.log_path(party),
+            })
+        }
     }
 }
 

@@ -1,0 +1,156 @@
+//! Why a node refuses or fails a client request, and the one map from that to a gRPC status.
+//!
+//! Every service handler returns [`NodeError`]; `impl From<NodeError> for Status` is the only
+//! place a status code is chosen. Messages name ids, sizes and rules, never share words or
+//! plaintext: they travel to the client and into the node's log.
+
+use tonic::{Code, Status};
+use veil_proto::convert::WireError;
+use veil_runtime::error::EngineError;
+use veil_runtime::fhe::FheError;
+
+use crate::limits::LimitError;
+use crate::peer::OpenError;
+use crate::store::StoreError;
+
+/// A request a node refused or could not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The request is malformed or contradicts the program (`InvalidArgument`).
+    #[error("{0}")]
+    Invalid(String),
+    /// A field failed wire validation (`InvalidArgument`).
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    /// The request exceeds one of this node's limits (`ResourceExhausted`).
+    #[error(transparent)]
+    Limit(#[from] LimitError),
+    /// No client certificate was presented (`Unauthenticated`).
+    #[error("a client certificate is required")]
+    NoCertificate,
+    /// The caller is known but the rules forbid what it asked (`PermissionDenied`).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The id does not exist, or exists but the caller may not use it: one answer for both,
+    /// so ids cannot be probed (`NotFound`).
+    #[error("{0}")]
+    NotFound(String),
+    /// The id is taken (`AlreadyExists`).
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// The request was valid once but the node's state moved on, e.g. a query encrypted for
+    /// another corpus version (`FailedPrecondition`).
+    #[error("{0}")]
+    Stale(String),
+    /// The three nodes disagreed about the session, or a protocol step failed: it was
+    /// aborted on every node and nothing was stored (`Aborted`).
+    #[error("{0}")]
+    Aborted(String),
+    /// A peer could not be reached or the node is shutting down (`Unavailable`).
+    #[error("{0}")]
+    Unavailable(String),
+    /// The share store failed (`AlreadyExists` for a taken id, `Internal` otherwise).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The session could not be opened on the peer links.
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// The session's program failed on this node.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// A TFHE query against a corpus was refused.
+    #[error("corpus '{corpus}': {source}")]
+    Fhe {
+        /// The corpus queried.
+        corpus: String,
+        /// Why.
+        #[source]
+        source: FheError,
+    },
+    /// A bug or an environment failure on this node (`Internal`).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl NodeError {
+    /// The gRPC status code this error is answered with.
+    pub fn code(&self) -> Code {
+        match self {
+            NodeError::Invalid(_) | NodeError::Wire(_) => Code::InvalidArgument,
+            NodeError::Limit(_) => Code::ResourceExhausted,
+            NodeError::NoCertificate => Code::Unauthenticated,
+            NodeError::Forbidden(_) => Code::PermissionDenied,
+            NodeError::NotFound(_) => Code::NotFound,
+            NodeError::AlreadyExists(_) => Code::AlreadyExists,
+            NodeError::Stale(_) => Code::FailedPrecondition,
+            NodeError::Aborted(_) => Code::Aborted,
+            NodeError::Unavailable(_) => Code::Unavailable,
+            NodeError::Internal(_) => Code::Internal,
+            NodeError::Store(StoreError::AlreadyExists { .. }) => Code::AlreadyExists,
+            NodeError::Store(_) => Code::Internal,
+            NodeError::Open(OpenError::Reused(_)) => Code::AlreadyExists,
+            NodeError::Open(_) => Code::Unavailable,
+            NodeError::Engine(e) => match e {
+                EngineError::Round { .. } | EngineError::Setup(_) => Code::Unavailable,
+                EngineError::Protocol { .. } => Code::Aborted,
+                _ => Code::InvalidArgument,
+            },
+            // Another database version means a stale client: fetch the corpus again.
+            NodeError::Fhe {
+                source: FheError::WrongDatabase { .. },
+                ..
+            } => Code::FailedPrecondition,
+            NodeError::Fhe { .. } => Code::InvalidArgument,
+        }
+    }
+}
+
+impl From<NodeError> for Status {
+    fn from(e: NodeError) -> Status {
+        Status::new(e.code(), e.to_string())
+    }
+}
+
+impl From<tokio::task::JoinError> for NodeError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        NodeError::Internal(format!("task failed: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_has_its_code_and_keeps_its_message() {
+        let cases = [
+            (NodeError::Invalid("bad".into()), Code::InvalidArgument),
+            (NodeError::NoCertificate, Code::Unauthenticated),
+            (NodeError::Forbidden("no".into()), Code::PermissionDenied),
+            (NodeError::NotFound("none".into()), Code::NotFound),
+            (
+                NodeError::AlreadyExists("taken".into()),
+                Code::AlreadyExists,
+            ),
+            (NodeError::Aborted("mismatch".into()), Code::Aborted),
+            (NodeError::Unavailable("down".into()), Code::Unavailable),
+            (
+                NodeError::Store(StoreError::AlreadyExists {
+                    kind: "value",
+                    id: "x".into(),
+                }),
+                Code::AlreadyExists,
+            ),
+            (
+                NodeError::Store(StoreError::Db("io".into())),
+                Code::Internal,
+            ),
+        ];
+        for (e, code) in cases {
+            let message = e.to_string();
+            let status = Status::from(e);
+            assert_eq!(status.code(), code, "{message}");
+            assert_eq!(status.message(), message);
+        }
+    }
+}
