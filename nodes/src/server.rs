@@ -169,10 +169,18 @@ pub async fn run_node(cfg: NodeConfig) -> Result<(), ServeError> {
     health
         .set_serving::<pb::retrieval_server::RetrievalServer<RetrievalService>>()
         .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    // Reflection in both versions: `v1` (grpcurl, current tools) and `v1alpha` (Python's
+    // `grpcio-reflection` descriptor database, older grpcurl and Postman).
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection()
         .build_v1()
+        .map_err(|e| ServeError::Reflection(e.to_string()))?;
+    let reflection_v1alpha = reflection()
+        .build_v1alpha()
         .map_err(|e| ServeError::Reflection(e.to_string()))?;
 
     let incoming = TcpIncoming::bind(cfg.listen)
@@ -185,7 +193,8 @@ pub async fn run_node(cfg: NodeConfig) -> Result<(), ServeError> {
     // The link settings (windows, frame size, keep-alive) the peer tests exercise.
     peer::tune_server(Server::builder().tls_config(pki::server_tls(&cfg.tls)?)?)
         .add_service(health_service)
-        .add_service(reflection)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
         .add_service(mux.service())
         .add_service(
             pb::compute_server::ComputeServer::new(compute)

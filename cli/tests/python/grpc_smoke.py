@@ -62,7 +62,27 @@ def main() -> None:
     except grpc.RpcError as e:
         print(f"malformed request refused: {e.code().name}: {e.details()}")
     compute_pb2_grpc.ComputeStub(channel).List(compute_pb2.ListRequest(), timeout=5)
+    reflect(channel)
     print("grpcio smoke: ok")
+
+
+def reflect(channel: grpc.Channel) -> None:
+    """Server reflection as grpcio-reflection's descriptor database speaks it (`v1alpha`): the
+    services are listed and `veil.v1.Compute` resolves to its methods."""
+    from google.protobuf.descriptor_pool import DescriptorPool
+    from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+        ProtoReflectionDescriptorDatabase,
+    )
+    db = ProtoReflectionDescriptorDatabase(channel)
+    services = set(db.get_services())
+    for want in ("veil.v1.Compute", "veil.v1.Retrieval", "veil.v1.Peer", "grpc.health.v1.Health"):
+        if want not in services:
+            sys.exit(f"reflection (v1alpha): {want} not listed; got {sorted(services)}")
+    compute = DescriptorPool(db).FindServiceByName("veil.v1.Compute")
+    methods = sorted(m.name for m in compute.methods)
+    if "Invoke" not in methods or "StoreValue" not in methods:
+        sys.exit(f"reflection (v1alpha): Compute methods {methods}")
+    print(f"reflection (v1alpha): {len(services)} services; Compute has {', '.join(methods)}")
 
 
 if __name__ == "__main__":
