@@ -43,7 +43,7 @@ use std::path::Path;
 use std::time::Duration;
 use tonic::transport::Channel;
 use veil_circuits::ValidatedProgram;
-use veil_runtime::fhe::corpus::top_k;
+use veil_runtime::fhe::corpus::best_k;
 use veil_runtime::fhe::{
     CorpusInfo, DbShape, EncryptedQuery, FetchQuery, FheError, Hint, ScoreQuery, ScoredDoc,
 };
@@ -867,7 +867,7 @@ impl RetrievalClient {
         let (query, encrypted) = ScoreQuery::new(&corpus.info, embedding)?;
         let answer = self.score_encrypted(&corpus.name, &encrypted).await?;
         let scored = query.decode(&corpus.info, &corpus.hint, &answer)?;
-        Ok(top_k(scored, k))
+        Ok(best_k(scored, k))
     }
 
     /// Fetches passages `indices` privately (in order). Queries go in as few `Fetch` calls as
