@@ -1,8 +1,8 @@
 //! The engine: runs a validated program on one party's shares, round by round.
 //!
-//! - [`schedule`]: when each op runs (the cost model's as-soon-as-possible depths) and the round
+//! - `schedule`: when each op runs (the cost model's as-soon-as-possible depths) and the round
 //!   loop that sends **one message per peer per round** for every interactive op of the round;
-//! - [`dispatch`]: what each op does, one module per family (linear ops, comparisons,
+//! - `dispatch`: what each op does, one module per family (linear ops, comparisons,
 //!   selection, data movement, inputs), as a protocol to start or a local step;
 //! - `inputs`, [`value`], [`report`]: checking inputs, values at one party, the report.
 //!

@@ -196,8 +196,9 @@ pub(super) async fn run<T: Transport>(
     // Protocols in flight: each sends and receives once per round until it is done.
     let mut active: Vec<Flight> = Vec::new();
     let work = offload::depth_work(program, cost);
-    for depth in 0..=plan.rounds {
-        let heavy = work[depth] >= offload::HEAVY_WORK;
+    // One entry per depth 0..=rounds.
+    for (depth, &depth_work) in work.iter().enumerate() {
+        let heavy = depth_work >= offload::HEAVY_WORK;
         // 1. Start the interactive ops and output reveals whose first round is this one.
         offload::run(heavy, || -> Result<(), EngineError> {
             for &i in &plan.start_at[depth] {
@@ -451,6 +452,23 @@ mod tests {
         })
     }
 
+    /// The op `z = op(x, y)` of [`program`] and a schedule that says it takes `rounds`
+    /// rounds (its operands are inputs, ready at depth 0).
+    fn claim_rounds(p: &ValidatedProgram, rounds: u32) -> (usize, ProgramCost) {
+        let mut cost = program_cost(p);
+        let z = p.program().ops.len() - 1;
+        (cost.per_op[z].rounds, cost.depth[z], cost.rounds) = (rounds, rounds, rounds);
+        (z, cost)
+    }
+
+    /// Every party fails with an error `check` accepts.
+    fn all_fail(p: &ValidatedProgram, cost: &ProgramCost, check: impl Fn(&EngineError) -> bool) {
+        for r in run_with(p, cost) {
+            let err = r.expect_err("an inconsistent schedule");
+            assert!(check(&err), "{err}");
+        }
+    }
+
     #[test]
     fn the_real_schedule_runs() {
         let p = program(|b, x, y| b.mul(x, y));
@@ -462,55 +480,53 @@ mod tests {
     #[test]
     fn a_secret_product_scheduled_local_fails_the_session() {
         let p = program(|b, x, y| b.mul(x, y));
-        let mut cost = program_cost(&p);
-        let z = p.program().ops.len() - 1;
-        cost.per_op[z].rounds = 0;
-        cost.depth[z] = 0;
-        cost.rounds = 0;
-        for r in run_with(&p, &cost) {
-            let err = r.expect_err("a local secret × secret product");
-            assert!(
-                matches!(&err, EngineError::Schedule { op, name: "mul", .. } if *op == z),
-                "{err}"
-            );
-        }
+        let (z, cost) = claim_rounds(&p, 0);
+        all_fail(
+            &p,
+            &cost,
+            |e| matches!(e, EngineError::Schedule { op, name: "mul", .. } if *op == z),
+        );
     }
 
     #[test]
     fn a_protocol_longer_than_its_cost_fails_the_session() {
-        // Lt takes 8 rounds; the fake cost gives it 1.
+        // Lt takes 8 rounds; the schedule gives it 1.
         let p = program(|b, x, y| b.lt(x, y));
-        let mut cost = program_cost(&p);
-        let z = p.program().ops.len() - 1;
-        cost.per_op[z].rounds = 1;
-        cost.depth[z] = 1;
-        cost.rounds = 1;
-        for r in run_with(&p, &cost) {
-            let err = r.expect_err("a comparison in one round");
-            assert!(
-                matches!(&err, EngineError::Schedule { op, name: "lt", .. } if *op == z),
-                "{err}"
-            );
-            assert!(err.to_string().contains("more rounds"), "{err}");
-        }
+        let (z, cost) = claim_rounds(&p, 1);
+        all_fail(
+            &p,
+            &cost,
+            |e| matches!(e, EngineError::Schedule { op, name: "lt", what } if *op == z && what.contains("more rounds")),
+        );
     }
 
     #[test]
     fn a_protocol_shorter_than_its_cost_fails_the_session() {
-        // Mul takes 1 round; the fake cost gives it 2.
+        // Mul takes 1 round; the schedule gives it 2.
         let p = program(|b, x, y| b.mul(x, y));
-        let mut cost = program_cost(&p);
-        let z = p.program().ops.len() - 1;
-        cost.per_op[z].rounds = 2;
-        cost.depth[z] = 2;
-        cost.rounds = 2;
-        for r in run_with(&p, &cost) {
-            let err = r.expect_err("a multiplication in two rounds");
-            assert!(
-                matches!(&err, EngineError::Schedule { op, .. } if *op == z),
-                "{err}"
-            );
-        }
+        let (z, cost) = claim_rounds(&p, 2);
+        all_fail(
+            &p,
+            &cost,
+            |e| matches!(e, EngineError::Schedule { op, what, .. } if *op == z && what.contains("finished at depth 1")),
+        );
+    }
+
+    #[test]
+    fn a_secret_operand_of_a_local_comparison_is_a_typed_error() {
+        // A comparison is local only on public words; the schedule makes a secret one local.
+        let p = program(|b, x, y| b.lt(x, y));
+        let (_, cost) = claim_rounds(&p, 0);
+        all_fail(&p, &cost, |e| {
+            matches!(
+                e,
+                EngineError::OperandKind {
+                    expected: "public",
+                    found: "secret",
+                    ..
+                }
+            )
+        });
     }
 
     #[test]
@@ -523,35 +539,7 @@ mod tests {
         let mut huge = program_cost(&p);
         huge.rounds = u32::MAX; // no op takes a round
         for cost in [bad_depth, short, huge] {
-            for r in run_with(&p, &cost) {
-                let err = r.expect_err("an inconsistent plan");
-                assert!(matches!(err, EngineError::Plan { .. }), "{err}");
-            }
-        }
-    }
-
-    #[test]
-    fn a_secret_operand_of_a_local_comparison_is_a_typed_error() {
-        // A comparison is local only on public words; the fake cost makes a secret one local.
-        let p = program(|b, x, y| b.lt(x, y));
-        let mut cost = program_cost(&p);
-        let z = p.program().ops.len() - 1;
-        cost.per_op[z].rounds = 0;
-        cost.depth[z] = 0;
-        cost.rounds = 0;
-        for r in run_with(&p, &cost) {
-            let err = r.expect_err("a local comparison of secrets");
-            assert!(
-                matches!(
-                    err,
-                    EngineError::OperandKind {
-                        expected: "public",
-                        found: "secret",
-                        ..
-                    }
-                ),
-                "{err}"
-            );
+            all_fail(&p, &cost, |e| matches!(e, EngineError::Plan { .. }));
         }
     }
 }

@@ -1,23 +1,28 @@
-//! Inputs: a party-owned secret input is shared by its owner in one round ([`InputRound`]);
-//! public inputs, client-owned shares and constants are local. (`Reveal` is started in
-//! [`super::start`]: one [`crate::protocols::RevealRound`].)
+//! Values entering and leaving the secret world: a party-owned secret input is shared by its
+//! owner in one round ([`InputRound`]); public inputs, client-owned shares and constants are
+//! local; a reveal is one round ([`RevealRound`]).
 
 use super::{Operands, Pending, one};
 use crate::engine::value::{InputValue, Val};
 use crate::error::EngineError;
 use crate::party::PartyCtx;
-use crate::protocols::InputRound;
+use crate::protocols::{InputRound, RevealRound};
 use veil_circuits::{Op, Owner};
 
-/// The owner's sharing round of a party-owned secret input (the owner passes its plaintext, the
-/// others nothing).
-pub(super) fn start_input(
+/// A reveal to every party, or the owner's sharing round of a party-owned secret input (the
+/// owner passes its plaintext, the others nothing).
+pub(super) fn start(
     ctx: &mut PartyCtx,
     x: &Operands,
     op_inputs: &mut [Option<InputValue>],
 ) -> Result<Pending, EngineError> {
-    let Op::Input { input } = x.op() else {
-        return Err(x.no_protocol());
+    let input = match x.op() {
+        Op::Input { input } => input,
+        Op::Reveal(a) => {
+            let s = x.secret(*a)?.clone();
+            return Ok(Pending::Reveal(RevealRound::start(ctx, s, None)));
+        }
+        _ => return Err(x.no_protocol()),
     };
     let decl = &x.program.program().inputs[*input];
     let Owner::Party(owner) = decl.owner else {
@@ -31,11 +36,19 @@ pub(super) fn start_input(
     Ok(one(x.protocol(round)?))
 }
 
-/// A public input, or a client-owned secret given as this party's shares.
-pub(super) fn local_input(
+/// A constant, a public input, or a client-owned secret given as this party's shares.
+pub(super) fn local(
     x: &Operands,
     op_inputs: &mut [Option<InputValue>],
 ) -> Result<Val, EngineError> {
+    match x.op() {
+        Op::Input { .. } => {}
+        Op::Constant { values, .. } => return Ok(Val::Public(values.clone())),
+        Op::Reveal(_) => {
+            return Err(x.schedule_error("scheduled local, but a reveal needs a round"));
+        }
+        _ => return Err(x.schedule_error("not an input, constant or reveal")),
+    }
     match op_inputs[x.op].take() {
         Some(InputValue::Plain(v)) => Ok(Val::Public(v)),
         Some(InputValue::Shares(s)) => Ok(Val::secret(s)),

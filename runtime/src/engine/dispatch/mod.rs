@@ -190,61 +190,18 @@ impl Operands<'_> {
     }
 }
 
-/// Start the protocol of an op the schedule marks interactive.
-pub(super) fn start(
-    ctx: &mut PartyCtx,
-    x: &Operands,
-    op_inputs: &mut [Option<InputValue>],
-) -> Result<Pending, EngineError> {
-    match x.op() {
-        Op::Input { .. } => io::start_input(ctx, x, op_inputs),
-        Op::Reveal(a) => Ok(Pending::Reveal(RevealRound::start(
-            ctx,
-            x.secret(*a)?.clone(),
-            None,
-        ))),
-        Op::Mul(..)
-        | Op::Dot(..)
-        | Op::MatMul(..)
-        | Op::Rescale { .. }
-        | Op::MatMulRescale { .. }
-        | Op::Select { .. } => linear::start(ctx, x),
-        Op::Ltz(_)
-        | Op::Lt(..)
-        | Op::Le(..)
-        | Op::Gt(..)
-        | Op::Ge(..)
-        | Op::Eq(..)
-        | Op::Relu(_)
-        | Op::Max(..)
-        | Op::Min(..)
-        | Op::MaxAll(_)
-        | Op::ArgMax(_)
-        | Op::Bits(_)
-        | Op::MsbOneHot { .. } => compare::start(ctx, x),
-        Op::BestK { .. } | Op::OneHotLow { .. } => select::start(ctx, x),
-        Op::Constant { .. }
-        | Op::Add(..)
-        | Op::Sub(..)
-        | Op::Neg(_)
-        | Op::Sum { .. }
-        | Op::Reshape { .. }
-        | Op::Slice { .. }
-        | Op::Concat(_)
-        | Op::Transpose(_)
-        | Op::Im2Col { .. } => Err(x.no_protocol()),
-    }
+/// The families of ops, one module each.
+enum Family {
+    Io,
+    Linear,
+    Compare,
+    Select,
+    Data,
 }
 
-/// Compute an op the schedule marks local.
-pub(super) fn local(
-    x: &Operands,
-    op_inputs: &mut [Option<InputValue>],
-) -> Result<Val, EngineError> {
-    match x.op() {
-        Op::Input { .. } => io::local_input(x, op_inputs),
-        Op::Constant { values, .. } => Ok(Val::Public(values.clone())),
-        Op::Reveal(_) => Err(x.schedule_error("scheduled local, but a reveal needs a round")),
+fn family(op: &Op) -> Family {
+    match op {
+        Op::Input { .. } | Op::Constant { .. } | Op::Reveal(_) => Family::Io,
         Op::Add(..)
         | Op::Sub(..)
         | Op::Neg(_)
@@ -253,7 +210,7 @@ pub(super) fn local(
         | Op::MatMul(..)
         | Op::Rescale { .. }
         | Op::MatMulRescale { .. }
-        | Op::Select { .. } => linear::local(x),
+        | Op::Select { .. } => Family::Linear,
         Op::Ltz(_)
         | Op::Lt(..)
         | Op::Le(..)
@@ -266,13 +223,42 @@ pub(super) fn local(
         | Op::MaxAll(_)
         | Op::ArgMax(_)
         | Op::Bits(_)
-        | Op::MsbOneHot { .. } => compare::local(x),
-        Op::BestK { .. } | Op::OneHotLow { .. } => select::local(x),
+        | Op::MsbOneHot { .. } => Family::Compare,
+        Op::BestK { .. } | Op::OneHotLow { .. } => Family::Select,
         Op::Sum { .. }
         | Op::Reshape { .. }
         | Op::Slice { .. }
         | Op::Concat(_)
         | Op::Transpose(_)
-        | Op::Im2Col { .. } => data::local(x),
+        | Op::Im2Col { .. } => Family::Data,
+    }
+}
+
+/// Start the protocol of an op the schedule marks interactive.
+pub(super) fn start(
+    ctx: &mut PartyCtx,
+    x: &Operands,
+    op_inputs: &mut [Option<InputValue>],
+) -> Result<Pending, EngineError> {
+    match family(x.op()) {
+        Family::Io => io::start(ctx, x, op_inputs),
+        Family::Linear => linear::start(ctx, x),
+        Family::Compare => compare::start(ctx, x),
+        Family::Select => select::start(ctx, x),
+        Family::Data => Err(x.no_protocol()),
+    }
+}
+
+/// Compute an op the schedule marks local.
+pub(super) fn local(
+    x: &Operands,
+    op_inputs: &mut [Option<InputValue>],
+) -> Result<Val, EngineError> {
+    match family(x.op()) {
+        Family::Io => io::local(x, op_inputs),
+        Family::Linear => linear::local(x),
+        Family::Compare => compare::local(x),
+        Family::Select => select::local(x),
+        Family::Data => data::local(x),
     }
 }
