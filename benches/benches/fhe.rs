@@ -18,7 +18,7 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
-use veil_runtime::fhe::corpus::{quantise_query, top_k};
+use veil_runtime::fhe::corpus::{best_k, quantise_query};
 use veil_runtime::fhe::{Clustering, FetchQuery, PassageDb, ScoreQuery, ScoringCorpus};
 
 const DOCS: usize = 100_000;
@@ -43,11 +43,11 @@ fn fhe_score(c: &mut Criterion) {
     let answer = corpus.score(&ct).expect("server answers");
     let cluster = query.cluster();
     // Outside timing: the encrypted result must equal plaintext, or the numbers mean nothing.
-    let got = top_k(
+    let got = best_k(
         query.decode(&corpus.info, &hint, &answer).expect("decodes"),
         8,
     );
-    assert_eq!(got, top_k(corpus.plaintext_scores(cluster, &qq), 8));
+    assert_eq!(got, best_k(corpus.plaintext_scores(cluster, &qq), 8));
     let batch: Vec<_> = (0..4)
         .map(|_| ScoreQuery::new(&corpus.info, &q).expect("encrypts").1)
         .collect();
@@ -72,7 +72,7 @@ fn fhe_score(c: &mut Criterion) {
         b.iter_batched(
             || ScoreQuery::new(&corpus.info, &q).expect("encrypts").0,
             |query| {
-                top_k(
+                best_k(
                     query
                         .decode(&corpus.info, &hint, black_box(&answer))
                         .expect("decodes"),

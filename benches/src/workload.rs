@@ -226,7 +226,7 @@ fn gather_index_name(r: usize) -> String {
 }
 
 /// The k largest of `x` (signed words) in descending order, ties to the lowest index, and
-/// their indices; the plaintext twin of [`Builder::topk`].
+/// their indices; the plaintext twin of [`Builder::best_k_with_indices`].
 pub fn topk_plain(x: &[u64], k: usize) -> (Vec<u64>, Vec<u64>) {
     let order = |&a: &usize, &b: &usize| (x[b] as i64).cmp(&(x[a] as i64)).then(a.cmp(&b));
     let mut idx: Vec<usize> = (0..x.len()).collect();
@@ -371,7 +371,7 @@ impl Workload {
             }
             BenchOp::TopK => {
                 let x = b.secret_vector("x", size, fx);
-                let (values, indices) = b.topk(x, params.k);
+                let (values, indices) = b.best_k_with_indices(x, params.k);
                 b.output_to_client("values", values);
                 b.output_to_client("indices", indices);
                 input("x", topk_scores(rng, size));

@@ -27,7 +27,7 @@
 //! | output to a `Client`, or of a public value | 0 | 0 (components are handed over after the program) |
 //! | `Bits` of a secret with `n` elements | 8 | `n·`[`low_bits_bytes`]`(64) = n·[1144, 1128, 1128]` |
 //! | `MsbOneHot { lanes: L }` of a secret with `n` elements | 14 | `n·`([`BIT_DECOMPOSE_BYTES`] `+ 56 + 16·L`) |
-//! | `BestK` of a secret ([`selection::topk_plan`]) | `8` per network layer, `16` per rank stage (groups of 32) | per layer `ltz_bytes(pairs) + 8·pairs`; per rank stage `ltz_bytes(pairs)` + the ranks' `OneHotLow` + `8·kept` |
+//! | `BestK` of a secret ([`selection::best_k_plan`]) | `8` per network layer, `16` per rank stage (groups of 32) | per layer `ltz_bytes(pairs) + 8·pairs`; per rank stage `ltz_bytes(pairs)` + the ranks' `OneHotLow` + `8·kept` |
 //! | `OneHotLow { bits: B, n }` of a secret with `m` elements | `2 + `[`low_bits_prefix_levels`]`(B) + ⌈log2 B⌉` | `m·(`[`low_bits_bytes`]`(B) + 8·`[`selection::onehot_products`]`(B, n))` |
 //!
 //! `MaxAll` and `ArgMax` run a tournament ([`tournament_pairs`]): level `j` has
@@ -306,7 +306,7 @@ fn onehot_low_bytes(m: usize, bits: u32, n: usize) -> [u64; 3] {
 /// with the select multiplied in (8 rounds); each rank stage is a sign test of all pairs of its
 /// groups, a one-hot of the ranks, and one dot product per kept element.
 fn best_k_cost(n: usize, k: usize) -> Cost {
-    let plan = selection::topk_plan(n, k);
+    let plan = selection::best_k_plan(n, k);
     let mut m = plan.padded;
     let (mut rounds, mut total) = (0u32, [0u64; 3]);
     let mut add = |b: [u64; 3]| {

@@ -23,7 +23,7 @@
 //! - `MaxAll` and `ArgMax` run the protocol's tournament: each level pairs elements 2j and
 //!   2j+1 (an odd last element passes through unchanged); the pair's winner is the right one iff
 //!   `Lt(left, right)` = 1, so `ArgMax` keeps the lowest index among equal maxima.
-//! - `BestK` runs the protocol's comparator network ([`crate::selection::topk_plain`]), which
+//! - `BestK` runs the protocol's comparator network ([`crate::selection::best_k_plain`]), which
 //!   for elements in [−2^62, 2^62) is the sorted best k. `OneHotLow` sets column `x mod 2^bits`.
 
 use crate::error::EvalError;
@@ -34,6 +34,22 @@ use crate::validate::ValidatedProgram;
 use std::collections::HashMap;
 
 /// Evaluates `p` on `inputs` (name → words) and returns every output (name → words).
+///
+/// ```
+/// use std::collections::HashMap;
+/// use veil_circuits::{Builder, Fixed, eval, fixed};
+///
+/// let mut b = Builder::new();
+/// let x = b.secret_vector("x", 3, Fixed::default());
+/// let y = b.relu(x);
+/// b.output_to_client("y", y);
+/// let program = b.finish().unwrap();
+///
+/// let words = |xs: &[f64]| fixed::encode_slice(xs, Fixed::default().0).unwrap();
+/// let inputs = HashMap::from([("x".to_string(), words(&[-1.5, 0.0, 2.25]))]);
+/// let out = eval::evaluate(&program, &inputs).unwrap();
+/// assert_eq!(out["y"], words(&[0.0, 0.0, 2.25]));
+/// ```
 pub fn evaluate(
     p: &ValidatedProgram,
     inputs: &HashMap<String, Vec<u64>>,
@@ -113,18 +129,9 @@ pub fn evaluate_all(
             }
             Op::MaxAll(a) => vec![tournament(&vals[a.index()]).0],
             Op::ArgMax(a) => vec![tournament(&vals[a.index()]).1 as u64],
-            Op::Bits(a) => vals[a.index()]
-                .iter()
-                .flat_map(|w| (0..64).map(move |i| (w >> i) & 1))
-                .collect(),
-            Op::MsbOneHot { a, lanes } => vals[a.index()]
-                .iter()
-                .flat_map(|&w| {
-                    let top = (w != 0).then(|| 63 - w.leading_zeros());
-                    (0..*lanes).map(move |i| u64::from(top == Some(i)))
-                })
-                .collect(),
-            Op::BestK { a, k, largest } => selection::topk_plain(&vals[a.index()], *k, *largest),
+            Op::Bits(a) => bits(&vals[a.index()]),
+            Op::MsbOneHot { a, lanes } => msb_onehot(&vals[a.index()], *lanes),
+            Op::BestK { a, k, largest } => selection::best_k_plain(&vals[a.index()], *k, *largest),
             Op::OneHotLow { a, bits, n } => {
                 selection::onehot_low_plain(&vals[a.index()], *bits, *n)
             }
@@ -288,10 +295,28 @@ pub fn min(a: u64, b: u64) -> u64 {
     select(lt(a, b), a, b)
 }
 
-/// Tournament maximum of a non-empty slice: `(value, index)` of the winner. Each level pairs
-/// elements 2j and 2j+1, the right one winning iff `Lt(left, right)` = 1; an odd last element
-/// passes through.
-fn tournament(x: &[u64]) -> (u64, usize) {
+/// The 64 bits of each word, least significant first, one 0/1 word each (`Bits`).
+pub fn bits(x: &[u64]) -> Vec<u64> {
+    x.iter()
+        .flat_map(|w| (0..64).map(move |i| (w >> i) & 1))
+        .collect()
+}
+
+/// For each word, `lanes` 0/1 words with a 1 at the position of its most significant set bit
+/// (all zeros for 0, or when that bit is at or above `lanes`) (`MsbOneHot`).
+pub fn msb_onehot(x: &[u64], lanes: u32) -> Vec<u64> {
+    x.iter()
+        .flat_map(|&w| {
+            let top = (w != 0).then(|| 63 - w.leading_zeros());
+            (0..lanes).map(move |i| u64::from(top == Some(i)))
+        })
+        .collect()
+}
+
+/// Tournament maximum of a slice: `(value, index)` of the winner (`MaxAll`, `ArgMax`). Each
+/// level pairs elements 2j and 2j+1, the right one winning iff `Lt(left, right)` = 1; an odd
+/// last element passes through. Validation rules out an empty slice; it gives `(0, 0)`.
+pub fn tournament(x: &[u64]) -> (u64, usize) {
     let mut level: Vec<(u64, usize)> = x.iter().copied().zip(0..).collect();
     while level.len() > 1 {
         level = level
@@ -309,5 +334,5 @@ fn tournament(x: &[u64]) -> (u64, usize) {
             })
             .collect();
     }
-    level[0]
+    level.first().copied().unwrap_or((0, 0))
 }

@@ -140,7 +140,7 @@ pub fn program_ops(data: &[u8]) {
             22 => b.bits(x),
             23 => b.onehot(x, small + 1),
             24 => b.gather_row(x, y),
-            25 => b.topk(x, small).0,
+            25 => b.best_k_with_indices(x, small).0,
             26 => b.best_k(x, small, args & 1 == 1),
             27 => b.fixmul(x, y),
             28 => b.const_ring(i64::from(args as i8)),

@@ -1,4 +1,4 @@
-//! Public plans of the oblivious selection ops: the comparator network of [`Op::TopK`] and the
+//! Public plans of the oblivious selection ops: the comparator network of [`Op::BestK`] and the
 //! product tree of [`Op::OneHotLow`]. Both depend only on public sizes, so every party (and the
 //! plaintext evaluator, and the cost model) derives the same plan.
 //!
@@ -32,7 +32,7 @@
 //! product of the per-bit one-hots `[1 − b_i, b_i]`; pairing neighbouring factors level by level
 //! gives it in `⌈log2 bits⌉` multiplication rounds.
 //!
-//! [`Op::TopK`]: crate::Op::TopK
+//! [`Op::BestK`]: crate::Op::BestK
 //! [`Op::OneHotLow`]: crate::Op::OneHotLow
 
 /// One layer of comparators on the current vector, applied in parallel.
@@ -63,7 +63,7 @@ pub enum Stage {
 /// (with sentinels) and the stages. At the end the answer is the first `k` elements.
 /// `1 ≤ k ≤ n` is the caller's to check.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TopKPlan {
+pub struct BestKPlan {
     /// Input length after padding with sentinels (a multiple of the network group size).
     pub padded: usize,
     /// Stages, in order.
@@ -85,7 +85,7 @@ pub const RANK_SELECT_MAX_K: usize = 16;
 /// beats a; otherwise a beats b (ties to the lower position).
 pub fn rank_select_plain(x: &[u64], group: usize, keep: usize, largest: bool) -> Vec<u64> {
     let mut v = x.to_vec();
-    v.resize(x.len().div_ceil(group) * group, topk_sentinel(largest));
+    v.resize(x.len().div_ceil(group) * group, best_k_sentinel(largest));
     let mut out = Vec::with_capacity(v.len() / group * keep);
     for g in v.chunks_exact(group) {
         let mut rank = vec![0usize; group];
@@ -154,11 +154,11 @@ fn merge_layers(groups: &[Vec<u32>], layers: &mut [Layer]) {
 
 /// The plan for the best `k` of `n` elements (`1 ≤ k ≤ n`): the comparator network while
 /// many candidates are left, then rank selection (for k ≤ [`RANK_SELECT_MAX_K`]).
-pub fn topk_plan(n: usize, k: usize) -> TopKPlan {
+pub fn best_k_plan(n: usize, k: usize) -> BestKPlan {
     let kk = group_size(k);
     let rank = k <= RANK_SELECT_MAX_K;
     if rank && n <= RANK_SELECT_MAX {
-        return TopKPlan {
+        return BestKPlan {
             padded: n,
             stages: rank_stages(n, k),
         };
@@ -231,7 +231,7 @@ pub fn topk_plan(n: usize, k: usize) -> TopKPlan {
     if groups.len() > 1 {
         stages.extend(rank_stages(groups.len() * kk, k));
     }
-    TopKPlan { padded, stages }
+    BestKPlan { padded, stages }
 }
 
 /// Rank-selection stages taking `m` candidates down to the best `k` (groups of 4·K).
@@ -250,7 +250,7 @@ fn rank_stages(mut m: usize, k: usize) -> Vec<Stage> {
 
 /// The sentinel padding value: the worst value in the range where comparisons are exact
 /// (`−2^62` when selecting the largest, `2^62 − 1` when selecting the smallest).
-pub fn topk_sentinel(largest: bool) -> u64 {
+pub fn best_k_sentinel(largest: bool) -> u64 {
     if largest {
         (-(1i64 << 62)) as u64
     } else {
@@ -266,10 +266,10 @@ fn lt(a: u64, b: u64) -> u64 {
 /// Runs the plan on plaintext words with the protocol's arithmetic: for a pair (p, q),
 /// `t = [x_p < x_q]·(x_q − x_p)`; the larger is `x_p + t`, the smaller `x_q − t` (wrapping).
 /// Returns the best `k` (largest first, or smallest first).
-pub fn topk_plain(x: &[u64], k: usize, largest: bool) -> Vec<u64> {
-    let plan = topk_plan(x.len(), k);
+pub fn best_k_plain(x: &[u64], k: usize, largest: bool) -> Vec<u64> {
+    let plan = best_k_plan(x.len(), k);
     let mut v = x.to_vec();
-    v.resize(plan.padded, topk_sentinel(largest));
+    v.resize(plan.padded, best_k_sentinel(largest));
     for stage in &plan.stages {
         match stage {
             Stage::Layer(layer) => {
@@ -365,14 +365,14 @@ mod tests {
                         .map(|_| rng.random_range(-50i64..50) as u64)
                         .collect();
                     assert_eq!(
-                        topk_plain(&x, k, largest),
+                        best_k_plain(&x, k, largest),
                         reference(&x, k, largest),
                         "n={n} k={k} largest={largest}"
                     );
                     let x: Vec<u64> = (0..n)
                         .map(|_| rng.random_range(-(1i64 << 61)..(1i64 << 61)) as u64)
                         .collect();
-                    assert_eq!(topk_plain(&x, k, largest), reference(&x, k, largest));
+                    assert_eq!(best_k_plain(&x, k, largest), reference(&x, k, largest));
                 }
             }
         }
@@ -381,7 +381,7 @@ mod tests {
     #[test]
     fn plans_have_the_expected_stages() {
         let count = |n, k| {
-            let p = topk_plan(n, k);
+            let p = best_k_plan(n, k);
             let layers = p
                 .stages
                 .iter()
@@ -397,7 +397,7 @@ mod tests {
         assert_eq!(count(100_000, 8), (6 + 4 * 6, 4)); // … 1,568 → 392 → 104 → 32 → 8
         // Large k: the network alone; 5 → 3 → 2 → 1 for k = 1 is rank selection.
         assert_eq!(count(1000, 100), (28 + 8 * 3, 0));
-        let comparators: usize = topk_plan(100_000, 8)
+        let comparators: usize = best_k_plan(100_000, 8)
             .stages
             .iter()
             .map(|s| match s {

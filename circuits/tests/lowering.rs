@@ -4,12 +4,12 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;
-use veil_circuits::builder::TOPK_SENTINEL;
 use veil_circuits::cost::{
     LTZ_ROUNDS, MAX_ROUNDS, ltz_bytes, program_cost, tournament_bytes, tournament_pairs,
 };
 use veil_circuits::eval::evaluate;
 use veil_circuits::fixed::{from_signed, to_signed};
+use veil_circuits::selection::best_k_sentinel;
 use veil_circuits::{
     Builder, ElemType, Fixed, FracBits, Op, Ring, Shape, ValidatedProgram, ValidationError, Value,
     ValueType, Visibility,
@@ -184,7 +184,7 @@ fn topk_program(elem: ElemType, vis: Visibility, n: usize, k: usize) -> (Value, 
         Visibility::Secret => b.secret_vector("x", n, elem),
         Visibility::Public => b.public_vector("x", n, elem),
     };
-    let (v, i) = b.topk(x, k);
+    let (v, i) = b.best_k_with_indices(x, k);
     b.output_to_client("values", v);
     b.output_to_client("indices", i);
     (v, i, b)
@@ -275,13 +275,13 @@ fn topk_ops_depend_only_on_n_and_k() {
     assert_eq!(count(|o| matches!(o, Op::Select { .. })), 2);
     assert!(ring.iter().any(|o| matches!(
         o,
-        Op::Constant { elem: ElemType::Ring, values, .. } if values == &[TOPK_SENTINEL]
+        Op::Constant { elem: ElemType::Ring, values, .. } if values == &[best_k_sentinel(true)]
     )));
     assert!(fixed.iter().any(|o| matches!(
         o,
-        Op::Constant { elem: F16, values, .. } if values == &[TOPK_SENTINEL]
+        Op::Constant { elem: F16, values, .. } if values == &[best_k_sentinel(true)]
     )));
-    assert_eq!(TOPK_SENTINEL, from_signed(-(1 << 62)));
+    assert_eq!(best_k_sentinel(true), from_signed(-(1 << 62)));
 }
 
 /// Rounds of a secret top-k: k rounds of (argmax 10·L, eq 10, then dot ∥ select 1), with no
@@ -331,7 +331,7 @@ fn topk_error(shape: Shape, elem: ElemType, k: usize) -> ValidationError {
         veil_circuits::Owner::Client("client".into()),
         ty(Visibility::Secret, elem, shape),
     );
-    let (v, i) = b.topk(x, k);
+    let (v, i) = b.best_k_with_indices(x, k);
     assert_eq!(
         v.ty(),
         ty(Visibility::Public, ElemType::Ring, Shape::Scalar)
@@ -347,7 +347,7 @@ fn topk_argument_errors() {
         topk_error(Shape::Vector(5), ElemType::Ring, 0),
         ValidationError::CountRange {
             op: 1,
-            name: "topk",
+            name: "best_k_with_indices",
             k: 0,
             len: 5
         }
@@ -356,7 +356,7 @@ fn topk_argument_errors() {
         topk_error(Shape::Vector(5), F16, 6),
         ValidationError::CountRange {
             op: 1,
-            name: "topk",
+            name: "best_k_with_indices",
             k: 6,
             len: 5
         }
@@ -366,7 +366,7 @@ fn topk_argument_errors() {
             topk_error(shape, ElemType::Ring, 1),
             ValidationError::NotNonEmptyVector {
                 op: 1,
-                name: "topk",
+                name: "best_k_with_indices",
                 shape
             }
         );
@@ -375,25 +375,25 @@ fn topk_argument_errors() {
         topk_error(Shape::Vector(1 << 33), ElemType::Ring, 2),
         ValidationError::ShapeTooLarge {
             op: 1,
-            name: "topk",
+            name: "best_k_with_indices",
             ..
         }
     ));
     let mut b = Builder::new();
     let x = b.public_vector("x", 3, ElemType::Bit);
-    let _ = b.topk(x, 1);
+    let _ = b.best_k_with_indices(x, 1);
     assert_eq!(
         b.finish().unwrap_err(),
         ValidationError::BitUnsupported {
             op: 1,
-            name: "topk"
+            name: "best_k_with_indices"
         }
     );
     // Only the first error is reported: a later topk failure does not replace it.
     let mut b = Builder::new();
     let x = b.secret_vector("x", 3, Ring);
     let bad = b.slice(x, 2, 1);
-    let _ = b.topk(bad, 9);
+    let _ = b.best_k_with_indices(bad, 9);
     assert!(matches!(
         b.finish(),
         Err(ValidationError::SliceRange { op: 1, .. })

@@ -11,7 +11,7 @@ use veil_node::config::NodeConfig;
 use veil_node::devnet::{LocalCluster, Runner};
 use veil_node::retrieval_files::{self as files, CORPUS_HINT_FILE, PASSAGES_HINT_FILE};
 use veil_proto::config::ClusterConfig;
-use veil_runtime::fhe::corpus::{normalise, quantise_query, top_k};
+use veil_runtime::fhe::corpus::{best_k, normalise, quantise_query};
 use veil_runtime::fhe::{Clustering, FetchQuery, PassageDb, ScoreQuery, ScoringCorpus};
 
 /// The node this test runs (party 2 dials no peer, so a lone node stays quiet).
@@ -100,7 +100,7 @@ impl Served {
             .corpus
             .info
             .nearest_cluster(&normalise(q, "query").unwrap());
-        top_k(
+        best_k(
             self.corpus
                 .plaintext_scores(cluster, &quantise_query(q).unwrap()),
             k,

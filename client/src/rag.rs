@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use veil_circuits::retrieval::{
     self, KEYS, QUERY, RetrievalShape, TEXTS, decode_key, emb_input, retrieval_program, text_input,
 };
-use veil_runtime::fhe::corpus::{ScoredDoc, top_k};
+use veil_runtime::fhe::corpus::{ScoredDoc, best_k};
 use veil_runtime::kernels::dot_i8::dot_i8;
 
 /// Bytes of one gRPC store request we aim for (nodes accept 64 MiB by default).
@@ -146,7 +146,7 @@ pub fn plaintext_search(emb: &[i8], dim: usize, query: &[i8], k: usize) -> Vec<S
             score: i64::from(dot_i8(row, query)),
         })
         .collect();
-    top_k(scored, k)
+    best_k(scored, k)
 }
 
 /// Rows per stored block for this dimension and width (each store request ≤ ~16 MiB).

@@ -8,7 +8,7 @@ use tonic::transport::Channel;
 use veil_proto::config::ClusterConfig;
 use veil_proto::pb::{self, retrieval_client::RetrievalClient as RetrievalGrpc};
 use veil_proto::tls::{self, PinnedConnector};
-use veil_runtime::fhe::corpus::top_k;
+use veil_runtime::fhe::corpus::best_k;
 use veil_runtime::fhe::{
     CorpusInfo, DbShape, EncryptedQuery, FetchQuery, Hint, ScoreQuery, ScoredDoc,
 };
@@ -224,7 +224,7 @@ impl RetrievalClient {
         let (query, encrypted) = ScoreQuery::new(&corpus.info, embedding)?;
         let answer = self.score_encrypted(&corpus.name, &encrypted).await?;
         let scored = query.decode(&corpus.info, &corpus.hint, &answer)?;
-        Ok(top_k(scored, k))
+        Ok(best_k(scored, k))
     }
 
     /// Fetches passages `indices` privately (in order). Queries go in as few `Fetch` calls as

@@ -30,7 +30,7 @@ use veil_client::rag::{self as mpc, CorpusUpload, MpcCorpus, RagError};
 use veil_client::{Client, CorpusHandle, RetrievalClient, RetrievalError};
 use veil_node::devnet::{LocalCluster, Runner};
 use veil_node::retrieval_files::write_corpus_dir;
-use veil_runtime::fhe::corpus::{ScoredDoc, normalise_and_quantise, quantise_query, top_k};
+use veil_runtime::fhe::corpus::{ScoredDoc, best_k, normalise_and_quantise, quantise_query};
 use veil_runtime::fhe::{Clustering, FheError, PassageDb, ScoringCorpus};
 
 /// Up to this many chunks the FHE corpus is one cluster, so its search is exact over all
@@ -169,7 +169,7 @@ impl Corpus {
         k: usize,
     ) -> Vec<ScoredDoc> {
         let cluster = corpus.info.nearest_cluster(unit_query);
-        top_k(corpus.plaintext_scores(cluster, query), k)
+        best_k(corpus.plaintext_scores(cluster, query), k)
     }
 }
 

@@ -3,7 +3,7 @@
 
 use crate::setup::SetupError;
 use crate::transport::RoundId;
-use veil_circuits::{PartyId, ValidationError};
+use veil_circuits::{PartyId, ValidationError, ValueId};
 
 /// The transport failed to deliver a message (environment or peer fault).
 #[derive(Debug, thiserror::Error)]
@@ -149,4 +149,72 @@ pub enum EngineError {
     /// Session setup failed.
     #[error("session setup: {0}")]
     Setup(#[source] ProtocolError),
+    /// The schedule (the cost model's rounds and depths) is not one the engine can run: its
+    /// tables do not match the program, or an op's depth is out of range. A fault in veil
+    /// (cost model and engine disagree), never in the caller's program or a peer.
+    #[error("inconsistent schedule: {what}")]
+    Plan {
+        /// What does not fit.
+        what: String,
+    },
+    /// The cost model and an op's protocol disagree about when or whether the op talks: a local
+    /// op whose operands need a protocol, an interactive op without one, or a protocol that
+    /// finishes in another round than scheduled. A fault in veil; the session fails.
+    #[error("op {op} ({name}): {what}")]
+    Schedule {
+        /// Op index.
+        op: usize,
+        /// Op name.
+        name: &'static str,
+        /// The disagreement.
+        what: String,
+    },
+    /// An operand is public where the op's protocol needs shares, or the reverse (a fault in
+    /// veil: type inference and the engine disagree).
+    #[error("op {op} ({name}): operand {operand} is {found}, expected {expected}")]
+    OperandKind {
+        /// Op index.
+        op: usize,
+        /// Op name.
+        name: &'static str,
+        /// The operand.
+        operand: ValueId,
+        /// What the op needs.
+        expected: &'static str,
+        /// What it got.
+        found: &'static str,
+    },
+    /// An operand has a shape the op cannot use (a fault in veil: validation admits it).
+    #[error("op {op} ({name}): operand {operand} is not a {expected}")]
+    OperandShape {
+        /// Op index.
+        op: usize,
+        /// Op name.
+        name: &'static str,
+        /// The operand.
+        operand: ValueId,
+        /// The shape the op needs.
+        expected: &'static str,
+    },
+    /// An operand has no value when the op runs: not computed yet, or already released (a fault
+    /// in veil: the schedule runs the op too early).
+    #[error("op {op} ({name}): operand {operand} has no value yet")]
+    MissingValue {
+        /// Op index (for an output: the op that defines the output value).
+        op: usize,
+        /// Op name.
+        name: &'static str,
+        /// The operand.
+        operand: ValueId,
+    },
+    /// Protocols were still running after the last round of the schedule.
+    #[error("{count} protocol(s) still in flight after the last round, the first op {op} ({name})")]
+    InFlight {
+        /// Op index of the first one (for an output: the op that defines the output value).
+        op: usize,
+        /// Its op name.
+        name: &'static str,
+        /// How many.
+        count: usize,
+    },
 }

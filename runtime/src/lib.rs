@@ -5,12 +5,27 @@
 //! AES-CTR PRF and pairwise key agreement for correlated randomness, the sharing itself, the
 //! protocols, and the engine that runs a validated program over any transport.
 //! It knows no sockets.
+//!
+//! ```
+//! use veil_runtime::sharing::{reconstruct, share3};
+//!
+//! // Secret-share two vectors; each party adds its shares locally; any party's view alone is
+//! // uniformly random, all three together reconstruct (and check) the sum.
+//! let mut rng = rand::rng();
+//! let (x, y) = (share3(&[1, 2, 3], &mut rng), share3(&[10, 20, u64::MAX], &mut rng));
+//! let sum = [x[0].add(&y[0]), x[1].add(&y[1]), x[2].add(&y[2])];
+//! assert_eq!(reconstruct(&sum).unwrap(), vec![11, 22, 2]);
+//! ```
+//!
+//! Running a whole program at three parties in one process: see [`engine`].
+#![deny(unsafe_code)]
 
 pub mod engine;
 pub mod error;
 pub mod fhe;
 pub mod fuzzing;
 pub mod harness;
+#[allow(unsafe_code)] // SIMD intrinsics and AES-NI; every block has a `// SAFETY:` comment
 pub mod kernels;
 pub mod party;
 pub mod prf;

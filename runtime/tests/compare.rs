@@ -167,7 +167,7 @@ fn topk_onehot_and_gather_match_plaintext() {
     for (n, k) in [(1usize, 1usize), (5, 5), (13, 1), (13, 4), (20, 20)] {
         let mut b = Builder::new();
         let x = b.secret_vector("x", n, f);
-        let (vals, idx) = b.topk(x, k);
+        let (vals, idx) = b.best_k_with_indices(x, k);
         b.output_to_client("vals", vals);
         b.output_to_client("idx", idx);
         let p = b.finish().unwrap();
@@ -203,7 +203,7 @@ fn topk_and_gather_transcripts_do_not_depend_on_the_data() {
     let x = b.secret_vector("x", n, Ring);
     let m = b.secret_matrix("m", n, cols, Ring);
     let i = b.secret_scalar("i", Ring);
-    let (v, idx) = b.topk(x, k);
+    let (v, idx) = b.best_k_with_indices(x, k);
     let row = b.gather_row(i, m);
     b.output_to_client("v", v);
     b.output_to_client("idx", idx);

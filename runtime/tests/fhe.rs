@@ -3,7 +3,7 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
-use veil_runtime::fhe::corpus::{quantise_query, top_k};
+use veil_runtime::fhe::corpus::{best_k, quantise_query};
 use veil_runtime::fhe::masks::public_masks;
 use veil_runtime::fhe::params::POLY_SIZE;
 use veil_runtime::fhe::{
@@ -219,7 +219,7 @@ fn corpus_scores_and_top_k_match_plaintext() {
             let got = query.decode(&corpus.info, &hint, &answer).unwrap();
             let want = corpus.plaintext_scores(cluster, &quantise_query(&q).unwrap());
             assert_eq!(got, want, "n={n} dim={dim}");
-            assert_eq!(top_k(got, 8), top_k(want, 8));
+            assert_eq!(best_k(got, 8), best_k(want, 8));
         }
     }
 }

@@ -15,7 +15,7 @@ use serde::Serialize;
 use std::fmt;
 use std::str::FromStr;
 use std::time::Instant;
-use veil_runtime::fhe::corpus::{quantise_query, top_k};
+use veil_runtime::fhe::corpus::{best_k, quantise_query};
 use veil_runtime::fhe::{Clustering, FetchQuery, FheError, PassageDb, ScoreQuery, ScoringCorpus};
 
 /// Bytes of every synthetic passage in `fhe_fetch`.
@@ -208,7 +208,7 @@ pub fn run_score(
         let (got, t) = timed(|| {
             query
                 .decode(&corpus.info, &hint, &answer)
-                .map(|s| top_k(s, k))
+                .map(|s| best_k(s, k))
         });
         dec.push(t);
         let got = got.map_err(fhe)?;
@@ -217,7 +217,7 @@ pub fn run_score(
         let (all, t) = timed(|| corpus.plaintext_search(&qq, k));
         plain.push(t);
         std::hint::black_box(all);
-        if got != top_k(corpus.plaintext_scores(cluster, &qq), k) {
+        if got != best_k(corpus.plaintext_scores(cluster, &qq), k) {
             return Err(FheBenchError::Mismatch {
                 op,
                 size,

@@ -262,7 +262,7 @@ impl ScoringCorpus {
                         })
                 }),
         );
-        top_k(scored, k)
+        best_k(scored, k)
     }
 }
 
@@ -426,7 +426,7 @@ impl ScoreQuery {
 }
 
 /// The k best documents: highest score first, ties broken by the lower document id.
-pub fn top_k(mut scored: Vec<ScoredDoc>, k: usize) -> Vec<ScoredDoc> {
+pub fn best_k(mut scored: Vec<ScoredDoc>, k: usize) -> Vec<ScoredDoc> {
     let order = |a: &ScoredDoc, b: &ScoredDoc| b.score.cmp(&a.score).then(a.doc.cmp(&b.doc));
     if k == 0 {
         return Vec::new();

@@ -133,12 +133,3 @@ impl MultiRound for BitInject {
         }
     }
 }
-
-/// `s` repeated until it is `len` long (`len` a multiple of its length).
-pub(super) fn repeat(s: &Shares, len: usize) -> Shares {
-    let mut out = s.clone();
-    while out.len() < len {
-        out = out.concat(s);
-    }
-    out
-}

@@ -349,25 +349,16 @@ pub fn tournament(
     values: Shares,
     indices: Option<Shares>,
 ) -> Result<Box<dyn MultiRound>, ProtocolError> {
-    let pick = |s: &Shares, parity: usize| Shares {
-        own: s.own.iter().skip(parity).step_by(2).copied().collect(),
-        next: s.next.iter().skip(parity).step_by(2).copied().collect(),
-    };
     let n = values.len();
     let m = n / 2;
-    let take = |s: Shares, len: usize| Shares {
-        own: s.own[..len].to_vec(),
-        next: s.next[..len].to_vec(),
-    };
-    let odd = |s: &Shares| Shares {
-        own: s.own[n - 1..].to_vec(),
-        next: s.next[n - 1..].to_vec(),
-    };
-    let (lv, rv) = (take(pick(&values, 0), m), take(pick(&values, 1), m));
+    // The first m elements of parity `parity` (pair j is elements 2j and 2j + 1).
+    let pick = |s: &Shares, parity: usize| s.gather((0..m).map(move |j| 2 * j + parity));
+    let odd = |s: &Shares| s.slice(n - 1, n);
+    let (lv, rv) = (pick(&values, 0), pick(&values, 1));
     let leftover_v = (n % 2 == 1).then(|| odd(&values));
     let (base, diff, leftover_i) = match &indices {
         Some(idx) => {
-            let (li, ri) = (take(pick(idx, 0), m), take(pick(idx, 1), m));
+            let (li, ri) = (pick(idx, 0), pick(idx, 1));
             (
                 lv.concat(&li),
                 rv.sub(&lv).concat(&ri.sub(&li)),

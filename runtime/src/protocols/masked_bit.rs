@@ -24,7 +24,7 @@
 //! data).
 //! The side's multiplications are masked by fresh zero-sharings as usual.
 
-use super::bit_inject::{BitInject, repeat};
+use super::bit_inject::BitInject;
 use super::compose::{OneRound, Then};
 use super::{Expect, MulRound, MultiRound, Step};
 use crate::error::ProtocolError;
@@ -97,7 +97,7 @@ impl Mask {
                 }
                 let d = d.clone();
                 Then::boxed(inject, move |ctx, r| {
-                    let mul = MulRound::mul(ctx, &repeat(&r, d.len()), &d)?;
+                    let mul = MulRound::mul(ctx, &r.repeat(d.len()), &d)?;
                     Ok(Step::More(Box::new(OneRound(mul))))
                 })
             }

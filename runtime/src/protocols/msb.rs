@@ -269,18 +269,12 @@ fn level(
     Ok(Msb::assemble(Stage::Level { w, and, g_hi, p63 }, n, mask))
 }
 
-fn map(s: &Shares, f: impl Fn(u64) -> u64) -> Shares {
-    Shares {
-        own: s.own.iter().map(|&w| f(w)).collect(),
-        next: s.next.iter().map(|&w| f(w)).collect(),
-    }
-}
-
 /// Force lane 63 to (g, p) = (0, 1) so the tree's group generate is the carry into bit 63.
 fn force_top_lane(me: PartyId, g: &Shares, p: &Shares) -> (Shares, Shares) {
     const TOP: u64 = 1 << 63;
-    let g = map(g, |x| x & !TOP);
-    let mut p = map(p, |x| x & !TOP);
+    let clear_top = |c: &[u64]| c.iter().map(|&x| x & !TOP).collect();
+    let g = g.map(clear_top);
+    let mut p = p.map(clear_top);
     // XOR the public bit into component 0 only (P0's own, P2's next).
     match me {
         PartyId::P0 => p.own.iter_mut().for_each(|x| *x |= TOP),

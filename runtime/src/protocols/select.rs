@@ -3,7 +3,7 @@
 //! ([`onehot_low`], op `OneHotLow`). Private RAG uses them for its top-k and for fetching the
 //! chosen chunks.
 //!
-//! **Best k.** The public plan is [`veil_circuits::selection::topk_plan`] (Batcher's bitonic
+//! **Best k.** The public plan is [`veil_circuits::selection::best_k_plan`] (Batcher's bitonic
 //! sorter on groups of K = 2^⌈log2 k⌉, then "better half of two sorted groups" merges). Each
 //! layer is one batched sign test of all its pairs, c = LTZ(x_p − x_q) = [x_p < x_q] (see
 //! [`super::msb`]), and one multiplication t = c·(x_q − x_p): the larger is x_p + t and the
@@ -32,15 +32,7 @@ use crate::error::ProtocolError;
 use crate::party::PartyCtx;
 use crate::sharing::Shares;
 use std::collections::VecDeque;
-use veil_circuits::selection::{Layer, Stage, rank_pairs, topk_plan, topk_sentinel};
-
-/// Elements `idx` of `s`, in that order.
-fn gather(s: &Shares, idx: impl Iterator<Item = usize> + Clone) -> Shares {
-    Shares {
-        own: idx.clone().map(|i| s.own[i]).collect(),
-        next: idx.map(|i| s.next[i]).collect(),
-    }
-}
+use veil_circuits::selection::{Layer, Stage, best_k_plan, best_k_sentinel, rank_pairs};
 
 /// The best `k` of the shared vector `x` (1 ≤ k ≤ len), largest first when `largest`, else
 /// smallest first.
@@ -50,7 +42,7 @@ pub fn best_k(
     k: usize,
     largest: bool,
 ) -> Result<Box<dyn MultiRound>, ProtocolError> {
-    let plan = topk_plan(x.len(), k);
+    let plan = best_k_plan(x.len(), k);
     let x = pad(ctx, x, plan.padded, largest);
     next_stage(ctx, x, plan.stages.into(), k, largest)
 }
@@ -63,7 +55,7 @@ fn pad(ctx: &PartyCtx, x: Shares, len: usize, largest: bool) -> Shares {
     }
     x.concat(&Shares::from_public(
         ctx.id,
-        &vec![topk_sentinel(largest); missing],
+        &vec![best_k_sentinel(largest); missing],
     ))
 }
 
@@ -103,7 +95,7 @@ fn network_layer(
 ) -> Result<Box<dyn MultiRound>, ProtocolError> {
     let p = layer.pairs.iter().map(|&(p, _)| p as usize);
     let q = layer.pairs.iter().map(|&(_, q)| q as usize);
-    let (a, b) = (gather(&x, p), gather(&x, q));
+    let (a, b) = (x.gather(p), x.gather(q));
     // t = LTZ(a − b)·(b − a), the mask multiplied in beside the sign test (8 rounds).
     let sign_times_diff = Msb::start_blend(ctx, &a.sub(&b), b.sub(&a))?;
     Ok(Then::boxed(sign_times_diff, move |ctx, t| {
@@ -116,7 +108,7 @@ fn network_layer(
             (x.own[q], x.next[q]) = (worse.own[j], worse.next[j]);
         }
         if let Some(keep) = &layer.keep {
-            x = gather(&x, keep.iter().map(|&i| i as usize));
+            x = x.gather(keep.iter().map(|&i| i as usize));
         }
         then(ctx, x)
     }))
@@ -136,8 +128,8 @@ fn rank_stage(
     let len = x.len().div_ceil(group) * group;
     let x = pad(ctx, x, len, largest);
     let pairs = rank_pairs(len, group);
-    let a = gather(&x, pairs.iter().map(|&(a, _)| a as usize));
-    let b = gather(&x, pairs.iter().map(|&(_, b)| b as usize));
+    let a = x.gather(pairs.iter().map(|&(a, _)| a as usize));
+    let b = x.gather(pairs.iter().map(|&(_, b)| b as usize));
     // c = 1 iff b beats a: [x_a < x_b] for the largest, [x_b < x_a] for the smallest.
     let d = if largest { a.sub(&b) } else { b.sub(&a) };
     let sign = ltz(ctx, &d)?;
@@ -160,14 +152,10 @@ fn rank_stage(
         Ok(Step::More(Then::boxed(onehot, move |ctx, oh| {
             // Row (g, r) of the dot: [oh[g·G + i][r] for i] · [x[g·G + i] for i].
             let groups = len / group;
-            let left = gather(
-                &oh,
-                (0..groups).flat_map(|g| {
-                    (0..keep).flat_map(move |r| (0..group).map(move |i| (g * group + i) * keep + r))
-                }),
-            );
-            let right = gather(
-                &x,
+            let left = oh.gather((0..groups).flat_map(|g| {
+                (0..keep).flat_map(move |r| (0..group).map(move |i| (g * group + i) * keep + r))
+            }));
+            let right = x.gather(
                 (0..groups).flat_map(|g| (0..keep).flat_map(move |_| g * group..(g + 1) * group)),
             );
             let dot = MulRound::dot(ctx, &left, &right, groups * keep, group)?;
@@ -216,7 +204,7 @@ fn product_level(
     let stride: usize = sizes.iter().sum();
     if sizes.len() <= 1 {
         let idx = (0..rows).flat_map(|r| (0..n).map(move |c| r * stride + c));
-        return Ok(Step::Done(gather(&f, idx)));
+        return Ok(Step::Done(f.gather(idx)));
     }
     let offsets: Vec<usize> = sizes
         .iter()
@@ -250,8 +238,8 @@ fn product_level(
     }
     let mul = MulRound::mul(
         ctx,
-        &gather(&f, left.iter().copied()),
-        &gather(&f, right.iter().copied()),
+        &f.gather(left.iter().copied()),
+        &f.gather(right.iter().copied()),
     )?;
     let odd = sizes.len() % 2 == 1;
     let (odd_off, odd_size) = (offsets[sizes.len() - 1], sizes[sizes.len() - 1]);
@@ -268,7 +256,7 @@ fn product_level(
                         .map(move |t| r * products_per_row + t)
                         .chain((0..odd_size).map(move |t| base + r * stride + odd_off + t))
                 });
-                gather(&both, idx)
+                both.gather(idx)
             } else {
                 prod
             };

@@ -18,10 +18,16 @@
 //! components are independent and uniform. A single party sees exactly two components and thus
 //! learns nothing about x (perfect privacy against one semi-honest party); it learns the length.
 //!
-//! Local operations (no communication): [`Shares::add`], [`Shares::sub`], [`Shares::neg`],
-//! [`Shares::add_public`], [`Shares::mul_public`], [`Shares::scale`], [`Shares::from_public`],
-//! [`Shares::zeros`]. Each applies componentwise; public constants are added to x_0 only.
+//! Local operations (no communication) are the methods of [`Shares`], and nowhere else:
+//! [`Shares::add`], [`Shares::sub`], [`Shares::neg`], [`Shares::add_public`],
+//! [`Shares::mul_public`], [`Shares::scale`], [`Shares::one_minus`] (and their `_assign`
+//! forms), [`Shares::from_public`], [`Shares::zeros`], and the data movements
+//! ([`Shares::slice`], [`Shares::gather`], [`Shares::concat`], [`Shares::repeat`],
+//! [`Shares::broadcast`], [`Shares::map`]). Each applies componentwise; public constants are
+//! added to x_0 only.
 
+use crate::kernels;
+use std::borrow::Cow;
 use std::fmt;
 use veil_circuits::PartyId;
 
@@ -156,18 +162,22 @@ pub fn reconstruct(shares: &[Shares; 3]) -> Result<Vec<u64>, ReconstructError> {
         .collect())
 }
 
-/// `f(a[i], b[i])` for equal-length slices.
-fn zip_map(op: &'static str, a: &[u64], b: &[u64], f: impl Fn(u64, u64) -> u64) -> Vec<u64> {
-    assert_eq!(
-        a.len(),
-        b.len(),
-        "{op}: operands have {} and {} elements",
-        a.len(),
-        b.len()
-    );
-    a.iter().zip(b).map(|(x, y)| f(*x, *y)).collect()
+/// Panics unless `a` and `b` have the same length (shapes are validated upstream).
+fn assert_same_len(op: &'static str, a: usize, b: usize) {
+    assert_eq!(a, b, "{op}: operands have {a} and {b} elements");
 }
 
+/// The component that holds x_0 at `party` (P0's `own`, P2's `next`; P1 holds neither).
+fn x0_component(party: PartyId, s: &mut Shares) -> Option<&mut Vec<u64>> {
+    match party {
+        PartyId::P0 => Some(&mut s.own),
+        PartyId::P1 => None,
+        PartyId::P2 => Some(&mut s.next),
+    }
+}
+
+/// The local share arithmetic of veil: every op on replicated shares that needs no
+/// communication lives here (the engine and the protocols call it; the kernels do the words).
 impl Shares {
     /// Number of elements.
     pub fn len(&self) -> usize {
@@ -179,8 +189,6 @@ impl Shares {
         self.own.is_empty()
     }
 
-    /// Shares of a public value held by `party` (x_0 = c, x_1 = x_2 = 0).
-    ///
     /// `self` followed by `other` (local; both components).
     pub fn concat(&self, other: &Shares) -> Shares {
         let mut out = self.clone();
@@ -197,23 +205,53 @@ impl Shares {
         }
     }
 
+    /// Elements `idx`, in that order (local; both components).
+    pub fn gather(&self, idx: impl Iterator<Item = usize> + Clone) -> Shares {
+        Shares {
+            own: idx.clone().map(|i| self.own[i]).collect(),
+            next: idx.map(|i| self.next[i]).collect(),
+        }
+    }
+
+    /// `self` repeated until it is `len` long (`len` a multiple of its length).
+    pub fn repeat(&self, len: usize) -> Shares {
+        let mut out = self.clone();
+        while out.len() < len {
+            out = out.concat(self);
+        }
+        out
+    }
+
+    /// A one-element sharing repeated to `n` elements (scalar broadcast); any other sharing is
+    /// borrowed as it is.
+    pub fn broadcast(&self, n: usize) -> Cow<'_, Shares> {
+        if self.len() == 1 && n != 1 {
+            Cow::Owned(Shares {
+                own: vec![self.own[0]; n],
+                next: vec![self.next[0]; n],
+            })
+        } else {
+            Cow::Borrowed(self)
+        }
+    }
+
+    /// `f` applied to each component alike: a data movement (slice, transpose, patches) or a
+    /// map that is linear in the components (sums, products with public words).
+    pub fn map(&self, f: impl Fn(&[u64]) -> Vec<u64>) -> Shares {
+        Shares {
+            own: f(&self.own),
+            next: f(&self.next),
+        }
+    }
+
+    /// Shares of a public value held by `party` (x_0 = c, x_1 = x_2 = 0):
     /// P0 gets (c, 0), P1 gets (0, 0), P2 gets (0, c).
     pub fn from_public(party: PartyId, values: &[u64]) -> Shares {
-        let zeros = vec![0u64; values.len()];
-        match party {
-            PartyId::P0 => Shares {
-                own: values.to_vec(),
-                next: zeros,
-            },
-            PartyId::P1 => Shares {
-                own: zeros.clone(),
-                next: zeros,
-            },
-            PartyId::P2 => Shares {
-                own: zeros,
-                next: values.to_vec(),
-            },
+        let mut out = Shares::zeros(values.len());
+        if let Some(t) = x0_component(party, &mut out) {
+            t.copy_from_slice(values);
         }
+        out
     }
 
     /// Shares of `n` zeros (all components zero; same for every party).
@@ -224,68 +262,88 @@ impl Shares {
         }
     }
 
+    /// [x] += [y]. Panics if lengths differ (shapes are validated upstream).
+    pub fn add_assign(&mut self, other: &Shares) {
+        assert_same_len("add", self.len(), other.len());
+        kernels::ring_add_assign(&mut self.own, &other.own);
+        kernels::ring_add_assign(&mut self.next, &other.next);
+    }
+
+    /// [x] −= [y]. Panics if lengths differ.
+    pub fn sub_assign(&mut self, other: &Shares) {
+        assert_same_len("sub", self.len(), other.len());
+        kernels::ring_sub_assign(&mut self.own, &other.own);
+        kernels::ring_sub_assign(&mut self.next, &other.next);
+    }
+
+    /// [x] ← [−x]: both components negated.
+    pub fn neg_assign(&mut self) {
+        kernels::ring_neg_assign(&mut self.own);
+        kernels::ring_neg_assign(&mut self.next);
+    }
+
+    /// [x] += c for public `c`, as computed by `party`: c is added to component x_0 only
+    /// (P0's `own`, P2's `next`). Panics if lengths differ.
+    pub fn add_public_assign(&mut self, party: PartyId, c: &[u64]) {
+        assert_same_len("add_public", self.len(), c.len());
+        if let Some(t) = x0_component(party, self) {
+            kernels::ring_add_assign(t, c);
+        }
+    }
+
+    /// [x] ·= c for public `c`, elementwise on both components. Panics if lengths differ.
+    pub fn mul_public_assign(&mut self, c: &[u64]) {
+        assert_same_len("mul_public", self.len(), c.len());
+        kernels::ring_mul_assign(&mut self.own, c);
+        kernels::ring_mul_assign(&mut self.next, c);
+    }
+
     /// [x + y]: componentwise sum. Panics if lengths differ (shapes are validated upstream).
     pub fn add(&self, other: &Shares) -> Shares {
-        Shares {
-            own: zip_map("add", &self.own, &other.own, u64::wrapping_add),
-            next: zip_map("add", &self.next, &other.next, u64::wrapping_add),
-        }
+        let mut out = self.clone();
+        out.add_assign(other);
+        out
     }
 
     /// [x − y]: componentwise difference. Panics if lengths differ.
     pub fn sub(&self, other: &Shares) -> Shares {
-        Shares {
-            own: zip_map("sub", &self.own, &other.own, u64::wrapping_sub),
-            next: zip_map("sub", &self.next, &other.next, u64::wrapping_sub),
-        }
+        let mut out = self.clone();
+        out.sub_assign(other);
+        out
     }
 
     /// [−x]: both components negated.
     pub fn neg(&self) -> Shares {
-        Shares {
-            own: self.own.iter().map(|x| x.wrapping_neg()).collect(),
-            next: self.next.iter().map(|x| x.wrapping_neg()).collect(),
-        }
+        let mut out = self.clone();
+        out.neg_assign();
+        out
     }
 
-    /// [x + c] for public `c`, as computed by `party`: c is added to component x_0 only
-    /// (P0's `own`, P2's `next`). Panics if lengths differ.
+    /// [x + c] for public `c`, as computed by `party` (see [`Shares::add_public_assign`]).
     pub fn add_public(&self, party: PartyId, c: &[u64]) -> Shares {
         let mut out = self.clone();
-        let target = match party {
-            PartyId::P0 => Some(&mut out.own),
-            PartyId::P1 => None,
-            PartyId::P2 => Some(&mut out.next),
-        };
-        assert_eq!(
-            self.len(),
-            c.len(),
-            "add_public: operands have {} and {} elements",
-            self.len(),
-            c.len()
-        );
-        if let Some(t) = target {
-            for (x, y) in t.iter_mut().zip(c) {
-                *x = x.wrapping_add(*y);
-            }
-        }
+        out.add_public_assign(party, c);
         out
+    }
+
+    /// [1 − x] as computed by `party` (e.g. `ge = 1 − lt` for shares of 0/1 values).
+    pub fn one_minus(&self, party: PartyId) -> Shares {
+        self.neg().add_public(party, &vec![1u64; self.len()])
     }
 
     /// [x · c] for public `c`, elementwise on both components. Panics if lengths differ.
     pub fn mul_public(&self, c: &[u64]) -> Shares {
-        Shares {
-            own: zip_map("mul_public", &self.own, c, u64::wrapping_mul),
-            next: zip_map("mul_public", &self.next, c, u64::wrapping_mul),
-        }
+        let mut out = self.clone();
+        out.mul_public_assign(c);
+        out
     }
 
     /// [c · x] for a public scalar `c`.
     pub fn scale(&self, c: u64) -> Shares {
-        Shares {
-            own: self.own.iter().map(|x| x.wrapping_mul(c)).collect(),
-            next: self.next.iter().map(|x| x.wrapping_mul(c)).collect(),
-        }
+        let mut out = self.clone();
+        kernels::ring_scale_assign(&mut out.own, c);
+        kernels::ring_scale_assign(&mut out.next, c);
+        out
     }
 }
 

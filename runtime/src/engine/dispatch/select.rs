@@ -1,0 +1,28 @@
+//! Oblivious selection: the best k by a comparator network and rank selection
+//! ([`select::best_k`]), one-hot rows from low bits ([`select::onehot_low`]). On public operands
+//! the result is the plaintext plan of [`veil_circuits::selection`], the one the protocol
+//! follows.
+
+use super::{Operands, Pending};
+use crate::engine::value::Val;
+use crate::error::EngineError;
+use crate::party::PartyCtx;
+use crate::protocols::select;
+use veil_circuits::{Op, selection};
+
+pub(super) fn start(ctx: &mut PartyCtx, x: &Operands) -> Result<Pending, EngineError> {
+    let m = match x.op() {
+        Op::BestK { a, k, largest } => select::best_k(ctx, x.secret(*a)?.clone(), *k, *largest),
+        Op::OneHotLow { a, bits, n } => select::onehot_low(ctx, x.secret(*a)?, *bits, *n),
+        _ => return Err(x.no_protocol()),
+    };
+    Ok(Pending::Multi(x.protocol(m)?))
+}
+
+pub(super) fn local(x: &Operands) -> Result<Val, EngineError> {
+    Ok(Val::Public(match x.op() {
+        Op::BestK { a, k, largest } => selection::best_k_plain(x.public(*a)?, *k, *largest),
+        Op::OneHotLow { a, bits, n } => selection::onehot_low_plain(x.public(*a)?, *bits, *n),
+        _ => return Err(x.schedule_error("not a selection")),
+    }))
+}
