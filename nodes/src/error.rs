@@ -93,7 +93,15 @@ impl NodeError {
             NodeError::Engine(e) => match e {
                 EngineError::Round { .. } | EngineError::Setup(_) => Code::Unavailable,
                 EngineError::Protocol { .. } => Code::Aborted,
-                _ => Code::InvalidArgument,
+                // The request's program or inputs do not fit: the caller's error.
+                EngineError::Invalid(_)
+                | EngineError::MissingInput { .. }
+                | EngineError::UnknownInput { .. }
+                | EngineError::InputLength { .. }
+                | EngineError::InputKind { .. } => Code::InvalidArgument,
+                // The engine disagreed with itself (plan, schedule, operands): a fault in
+                // veil, not in the request; the session failed instead of the node.
+                _ => Code::Internal,
             },
             // Another database version means a stale client: fetch the corpus again.
             NodeError::Fhe {
