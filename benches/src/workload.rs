@@ -367,7 +367,7 @@ pub static OPS: [OpSpec; 11] = [
         name: "topk",
         about: "The --k largest of n secret fixed-point scores, values and indices, ties to \
                 the lowest index.",
-        size: "scores n",
+        size: "n, the scores",
         default_size: 10_000,
         max_size: 1 << 17,
         work: Work::PerRun("queries"),

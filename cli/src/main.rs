@@ -31,9 +31,10 @@ struct Cli {
 enum Command {
     /// Measure encrypted ops on three parties beside the same computation in the clear.
     ///
-    /// --ops picks the ops and --size their sizes, each op's natural size. The MPC ops — what
-    /// each computes, what its size counts, its default and cap, what throughput counts and how
-    /// its result is checked — are listed after the options; the others are these.
+    /// --ops picks the ops and --size their sizes, each in the op's own measure. The MPC ops
+    /// (what each computes, what its size counts, its default and cap, what its throughput
+    /// counts and how its result is checked) are listed after the options; the other ops
+    /// follow here.
     ///
     /// TFHE retrieval (in-process server and client; preparation and hint timed separately):
     /// `fhe_score` — score an encrypted query against `size` synthetic documents of --dim
