@@ -3,16 +3,12 @@
 //!
 //! Groups (ids `(variant, size)`; the `plaintext` baseline sits in the same group as
 //! `rep3_in_memory`, so the ratio comes out of one run):
-//! - `mpc/mul`: ring multiplication of `n` elements, `n` ∈ {2^10, 2^16, 2^20}.
-//! - `mpc/fixmul`: fixed-point multiplication (with truncation) of 2^20 elements.
-//! - `mpc/dot`: 10,000 fixed-point dot products of length 384 (throughput: dot products).
-//! - `mpc/matmul`: 128×128 · 128×128 fixed point (throughput: multiply-adds, `n³`).
-//! - `mpc/ltz`: sign bits of 2^20 secret ring words (exact).
-//! - `mpc/relu`: max(x, 0) of 2^20 secret fixed-point elements (exact).
-//! - `mpc/topk`: the 8 largest of 10,000 secret fixed-point scores, values and indices
-//!   (exact; throughput: queries).
-//! - `mpc/onehot_gather`: 8 rows of a secret 100,000 × 96 fixed-point matrix, each picked by
-//!   its own secret index (one-hot × matrix; exact; throughput: queries).
+//! - `mpc/<op>` for every row of the op table [`veil_benches::OPS`] with criterion sizes
+//!   (`bench_sizes`): `mul` (2^10, 2^16, 2^20 elements), `dot` (10,000 products of length 384),
+//!   `matmul` (128×128), `fixmul`, `ltz`, `relu` (2^20 elements), `topk` (the 8 largest of
+//!   10,000 scores), `onehot_gather` (8 rows of a 100,000 × 96 matrix), `softmax` (128 rows)
+//!   and `recip` (2^16 elements); throughput counts what the row's `work` counts, as in
+//!   `veil bench`.
 //! - `mpc/cnn`: a LeNet-style CNN on one 28×28 image with secret weights — conv 5×5 → 8,
 //!   max pool 2×2, ReLU, conv 5×5 → 16, max pool 2×2, ReLU, dense 256 → 10 (throughput:
 //!   images); the baseline is the plaintext evaluator of the same program (within 2,000 ulps:
@@ -31,9 +27,8 @@
 //! sample's time is the **slowest party's sum of [`Report::total`]** (the engine's wall time of
 //! `Session::run`, barrier wait and input copy excluded). Shares come from
 //! [`share_inputs`] outside the timed region, and every MPC program is checked once, before
-//! timing, against its plaintext twin — every output, exactly for exact ops (ring
-//! multiplication, comparisons, top-k, gathers), within 1 ulp for fixed-point ops whose
-//! probabilistic truncation may add one.
+//! timing, against its plaintext twin — every output, within the row's tolerance (exact for
+//! exact ops, 1 ulp for probabilistic truncation, 0.01 for the approximations).
 //!
 //! `cargo bench -p veil-benches --bench mpc -- --warm-up-time 1 --measurement-time 3`
 //!
@@ -49,13 +44,12 @@ use std::sync::Barrier;
 use std::time::Duration;
 
 use criterion::{
-    BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group,
-    criterion_main, measurement::WallTime,
+    BenchmarkGroup, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main,
+    measurement::WallTime,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
-use veil_benches::workload::{DOT_LEN, GATHER_COLS, GATHER_ROWS, Params, compare_outputs};
-use veil_benches::{BenchOp, Workload};
+use veil_benches::{BenchOp, OPS, Params, Workload, compare_outputs};
 use veil_circuits::{Builder, Ring, Shape, ValidatedProgram};
 use veil_runtime::engine::{InputValue, Session};
 use veil_runtime::harness::{collect_outputs, run_program3, run3, share_inputs};
@@ -108,154 +102,54 @@ fn check_mpc(
     }
 }
 
-/// Add `plaintext` and `rep3_in_memory` for `op` at `size` to `g` (id size `id_size`).
+/// Add `plaintext` and `rep3_in_memory` for `op` at `size` (default [`Params`]) to `g`.
 fn bench_workload(
     g: &mut BenchmarkGroup<'_, WallTime>,
     rng: &mut ChaCha20Rng,
     op: BenchOp,
     size: usize,
-    id_size: usize,
 ) {
-    bench_workload_with(g, rng, op, size, Params::default(), id_size);
-}
-
-/// [`bench_workload`] with explicit [`Params`] (`k` of `topk`).
-fn bench_workload_with(
-    g: &mut BenchmarkGroup<'_, WallTime>,
-    rng: &mut ChaCha20Rng,
-    op: BenchOp,
-    size: usize,
-    params: Params,
-    id_size: usize,
-) {
-    let w =
-        Workload::with_params(op, size, params, rng).expect("benchmark workload program is valid");
+    let w = Workload::with_params(op, size, Params::default(), rng)
+        .expect("benchmark workload program is valid");
     let want = w.plaintext();
     let shared = share_inputs(&w.program, &w.inputs, rng);
-    // Probabilistic truncation may add one ulp; the other ops are exact.
     check_mpc(
         &format!("mpc/{op}/{size}"),
         &w.program,
         &shared,
         &want,
-        op.tolerance(),
+        op.tolerance,
     );
 
-    g.bench_with_input(BenchmarkId::new("plaintext", id_size), &w, |b, w| {
+    g.bench_with_input(BenchmarkId::new("plaintext", size), &w, |b, w| {
         b.iter(|| w.plaintext())
     });
-    g.bench_with_input(BenchmarkId::new("rep3_in_memory", id_size), &w, |b, w| {
+    g.bench_with_input(BenchmarkId::new("rep3_in_memory", size), &w, |b, w| {
         b.iter_custom(|iters| time_mpc(&w.program, &shared, iters))
     });
 }
 
-fn mul(c: &mut Criterion) {
-    let mut rng = ChaCha20Rng::seed_from_u64(11);
-    let mut g = c.benchmark_group("mpc/mul");
-    g.sample_size(10);
-    for n in [1 << 10, 1 << 16, 1 << 20] {
-        g.throughput(Throughput::Elements(n as u64));
-        bench_workload(&mut g, &mut rng, BenchOp::Mul, n, n);
+/// One group `mpc/<op>` per row of the op table, at the row's criterion sizes; each row's
+/// inputs come from its own seed.
+fn ops(c: &mut Criterion) {
+    for (seed, op) in (11..).zip(&OPS) {
+        if op.bench_sizes.is_empty() {
+            continue;
+        }
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let mut g = c.benchmark_group(format!("mpc/{op}"));
+        g.sample_size(10);
+        for &size in op.bench_sizes {
+            eprintln!(
+                "mpc/{op}/{size}: size = {} (throughput: {})",
+                op.size,
+                op.work.unit()
+            );
+            g.throughput(Throughput::Elements(op.work_items(size) as u64));
+            bench_workload(&mut g, &mut rng, op, size);
+        }
+        g.finish();
     }
-    g.finish();
-}
-
-fn fixmul(c: &mut Criterion) {
-    let mut rng = ChaCha20Rng::seed_from_u64(12);
-    let mut g = c.benchmark_group("mpc/fixmul");
-    g.sample_size(10).sampling_mode(SamplingMode::Flat);
-    let n = 1 << 20;
-    g.throughput(Throughput::Elements(n as u64));
-    bench_workload(&mut g, &mut rng, BenchOp::FixMul, n, n);
-    g.finish();
-}
-
-fn dot(c: &mut Criterion) {
-    let mut rng = ChaCha20Rng::seed_from_u64(13);
-    let mut g = c.benchmark_group("mpc/dot");
-    g.sample_size(10).sampling_mode(SamplingMode::Flat);
-    let count = 10_000;
-    g.throughput(Throughput::Elements(count as u64));
-    eprintln!("mpc/dot: {count} dot products of length {DOT_LEN}");
-    bench_workload(&mut g, &mut rng, BenchOp::Dot, count, count);
-    g.finish();
-}
-
-fn matmul(c: &mut Criterion) {
-    let mut rng = ChaCha20Rng::seed_from_u64(14);
-    let mut g = c.benchmark_group("mpc/matmul");
-    g.sample_size(10).sampling_mode(SamplingMode::Flat);
-    let n = 128;
-    g.throughput(Throughput::Elements((n * n * n) as u64));
-    bench_workload(&mut g, &mut rng, BenchOp::MatMul, n, n);
-    g.finish();
-}
-
-fn ltz(c: &mut Criterion) {
-    let mut rng = ChaCha20Rng::seed_from_u64(16);
-    let mut g = c.benchmark_group("mpc/ltz");
-    g.sample_size(10).sampling_mode(SamplingMode::Flat);
-    let n = 1 << 20;
-    g.throughput(Throughput::Elements(n as u64));
-    bench_workload(&mut g, &mut rng, BenchOp::Ltz, n, n);
-    g.finish();
-}
-
-fn relu(c: &mut Criterion) {
-    let mut rng = ChaCha20Rng::seed_from_u64(17);
-    let mut g = c.benchmark_group("mpc/relu");
-    g.sample_size(10).sampling_mode(SamplingMode::Flat);
-    let n = 1 << 20;
-    g.throughput(Throughput::Elements(n as u64));
-    bench_workload(&mut g, &mut rng, BenchOp::Relu, n, n);
-    g.finish();
-}
-
-fn topk(c: &mut Criterion) {
-    let mut rng = ChaCha20Rng::seed_from_u64(18);
-    let mut g = c.benchmark_group("mpc/topk");
-    g.sample_size(10).sampling_mode(SamplingMode::Flat);
-    let (n, k) = (10_000, 8);
-    g.throughput(Throughput::Elements(1));
-    eprintln!("mpc/topk: the {k} largest of {n} scores (throughput: queries)");
-    bench_workload_with(&mut g, &mut rng, BenchOp::TopK, n, Params { k }, n);
-    g.finish();
-}
-
-fn onehot_gather(c: &mut Criterion) {
-    let mut rng = ChaCha20Rng::seed_from_u64(19);
-    let mut g = c.benchmark_group("mpc/onehot_gather");
-    g.sample_size(10).sampling_mode(SamplingMode::Flat);
-    let rows = 100_000;
-    g.throughput(Throughput::Elements(1));
-    eprintln!(
-        "mpc/onehot_gather: {GATHER_ROWS} rows of a {rows} × {GATHER_COLS} matrix \
-         (throughput: queries)"
-    );
-    bench_workload(&mut g, &mut rng, BenchOp::OnehotGather, rows, rows);
-    g.finish();
-}
-
-fn softmax(c: &mut Criterion) {
-    let mut rng = ChaCha20Rng::seed_from_u64(20);
-    let mut g = c.benchmark_group("mpc/softmax");
-    g.sample_size(10).sampling_mode(SamplingMode::Flat);
-    let rows = 128;
-    g.throughput(Throughput::Elements(1));
-    eprintln!("mpc/softmax: row-wise softmax of a {rows} × 128 matrix (throughput: matrices)");
-    bench_workload(&mut g, &mut rng, BenchOp::Softmax, rows, rows);
-    g.finish();
-}
-
-fn recip(c: &mut Criterion) {
-    let mut rng = ChaCha20Rng::seed_from_u64(21);
-    let mut g = c.benchmark_group("mpc/recip");
-    g.sample_size(10).sampling_mode(SamplingMode::Flat);
-    // 2^16 elements: one run at 1M takes ~11 s here (`veil bench --ops recip` measures that).
-    let n = 1 << 16;
-    g.throughput(Throughput::Elements(n as u64));
-    bench_workload(&mut g, &mut rng, BenchOp::Recip, n, n);
-    g.finish();
 }
 
 /// The `mpc/cnn` program at batch `n` and random inputs for it (image in [0, 1), weights in
@@ -374,7 +268,8 @@ fn batching(c: &mut Criterion) {
         0,
     );
 
-    let mut w = Workload::new(BenchOp::Mul, N, &mut rng).expect("mul program is valid");
+    let mul: BenchOp = "mul".parse().expect("mul is an op");
+    let mut w = Workload::new(mul, N, &mut rng).expect("mul program is valid");
     w.inputs = HashMap::from([("x".to_string(), x), ("y".to_string(), y)]);
     let vector_shared = share_inputs(&w.program, &w.inputs, &mut rng);
     check_mpc(
@@ -394,19 +289,5 @@ fn batching(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(
-    benches,
-    mul,
-    fixmul,
-    dot,
-    matmul,
-    ltz,
-    relu,
-    topk,
-    onehot_gather,
-    softmax,
-    recip,
-    cnn,
-    batching
-);
+criterion_group!(benches, ops, cnn, batching);
 criterion_main!(benches);

@@ -5,4 +5,6 @@
 pub mod networks;
 pub mod workload;
 
-pub use workload::{BenchOp, OutputMismatch, Params, Workload, compare_outputs};
+pub use workload::{
+    BenchOp, OPS, OpSpec, OutputMismatch, Params, UnknownOp, Work, Workload, compare_outputs,
+};

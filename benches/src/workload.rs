@@ -1,7 +1,12 @@
-//! The benchmark workloads: for each op, the veil program, random inputs, and the plaintext
-//! twin computed with the same kernels, so MPC and plaintext are measured side by side.
+//! The benchmark workloads as one table, [`OPS`]: a row per MPC op that `veil bench` and the
+//! criterion benchmark `mpc` measure — its name, what its size counts, its default size and
+//! cap, what throughput counts, how close MPC must come to plaintext, and two functions: one
+//! builds the program with random inputs, the other computes the plaintext twin with the
+//! runtime's kernels, so MPC and plaintext are measured side by side. Parsing, listing,
+//! defaults, caps, `veil bench --help` and the criterion groups all read the table; adding an op
+//! is adding a row.
 
-use rand::Rng;
+use rand::{Rng, RngCore};
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
@@ -18,8 +23,22 @@ pub const GATHER_COLS: usize = 96;
 /// Rows gathered (each by its own secret index) in the `onehot_gather` workload.
 pub const GATHER_ROWS: usize = 8;
 
+/// Columns of the `softmax` workload.
+pub const SOFTMAX_COLS: usize = 128;
+
 /// `k` of the `topk` workload when not given.
 pub const DEFAULT_TOPK_K: usize = 8;
+
+/// Tolerance of the exact ops: MPC and plaintext agree word for word.
+pub const EXACT: u64 = 0;
+
+/// Tolerance of the fixed-point ops with probabilistic truncation, which may add one ulp.
+pub const TRUNCATION: u64 = 1;
+
+/// Tolerance of the approximations (softmax, reciprocal; their twin is computed in f64): 0.01
+/// in real terms = 655 ulps at f = 16 — their documented plaintext bounds (3e-3;
+/// 1e-4/x + 2^-15) plus truncation noise.
+pub const APPROXIMATION: u64 = 655;
 
 /// Knobs of the workloads beyond the size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,150 +53,469 @@ impl Default for Params {
     }
 }
 
-/// An op `veil bench` can measure.
+/// Plaintext inputs of a program, by input name.
+pub type Inputs = HashMap<String, Vec<u64>>;
+
+/// Outputs of a plaintext twin: every output of the program, by name.
+pub type Twin = Vec<(&'static str, Vec<u64>)>;
+
+/// What one run of an op counts as work, for its throughput.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BenchOp {
-    /// Elementwise ring multiplication of two secret vectors (size = elements).
-    Mul,
-    /// Elementwise fixed-point multiplication with truncation (size = elements).
-    FixMul,
-    /// Fixed-point dot products of length 384 with truncation (size = number of dot products).
-    Dot,
-    /// Fixed-point square matrix product with truncation (size = side of the matrices).
-    MatMul,
-    /// Sign test of a secret ring vector (size = elements).
-    Ltz,
-    /// max(x, 0) of a secret fixed-point vector (size = elements).
-    Relu,
-    /// The k largest of n secret fixed-point scores and their indices (size = n).
-    TopK,
-    /// 8 rows of a secret fixed-point matrix of 96 columns, each picked by its own secret
-    /// ring index (one-hot × matrix; size = rows of the matrix).
-    OnehotGather,
-    /// Row-wise softmax of a secret fixed-point matrix with 128 columns (size = rows).
-    Softmax,
-    /// 1/x of a secret fixed-point vector, x log-uniform in [2^-4, 2^12] (size = elements).
-    Recip,
-    /// `size` dependent multiplications of secret ring scalars, x·y·y·…·y: one round each, so
-    /// the session time over the rounds is the per-round latency (size = multiplications).
-    Chain,
+pub enum Work {
+    /// `size` items per run (elements, dot products, multiplications); the unit names them.
+    PerSize(&'static str),
+    /// One item per run whatever the size (a matrix product, a query); the unit names it.
+    PerRun(&'static str),
 }
 
-/// Columns of the `softmax` workload.
-pub const SOFTMAX_COLS: usize = 128;
-
-impl BenchOp {
-    /// Name used on the command line and in reports.
-    pub fn name(self) -> &'static str {
+impl Work {
+    /// Items of work in one run at `size`.
+    pub fn items(self, size: usize) -> f64 {
         match self {
-            BenchOp::Mul => "mul",
-            BenchOp::FixMul => "fixmul",
-            BenchOp::Dot => "dot",
-            BenchOp::MatMul => "matmul",
-            BenchOp::Ltz => "ltz",
-            BenchOp::Relu => "relu",
-            BenchOp::TopK => "topk",
-            BenchOp::OnehotGather => "onehot_gather",
-            BenchOp::Softmax => "softmax",
-            BenchOp::Recip => "recip",
-            BenchOp::Chain => "chain",
+            Work::PerSize(_) => size as f64,
+            Work::PerRun(_) => 1.0,
         }
     }
 
-    /// Every op, in the order `--help` lists them.
-    pub const ALL: [BenchOp; 11] = [
-        BenchOp::Mul,
-        BenchOp::FixMul,
-        BenchOp::Dot,
-        BenchOp::MatMul,
-        BenchOp::Ltz,
-        BenchOp::Relu,
-        BenchOp::TopK,
-        BenchOp::OnehotGather,
-        BenchOp::Softmax,
-        BenchOp::Recip,
-        BenchOp::Chain,
-    ];
-
-    /// Largest per-element error (in ulps, i.e. ring words) allowed between the MPC result and
-    /// the plaintext twin: 1 for ops with probabilistic truncation, 0 for exact ones, and for
-    /// the approximations (softmax, reciprocal; twin = f64) 0.01 in real terms = 655 ulps at
-    /// f = 16 — their documented plaintext bounds (3e-3; 1e-4/x + 2^-15) plus truncation noise.
-    pub fn tolerance(self) -> u64 {
+    /// What an item is, plural ("elements", "matrix products").
+    pub fn unit(self) -> &'static str {
         match self {
-            BenchOp::Softmax | BenchOp::Recip => 655,
-            BenchOp::FixMul | BenchOp::Dot | BenchOp::MatMul => 1,
-            BenchOp::Mul
-            | BenchOp::Ltz
-            | BenchOp::Relu
-            | BenchOp::TopK
-            | BenchOp::OnehotGather
-            | BenchOp::Chain => 0,
+            Work::PerSize(unit) | Work::PerRun(unit) => unit,
         }
     }
+}
 
+/// One MPC op: a row of [`OPS`].
+pub struct OpSpec {
+    /// Name on the command line and in reports (`op` of the `--json` line).
+    pub name: &'static str,
+    /// What it computes, one sentence.
+    pub about: &'static str,
+    /// What its size counts.
+    pub size: &'static str,
+    /// Size when `--size` is not given: the size the project's performance targets are stated
+    /// for.
+    pub default_size: usize,
     /// Largest size accepted, so inputs and shares fit comfortably in memory.
-    pub fn max_size(self) -> usize {
-        match self {
-            BenchOp::Mul | BenchOp::FixMul => 1 << 25,
-            BenchOp::Dot => 1 << 17,
-            BenchOp::MatMul => 2048,
-            BenchOp::Ltz | BenchOp::Relu => 1 << 22,
-            BenchOp::TopK => 1 << 17,
-            BenchOp::OnehotGather => 1 << 18,
-            BenchOp::Softmax => 1 << 12,
-            BenchOp::Recip => 1 << 22,
-            BenchOp::Chain => 10_000,
-        }
-    }
+    pub max_size: usize,
+    /// What throughput counts.
+    pub work: Work,
+    /// Largest per-element error (in ulps, i.e. ring words) allowed between the MPC result
+    /// and the plaintext twin: [`EXACT`], [`TRUNCATION`] or [`APPROXIMATION`].
+    pub tolerance: u64,
+    /// Whether `veil bench` runs it when `--ops` is not given.
+    pub in_default_ops: bool,
+    /// Whether it reads [`Params::k`] (which must then lie in 1..=size).
+    pub takes_k: bool,
+    /// Whether it is a latency op: `veil bench` also prints the session time per round.
+    pub per_round: bool,
+    /// Sizes of its group `mpc/<name>` in the criterion benchmark `mpc` (none: not there).
+    pub bench_sizes: &'static [usize],
+    /// Declares the program's inputs, computation and outputs (all to the client) on the
+    /// builder at a size, and returns random plaintext inputs for it.
+    pub build: fn(&mut Builder, usize, Params, &mut dyn RngCore) -> Inputs,
+    /// The same computation in the clear with the runtime's kernels: every output of the
+    /// program, by name.
+    pub plaintext: fn(&Workload) -> Twin,
+}
 
-    /// Size used when `--size` is not given: the sizes the project's performance targets
-    /// are stated for (1M elements, 10,000 dot products, 128×128 matrices, top-k of 10,000
-    /// scores, gathers from 100,000 rows).
-    pub fn default_size(self) -> usize {
-        match self {
-            BenchOp::Mul | BenchOp::FixMul | BenchOp::Ltz | BenchOp::Relu => 1_000_000,
-            BenchOp::Dot | BenchOp::TopK => 10_000,
-            BenchOp::MatMul | BenchOp::Softmax => 128,
-            BenchOp::Recip => 1_000_000,
-            BenchOp::OnehotGather => 100_000,
-            BenchOp::Chain => 100,
-        }
-    }
+/// An op `veil bench` can measure: a row of [`OPS`].
+pub type BenchOp = &'static OpSpec;
 
-    /// Units of work per run at `size`: elements, dot products, or 1 for one matrix product,
-    /// one top-k query or one 8-row gather.
-    pub fn work_items(self, size: usize) -> f64 {
-        match self {
-            BenchOp::MatMul | BenchOp::TopK | BenchOp::OnehotGather | BenchOp::Softmax => 1.0,
-            BenchOp::Mul
-            | BenchOp::FixMul
-            | BenchOp::Dot
-            | BenchOp::Ltz
-            | BenchOp::Relu
-            | BenchOp::Recip
-            | BenchOp::Chain => size as f64,
-        }
+impl OpSpec {
+    /// Items of work in one run at `size` (see [`OpSpec::work`]).
+    pub fn work_items(&self, size: usize) -> f64 {
+        self.work.items(size)
     }
 }
 
-impl fmt::Display for BenchOp {
+impl PartialEq for OpSpec {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for OpSpec {}
+
+impl fmt::Debug for OpSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        f.debug_struct("OpSpec")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
+
+impl fmt::Display for OpSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+/// A name that is no row of [`OPS`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownOp(pub String);
+
+impl fmt::Display for UnknownOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let known: Vec<&str> = OPS.iter().map(|op| op.name).collect();
+        write!(f, "unknown op `{}` (known: {})", self.0, known.join(", "))
+    }
+}
+
+impl std::error::Error for UnknownOp {}
 
 impl FromStr for BenchOp {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        BenchOp::ALL
-            .into_iter()
-            .find(|op| op.name() == s)
-            .ok_or_else(|| {
-                let known: Vec<&str> = BenchOp::ALL.iter().map(|op| op.name()).collect();
-                format!("unknown op `{s}` (known: {})", known.join(", "))
-            })
+    type Err = UnknownOp;
+    fn from_str(s: &str) -> Result<Self, UnknownOp> {
+        OPS.iter()
+            .find(|op| op.name == s)
+            .ok_or_else(|| UnknownOp(s.to_string()))
     }
+}
+
+/// The fixed-point type of every fixed-point workload (16 fractional bits).
+fn fx() -> Fixed {
+    Fixed::default()
+}
+
+/// Fractional bits of [`fx`].
+fn frac() -> u32 {
+    fx().0.0
+}
+
+/// Inputs from (name, words) pairs.
+fn inputs<const N: usize>(pairs: [(&str, Vec<u64>); N]) -> Inputs {
+    pairs
+        .into_iter()
+        .map(|(name, words)| (name.to_string(), words))
+        .collect()
+}
+
+/// Uniform ring words.
+fn ring_words(rng: &mut dyn RngCore, n: usize) -> Vec<u64> {
+    (0..n).map(|_| rng.random()).collect()
+}
+
+/// `z = x ⊙ y` in the ring, in the clear.
+fn ring_product(x: &[u64], y: &[u64]) -> Vec<u64> {
+    let mut z = x.to_vec();
+    kernels::ring_mul_assign(&mut z, y);
+    z
+}
+
+/// Every MPC op of `veil bench`, in the order `--help` lists them; the ops run by default
+/// first, in their default order.
+pub static OPS: [OpSpec; 11] = [
+    OpSpec {
+        name: "mul",
+        about: "Elementwise ring multiplication of two secret vectors.",
+        size: "elements",
+        default_size: 1_000_000,
+        max_size: 1 << 25,
+        work: Work::PerSize("elements"),
+        tolerance: EXACT,
+        in_default_ops: true,
+        takes_k: false,
+        per_round: false,
+        bench_sizes: &[1 << 10, 1 << 16, 1 << 20],
+        build: |b, n, _, rng| {
+            let x = b.secret_vector("x", n, Ring);
+            let y = b.secret_vector("y", n, Ring);
+            let z = b.mul(x, y);
+            b.output_to_client("z", z);
+            inputs([("x", ring_words(rng, n)), ("y", ring_words(rng, n))])
+        },
+        plaintext: |w| vec![("z", ring_product(w.input("x"), w.input("y")))],
+    },
+    OpSpec {
+        name: "dot",
+        about: "Fixed-point dot products of length 384 of two secret matrices' rows, with \
+                truncation.",
+        size: "dot products",
+        default_size: 10_000,
+        max_size: 1 << 17,
+        work: Work::PerSize("dot products"),
+        tolerance: TRUNCATION,
+        in_default_ops: true,
+        takes_k: false,
+        per_round: false,
+        bench_sizes: &[10_000],
+        build: |b, n, _, rng| {
+            let x = b.secret_matrix("x", n, DOT_LEN, fx());
+            let y = b.secret_matrix("y", n, DOT_LEN, fx());
+            let z = b.fixdot(x, y);
+            b.output_to_client("z", z);
+            inputs([
+                ("x", fixed_words(rng, n * DOT_LEN)),
+                ("y", fixed_words(rng, n * DOT_LEN)),
+            ])
+        },
+        plaintext: |w| {
+            let (x, y) = (w.input("x"), w.input("y"));
+            let mut z: Vec<u64> = x
+                .chunks_exact(DOT_LEN)
+                .zip(y.chunks_exact(DOT_LEN))
+                .map(|(a, b)| kernels::ring_dot(a, b))
+                .collect();
+            kernels::ring_shr_arith_assign(&mut z, frac());
+            vec![("z", z)]
+        },
+    },
+    OpSpec {
+        name: "matmul",
+        about: "Fixed-point product of two secret square matrices, with truncation.",
+        size: "side n of the n×n matrices",
+        default_size: 128,
+        max_size: 2048,
+        work: Work::PerRun("matrix products"),
+        tolerance: TRUNCATION,
+        in_default_ops: true,
+        takes_k: false,
+        per_round: false,
+        bench_sizes: &[128],
+        build: |b, n, _, rng| {
+            let x = b.secret_matrix("x", n, n, fx());
+            let y = b.secret_matrix("y", n, n, fx());
+            let z = b.fixmatmul(x, y);
+            b.output_to_client("z", z);
+            inputs([
+                ("x", fixed_words(rng, n * n)),
+                ("y", fixed_words(rng, n * n)),
+            ])
+        },
+        plaintext: |w| {
+            let n = w.size;
+            let mut z = vec![0u64; n * n];
+            kernels::par_gemm_u64_add_assign(n, n, n, w.input("x"), w.input("y"), &mut z);
+            kernels::ring_shr_arith_assign(&mut z, frac());
+            vec![("z", z)]
+        },
+    },
+    OpSpec {
+        name: "fixmul",
+        about: "Elementwise fixed-point multiplication of two secret vectors, with truncation.",
+        size: "elements",
+        default_size: 1_000_000,
+        max_size: 1 << 25,
+        work: Work::PerSize("elements"),
+        tolerance: TRUNCATION,
+        in_default_ops: true,
+        takes_k: false,
+        per_round: false,
+        bench_sizes: &[1 << 20],
+        build: |b, n, _, rng| {
+            let x = b.secret_vector("x", n, fx());
+            let y = b.secret_vector("y", n, fx());
+            let z = b.fixmul(x, y);
+            b.output_to_client("z", z);
+            inputs([("x", fixed_words(rng, n)), ("y", fixed_words(rng, n))])
+        },
+        plaintext: |w| {
+            let mut z = ring_product(w.input("x"), w.input("y"));
+            kernels::ring_shr_arith_assign(&mut z, frac());
+            vec![("z", z)]
+        },
+    },
+    OpSpec {
+        name: "ltz",
+        about: "Sign bits of a secret ring vector (any 64-bit word).",
+        size: "elements",
+        default_size: 1_000_000,
+        max_size: 1 << 22,
+        work: Work::PerSize("elements"),
+        tolerance: EXACT,
+        in_default_ops: false,
+        takes_k: false,
+        per_round: false,
+        bench_sizes: &[1 << 20],
+        build: |b, n, _, rng| {
+            // LTZ is exact for every 64-bit word, so the whole ring is fair game.
+            let x = b.secret_vector("x", n, Ring);
+            let z = b.ltz(x);
+            b.output_to_client("z", z);
+            inputs([("x", ring_words(rng, n))])
+        },
+        plaintext: |w| vec![("z", w.input("x").iter().map(|&v| v >> 63).collect())],
+    },
+    OpSpec {
+        name: "relu",
+        about: "max(x, 0) of a secret fixed-point vector.",
+        size: "elements",
+        default_size: 1_000_000,
+        max_size: 1 << 22,
+        work: Work::PerSize("elements"),
+        tolerance: EXACT,
+        in_default_ops: false,
+        takes_k: false,
+        per_round: false,
+        bench_sizes: &[1 << 20],
+        build: |b, n, _, rng| {
+            let x = b.secret_vector("x", n, fx());
+            let z = b.relu(x);
+            b.output_to_client("z", z);
+            inputs([("x", fixed_words(rng, n))])
+        },
+        plaintext: |w| {
+            let z = w
+                .input("x")
+                .iter()
+                .map(|&v| if v >> 63 == 0 { v } else { 0 });
+            vec![("z", z.collect())]
+        },
+    },
+    OpSpec {
+        name: "topk",
+        about: "The --k largest of n secret fixed-point scores, values and indices, ties to \
+                the lowest index.",
+        size: "n, the scores",
+        default_size: 10_000,
+        max_size: 1 << 17,
+        work: Work::PerRun("queries"),
+        tolerance: EXACT,
+        in_default_ops: false,
+        takes_k: true,
+        per_round: false,
+        bench_sizes: &[10_000],
+        build: |b, n, params, rng| {
+            let x = b.secret_vector("x", n, fx());
+            let (values, indices) = b.best_k_with_indices(x, params.k);
+            b.output_to_client("values", values);
+            b.output_to_client("indices", indices);
+            inputs([("x", topk_scores(rng, n))])
+        },
+        plaintext: |w| {
+            let (values, indices) = topk_plain(w.input("x"), w.params.k);
+            vec![("values", values), ("indices", indices)]
+        },
+    },
+    OpSpec {
+        name: "onehot_gather",
+        about: "8 rows of a secret fixed-point matrix with 96 columns, each picked by its own \
+                secret ring index (one-hot × matrix).",
+        size: "rows of the matrix",
+        default_size: 100_000,
+        max_size: 1 << 18,
+        work: Work::PerRun("queries"),
+        tolerance: EXACT,
+        in_default_ops: false,
+        takes_k: false,
+        per_round: false,
+        bench_sizes: &[100_000],
+        build: |b, n, _, rng| {
+            let m = b.secret_matrix("m", n, GATHER_COLS, fx());
+            let rows: Vec<_> = (0..GATHER_ROWS)
+                .map(|r| {
+                    let i = b.secret_scalar(&gather_index_name(r), Ring);
+                    b.gather_row(i, m)
+                })
+                .collect();
+            let z = b.concat(&rows);
+            b.output_to_client("z", z);
+            let mut inputs = inputs([("m", fixed_words(rng, n * GATHER_COLS))]);
+            for r in 0..GATHER_ROWS {
+                inputs.insert(gather_index_name(r), vec![rng.random_range(0..n as u64)]);
+            }
+            inputs
+        },
+        plaintext: |w| {
+            let m = w.input("m");
+            let mut z = Vec::with_capacity(GATHER_ROWS * GATHER_COLS);
+            for r in 0..GATHER_ROWS {
+                let i = w.input(&gather_index_name(r))[0] as usize;
+                z.extend_from_slice(&m[i * GATHER_COLS..(i + 1) * GATHER_COLS]);
+            }
+            vec![("z", z)]
+        },
+    },
+    OpSpec {
+        name: "softmax",
+        about: "Row-wise softmax of a secret fixed-point matrix with 128 columns \
+                (approximation; twin in f64).",
+        size: "rows",
+        default_size: 128,
+        max_size: 1 << 12,
+        work: Work::PerRun("matrices"),
+        tolerance: APPROXIMATION,
+        in_default_ops: false,
+        takes_k: false,
+        per_round: false,
+        bench_sizes: &[128],
+        build: |b, n, _, rng| {
+            let x = b.secret_matrix("x", n, SOFTMAX_COLS, fx());
+            let z = b.softmax_rows(x);
+            b.output_to_client("z", z);
+            inputs([("x", fixed_words(rng, n * SOFTMAX_COLS))])
+        },
+        plaintext: |w| vec![("z", softmax_plain(w.input("x"), frac()))],
+    },
+    OpSpec {
+        name: "recip",
+        about: "1/x of a secret fixed-point vector, x log-uniform in [2^-4, 2^12] \
+                (approximation; twin in f64).",
+        size: "elements",
+        default_size: 1_000_000,
+        max_size: 1 << 22,
+        work: Work::PerSize("elements"),
+        tolerance: APPROXIMATION,
+        in_default_ops: false,
+        takes_k: false,
+        per_round: false,
+        // 2^16 elements: one run at 1M takes ~11 s (`veil bench --ops recip` measures that).
+        bench_sizes: &[1 << 16],
+        build: |b, n, _, rng| {
+            let x = b.secret_vector("x", n, fx());
+            let z = b.reciprocal(x);
+            b.output_to_client("z", z);
+            let f = fx().0;
+            let x = (0..n)
+                .map(|_| {
+                    let x = 2f64.powf(rng.random_range(-4.0..12.0));
+                    fixed::encode(x, f).expect("in range")
+                })
+                .collect();
+            inputs([("x", x)])
+        },
+        plaintext: |w| {
+            let f = FracBits(frac());
+            let z = w
+                .input("x")
+                .iter()
+                .map(|&v| fixed::encode(1.0 / fixed::decode(v, f), f))
+                .collect::<Result<_, _>>()
+                .expect("1/x of x in [2^-4, 2^12] is in range");
+            vec![("z", z)]
+        },
+    },
+    OpSpec {
+        name: "chain",
+        about: "`size` dependent multiplications of secret ring scalars, x·y·y·…·y, one \
+                round each: the session time per round is the latency.",
+        size: "multiplications",
+        default_size: 100,
+        max_size: 10_000,
+        work: Work::PerSize("multiplications"),
+        tolerance: EXACT,
+        in_default_ops: false,
+        takes_k: false,
+        per_round: true,
+        bench_sizes: &[],
+        build: |b, n, _, rng| {
+            let x = b.secret_scalar("x", Ring);
+            let y = b.secret_scalar("y", Ring);
+            let z = (0..n).fold(x, |acc, _| b.mul(acc, y));
+            b.output_to_client("z", z);
+            inputs([("x", ring_words(rng, 1)), ("y", ring_words(rng, 1))])
+        },
+        plaintext: |w| {
+            let (x, y) = (w.input("x")[0], w.input("y")[0]);
+            vec![("z", vec![(0..w.size).fold(x, |acc, _| acc.wrapping_mul(y))])]
+        },
+    },
+];
+
+/// The ops `veil bench` runs when `--ops` is not given, in order.
+pub fn default_ops() -> impl Iterator<Item = BenchOp> {
+    OPS.iter().filter(|op| op.in_default_ops)
 }
 
 /// A program plus plaintext inputs for one op and size.
@@ -191,12 +529,49 @@ pub struct Workload {
     /// The validated program (outputs to the client; see [`Workload::plaintext`]).
     pub program: ValidatedProgram,
     /// Plaintext inputs by name.
-    pub inputs: HashMap<String, Vec<u64>>,
+    pub inputs: Inputs,
+}
+
+impl Workload {
+    /// Build the workload for `op` at `size` with default [`Params`] and inputs from `rng`.
+    pub fn new<R: Rng>(op: BenchOp, size: usize, rng: &mut R) -> Result<Self, ValidationError> {
+        Self::with_params(op, size, Params::default(), rng)
+    }
+
+    /// Build the workload for `op` at `size` with `params` and inputs from `rng`.
+    pub fn with_params<R: Rng>(
+        op: BenchOp,
+        size: usize,
+        params: Params,
+        rng: &mut R,
+    ) -> Result<Self, ValidationError> {
+        let mut b = Builder::new();
+        let inputs = (op.build)(&mut b, size, params, rng);
+        let program = b.finish()?;
+        Ok(Workload {
+            op,
+            size,
+            params,
+            program,
+            inputs,
+        })
+    }
+
+    /// The plaintext input `name` (empty when there is none).
+    pub fn input(&self, name: &str) -> &[u64] {
+        self.inputs.get(name).map_or(&[][..], Vec::as_slice)
+    }
+
+    /// The same computation in the clear with the runtime's kernels (the baseline): every
+    /// output of the program, by name.
+    pub fn plaintext(&self) -> Twin {
+        (self.op.plaintext)(self)
+    }
 }
 
 /// Random fixed-point words in [−8, 8) with the default 16 fractional bits: products stay far
 /// inside the truncation error budget, and differences inside the comparisons' range.
-fn fixed_words<R: Rng>(rng: &mut R, n: usize) -> Vec<u64> {
+fn fixed_words(rng: &mut dyn RngCore, n: usize) -> Vec<u64> {
     let f = Fixed::default().0;
     (0..n)
         .map(|_| fixed::encode(rng.random_range(-8.0..8.0), f).expect("in range"))
@@ -206,7 +581,7 @@ fn fixed_words<R: Rng>(rng: &mut R, n: usize) -> Vec<u64> {
 /// Scores for `topk`: [`fixed_words`] with ties — a quarter of the elements copy another
 /// element, and the maximum appears (at least) three times — so the lowest-index tie rule is
 /// exercised inside the top k.
-fn topk_scores<R: Rng>(rng: &mut R, n: usize) -> Vec<u64> {
+fn topk_scores(rng: &mut dyn RngCore, n: usize) -> Vec<u64> {
     let mut x = fixed_words(rng, n);
     for _ in 0..n / 4 {
         let (i, j) = (rng.random_range(0..n), rng.random_range(0..n));
@@ -306,198 +681,6 @@ pub fn compare_outputs(
     Ok(())
 }
 
-impl Workload {
-    /// Build the workload for `op` at `size` with default [`Params`] and inputs from `rng`.
-    pub fn new<R: Rng>(op: BenchOp, size: usize, rng: &mut R) -> Result<Self, ValidationError> {
-        Self::with_params(op, size, Params::default(), rng)
-    }
-
-    /// Build the workload for `op` at `size` with `params` and inputs from `rng`.
-    pub fn with_params<R: Rng>(
-        op: BenchOp,
-        size: usize,
-        params: Params,
-        rng: &mut R,
-    ) -> Result<Self, ValidationError> {
-        let mut b = Builder::new();
-        let fx = Fixed::default();
-        let mut inputs = HashMap::new();
-        let mut input = |name: &str, words: Vec<u64>| inputs.insert(name.to_string(), words);
-        match op {
-            BenchOp::Mul => {
-                let x = b.secret_vector("x", size, Ring);
-                let y = b.secret_vector("y", size, Ring);
-                let z = b.mul(x, y);
-                b.output_to_client("z", z);
-                input("x", (0..size).map(|_| rng.random()).collect());
-                input("y", (0..size).map(|_| rng.random()).collect());
-            }
-            BenchOp::FixMul => {
-                let x = b.secret_vector("x", size, fx);
-                let y = b.secret_vector("y", size, fx);
-                let z = b.fixmul(x, y);
-                b.output_to_client("z", z);
-                input("x", fixed_words(rng, size));
-                input("y", fixed_words(rng, size));
-            }
-            BenchOp::Dot => {
-                let x = b.secret_matrix("x", size, DOT_LEN, fx);
-                let y = b.secret_matrix("y", size, DOT_LEN, fx);
-                let z = b.fixdot(x, y);
-                b.output_to_client("z", z);
-                input("x", fixed_words(rng, size * DOT_LEN));
-                input("y", fixed_words(rng, size * DOT_LEN));
-            }
-            BenchOp::MatMul => {
-                let x = b.secret_matrix("x", size, size, fx);
-                let y = b.secret_matrix("y", size, size, fx);
-                let z = b.fixmatmul(x, y);
-                b.output_to_client("z", z);
-                input("x", fixed_words(rng, size * size));
-                input("y", fixed_words(rng, size * size));
-            }
-            BenchOp::Ltz => {
-                // LTZ is exact for every 64-bit word, so the whole ring is fair game.
-                let x = b.secret_vector("x", size, Ring);
-                let z = b.ltz(x);
-                b.output_to_client("z", z);
-                input("x", (0..size).map(|_| rng.random()).collect());
-            }
-            BenchOp::Relu => {
-                let x = b.secret_vector("x", size, fx);
-                let z = b.relu(x);
-                b.output_to_client("z", z);
-                input("x", fixed_words(rng, size));
-            }
-            BenchOp::TopK => {
-                let x = b.secret_vector("x", size, fx);
-                let (values, indices) = b.best_k_with_indices(x, params.k);
-                b.output_to_client("values", values);
-                b.output_to_client("indices", indices);
-                input("x", topk_scores(rng, size));
-            }
-            BenchOp::OnehotGather => {
-                let m = b.secret_matrix("m", size, GATHER_COLS, fx);
-                let rows: Vec<_> = (0..GATHER_ROWS)
-                    .map(|r| {
-                        let i = b.secret_scalar(&gather_index_name(r), Ring);
-                        b.gather_row(i, m)
-                    })
-                    .collect();
-                let z = b.concat(&rows);
-                b.output_to_client("z", z);
-                input("m", fixed_words(rng, size * GATHER_COLS));
-                for r in 0..GATHER_ROWS {
-                    input(
-                        &gather_index_name(r),
-                        vec![rng.random_range(0..size as u64)],
-                    );
-                }
-            }
-            BenchOp::Softmax => {
-                let x = b.secret_matrix("x", size, SOFTMAX_COLS, fx);
-                let z = b.softmax_rows(x);
-                b.output_to_client("z", z);
-                input("x", fixed_words(rng, size * SOFTMAX_COLS));
-            }
-            BenchOp::Chain => {
-                let x = b.secret_scalar("x", Ring);
-                let y = b.secret_scalar("y", Ring);
-                let z = (0..size).fold(x, |acc, _| b.mul(acc, y));
-                b.output_to_client("z", z);
-                input("x", vec![rng.random()]);
-                input("y", vec![rng.random()]);
-            }
-            BenchOp::Recip => {
-                let x = b.secret_vector("x", size, fx);
-                let z = b.reciprocal(x);
-                b.output_to_client("z", z);
-                let f = fx.0;
-                input(
-                    "x",
-                    (0..size)
-                        .map(|_| {
-                            let x = 2f64.powf(rng.random_range(-4.0..12.0));
-                            fixed::encode(x, f).expect("in range")
-                        })
-                        .collect(),
-                );
-            }
-        }
-        let program = b.finish()?;
-        Ok(Workload {
-            op,
-            size,
-            params,
-            program,
-            inputs,
-        })
-    }
-
-    /// The same computation in the clear with the runtime's kernels (the baseline): every
-    /// output of the program, by name.
-    pub fn plaintext(&self) -> Vec<(&'static str, Vec<u64>)> {
-        let input = |name: &str| self.inputs.get(name).map_or(&[][..], Vec::as_slice);
-        let (x, y) = (input("x"), input("y"));
-        let f = Fixed::default().0.0;
-        let z = match self.op {
-            BenchOp::Mul => {
-                let mut z = x.to_vec();
-                kernels::ring_mul_assign(&mut z, y);
-                z
-            }
-            BenchOp::FixMul => {
-                let mut z = x.to_vec();
-                kernels::ring_mul_assign(&mut z, y);
-                kernels::ring_shr_arith_assign(&mut z, f);
-                z
-            }
-            BenchOp::Dot => {
-                let mut z: Vec<u64> = x
-                    .chunks_exact(DOT_LEN)
-                    .zip(y.chunks_exact(DOT_LEN))
-                    .map(|(a, b)| kernels::ring_dot(a, b))
-                    .collect();
-                kernels::ring_shr_arith_assign(&mut z, f);
-                z
-            }
-            BenchOp::MatMul => {
-                let n = self.size;
-                let mut z = vec![0u64; n * n];
-                kernels::par_gemm_u64_add_assign(n, n, n, x, y, &mut z);
-                kernels::ring_shr_arith_assign(&mut z, f);
-                z
-            }
-            BenchOp::Ltz => x.iter().map(|&v| v >> 63).collect(),
-            BenchOp::Chain => vec![(0..self.size).fold(x[0], |acc, _| acc.wrapping_mul(y[0]))],
-            BenchOp::Relu => x
-                .iter()
-                .map(|&v| if v >> 63 == 0 { v } else { 0 })
-                .collect(),
-            BenchOp::TopK => {
-                let (values, indices) = topk_plain(x, self.params.k);
-                return vec![("values", values), ("indices", indices)];
-            }
-            BenchOp::OnehotGather => {
-                let m = &self.inputs["m"];
-                let mut z = Vec::with_capacity(GATHER_ROWS * GATHER_COLS);
-                for r in 0..GATHER_ROWS {
-                    let i = self.inputs[&gather_index_name(r)][0] as usize;
-                    z.extend_from_slice(&m[i * GATHER_COLS..(i + 1) * GATHER_COLS]);
-                }
-                z
-            }
-            BenchOp::Softmax => softmax_plain(x, f),
-            BenchOp::Recip => x
-                .iter()
-                .map(|&v| fixed::encode(1.0 / fixed::decode(v, FracBits(f)), FracBits(f)))
-                .collect::<Result<_, _>>()
-                .expect("1/x of x in [2^-4, 2^12] is in range"),
-        };
-        vec![("z", z)]
-    }
-}
-
 /// Row-wise softmax in f64 (max-subtracted), encoded back to fixed point: the exact reference
 /// the MPC approximation is held to.
 fn softmax_plain(x: &[u64], f: u32) -> Vec<u64> {
@@ -517,6 +700,7 @@ fn softmax_plain(x: &[u64], f: u32) -> Vec<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use veil_runtime::harness::{collect_outputs, run_program3, share_inputs};
 
     fn words(xs: &[i64]) -> Vec<u64> {
         xs.iter().map(|&x| x as u64).collect()
@@ -570,23 +754,59 @@ mod tests {
     }
 
     #[test]
-    fn small_workloads_build_and_have_twins() {
+    fn every_row_parses_fits_its_cap_and_agrees_with_an_mpc_run() {
         let mut rng = rand::rng();
-        for op in BenchOp::ALL {
-            let w = Workload::new(op, 16, &mut rng).expect("valid program");
-            let outs = w.plaintext();
-            let declared: Vec<_> = w
+        for (i, op) in OPS.iter().enumerate() {
+            assert_eq!(op.name.parse::<BenchOp>(), Ok(op));
+            assert!(OPS[..i].iter().all(|o| o.name != op.name), "{op}: two rows");
+            assert!((1..=op.max_size).contains(&op.default_size), "{op}");
+            assert!(
+                op.bench_sizes.iter().all(|n| (1..=op.max_size).contains(n)),
+                "{op}"
+            );
+            // The smallest size validates (k = 1 so `topk` may run at size 1).
+            Workload::with_params(op, 1, Params { k: 1 }, &mut rng)
+                .unwrap_or_else(|e| panic!("{op} at size 1: {e}"));
+            // At a tiny size the twin has exactly the program's outputs, and three in-memory
+            // parties compute it within the row's tolerance.
+            let w = Workload::new(op, 16, &mut rng).unwrap_or_else(|e| panic!("{op}: {e}"));
+            let want = w.plaintext();
+            let declared: Vec<&str> = w
                 .program
                 .program()
                 .outputs
                 .iter()
-                .map(|o| o.name.clone())
+                .map(|o| o.name.as_str())
                 .collect();
-            assert_eq!(outs.len(), declared.len(), "{op}");
-            for (name, _) in &outs {
-                assert!(declared.iter().any(|d| d == name), "{op}: {name}");
+            let mut twin: Vec<&str> = want.iter().map(|(n, _)| *n).collect();
+            twin.sort_unstable();
+            let mut declared = declared;
+            declared.sort_unstable();
+            assert_eq!(twin, declared, "{op}");
+            let shared = share_inputs(&w.program, &w.inputs, &mut rng);
+            let outputs = run_program3(&w.program, shared)
+                .map(|r| r.unwrap_or_else(|e| panic!("{op}: MPC run: {e}")).0);
+            let got = collect_outputs(&w.program, &outputs)
+                .unwrap_or_else(|e| panic!("{op}: reconstructing: {e}"));
+            if let Err(m) = compare_outputs(&got, &want, op.tolerance) {
+                panic!("{op}: MPC differs from plaintext: {m}");
             }
-            assert_eq!(op.name().parse::<BenchOp>(), Ok(op));
         }
+    }
+
+    #[test]
+    fn default_ops_keep_their_order() {
+        let names: Vec<&str> = default_ops().map(|op| op.name).collect();
+        assert_eq!(names, ["mul", "dot", "matmul", "fixmul"]);
+    }
+
+    #[test]
+    fn unknown_op_lists_the_known() {
+        let e = "nope".parse::<BenchOp>().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unknown op `nope` (known: mul, dot, matmul, fixmul, ltz, relu, topk, \
+             onehot_gather, softmax, recip, chain)"
+        );
     }
 }

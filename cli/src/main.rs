@@ -10,7 +10,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 mod bench;
 mod cmd;
 
@@ -31,28 +31,10 @@ struct Cli {
 enum Command {
     /// Measure encrypted ops on three parties beside the same computation in the clear.
     ///
-    /// Sizes are each op's natural size: `mul` and `fixmul` — elements of two secret vectors;
-    /// `dot` — number of fixed-point dot products of length 384; `matmul` — side n of two
-    /// secret n×n fixed-point matrices. `mul` is ring multiplication; `fixmul`, `dot` and
-    /// `matmul` are fixed point (16 fractional bits) with truncation. Caps: mul/fixmul 2^25
-    /// elements, dot 131,072 products, matmul 2048.
-    ///
-    /// Comparison ops (exact, checked word for word; not in the default --ops): `ltz` — sign
-    /// bits of a secret ring vector (size = elements, default 1,000,000, cap 2^22); `relu` —
-    /// max(x, 0) of a secret fixed-point vector (size = elements, default 1,000,000, cap 2^22);
-    /// `topk` — the --k largest of n secret fixed-point scores, values and indices, ties to the
-    /// lowest index (size = n, default 10,000, cap 2^17); `onehot_gather` — 8 rows of a secret
-    /// fixed-point matrix with 96 columns, each picked by its own secret index, one-hot ×
-    /// matrix (size = rows, default 100,000, cap 2^18). Throughput counts elements for ltz and
-    /// relu, and one query per run for topk and onehot_gather.
-    ///
-    /// Fixed-point functions (approximations, checked against f64 to within 0.01): `softmax` —
-    /// row-wise softmax of a secret matrix with 128 columns (size = rows, default 128, cap
-    /// 4096; one matrix per run); `recip` — 1/x of a secret vector with x log-uniform in
-    /// [2^-4, 2^12] (size = elements, default 1,000,000, cap 2^22).
-    ///
-    /// Latency (`chain`, not in the default --ops): `size` dependent multiplications of secret
-    /// scalars, one round each (default 100, cap 10,000); prints the session time per round.
+    /// --ops picks the ops and --size their sizes, each in the op's own measure. The MPC ops
+    /// (what each computes, what its size counts, its default and cap, what its throughput
+    /// counts and how its result is checked) are listed after the options; the other ops
+    /// follow here.
     ///
     /// TFHE retrieval (in-process server and client; preparation and hint timed separately):
     /// `fhe_score` — score an encrypted query against `size` synthetic documents of --dim
@@ -60,6 +42,10 @@ enum Command {
     /// encrypt/decode times, upload/download/hint bytes, and plaintext search of the same
     /// corpus); `fhe_fetch` — fetch one of `size` 512-byte passages by linear PIR (default
     /// 10,000).
+    ///
+    /// Private RAG (`rag`, not in the default --ops): one query for the --k nearest of `size`
+    /// synthetic documents of --dim dimensions (default 10,000), by MPC on a devnet (or
+    /// --cluster) and by TFHE in this process, beside plaintext.
     ///
     /// Private inference (`mlp`, not in the default --ops): dense ReLU networks 784-128-10 and
     /// 784-128-128-10 and a LeNet-style CNN on 28×28 images (conv 5×5 → 8, ReLU, max pool 2×2,
@@ -78,11 +64,10 @@ enum Command {
         #[arg(long, value_enum, default_value = "memory")]
         transport: TransportKind,
         /// Comma-separated ops.
-        #[arg(long, value_delimiter = ',', default_value = "mul,dot,matmul,fixmul")]
+        #[arg(long, value_delimiter = ',', default_value = bench::DEFAULT_OPS.as_str())]
         ops: Vec<OpChoice>,
-        /// Comma-separated sizes (see above); each op runs at each size. Default: each op's
-        /// target size — mul/fixmul/ltz/relu/recip 1,000,000, dot/topk 10,000,
-        /// matmul/softmax 128, onehot_gather 100,000.
+        /// Comma-separated sizes (what a size counts depends on the op; see the op list); each
+        /// op runs at each size. Default: each op's own default size.
         #[arg(long, value_delimiter = ',')]
         size: Vec<usize>,
         /// How many of the largest scores `topk` returns (1..=size).
@@ -181,7 +166,10 @@ enum Command {
 
 fn main() -> Result<()> {
     init_tracing();
-    match Cli::parse().command {
+    let mut matches = command().get_matches();
+    let cli =
+        Cli::from_arg_matches_mut(&mut matches).unwrap_or_else(|e| e.format(&mut command()).exit());
+    match cli.command {
         // The benchmark drives its own threads: keep it off any async runtime.
         Command::Bench {
             transport,
@@ -233,6 +221,15 @@ fn main() -> Result<()> {
     }
 }
 
+/// The command line: the derived [`Cli`] with the op lists of `veil bench -h` and `--help`
+/// generated from the op table.
+fn command() -> clap::Command {
+    Cli::command().mut_subcommand("bench", |c| {
+        c.after_help(bench::ops_short_help())
+            .after_long_help(bench::ops_long_help())
+    })
+}
+
 /// Logs go to stderr; the filter comes from `VEIL_LOG` (default `info`).
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("VEIL_LOG")
@@ -250,4 +247,22 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("start the async runtime")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent_and_lists_the_ops() {
+        command().debug_assert();
+        let mut cmd = command();
+        cmd.build();
+        let bench = cmd.find_subcommand_mut("bench").expect("bench");
+        let long = bench.render_long_help().to_string();
+        for op in &bench::OPS {
+            assert!(long.contains(op.about), "{op}");
+        }
+        assert!(long.contains("[default: mul,dot,matmul,fixmul]"));
+    }
 }

@@ -95,7 +95,7 @@ pub async fn run_grpc(
     }
 
     let (plaintext_median_s, want) = time_plaintext(&w, reps);
-    veil_benches::workload::compare_outputs(&got, &want, op.tolerance())
+    veil_benches::workload::compare_outputs(&got, &want, op.tolerance)
         .map_err(|mismatch| BenchError::Mismatch { op, size, mismatch })?;
     let median_s = median(times);
     Ok(BenchResult {

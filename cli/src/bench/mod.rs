@@ -6,10 +6,12 @@ pub mod mlp;
 pub mod rag;
 
 pub use fhe::FheOp;
-pub use veil_benches::{BenchOp, Params, Workload};
+pub use veil_benches::{BenchOp, OPS, Params, Workload};
 
 use serde::Serialize;
 use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 use veil_circuits::ValidatedProgram;
 use veil_runtime::engine::{InputValue, Outputs, Report, Session};
@@ -31,6 +33,9 @@ pub enum OpChoice {
     Mlp,
 }
 
+/// The ops of `veil bench` that are no row of [`OPS`], as `--ops` spells them.
+pub const OTHER_OPS: [&str; 4] = ["fhe_score", "fhe_fetch", "rag", "mlp"];
+
 impl std::str::FromStr for OpChoice {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -44,7 +49,7 @@ impl std::str::FromStr for OpChoice {
         }
         s.parse::<BenchOp>()
             .map(OpChoice::Mpc)
-            .map_err(|e| format!("{e}, fhe_score, fhe_fetch, rag, mlp"))
+            .map_err(|e| format!("{e}, {}", OTHER_OPS.join(", ")))
     }
 }
 
@@ -183,14 +188,14 @@ pub(crate) fn median(mut v: Vec<f64>) -> f64 {
 /// Refuse sizes and `k` outside what `op` supports (checked for every op and size before a
 /// run starts, so a bad pair fails at once instead of after the others have run).
 pub fn check_args(op: BenchOp, size: usize, params: Params) -> Result<(), BenchError> {
-    if size == 0 || size > op.max_size() {
+    if size == 0 || size > op.max_size {
         return Err(BenchError::Size {
             op,
             size,
-            max: op.max_size(),
+            max: op.max_size,
         });
     }
-    if op == BenchOp::TopK && !(1..=size).contains(&params.k) {
+    if op.takes_k && !(1..=size).contains(&params.k) {
         return Err(BenchError::K {
             op,
             size,
@@ -222,7 +227,7 @@ impl BenchResult {
         plaintext_median_s: f64,
     ) -> Self {
         BenchResult {
-            op: op.name(),
+            op: op.name,
             size,
             transport,
             median_s,
@@ -285,7 +290,7 @@ pub fn run_memory(
 
     let (plaintext_median_s, want) = time_plaintext(&w, reps);
     // Probabilistic truncation may add one ulp; the other ops are exact.
-    veil_benches::compare_outputs(&got, &want, op.tolerance())
+    veil_benches::compare_outputs(&got, &want, op.tolerance)
         .map_err(|mismatch| BenchError::Mismatch { op, size, mismatch })?;
 
     let median_s = median(per_rep);
@@ -344,5 +349,126 @@ pub fn fmt_duration(s: f64) -> String {
         format!("{:.2} ms", s * 1e3)
     } else {
         format!("{:.1} µs", s * 1e6)
+    }
+}
+
+/// `--ops` when it is not given: the rows of [`OPS`] marked for it, comma-separated.
+pub static DEFAULT_OPS: LazyLock<String> = LazyLock::new(|| {
+    let names: Vec<&str> = veil_benches::workload::default_ops()
+        .map(|op| op.name)
+        .collect();
+    names.join(",")
+});
+
+/// A size as `--help` writes it: a power of two from 2^12 up as `2^k`, others with thousands
+/// separators.
+fn help_size(n: usize) -> String {
+    if n.is_power_of_two() && n >= 1 << 12 {
+        return format!("2^{}", n.trailing_zeros());
+    }
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The end of `veil bench -h`: the op names, from [`OPS`].
+pub fn ops_short_help() -> String {
+    let names: Vec<String> = OPS
+        .iter()
+        .map(|op| format!("{op}{}", if op.in_default_ops { "*" } else { "" }))
+        .collect();
+    format!(
+        "MPC ops (* = default): {}; also {}. `veil bench --help` describes each.",
+        names.join(", "),
+        OTHER_OPS.join(", ")
+    )
+}
+
+/// The end of `veil bench --help`: every row of [`OPS`] with what its size counts, its
+/// default and cap, what throughput counts and how its result is checked.
+pub fn ops_long_help() -> String {
+    let mut s = String::from(
+        "MPC ops (* = in the default --ops). Fixed point has 16 fractional bits. Every result is \
+         checked against the plaintext twin: exact ops word for word, truncating ones within 1 \
+         ulp, approximations within 0.01 (655 ulps) of f64.\n",
+    );
+    for op in &OPS {
+        let name = format!("{op}{}", if op.in_default_ops { " *" } else { "" });
+        let throughput = match op.work {
+            veil_benches::Work::PerSize(unit) => format!("{unit}/s"),
+            veil_benches::Work::PerRun(unit) => format!("{unit}/s (one per run)"),
+        };
+        let check = match op.tolerance {
+            0 => "exact".to_string(),
+            1 => "within 1 ulp".to_string(),
+            t => format!("within {t} ulps"),
+        };
+        let mut facts = format!(
+            "size = {}, default {}, cap {}; throughput: {throughput}; {check}",
+            op.size,
+            help_size(op.default_size),
+            help_size(op.max_size)
+        );
+        if op.takes_k {
+            facts.push_str("; reads --k");
+        }
+        if op.per_round {
+            facts.push_str("; prints the session time per round");
+        }
+        // Writing to a String cannot fail.
+        let _ = write!(s, "\n  {name:<16}{}\n  {:<16}{facts}\n", op.about, "");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_row_is_an_op_choice_and_runs_in_memory() {
+        for op in &OPS {
+            assert_eq!(op.name.parse::<OpChoice>(), Ok(OpChoice::Mpc(op)));
+            let size = 16.min(op.max_size);
+            check_args(op, op.default_size, Params::default()).expect("default size");
+            assert!(check_args(op, op.max_size + 1, Params::default()).is_err());
+            let r =
+                run_memory(op, size, Params::default(), 1).unwrap_or_else(|e| panic!("{op}: {e}"));
+            assert_eq!((r.op, r.size), (op.name, size));
+        }
+        for name in OTHER_OPS {
+            let choice = name.parse::<OpChoice>().expect("other op");
+            assert!(!matches!(choice, OpChoice::Mpc(_)), "{name}");
+        }
+    }
+
+    #[test]
+    fn topk_k_is_checked() {
+        let topk: BenchOp = "topk".parse().expect("topk");
+        assert!(check_args(topk, 4, Params { k: 4 }).is_ok());
+        let e = check_args(topk, 4, Params { k: 9 }).unwrap_err();
+        assert_eq!(e.to_string(), "topk at size 4: k = 9 is outside 1..=4");
+        assert!(check_args(topk, 4, Params { k: 0 }).is_err());
+    }
+
+    #[test]
+    fn help_lists_every_row() {
+        assert_eq!(DEFAULT_OPS.as_str(), "mul,dot,matmul,fixmul");
+        let long = ops_long_help();
+        let short = ops_short_help();
+        for op in &OPS {
+            assert!(long.contains(op.about), "{op}");
+            assert!(short.contains(op.name), "{op}");
+        }
+        assert_eq!(help_size(1 << 25), "2^25");
+        assert_eq!(help_size(1_000_000), "1,000,000");
+        assert_eq!(help_size(2048), "2,048");
+        assert_eq!(help_size(100), "100");
     }
 }

@@ -44,7 +44,7 @@ pub fn run_bench(
         .collect();
     // Every op at every size is checked first, so a bad pair fails before anything runs.
     for &op in &mpc {
-        for size in sizes_or(sizes, op.default_size()) {
+        for size in sizes_or(sizes, op.default_size) {
             bench::check_args(op, size, params)
                 .with_context(|| format!("benchmark {op} at size {size}; nothing was run"))?;
         }
@@ -308,8 +308,8 @@ fn run_mpc_bench(
         );
     }
     for &op in ops {
-        for size in sizes_or(sizes, op.default_size()) {
-            let k = if op == BenchOp::TopK {
+        for size in sizes_or(sizes, op.default_size) {
+            let k = if op.takes_k {
                 format!(" k {}", params.k)
             } else {
                 String::new()
@@ -322,7 +322,7 @@ fn run_mpc_bench(
                 }
             }
             .with_context(|| format!("benchmark {op} at size {size}"))?;
-            if r.rounds > 0 && op == BenchOp::Chain {
+            if r.rounds > 0 && op.per_round {
                 eprintln!(
                     "  per round: {}",
                     bench::fmt_duration(r.median_s / r.rounds as f64)
