@@ -6,10 +6,14 @@
 //! protocols, and the engine that runs a validated program over any transport.
 //! It knows no sockets.
 
+pub mod device;
 pub mod engine;
 pub mod error;
 pub mod fhe;
 pub mod fuzzing;
+#[cfg(feature = "gpu")]
+#[allow(unsafe_code)]
+pub mod gpu;
 pub mod harness;
 pub mod kernels;
 pub mod party;
