@@ -46,7 +46,8 @@ impl fmt::Display for Device {
 impl FromStr for Device {
     type Err = DeviceError;
 
-    /// `cpu`, `cuda` (= `cuda:0`) or `cuda:N`, case-insensitive, surrounding spaces ignored.
+    /// `cpu`, `cuda` (= `cuda:0`; `gpu` is an alias) or `cuda:N`, case-insensitive,
+    /// surrounding spaces ignored.
     fn from_str(s: &str) -> Result<Self, DeviceError> {
         let t = s.trim().to_ascii_lowercase();
         match t.as_str() {
