@@ -20,10 +20,14 @@
 //! Running a whole program at three parties in one process: see [`engine`].
 #![deny(unsafe_code)]
 
+pub mod device;
 pub mod engine;
 pub mod error;
 pub mod fhe;
 pub mod fuzzing;
+#[cfg(feature = "gpu")]
+#[allow(unsafe_code)]
+pub mod gpu;
 pub mod harness;
 #[allow(unsafe_code)] // SIMD intrinsics and AES-NI; every block has a `// SAFETY:` comment
 pub mod kernels;

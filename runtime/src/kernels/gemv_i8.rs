@@ -109,6 +109,19 @@ impl PreparedVector {
     pub fn is_empty(&self) -> bool {
         self.cols == 0
     }
+
+    /// The vector `b` back from its limbs, `b[j] = Σ_k l_k[j]·2^(16k) mod 2^64` (for kernels
+    /// that split it differently, such as the GPU's).
+    pub fn to_words(&self) -> Vec<u64> {
+        (0..self.cols)
+            .map(|j| {
+                let chunk = &self.chunks[j / LANES].0;
+                (0..4).fold(0u64, |s, k| {
+                    s.wrapping_add((chunk[k][j % LANES] as i64 as u64) << (16 * k))
+                })
+            })
+            .collect()
+    }
 }
 
 impl std::fmt::Debug for PreparedVector {
@@ -611,6 +624,7 @@ mod tests {
                 .all(|l| l[padding.clone()].iter().all(|&x| x == 0))
         );
         assert!(PreparedVector::new(&[]).is_empty());
+        assert_eq!(p.to_words(), b);
     }
 
     #[test]

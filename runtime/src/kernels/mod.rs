@@ -8,6 +8,7 @@ pub mod bytes;
 pub mod dot_i8;
 pub mod gemm;
 pub mod gemv_i8;
+pub mod rep3;
 pub mod ring;
 pub mod scalar;
 pub mod simd;
@@ -18,6 +19,10 @@ pub use dot_i8::dot_i8;
 pub use gemm::{gemm_u64_add_assign, par_gemm_u64_add_assign};
 pub use gemv_i8::{
     PreparedVector, gemv_i8_u64, gemv_i8_u64_scalar, par_gemm_i8_u64, par_gemv_i8_u64,
+};
+pub use rep3::{
+    rep3_and_cross_xor_assign, rep3_and_prefix_xor_assign, rep3_dot_rows_add_assign,
+    rep3_matmul_add_assign,
 };
 pub use ring::*;
 pub use simd::{SimdLevel, simd_level, supported_simd_levels};

@@ -58,14 +58,7 @@ impl AndRound {
     pub fn start(ctx: &mut PartyCtx, a: &Shares, b: &Shares) -> Result<Self, ProtocolError> {
         super::check_len("and", a.len(), b.len())?;
         let mut z = ctx.zero_share_xor(a.len());
-        for (((z, a0), a1), (b0, b1)) in z
-            .iter_mut()
-            .zip(&a.own)
-            .zip(&a.next)
-            .zip(b.own.iter().zip(&b.next))
-        {
-            *z ^= (a0 & (b0 ^ b1)) ^ (a1 & b0);
-        }
+        super::hot::rep3_and_cross_xor_assign(&mut z, &a.own, &a.next, &b.own, &b.next);
         Ok(super::Reshare { z })
     }
 }
@@ -83,18 +76,8 @@ impl AndRound {
         super::check_len("and", p.len(), g.len())?;
         let n = p.len();
         let mut z = ctx.zero_share_xor(if with_p { 2 * n } else { n });
-        let (zg, zp) = z.split_at_mut(n);
         // z ^= a0·(b0 ⊕ b1) ⊕ a1·b0 with a = P and b = G ≪ k (then b = P ≪ k).
-        for (j, z) in zg.iter_mut().enumerate() {
-            let (a0, a1) = (p.own[j], p.next[j]);
-            let (b0, b1) = (g.own[j] << k, g.next[j] << k);
-            *z ^= (a0 & (b0 ^ b1)) ^ (a1 & b0);
-        }
-        for (j, z) in zp.iter_mut().enumerate() {
-            let (a0, a1) = (p.own[j], p.next[j]);
-            let (b0, b1) = (a0 << k, a1 << k);
-            *z ^= (a0 & (b0 ^ b1)) ^ (a1 & b0);
-        }
+        super::hot::rep3_and_prefix_xor_assign(k, with_p, &mut z, &p.own, &p.next, &g.own, &g.next);
         Ok(super::Reshare { z })
     }
 }

@@ -26,6 +26,13 @@ pub use trunc::{TruncRound, trunc_pr};
 
 use crate::error::ProtocolError;
 use crate::kernels;
+// The hot local kernels of the protocols (cross terms, dot rows, matmul, AND layers): the CPU
+// kernels, or with feature `gpu` their twins of the same signatures, dispatched by size to the
+// device chosen for the process (`crate::device`).
+#[cfg(feature = "gpu")]
+use crate::gpu::dispatch as hot;
+#[cfg(not(feature = "gpu"))]
+use crate::kernels as hot;
 use crate::party::PartyCtx;
 use crate::sharing::Shares;
 use crate::transport::{RoundId, Transport};

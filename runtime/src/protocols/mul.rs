@@ -21,9 +21,8 @@
 //! Cost per party: 1 round; 8 bytes per output element (mul: per element; dot: per dot
 //! product; matmul m×k·k×n: 8·m·n).
 
-use super::{check_len, run_round};
+use super::{check_len, hot, run_round};
 use crate::error::ProtocolError;
-use crate::kernels;
 use crate::party::PartyCtx;
 use crate::sharing::Shares;
 use crate::transport::Transport;
@@ -36,7 +35,7 @@ impl MulRound {
     pub fn mul(ctx: &mut PartyCtx, x: &Shares, y: &Shares) -> Result<Self, ProtocolError> {
         check_len("mul", x.len(), y.len())?;
         let mut z = ctx.zero_share(x.len());
-        kernels::rep3_cross_add_assign(&mut z, &x.own, &x.next, &y.own, &y.next);
+        hot::rep3_cross_add_assign(&mut z, &x.own, &x.next, &y.own, &y.next);
         Ok(super::Reshare { z })
     }
 
@@ -51,17 +50,7 @@ impl MulRound {
         check_len("dot", x.len(), y.len())?;
         check_len("dot", x.len(), rows * cols)?;
         let mut z = ctx.zero_share(rows);
-        if cols > 0 {
-            for (r, zr) in z.iter_mut().enumerate() {
-                let s = r * cols..(r + 1) * cols;
-                *zr = zr.wrapping_add(kernels::rep3_dot_cross(
-                    &x.own[s.clone()],
-                    &x.next[s.clone()],
-                    &y.own[s.clone()],
-                    &y.next[s],
-                ));
-            }
-        }
+        hot::rep3_dot_rows_add_assign(cols, &mut z, &x.own, &x.next, &y.own, &y.next);
         Ok(super::Reshare { z })
     }
 
@@ -77,10 +66,7 @@ impl MulRound {
         check_len("matmul", x.len(), m * k)?;
         check_len("matmul", y.len(), k * n)?;
         let mut z = ctx.zero_share(m * n);
-        let mut y_sum = y.own.clone();
-        kernels::ring_add_assign(&mut y_sum, &y.next);
-        kernels::par_gemm_u64_add_assign(m, k, n, &x.own, &y_sum, &mut z);
-        kernels::par_gemm_u64_add_assign(m, k, n, &x.next, &y.own, &mut z);
+        hot::rep3_matmul_add_assign((m, k, n), &x.own, &x.next, &y.own, &y.next, &mut z);
         Ok(super::Reshare { z })
     }
 }
