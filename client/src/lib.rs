@@ -18,3 +18,8 @@ pub use error::{ClientError, RetrievalError};
 pub use retrieval::{CorpusHandle, RetrievalClient};
 pub use veil_proto::Grant;
 pub use veil_proto::config::ClusterConfig;
+
+/// The README's Rust snippets, compiled (and the in-process one run) as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

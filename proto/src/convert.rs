@@ -20,6 +20,13 @@ pub const MAX_ID_LEN: usize = 128;
 pub const MAX_GRANTS: usize = 4096;
 
 /// Checks a client-chosen id (value, result): 1..=[`MAX_ID_LEN`] characters of `[A-Za-z0-9._-]`.
+///
+/// ```
+/// use veil_proto::convert::check_id;
+/// assert!(check_id("value", "emb_0").is_ok());
+/// let e = check_id("value", "../etc").unwrap_err();
+/// assert_eq!(e.to_string(), "value id must be 1..=128 characters of [A-Za-z0-9._-]");
+/// ```
 pub fn check_id(kind: &str, id: &str) -> Result<(), WireError> {
     let ok = !id.is_empty()
         && id.len() <= MAX_ID_LEN

@@ -31,6 +31,16 @@ enum Running {
 /// Three nodes on `127.0.0.1:base_port..base_port+2` laid out by [`write_devnet`]. Nodes are
 /// started with [`LocalCluster::start`] (or one by one) and stopped when it is dropped; a
 /// cluster made by [`LocalCluster::temp`] also removes its directory then.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use veil_node::devnet::{LocalCluster, Runner};
+/// let mut cluster = LocalCluster::temp(7300, &["alice"], Runner::InProcess)?;
+/// cluster.start()?;
+/// cluster.wait_listening(std::time::Duration::from_secs(30)).await?;
+/// let cluster_toml = cluster.cluster_toml("alice"); // for `veil_client::Client::connect`
+/// # let _ = cluster_toml; Ok(()) }
+/// ```
 pub struct LocalCluster {
     layout: DevnetLayout,
     base_port: u16,
