@@ -102,6 +102,13 @@ enum Command {
         #[arg(long, value_name = "FILE", default_value = "devnet/cluster.toml")]
         cluster: PathBuf,
     },
+    /// Write an example program JSON for `veil run`, or check one (validation, id, inputs,
+    /// outputs, rounds and bytes). The format is in docs/programs.md; examples/programs/ has the
+    /// examples with input files.
+    Program {
+        #[command(subcommand)]
+        action: ProgramAction,
+    },
     /// Run one MPC node (gRPC over mutual TLS) from its configuration file.
     Node {
         /// The node's configuration (`node-<i>.toml`).
@@ -164,6 +171,30 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum ProgramAction {
+    /// Write an example program: mul, dot, compare or mean.
+    Example {
+        /// Which example: `mul` (x ⊙ y, ring), `dot` (fixed-point dot product), `compare`
+        /// (x > y and max, ring) or `mean` (fixed-point mean).
+        name: String,
+        /// Elements of each input vector.
+        #[arg(long, default_value_t = 4)]
+        size: usize,
+        /// The client every output goes to (`veil run` readdresses outputs to its caller).
+        #[arg(long, default_value = "alice")]
+        client: String,
+        /// Where to write it (stdout if not given).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Validate a program JSON and print its id, inputs, outputs and cost.
+    Check {
+        /// The program (JSON).
+        program: PathBuf,
+    },
+}
+
 fn main() -> Result<()> {
     init_tracing();
     let mut matches = command().get_matches();
@@ -195,6 +226,15 @@ fn main() -> Result<()> {
             inputs,
             cluster,
         } => runtime()?.block_on(cmd::run::run_program(&program, &inputs, &cluster)),
+        Command::Program { action } => match action {
+            ProgramAction::Example {
+                name,
+                size,
+                client,
+                out,
+            } => cmd::program::write_example(&name, size, &client, out.as_deref()),
+            ProgramAction::Check { program } => cmd::program::check(&program),
+        },
         Command::Node { config } => runtime()?.block_on(cmd::node::run(&config)),
         Command::Devnet {
             dir,

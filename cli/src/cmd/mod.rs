@@ -4,4 +4,5 @@ pub mod bench;
 pub mod devnet;
 pub mod node;
 pub mod prepare;
+pub mod program;
 pub mod run;
