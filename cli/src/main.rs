@@ -85,6 +85,11 @@ enum Command {
         /// Also print where P0's time went, per op and waiting for peers (stderr).
         #[arg(long)]
         breakdown: bool,
+        /// Where this process's kernels run: `cpu`, `cuda` or `cuda:N` (needs a build with
+        /// `--features gpu`); with a GPU, each kernel is first timed on the CPU and the GPU side
+        /// by side. Default: `VEIL_DEVICE`, else the CPU.
+        #[arg(long, value_name = "cpu|cuda|cuda:N")]
+        device: Option<veil_runtime::device::Device>,
         /// With `--transport grpc`: use this running cluster instead of starting a devnet.
         #[arg(long, value_name = "FILE")]
         cluster: Option<PathBuf>,
@@ -211,16 +216,22 @@ fn main() -> Result<()> {
             reps,
             json,
             breakdown,
+            device,
             cluster,
-        } => cmd::bench::run_bench(
-            transport,
-            &ops,
-            &size,
-            (Params { k }, dim),
-            reps,
-            cmd::bench::Output { json, breakdown },
-            cluster,
-        ),
+        } => {
+            if let Some(device) = device {
+                cmd::device::use_device(device, reps, json)?;
+            }
+            cmd::bench::run_bench(
+                transport,
+                &ops,
+                &size,
+                (Params { k }, dim),
+                reps,
+                cmd::bench::Output { json, breakdown },
+                cluster,
+            )
+        }
         Command::Run {
             program,
             inputs,

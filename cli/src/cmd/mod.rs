@@ -1,6 +1,7 @@
 //! One module per `veil` subcommand (argument parsing stays in `main.rs`).
 
 pub mod bench;
+pub mod device;
 pub mod devnet;
 pub mod node;
 pub mod prepare;
