@@ -5,7 +5,9 @@ use std::process::Command;
 
 fn bench(device: &str) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_veil"))
-        .args(["bench", "--ops", "mul", "--size", "8", "--reps", "1", "--json"])
+        .args([
+            "bench", "--ops", "mul", "--size", "8", "--reps", "1", "--json",
+        ])
         .args(["--device", device])
         .output()
         .expect("run veil")
