@@ -88,6 +88,11 @@ enum Command {
         /// With `--transport grpc`: use this running cluster instead of starting a devnet.
         #[arg(long, value_name = "FILE")]
         cluster: Option<PathBuf>,
+        /// `rag`: comma-separated link profiles to plan the top-k for (loopback keeps the
+        /// comparator network, wan picks rank selection); the queries alternate between them
+        /// and each gets a row.
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "loopback")]
+        link: Vec<bench::LinkChoice>,
     },
     /// Run a serialised program (veil-circuits JSON) on a cluster: every input NAME is read
     /// from FILE (one number per line: integers for ring inputs, decimals for fixed point),
@@ -181,13 +186,18 @@ fn main() -> Result<()> {
             json,
             breakdown,
             cluster,
+            link,
         } => cmd::bench::run_bench(
             transport,
             &ops,
             &size,
             (Params { k }, dim),
             reps,
-            cmd::bench::Output { json, breakdown },
+            cmd::bench::Output {
+                json,
+                breakdown,
+                links: link,
+            },
             cluster,
         ),
         Command::Run {
