@@ -392,7 +392,7 @@ impl LinkProfile {
     /// Three nodes on one host over gRPC loopback (how every figure was taken so far): the
     /// default, under which `BestK` keeps its comparator network.
     pub const LOOPBACK: LinkProfile = LinkProfile {
-        rtt_s: 0.6e-3,
+        rtt_s: 0.4e-3,
         bandwidth_bytes_per_s: 2.0e9,
         processing_bytes_per_s: PROCESSING_BYTES_PER_S,
     };

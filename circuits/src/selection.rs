@@ -264,7 +264,9 @@ pub enum RankGroupsError {
         group: usize,
     },
     /// A stage with several groups that does not reduce the candidates (`group ≤ k`).
-    #[error("stage {stage}: {candidates} candidates in groups of {group} keeping {keep} do not shrink")]
+    #[error(
+        "stage {stage}: {candidates} candidates in groups of {group} keeping {keep} do not shrink"
+    )]
     NoProgress {
         /// Stage index.
         stage: usize,
@@ -367,12 +369,7 @@ pub fn rank_tree_products(bits: u32) -> usize {
     };
     inner
         .iter()
-        .map(|sizes| {
-            sizes
-                .chunks_exact(2)
-                .map(|c| c[0] * c[1])
-                .sum::<usize>()
-        })
+        .map(|sizes| sizes.chunks_exact(2).map(|c| c[0] * c[1]).sum::<usize>())
         .sum()
 }
 
@@ -620,7 +617,10 @@ mod tests {
         );
         // 10 in groups of 4 keeping 2: 3 groups → 6 left, not one group.
         assert_eq!(check_rank_groups(10, 2, &[4]), Err(NotFinal { groups: 3 }));
-        assert_eq!(check_rank_groups(10, 2, &[10, 2]), Err(NotFinal { groups: 1 }));
+        assert_eq!(
+            check_rank_groups(10, 2, &[10, 2]),
+            Err(NotFinal { groups: 1 })
+        );
         // 10 in groups of 3 keeping 3 does not shrink (4 groups · 3 = 12).
         assert_eq!(
             check_rank_groups(10, 3, &[3, 12]),

@@ -39,8 +39,8 @@
 use crate::error::ValidationError;
 use crate::fixed::MAX_MAGNITUDE_BITS;
 use crate::program::{InputDecl, Op, Owner, PROGRAM_VERSION, Program, Recipient, SumAxis};
-use crate::types::{ElemType, Shape, ValueType, Visibility};
 use crate::selection;
+use crate::types::{ElemType, Shape, ValueType, Visibility};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};

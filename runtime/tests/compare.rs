@@ -361,7 +361,9 @@ fn best_k_rank_plans_match_plaintext_and_cost_model() {
             let x = b.secret_vector("x", n, Ring);
             let best = b.best_k_ranked(x, k, largest, Some(groups.clone()));
             b.output_to_client("best", best);
-            let p = b.finish().unwrap_or_else(|e| panic!("{n} {k} {groups:?}: {e}"));
+            let p = b
+                .finish()
+                .unwrap_or_else(|e| panic!("{n} {k} {groups:?}: {e}"));
             let mut xs = values(&mut rng, n);
             for w in xs.iter_mut().step_by(2) {
                 *w = rng.random_range(-3i64..3) as u64;

@@ -49,7 +49,12 @@ fn the_link_picks_the_top_k_plan() {
     assert_eq!(default.id(), lan.id());
     assert_ne!(default.id(), wan.id());
     let (d, w) = (program_cost(&default), program_cost(&wan));
-    assert!(w.rounds <= 80 && w.rounds * 3 < d.rounds, "{} vs {}", w.rounds, d.rounds);
+    assert!(
+        w.rounds <= 80 && w.rounds * 3 < d.rounds,
+        "{} vs {}",
+        w.rounds,
+        d.rounds
+    );
 }
 
 fn retrieval_matches_plaintext(link: &LinkProfile) {

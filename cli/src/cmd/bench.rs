@@ -201,7 +201,12 @@ fn run_rag_bench(
     for size in sizes_or(sizes, 10_000) {
         eprintln!("veil bench: rag size {size} dim {dim} k {k} ({reps} queries per backend)…");
         let rows = rt
-            .block_on(bench::rag::run_rag(&mut client, (size, dim, k), reps, &links))
+            .block_on(bench::rag::run_rag(
+                &mut client,
+                (size, dim, k),
+                reps,
+                &links,
+            ))
             .with_context(|| format!("benchmark rag at size {size}"))?;
         for r in rows {
             print_rag_row(&r, *json)?;

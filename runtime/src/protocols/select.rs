@@ -220,9 +220,8 @@ fn rank_tree_level(
             (0..keep).flat_map(move |r| (0..group).map(move |i| (g * group + i) * stride + r % sa))
         }));
         let right = f.gather((0..groups).flat_map(|g| {
-            (0..keep).flat_map(move |r| {
-                (0..group).map(move |i| (g * group + i) * stride + ob + r / sa)
-            })
+            (0..keep)
+                .flat_map(move |r| (0..group).map(move |i| (g * group + i) * stride + ob + r / sa))
         }));
         let dot = MulRound::dot(ctx, &left, &right, groups * keep, group)?;
         return Ok(Step::More(Then::boxed(Box::new(OneRound(dot)), then)));

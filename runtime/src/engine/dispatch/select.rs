@@ -17,13 +17,7 @@ pub(super) fn start(ctx: &mut PartyCtx, x: &Operands) -> Result<Pending, EngineE
             k,
             largest,
             groups,
-        } => select::best_k(
-            ctx,
-            x.secret(*a)?.clone(),
-            *k,
-            *largest,
-            groups.as_deref(),
-        ),
+        } => select::best_k(ctx, x.secret(*a)?.clone(), *k, *largest, groups.as_deref()),
         Op::OneHotLow { a, bits, n } => select::onehot_low(ctx, x.secret(*a)?, *bits, *n),
         _ => return Err(x.no_protocol()),
     };
