@@ -27,7 +27,7 @@
 //! | output to a `Client`, or of a public value | 0 | 0 (components are handed over after the program) |
 //! | `Bits` of a secret with `n` elements | 8 | `n·`[`low_bits_bytes`]`(64) = n·[1144, 1128, 1128]` |
 //! | `MsbOneHot { lanes: L }` of a secret with `n` elements | 14 | `n·`([`BIT_DECOMPOSE_BYTES`] `+ 56 + 16·L`) |
-//! | `BestK` of a secret ([`selection::best_k_plan`]) | `8` per network layer, `16` per rank stage (groups of 32) | per layer `ltz_bytes(pairs) + 8·pairs`; per rank stage `ltz_bytes(pairs)` + the ranks' `OneHotLow` + `8·kept` |
+//! | `BestK` of a secret ([`selection::best_k_plan_with`]) | `8` per network layer; per rank stage [`rank_stage_cost`] (15 for groups of 32, 16 for 64 or 128) | per layer `ltz_bytes(pairs) + 8·pairs`; per rank stage `ltz_bytes(pairs)`, the ranks' low bits, the product tree, `8·kept` |
 //! | `OneHotLow { bits: B, n }` of a secret with `m` elements | `2 + `[`low_bits_prefix_levels`]`(B) + ⌈log2 B⌉` | `m·(`[`low_bits_bytes`]`(B) + 8·`[`selection::onehot_products`]`(B, n))` |
 //!
 //! `MaxAll` and `ArgMax` run a tournament ([`tournament_pairs`]): level `j` has
@@ -269,7 +269,9 @@ pub fn op_cost(p: &ValidatedProgram, op_index: usize) -> Cost {
                 ),
             }
         }
-        Op::BestK { a, k, .. } if secret(*a) => best_k_cost(types[a.index()].shape.len(), *k),
+        Op::BestK { a, k, groups, .. } if secret(*a) => {
+            best_k_cost(types[a.index()].shape.len(), *k, groups.as_deref())
+        }
         Op::OneHotLow { a, bits, n } if secret(*a) => Cost {
             rounds: onehot_low_rounds(*bits),
             bytes_sent: onehot_low_bytes(types[a.index()].shape.len(), *bits, *n),
@@ -302,11 +304,38 @@ fn onehot_low_bytes(m: usize, bits: u32, n: usize) -> [u64; 3] {
     scaled(m, low_bits_bytes(bits)).map(|b| b.saturating_add(products))
 }
 
-/// Cost of `BestK` on `n` secret elements: each network layer is a sign test of its pairs
-/// with the select multiplied in (8 rounds); each rank stage is a sign test of all pairs of its
-/// groups, a one-hot of the ranks, and one dot product per kept element.
-fn best_k_cost(n: usize, k: usize) -> Cost {
-    let plan = selection::best_k_plan(n, k);
+/// Cost of one rank-selection stage on `m` secret candidates in groups of `group`, keeping
+/// `keep` per group: a sign test of all `G(G−1)/2` pairs of every group (8 rounds); the ranks
+/// (local sums of the comparison bits) decomposed into their low `β = ⌈log2 G⌉` bits
+/// (`2 + `[`low_bits_prefix_levels`]`(β)` rounds, [`low_bits_bytes`]`(β)` per candidate); then
+/// the product tree of [`selection::rank_tree_levels`] over the β factors `[1 − b, b]` and the
+/// value itself (`⌈log2(β + 1)⌉` rounds), whose last level is summed over the group — one
+/// reshared word per kept element, `8·keep` bytes per group — and whose earlier levels reshare
+/// [`selection::rank_tree_products`]`(β)` words per candidate.
+pub fn rank_stage_cost(m: usize, group: usize, keep: usize) -> Cost {
+    let groups = m.div_ceil(group);
+    let padded = groups * group;
+    let bits = selection::rank_bits(group);
+    let levels = u32::try_from(selection::rank_tree_levels(bits).len()).unwrap_or(u32::MAX);
+    let rounds = LTZ_ROUNDS + 2 + low_bits_prefix_levels(bits) + levels;
+    let pairs = groups.saturating_mul(group * (group - 1) / 2);
+    let tree = bytes(padded, selection::rank_tree_products(bits) as u64)
+        .saturating_add(bytes(groups.saturating_mul(keep), 1));
+    let mut total = ltz_bytes(pairs);
+    for (t, b) in total.iter_mut().zip(scaled(padded, low_bits_bytes(bits))) {
+        *t = t.saturating_add(b).saturating_add(tree);
+    }
+    Cost {
+        rounds,
+        bytes_sent: total,
+    }
+}
+
+/// Cost of `BestK` on `n` secret elements with the plan
+/// [`selection::best_k_plan_with`]`(n, k, groups)`: each network layer is a sign test of its
+/// pairs with the select multiplied in (8 rounds); each rank stage is [`rank_stage_cost`].
+pub fn best_k_cost(n: usize, k: usize, groups: Option<&[usize]>) -> Cost {
+    let plan = selection::best_k_plan_with(n, k, groups);
     let mut m = plan.padded;
     let (mut rounds, mut total) = (0u32, [0u64; 3]);
     let mut add = |b: [u64; 3]| {
@@ -324,14 +353,10 @@ fn best_k_cost(n: usize, k: usize) -> Cost {
                 }
             }
             selection::Stage::Rank { group, keep } => {
-                let padded = m.div_ceil(*group) * group;
-                let groups = padded / group;
-                let bits = group.trailing_zeros();
-                rounds = rounds.saturating_add(LTZ_ROUNDS + onehot_low_rounds(bits) + 1);
-                add(ltz_bytes(groups * group * (group - 1) / 2));
-                add(onehot_low_bytes(padded, bits, *keep));
-                add([bytes(groups * keep, 1); 3]);
-                m = groups * keep;
+                let c = rank_stage_cost(m, *group, *keep);
+                rounds = rounds.saturating_add(c.rounds);
+                add(c.bytes_sent);
+                m = m.div_ceil(*group) * keep;
             }
         }
     }
@@ -339,6 +364,131 @@ fn best_k_cost(n: usize, k: usize) -> Cost {
         rounds,
         bytes_sent: total,
     }
+}
+
+/// The link between the parties, as the cost model sees it: a round costs `rtt_s`, and each
+/// party's bytes cost `1 / bandwidth` plus `1 / processing` (the nodes' own work, roughly in
+/// proportion to what they send). [`LinkProfile::seconds`] is the estimate the plan choice
+/// ([`best_k_groups_for`]) minimises: `rounds·rtt + max_party_bytes·(1/bandwidth +
+/// 1/processing)`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LinkProfile {
+    /// Round-trip time between two parties, seconds.
+    pub rtt_s: f64,
+    /// Link bandwidth per party, bytes per second.
+    pub bandwidth_bytes_per_s: f64,
+    /// Bytes per second a node protocols through (sign tests, reshares, serialisation) when
+    /// the link is not the limit.
+    pub processing_bytes_per_s: f64,
+}
+
+/// Processing rate of a node: each sent byte of a secret-shared protocol costs its sender
+/// and receivers about this much CPU time. Measured on the reference machine (2 cores running
+/// all three nodes over gRPC on loopback, RAG 10,000, both `BestK` plans; see
+/// `docs/benchmarks.md`).
+pub const PROCESSING_BYTES_PER_S: f64 = 60.0e6;
+
+impl LinkProfile {
+    /// Three nodes on one host over gRPC loopback (how every figure was taken so far): the
+    /// default, under which `BestK` keeps its comparator network.
+    pub const LOOPBACK: LinkProfile = LinkProfile {
+        rtt_s: 0.4e-3,
+        bandwidth_bytes_per_s: 2.0e9,
+        processing_bytes_per_s: PROCESSING_BYTES_PER_S,
+    };
+    /// A data-centre LAN: 0.2 ms RTT, 10 Gbit/s (issue 21's LAN profile).
+    pub const LAN: LinkProfile = LinkProfile {
+        rtt_s: 0.2e-3,
+        bandwidth_bytes_per_s: 1.25e9,
+        processing_bytes_per_s: PROCESSING_BYTES_PER_S,
+    };
+    /// A WAN: 20 ms RTT, 1 Gbit/s (issue 21's WAN profile).
+    pub const WAN: LinkProfile = LinkProfile {
+        rtt_s: 20.0e-3,
+        bandwidth_bytes_per_s: 1.25e8,
+        processing_bytes_per_s: PROCESSING_BYTES_PER_S,
+    };
+
+    /// Estimated seconds for `cost` on this link: rounds × RTT plus the busiest party's bytes
+    /// over the bandwidth and the processing rate.
+    pub fn seconds(&self, cost: &Cost) -> f64 {
+        let bytes = cost.bytes_sent.iter().copied().max().unwrap_or(0) as f64;
+        f64::from(cost.rounds) * self.rtt_s
+            + bytes / self.bandwidth_bytes_per_s
+            + bytes / self.processing_bytes_per_s
+    }
+}
+
+impl Default for LinkProfile {
+    /// [`LinkProfile::LOOPBACK`].
+    fn default() -> Self {
+        LinkProfile::LOOPBACK
+    }
+}
+
+/// The cheapest rank-only plan for the best `k` of `n` under `link`: the group sizes and
+/// their cost. Each stage on `m` candidates either ends (one group of `m`, when
+/// `max(k, 2) ≤ m ≤` [`selection::MAX_RANK_GROUP`]) or splits into `c = ⌈m / 2^β⌉ ≥ 2` balanced
+/// groups of `⌈m / c⌉ > k` (β = 1..=10: the rank bits, which fix the stage's rounds); a
+/// dynamic programme over the candidate counts picks the sequence with the least
+/// [`LinkProfile::seconds`].
+pub fn best_rank_groups(n: usize, k: usize, link: &LinkProfile) -> (Vec<usize>, Cost) {
+    fn go(
+        m: usize,
+        k: usize,
+        link: &LinkProfile,
+        memo: &mut std::collections::HashMap<usize, (f64, Vec<usize>, Cost)>,
+    ) -> (f64, Vec<usize>, Cost) {
+        if let Some(hit) = memo.get(&m) {
+            return hit.clone();
+        }
+        let mut best: Option<(f64, Vec<usize>, Cost)> = None;
+        let mut consider = |cand: (f64, Vec<usize>, Cost)| {
+            if best.as_ref().is_none_or(|b| cand.0 < b.0) {
+                best = Some(cand);
+            }
+        };
+        let last = m.max(k).max(2);
+        if last <= selection::MAX_RANK_GROUP {
+            let c = rank_stage_cost(m, last, k);
+            consider((link.seconds(&c), vec![last], c));
+        }
+        let max_bits = selection::MAX_RANK_GROUP.trailing_zeros();
+        for bits in 1..=max_bits {
+            let count = m.div_ceil(1 << bits);
+            if count < 2 {
+                break;
+            }
+            let group = m.div_ceil(count);
+            if group <= k || count * k >= m {
+                continue;
+            }
+            let c = rank_stage_cost(m, group, k);
+            let (_, mut rest, rc) = go(count * k, k, link, memo);
+            let total = Cost {
+                rounds: c.rounds.saturating_add(rc.rounds),
+                bytes_sent: [0, 1, 2].map(|p| c.bytes_sent[p].saturating_add(rc.bytes_sent[p])),
+            };
+            rest.insert(0, group);
+            consider((link.seconds(&total), rest, total));
+        }
+        // Some choice always exists: m ≤ MAX_RANK_GROUP ends, larger m splits into groups of
+        // 1,024 > k (k ≤ m is kept, and k ≥ 1,024 would make m ≤ … end) — but stay total.
+        let best = best.unwrap_or((f64::INFINITY, vec![], Cost::FREE));
+        memo.insert(m, best.clone());
+        best
+    }
+    let (_, groups, cost) = go(n, k, link, &mut std::collections::HashMap::new());
+    (groups, cost)
+}
+
+/// The `groups` of [`Op::BestK`] for the best `k` of `n` secret elements under `link`:
+/// `None` (the comparator network, fewest bytes) unless a rank-only plan
+/// ([`best_rank_groups`]) is estimated faster on this link. `1 ≤ k ≤ n` is the caller's.
+pub fn best_k_groups_for(n: usize, k: usize, link: &LinkProfile) -> Option<Vec<usize>> {
+    let network = link.seconds(&best_k_cost(n, k, None));
+    let (groups, cost) = best_rank_groups(n, k, link);
+    (!groups.is_empty() && link.seconds(&cost) < network).then_some(groups)
 }
 
 /// Cost of output `output_index` of `p` (free for an out-of-range index).

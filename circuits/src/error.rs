@@ -375,6 +375,14 @@ pub enum ValidationError {
         /// The index's type.
         ty: ValueType,
     },
+    /// `BestK` lists rank-stage groups that are not a plan for its sizes.
+    #[error("op {op} (best_k): invalid rank-selection groups: {reason}")]
+    BestKGroups {
+        /// Op index.
+        op: usize,
+        /// What is wrong with them.
+        reason: crate::selection::RankGroupsError,
+    },
     /// `topk` asked for a count outside `1..=len`.
     #[error("op {op} ({name}): cannot take the {k} largest of {len} elements; needs 1 ≤ k ≤ {len}")]
     CountRange {

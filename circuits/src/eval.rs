@@ -131,7 +131,12 @@ pub fn evaluate_all(
             Op::ArgMax(a) => vec![tournament(&vals[a.index()]).1 as u64],
             Op::Bits(a) => bits(&vals[a.index()]),
             Op::MsbOneHot { a, lanes } => msb_onehot(&vals[a.index()], *lanes),
-            Op::BestK { a, k, largest } => selection::best_k_plain(&vals[a.index()], *k, *largest),
+            Op::BestK {
+                a,
+                k,
+                largest,
+                groups,
+            } => selection::best_k_plain_with(&vals[a.index()], *k, *largest, groups.as_deref()),
             Op::OneHotLow { a, bits, n } => {
                 selection::onehot_low_plain(&vals[a.index()], *bits, *n)
             }

@@ -240,6 +240,14 @@ pub enum Op {
         k: usize,
         /// Largest (true) or smallest (false).
         largest: bool,
+        /// The plan: absent (the default, and how programs written before it read) is the
+        /// comparator network with a rank-selection tail, fewest bytes; present is rank
+        /// selection only, stage s comparing all pairs inside groups of `groups[s]` — fewer
+        /// rounds, more bytes, for high-latency links (see [`crate::selection`] and
+        /// [`crate::cost::best_k_groups_for`]). Same result either way. Absent fields are not
+        /// serialised, so a program's JSON and id change only when this is set.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        groups: Option<Vec<usize>>,
     },
     /// One-hot rows: element r of the operand (m elements) becomes row r of a `Matrix(m, n)` of
     /// ring 0/1 words with a 1 in column `a_r mod 2^bits`, or a zero row when that is ≥ `n`.

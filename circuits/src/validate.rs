@@ -39,6 +39,7 @@
 use crate::error::ValidationError;
 use crate::fixed::MAX_MAGNITUDE_BITS;
 use crate::program::{InputDecl, Op, Owner, PROGRAM_VERSION, Program, Recipient, SumAxis};
+use crate::selection;
 use crate::types::{ElemType, Shape, ValueType, Visibility};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -525,7 +526,7 @@ pub(crate) fn infer_op(
                 shape: sized(Shape::Matrix(ta.shape.len(), lanes as usize))?,
             }
         }
-        Op::BestK { a, k, .. } => {
+        Op::BestK { a, k, groups, .. } => {
             let ta = get(*a)?;
             no_bit(&ta)?;
             let Shape::Vector(len) = ta.shape else {
@@ -542,6 +543,10 @@ pub(crate) fn infer_op(
                     k: *k,
                     len,
                 });
+            }
+            if let Some(groups) = groups {
+                selection::check_rank_groups(len, *k, groups)
+                    .map_err(|reason| ValidationError::BestKGroups { op, reason })?;
             }
             ValueType {
                 shape: Shape::Vector(*k),

@@ -1020,3 +1020,33 @@ fn builder_fixmul_variants() {
         secret(ElemType::Ring, Shape::Scalar)
     );
 }
+
+/// `BestK`'s plan: absent groups are not serialised (old JSON and ids unchanged), present ones
+/// round-trip, and groups that are no plan for the sizes are a typed validation error.
+#[test]
+fn best_k_groups_serialise_only_when_set_and_are_checked() {
+    use veil_circuits::{Builder, Program, Ring, ValidationError};
+    let build = |groups: Option<Vec<usize>>| {
+        let mut b = Builder::new();
+        let x = b.secret_vector("x", 100, Ring);
+        let best = b.best_k_ranked(x, 3, true, groups);
+        b.output_to_client("best", best);
+        b.finish()
+    };
+    let network = build(None).unwrap();
+    assert!(!network.program().to_json().contains("groups"));
+    let ranked = build(Some(vec![10, 30])).unwrap();
+    let json = ranked.program().to_json();
+    assert!(json.contains("groups"));
+    let back = Program::from_json(&json).unwrap().validate().unwrap();
+    assert_eq!(back.id(), ranked.id());
+    assert_ne!(ranked.id(), network.id());
+    assert!(matches!(
+        build(Some(vec![10])),
+        Err(ValidationError::BestKGroups { .. })
+    ));
+    assert!(matches!(
+        build(Some(vec![2, 100])),
+        Err(ValidationError::BestKGroups { .. })
+    ));
+}

@@ -93,6 +93,11 @@ enum Command {
         /// With `--transport grpc`: use this running cluster instead of starting a devnet.
         #[arg(long, value_name = "FILE")]
         cluster: Option<PathBuf>,
+        /// `rag`: comma-separated link profiles to plan the top-k for (loopback keeps the
+        /// comparator network, wan picks rank selection); the queries alternate between them
+        /// and each gets a row.
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "loopback")]
+        link: Vec<bench::LinkChoice>,
     },
     /// Run a serialised program (veil-circuits JSON) on a cluster: every input NAME is read
     /// from FILE (one number per line: integers for ring inputs, decimals for fixed point),
@@ -218,6 +223,7 @@ fn main() -> Result<()> {
             breakdown,
             device,
             cluster,
+            link,
         } => {
             if let Some(device) = device {
                 cmd::device::use_device(device, reps, json)?;
@@ -228,7 +234,11 @@ fn main() -> Result<()> {
                 &size,
                 (Params { k }, dim),
                 reps,
-                cmd::bench::Output { json, breakdown },
+                cmd::bench::Output {
+                    json,
+                    breakdown,
+                    links: link,
+                },
                 cluster,
             )
         }

@@ -14,6 +14,7 @@
 use crate::{Client, ClientError, Grant, InvokeSummary};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
+use veil_circuits::cost::LinkProfile;
 use veil_circuits::retrieval::{
     self, KEYS, QUERY, RetrievalShape, TEXTS, decode_key, emb_input, retrieval_program, text_input,
 };
@@ -282,6 +283,21 @@ pub async fn ask(
     query: &[i8],
     k: usize,
 ) -> Result<MpcAnswer, RagError> {
+    ask_with_link(asker, corpus, query, k, &LinkProfile::default()).await
+}
+
+/// [`ask`] with the retrieval program's top-k plan chosen for the nodes' `link`
+/// ([`retrieval::retrieval_program_for`]): on a WAN, rank selection in far fewer rounds; on
+/// the default (loopback) or a LAN the same program as [`ask`]. The answer is the same. A
+/// program not stored yet for this (asker, k) and plan is stored first; a corpus uploaded
+/// with grants must grant that program too.
+pub async fn ask_with_link(
+    asker: &mut Client,
+    corpus: &mut MpcCorpus,
+    query: &[i8],
+    k: usize,
+    link: &LinkProfile,
+) -> Result<MpcAnswer, RagError> {
     let start = Instant::now();
     let n = corpus.documents();
     if query.len() != corpus.dim {
@@ -294,10 +310,11 @@ pub async fn ask(
     check_k(k, n)?;
     let shape = corpus.shape();
     let key = (asker.name().to_string(), k);
+    let program = retrieval::retrieval_program_for(&shape, k, &corpus.owner, asker.name(), link)?;
+    let want = program.id().to_string();
     let program_id = match corpus.programs.get(&key) {
-        Some(id) => id.clone(),
-        None => {
-            let program = retrieval_program(&shape, k, &corpus.owner, asker.name())?;
+        Some(id) if *id == want => id.clone(),
+        _ => {
             let id = asker.store_program(&program).await?;
             corpus.programs.insert(key, id.clone());
             id

@@ -4,10 +4,11 @@
 
 use rand::Rng;
 use std::collections::HashMap;
-use veil_circuits::cost::program_cost;
+use veil_circuits::cost::{LinkProfile, program_cost};
 use veil_circuits::eval::evaluate;
 use veil_circuits::retrieval::{
-    KEYS, QUERY, RetrievalShape, TEXTS, decode_key, emb_input, retrieval_program, text_input,
+    KEYS, QUERY, RetrievalShape, TEXTS, decode_key, emb_input, retrieval_program,
+    retrieval_program_for, text_input,
 };
 use veil_runtime::harness::{collect_outputs, run_program3, share_inputs};
 use veil_runtime::testing::test_rng;
@@ -29,12 +30,41 @@ fn reference(emb: &[i8], dim: usize, q: &[i8], k: usize) -> Vec<(i64, usize)> {
 
 #[test]
 fn retrieval_circuit_returns_the_plaintext_top_k_and_texts() {
+    for link in [LinkProfile::LOOPBACK, LinkProfile::WAN] {
+        retrieval_matches_plaintext(&link);
+    }
+}
+
+/// The WAN plan differs from the default one where it should, and only there.
+#[test]
+fn the_link_picks_the_top_k_plan() {
+    let shape = RetrievalShape {
+        dim: 8,
+        width: 2,
+        blocks: vec![10_000],
+    };
+    let default = retrieval_program(&shape, 8, "o", "a").unwrap();
+    let lan = retrieval_program_for(&shape, 8, "o", "a", &LinkProfile::LAN).unwrap();
+    let wan = retrieval_program_for(&shape, 8, "o", "a", &LinkProfile::WAN).unwrap();
+    assert_eq!(default.id(), lan.id());
+    assert_ne!(default.id(), wan.id());
+    let (d, w) = (program_cost(&default), program_cost(&wan));
+    assert!(
+        w.rounds <= 80 && w.rounds * 3 < d.rounds,
+        "{} vs {}",
+        w.rounds,
+        d.rounds
+    );
+}
+
+fn retrieval_matches_plaintext(link: &LinkProfile) {
     let mut rng = test_rng();
     for (blocks, dim, width, k) in [
         (vec![1usize], 3usize, 2usize, 1usize),
         (vec![5, 3], 4, 3, 3),
         (vec![40, 40, 17], 16, 5, 8),
         (vec![300], 32, 4, 8),
+        (vec![1500, 1500], 4, 2, 8),
     ] {
         let shape = RetrievalShape {
             dim,
@@ -42,7 +72,7 @@ fn retrieval_circuit_returns_the_plaintext_top_k_and_texts() {
             blocks: blocks.clone(),
         };
         let n = shape.documents();
-        let p = retrieval_program(&shape, k, "owner", "asker").unwrap();
+        let p = retrieval_program_for(&shape, k, "owner", "asker", link).unwrap();
         // Small coordinates so equal scores (ties) occur.
         let emb: Vec<i8> = (0..n * dim).map(|_| rng.random_range(-3..=3)).collect();
         let q: Vec<i8> = (0..dim).map(|_| rng.random_range(-3..=3)).collect();

@@ -166,10 +166,47 @@ impl Builder {
     /// exact for elements in [−2^62, 2^62). Cost with a secret operand: `11·layers` rounds,
     /// about `5.5·n` comparisons for k = 8 (see [`crate::cost`]).
     pub fn best_k(&mut self, a: Value, k: usize, largest: bool) -> Value {
+        self.best_k_ranked(a, k, largest, None)
+    }
+
+    /// [`Builder::best_k`] with the plan chosen for `link` by the cost model
+    /// ([`crate::cost::best_k_groups_for`]): the comparator network (fewest bytes, the same op
+    /// as [`Builder::best_k`]) unless rank selection in all-pairs groups is estimated faster
+    /// on this link — as on a WAN, where it takes RAG's 10,000 keys to the best 8 in 48
+    /// rounds instead of 204. Same result either way. A non-vector or out-of-range `k` is
+    /// left to the op's validation (the network op is emitted).
+    pub fn best_k_for_link(
+        &mut self,
+        a: Value,
+        k: usize,
+        largest: bool,
+        link: &crate::cost::LinkProfile,
+    ) -> Value {
+        let groups = match (a.ty.shape, a.ty.vis) {
+            (Shape::Vector(n), crate::types::Visibility::Secret) if (1..=n).contains(&k) => {
+                crate::cost::best_k_groups_for(n, k, link)
+            }
+            _ => None,
+        };
+        self.best_k_ranked(a, k, largest, groups)
+    }
+
+    /// [`Builder::best_k`] with an explicit plan: `None` is the comparator network, `Some`
+    /// the group size of each rank-selection stage (checked by validation:
+    /// [`crate::selection::check_rank_groups`]). Cost with a secret operand:
+    /// [`crate::cost::best_k_cost`].
+    pub fn best_k_ranked(
+        &mut self,
+        a: Value,
+        k: usize,
+        largest: bool,
+        groups: Option<Vec<usize>>,
+    ) -> Value {
         self.push(Op::BestK {
             a: a.id,
             k,
             largest,
+            groups,
         })
     }
 

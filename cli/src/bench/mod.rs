@@ -64,6 +64,31 @@ pub enum TransportKind {
     Grpc,
 }
 
+/// The link profile a RAG retrieval program's top-k plan is chosen for
+/// ([`veil_circuits::cost::LinkProfile`]); the link itself is whatever the nodes run on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkChoice {
+    /// Three nodes on one host (the default plan: the comparator network).
+    Loopback,
+    /// 0.2 ms RTT, 10 Gbit/s.
+    Lan,
+    /// 20 ms RTT, 1 Gbit/s (rank selection in all-pairs groups: far fewer rounds).
+    Wan,
+}
+
+impl LinkChoice {
+    /// The cost model's profile.
+    pub fn profile(self) -> veil_circuits::cost::LinkProfile {
+        use veil_circuits::cost::LinkProfile;
+        match self {
+            LinkChoice::Loopback => LinkProfile::LOOPBACK,
+            LinkChoice::Lan => LinkProfile::LAN,
+            LinkChoice::Wan => LinkProfile::WAN,
+        }
+    }
+}
+
 /// One measured op at one size (the `--json` line).
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchResult {

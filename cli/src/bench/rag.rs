@@ -30,6 +30,8 @@ pub struct RagBenchResult {
     pub dim: usize,
     /// Chunks returned per query.
     pub k: usize,
+    /// The link profile the top-k plan was chosen for.
+    pub link: super::LinkChoice,
     /// MPC: median asker wall time per query (upload query, invoke, fetch, clean-up), seconds.
     pub mpc_median_s: f64,
     /// MPC: median session time at the slowest node (the circuit over the network), seconds.
@@ -52,14 +54,15 @@ pub struct RagBenchResult {
     pub plaintext_median_s: f64,
 }
 
-/// Runs the RAG benchmark at `size` chunks on the cluster behind `client` (owner and asker).
+/// Runs the RAG benchmark at `size` chunks on the cluster behind `client` (owner and asker),
+/// one row per link profile in `links` (non-empty): each query runs once per profile, the
+/// profiles alternating, so their medians come from the same stretch of time.
 pub async fn run_rag(
     client: &mut Client,
-    size: usize,
-    dim: usize,
-    k: usize,
+    (size, dim, k): (usize, usize, usize),
     reps: usize,
-) -> Result<RagBenchResult, BenchError> {
+    links: &[super::LinkChoice],
+) -> Result<Vec<RagBenchResult>, BenchError> {
     let fail = |what: String| BenchError::Devnet(what);
     let emb = synthetic_embeddings(size, dim, 42);
     let (_, quant) = normalise_and_quantise(&emb, dim).map_err(|e| fail(e.to_string()))?;
@@ -86,11 +89,17 @@ pub async fn run_rag(
         .map(|i| quantise_query(&synthetic_embeddings(1, dim, 1000 + i)))
         .collect::<Result<_, _>>()
         .map_err(|e| fail(e.to_string()))?;
-    let (mut wall, mut session, mut plain) = (Vec::new(), Vec::new(), Vec::new());
-    let mut last = None;
-    for (i, q) in queries.iter().enumerate() {
-        eprintln!("  mpc: query {}/{reps}…", i + 1);
-        let ans = rag::ask(client, &mut corpus, q, k)
+    let mut plain = Vec::new();
+    let mut wall = vec![Vec::new(); links.len()];
+    let mut session = vec![Vec::new(); links.len()];
+    let mut last: Vec<Option<_>> = (0..links.len()).map(|_| None).collect();
+    for ((i, q), (l, link)) in queries
+        .iter()
+        .enumerate()
+        .flat_map(|q| links.iter().enumerate().map(move |l| (q, l)))
+    {
+        eprintln!("  mpc: query {}/{reps} (plan for {link:?})…", i + 1);
+        let ans = rag::ask_with_link(client, &mut corpus, q, k, &link.profile())
             .await
             .map_err(|e| fail(e.to_string()))?;
         let t = Instant::now();
@@ -103,34 +112,42 @@ pub async fn run_rag(
                 "rag: the cluster's top-{k} {got:?} differs from plaintext {expect:?}"
             )));
         }
-        wall.push(ans.wall.as_secs_f64());
-        session.push(ans.invoke.session_time.as_secs_f64());
-        last = Some(ans.invoke);
+        wall[l].push(ans.wall.as_secs_f64());
+        session[l].push(ans.invoke.session_time.as_secs_f64());
+        last[l] = Some(ans.invoke);
     }
     rag::delete(client, &corpus)
         .await
         .map_err(|e| fail(e.to_string()))?;
-    let invoke = last.ok_or_else(|| fail("no queries (reps = 0)".into()))?;
 
     eprintln!("  fhe: preparing and scoring…");
     let fhe = tokio::task::spawn_blocking(move || super::fhe::run_score(size, dim, k, reps))
         .await
         .map_err(|e| fail(e.to_string()))?
         .map_err(|e| fail(e.to_string()))?;
-    Ok(RagBenchResult {
-        op: "rag",
-        size,
-        dim,
-        k,
-        mpc_median_s: median(wall),
-        mpc_session_median_s: median(session),
-        mpc_rounds: invoke.rounds,
-        mpc_bytes_per_node: invoke.bytes_sent,
-        mpc_ingest_s,
-        fhe_server_median_s: fhe.median_s,
-        fhe_client_s: fhe.client_encrypt_s + fhe.client_decode_s,
-        fhe_upload_bytes: fhe.upload_bytes,
-        fhe_hint_bytes: fhe.hint_bytes,
-        plaintext_median_s: median(plain),
-    })
+    let plaintext_median_s = median(plain);
+    let mut rows = Vec::with_capacity(links.len());
+    for (l, &link) in links.iter().enumerate() {
+        let invoke = last[l]
+            .take()
+            .ok_or_else(|| fail("no queries (reps = 0)".into()))?;
+        rows.push(RagBenchResult {
+            op: "rag",
+            size,
+            dim,
+            k,
+            link,
+            mpc_median_s: median(std::mem::take(&mut wall[l])),
+            mpc_session_median_s: median(std::mem::take(&mut session[l])),
+            mpc_rounds: invoke.rounds,
+            mpc_bytes_per_node: invoke.bytes_sent,
+            mpc_ingest_s,
+            fhe_server_median_s: fhe.median_s,
+            fhe_client_s: fhe.client_encrypt_s + fhe.client_decode_s,
+            fhe_upload_bytes: fhe.upload_bytes,
+            fhe_hint_bytes: fhe.hint_bytes,
+            plaintext_median_s,
+        });
+    }
+    Ok(rows)
 }

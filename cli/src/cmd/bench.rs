@@ -14,6 +14,8 @@ pub struct Output {
     pub json: bool,
     /// Per-op time breakdown after each MPC result.
     pub breakdown: bool,
+    /// `rag`: the link profiles to plan the top-k for (one row each, queries alternating).
+    pub links: Vec<bench::LinkChoice>,
 }
 
 pub fn run_bench(
@@ -169,18 +171,24 @@ fn run_rag_bench(
     sizes: &[usize],
     (k, dim): (usize, usize),
     reps: usize,
-    Output { json, .. }: &Output,
+    Output { json, links, .. }: &Output,
     cluster: Option<PathBuf>,
 ) -> Result<()> {
     let rt = runtime()?;
     let (_devnet, toml) = rt.block_on(async { bench::grpc::cluster_or_devnet(cluster, 7750) })?;
+    let links: Vec<bench::LinkChoice> = if links.is_empty() {
+        vec![bench::LinkChoice::Loopback]
+    } else {
+        links.clone()
+    };
     let mut client = rt.block_on(bench::grpc::connect_ready(&toml))?;
     if !json {
         println!(
-            "{:<5} {:>8} {:>4} {:>10} {:>10} {:>7} {:>12} {:>11} {:>11} {:>11}",
+            "{:<5} {:>8} {:>4} {:>8} {:>10} {:>10} {:>7} {:>12} {:>11} {:>11} {:>11}",
             "op",
             "size",
             "k",
+            "plan for",
             "mpc/query",
             "mpc sess",
             "rounds",
@@ -192,18 +200,34 @@ fn run_rag_bench(
     }
     for size in sizes_or(sizes, 10_000) {
         eprintln!("veil bench: rag size {size} dim {dim} k {k} ({reps} queries per backend)…");
-        let r = rt
-            .block_on(bench::rag::run_rag(&mut client, size, dim, k, reps))
+        let rows = rt
+            .block_on(bench::rag::run_rag(
+                &mut client,
+                (size, dim, k),
+                reps,
+                &links,
+            ))
             .with_context(|| format!("benchmark rag at size {size}"))?;
-        if *json {
+        for r in rows {
+            print_rag_row(&r, *json)?;
+        }
+    }
+    Ok(())
+}
+
+/// One `rag` result as a table row or a JSON line.
+fn print_rag_row(r: &bench::rag::RagBenchResult, json: bool) -> Result<()> {
+    {
+        if json {
             println!("{}", serde_json::to_string(&r)?);
         } else {
             let f = bench::fmt_duration;
             println!(
-                "{:<5} {:>8} {:>4} {:>10} {:>10} {:>7} {:>12.2} {:>11} {:>11} {:>11}",
+                "{:<5} {:>8} {:>4} {:>8} {:>10} {:>10} {:>7} {:>12.2} {:>11} {:>11} {:>11}",
                 r.op,
                 r.size,
                 r.k,
+                format!("{:?}", r.link).to_lowercase(),
                 f(r.mpc_median_s),
                 f(r.mpc_session_median_s),
                 r.mpc_rounds,
@@ -286,7 +310,9 @@ fn run_mpc_bench(
     sizes: &[usize],
     params: Params,
     reps: usize,
-    &Output { json, breakdown }: &Output,
+    &Output {
+        json, breakdown, ..
+    }: &Output,
     cluster: Option<PathBuf>,
 ) -> Result<()> {
     // gRPC: a cluster (given, or a devnet started now) and a client connected to it.

@@ -9,9 +9,10 @@
 //! [`super::msb`]), and one multiplication t = c·(x_q − x_p): the larger is x_p + t and the
 //! smaller x_q − t (8 rounds per layer: the sign bit's mask is multiplied in beside the
 //! boolean work). Padding uses public sentinels (trivial sharings).
-//! The last stages are rank selections: one batched sign test of every pair of each group of
-//! 32, ranks summed locally, the kept elements picked by a one-hot of the ranks and one dot
-//! product (16 rounds for a 4× reduction).
+//! The last stages (or, for a plan with `groups`, all of them) are rank selections: one
+//! batched sign test of every pair of each group, ranks summed locally, the kept elements
+//! picked by the product of the ranks' bit factors and the value, summed over the group (15
+//! rounds for groups of 32, 16 for 64 or 128).
 //!
 //! **One-hot.** The low `bits` bits of every word are decomposed and opened under masks to
 //! arithmetic 0/1 ([`super::compare`]'s two-way-split adder, ABY3 §5.3, stopped at the prefix
@@ -32,17 +33,22 @@ use crate::error::ProtocolError;
 use crate::party::PartyCtx;
 use crate::sharing::Shares;
 use std::collections::VecDeque;
-use veil_circuits::selection::{Layer, Stage, best_k_plan, best_k_sentinel, rank_pairs};
+use veil_circuits::selection::{
+    Layer, Stage, best_k_plan_with, best_k_sentinel, rank_bits, rank_pairs, rank_tree_levels,
+};
 
 /// The best `k` of the shared vector `x` (1 ≤ k ≤ len), largest first when `largest`, else
 /// smallest first.
+/// `groups` is the op's plan ([`best_k_plan_with`]): `None` for the comparator network,
+/// `Some` for rank selection only (already validated).
 pub fn best_k(
     ctx: &mut PartyCtx,
     x: Shares,
     k: usize,
     largest: bool,
+    groups: Option<&[usize]>,
 ) -> Result<Box<dyn MultiRound>, ProtocolError> {
-    let plan = best_k_plan(x.len(), k);
+    let plan = best_k_plan_with(x.len(), k, groups);
     let x = pad(ctx, x, plan.padded, largest);
     next_stage(ctx, x, plan.stages.into(), k, largest)
 }
@@ -116,7 +122,11 @@ fn network_layer(
 
 /// One rank-selection stage (see [`veil_circuits::selection`]): all pairs of each group are
 /// compared at once, rank_i = #{members that beat i} (local), and kept element r of a group is
-/// Σ_i [rank_i = r]·x_i: `OneHotLow` of the ranks, then one dot product per kept element.
+/// Σ_i [rank_i = r]·x_i. The indicator is the Kronecker product of the per-bit factors
+/// [1 − b_j, b_j] of the rank's β = ⌈log2 G⌉ low bits; x_i joins the product tree as one more
+/// factor of size 1, so its last level already is [rank_i = r]·x_i and the sum over the group
+/// is taken before the reshare (a dot product): 8 + (2 + prefix levels(β)) + ⌈log2(β + 1)⌉
+/// rounds.
 fn rank_stage(
     ctx: &mut PartyCtx,
     x: Shares,
@@ -133,7 +143,7 @@ fn rank_stage(
     // c = 1 iff b beats a: [x_a < x_b] for the largest, [x_b < x_a] for the smallest.
     let d = if largest { a.sub(&b) } else { b.sub(&a) };
     let sign = ltz(ctx, &d)?;
-    let bits = group.trailing_zeros();
+    let bits = rank_bits(group);
     Ok(Then::boxed(sign, move |ctx, c| {
         // rank_a += c (b beats a); rank_b += 1 − c (a beats b): rank_b gets one public 1 per
         // pair with a smaller partner, i.e. its position in the group, minus the c's.
@@ -148,20 +158,111 @@ fn rank_stage(
             rank.own[b] = rank.own[b].wrapping_sub(c.own[j]);
             rank.next[b] = rank.next[b].wrapping_sub(c.next[j]);
         }
-        let onehot = onehot_low(ctx, &rank, bits, keep)?;
-        Ok(Step::More(Then::boxed(onehot, move |ctx, oh| {
-            // Row (g, r) of the dot: [oh[g·G + i][r] for i] · [x[g·G + i] for i].
-            let groups = len / group;
-            let left = oh.gather((0..groups).flat_map(|g| {
-                (0..keep).flat_map(move |r| (0..group).map(move |i| (g * group + i) * keep + r))
-            }));
-            let right = x.gather(
-                (0..groups).flat_map(|g| (0..keep).flat_map(move |_| g * group..(g + 1) * group)),
-            );
-            let dot = MulRound::dot(ctx, &left, &right, groups * keep, group)?;
-            Ok(Step::More(Then::boxed(Box::new(OneRound(dot)), then)))
+        let dec = decompose(ctx, &rank, Target::LowBits { lanes: bits })?;
+        Ok(Step::More(Then::boxed(dec, move |ctx, bit| {
+            // Per candidate: β factors [1 − b_j, b_j], then x itself (size 1).
+            let one = Shares::from_public(ctx.id, &[1]);
+            let beta = bits as usize;
+            let row = |ones: u64, bit: &[u64], x: &[u64]| -> Vec<u64> {
+                bit.chunks_exact(beta)
+                    .zip(x)
+                    .flat_map(|(bs, &x)| {
+                        bs.iter()
+                            .flat_map(move |&v| [ones.wrapping_sub(v), v])
+                            .chain(std::iter::once(x))
+                    })
+                    .collect()
+            };
+            let f = Shares {
+                own: row(one.own[0], &bit.own, &x.own),
+                next: row(one.next[0], &bit.next, &x.next),
+            };
+            let levels: VecDeque<Vec<usize>> = rank_tree_levels(bits).into();
+            rank_tree_level(ctx, f, len, group, keep, levels, then)
         })))
     }))
+}
+
+/// One level of the rank-stage product tree on `f` (`rows` candidates × Σ sizes words, the
+/// factors of `levels[0]` per row). Below the last level it is [`product_level`]'s pairing;
+/// the last level's two factors A, B give column r = A[r mod |A|]·B[r / |A|] for r < `keep`,
+/// summed over the `group` rows of each group: one dot product per (group, r).
+fn rank_tree_level(
+    ctx: &mut PartyCtx,
+    f: Shares,
+    rows: usize,
+    group: usize,
+    keep: usize,
+    mut levels: VecDeque<Vec<usize>>,
+    then: impl FnOnce(&mut PartyCtx, Shares) -> Result<Step, ProtocolError> + Send + 'static,
+) -> Result<Step, ProtocolError> {
+    let Some(sizes) = levels.pop_front() else {
+        return Err(ProtocolError::Argument {
+            op: "best_k",
+            what: "an empty rank product tree".into(),
+        });
+    };
+    let stride: usize = sizes.iter().sum();
+    let offsets: Vec<usize> = sizes
+        .iter()
+        .scan(0, |o, &s| {
+            let at = *o;
+            *o += s;
+            Some(at)
+        })
+        .collect();
+    if levels.is_empty() {
+        // Last level: exactly two factors. Row (g, r) of the dot: over members i of group g,
+        // A_i[r mod |A|] · B_i[r / |A|].
+        let (sa, ob) = (sizes[0], offsets[1]);
+        let groups = rows / group;
+        let left = f.gather((0..groups).flat_map(|g| {
+            (0..keep).flat_map(move |r| (0..group).map(move |i| (g * group + i) * stride + r % sa))
+        }));
+        let right = f.gather((0..groups).flat_map(|g| {
+            (0..keep)
+                .flat_map(move |r| (0..group).map(move |i| (g * group + i) * stride + ob + r / sa))
+        }));
+        let dot = MulRound::dot(ctx, &left, &right, groups * keep, group)?;
+        return Ok(Step::More(Then::boxed(Box::new(OneRound(dot)), then)));
+    }
+    // Products of neighbouring factors (A lower, B higher): P[hi·|A| + lo] = A[lo]·B[hi]; an
+    // odd last factor passes through.
+    let (mut left, mut right) = (Vec::new(), Vec::new());
+    for r in 0..rows {
+        for c in (0..sizes.len() - 1).step_by(2) {
+            let (sa, sb) = (sizes[c], sizes[c + 1]);
+            for t in 0..sa * sb {
+                left.push(r * stride + offsets[c] + t % sa);
+                right.push(r * stride + offsets[c + 1] + t / sa);
+            }
+        }
+    }
+    let mul = MulRound::mul(
+        ctx,
+        &f.gather(left.iter().copied()),
+        &f.gather(right.iter().copied()),
+    )?;
+    let odd = sizes.len() % 2 == 1;
+    let (odd_off, odd_size) = (offsets[sizes.len() - 1], sizes[sizes.len() - 1]);
+    let per_row = left.len() / rows.max(1);
+    Ok(Step::More(Then::boxed(
+        Box::new(OneRound(mul)),
+        move |ctx, prod| {
+            let next = if odd {
+                let both = prod.concat(&f);
+                let base = prod.len();
+                both.gather((0..rows).flat_map(|r| {
+                    (0..per_row)
+                        .map(move |t| r * per_row + t)
+                        .chain((0..odd_size).map(move |t| base + r * stride + odd_off + t))
+                }))
+            } else {
+                prod
+            };
+            rank_tree_level(ctx, next, rows, group, keep, levels, then)
+        },
+    )))
 }
 
 /// One-hot rows of `x_r mod 2^bits` over `n` columns (row-major `len × n` result): decompose

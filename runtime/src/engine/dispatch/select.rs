@@ -12,7 +12,12 @@ use veil_circuits::{Op, selection};
 
 pub(super) fn start(ctx: &mut PartyCtx, x: &Operands) -> Result<Pending, EngineError> {
     let m = match x.op() {
-        Op::BestK { a, k, largest } => select::best_k(ctx, x.secret(*a)?.clone(), *k, *largest),
+        Op::BestK {
+            a,
+            k,
+            largest,
+            groups,
+        } => select::best_k(ctx, x.secret(*a)?.clone(), *k, *largest, groups.as_deref()),
         Op::OneHotLow { a, bits, n } => select::onehot_low(ctx, x.secret(*a)?, *bits, *n),
         _ => return Err(x.no_protocol()),
     };
@@ -21,7 +26,12 @@ pub(super) fn start(ctx: &mut PartyCtx, x: &Operands) -> Result<Pending, EngineE
 
 pub(super) fn local(x: &Operands) -> Result<Val, EngineError> {
     Ok(Val::Public(match x.op() {
-        Op::BestK { a, k, largest } => selection::best_k_plain(x.public(*a)?, *k, *largest),
+        Op::BestK {
+            a,
+            k,
+            largest,
+            groups,
+        } => selection::best_k_plain_with(x.public(*a)?, *k, *largest, groups.as_deref()),
         Op::OneHotLow { a, bits, n } => selection::onehot_low_plain(x.public(*a)?, *bits, *n),
         _ => return Err(x.schedule_error("not a selection")),
     }))
