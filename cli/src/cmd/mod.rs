@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod devnet;
+pub mod health;
 pub mod node;
 pub mod prepare;
 pub mod run;
