@@ -200,10 +200,7 @@ fn pipe(mut from: TcpStream, mut to: TcpStream, profile: LinkProfile) {
     });
     thread::spawn(move || {
         for (due, chunk) in rx {
-            let now = Instant::now();
-            if due > now {
-                thread::sleep(due - now);
-            }
+            wait_until(due);
             if to.write_all(&chunk).is_err() {
                 let _ = to.shutdown(Shutdown::Both);
                 return;
@@ -211,6 +208,21 @@ fn pipe(mut from: TcpStream, mut to: TcpStream, profile: LinkProfile) {
         }
         let _ = to.shutdown(Shutdown::Write);
     });
+}
+
+/// Below this, sleeping overshoots by about as much as it sleeps (timer slack): spin instead.
+const SPIN: Duration = Duration::from_micros(80);
+
+/// Sleeps until `due`, spinning (yielding) through the last [`SPIN`] for sub-millisecond
+/// precision.
+fn wait_until(due: Instant) {
+    let now = Instant::now();
+    if due > now + SPIN {
+        thread::sleep(due - now - SPIN);
+    }
+    while Instant::now() < due {
+        thread::yield_now();
+    }
 }
 
 #[cfg(test)]
