@@ -1,5 +1,10 @@
 #!/usr/bin/env python3
-"""Markdown table of deploy/netns/bench.sh results: rounds x RTT beside measured session time."""
+"""Markdown table of deploy/netns/bench.sh results: the latency the rounds cost beside the
+measured session time.
+
+A veil round is one message from each party to the next (replicated sharing), not a request and
+its answer, so a round costs the one-way delay (RTT / 2); both products are printed.
+"""
 import json
 import sys
 
@@ -22,11 +27,11 @@ def label(r):
     return f"{r['op']} {r['size']:,}"
 
 
-print("| op | profile | rounds | rounds × RTT (s) | session median (s) | client wall median (s) | session − rounds × RTT (s) |")
-print("|---|---|---:|---:|---:|---:|---:|")
+print("| op | profile | rounds | rounds × RTT (s) | rounds × RTT/2 (s) | session median (s) | client wall median (s) | session − rounds × RTT/2 (s) |")
+print("|---|---|---:|---:|---:|---:|---:|---:|")
 order = {p: i for i, p in enumerate(["loopback", "lan", "wan"])}
 rows.sort(key=lambda r: (label(r), order.get(r["profile"], 9)))
 for r in rows:
     rounds, session, wall = fields(r)
     rtt = RTT_S.get(r["profile"], 0.0)
-    print(f"| {label(r)} | {r['profile']} | {rounds} | {rounds * rtt:.3f} | {session:.4f} | {wall:.4f} | {session - rounds * rtt:.4f} |")
+    print(f"| {label(r)} | {r['profile']} | {rounds} | {rounds * rtt:.3f} | {rounds * rtt / 2:.3f} | {session:.4f} | {wall:.4f} | {session - rounds * rtt / 2:.4f} |")
