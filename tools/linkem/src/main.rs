@@ -37,7 +37,7 @@ fn main() -> Result<()> {
         profile.one_way_delay = Duration::from_secs_f64(ms / 1000.0);
     }
     if let Some(mbit) = args.rate_mbit {
-        profile.rate_bits_per_s = (mbit > 0.0).then(|| (mbit * 1e6) as u64);
+        profile.rate_bits_per_s = (mbit > 0.0).then_some((mbit * 1e6) as u64);
     }
     let mut relays = Vec::new();
     for route in &args.route {
