@@ -74,7 +74,9 @@ if wait "$client"; then
     fail "the request succeeded although node 1 was cut off"
 fi
 took=$((SECONDS - cut_at))
-echo "netns: with node 1 cut off the request failed after ${took} s: $(grep -m1 -iE 'error|fail' "$WORK/fault.err" | cut -c1-200)"
+echo "netns: with node 1 cut off the request failed after ${took} s:"
+sed -n '/^Error/,/^Stack backtrace/p' "$WORK/fault.err" | grep -v '^$\|^Stack backtrace' | cut -c1-240 | sed 's/^/    /'
+grep -q "Unavailable\|timed out" "$WORK/fault.err" || fail "the failure does not say the session timed out or a node is unavailable"
 [ "$took" -le 40 ] || fail "the failure took ${took} s"
 for i in 0 1 2; do
     kill -0 "${NODE_PIDS[$i]}" 2>/dev/null || fail "node $i exited after the link cut"
