@@ -124,10 +124,35 @@ enum Command {
         /// The node's configuration (`node-<i>.toml`).
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
+        /// Keep the store here instead of the config's `data_dir` (e.g. a writable volume when
+        /// the configuration is mounted read-only in a container).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Check nodes with the gRPC health service over mutual TLS; exits non-zero unless every
+    /// checked node is SERVING. `--config node.toml` checks that node from its own host with
+    /// its own certificate (a container health check); `--cluster cluster.toml` checks all
+    /// three nodes as that client.
+    #[command(group(clap::ArgGroup::new("target").required(true).args(["config", "cluster"])))]
+    Health {
+        /// A node's configuration: check that node at its listen port on this host.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// A client's cluster configuration: check all three nodes.
+        #[arg(long, value_name = "FILE")]
+        cluster: Option<PathBuf>,
+        /// Seconds to wait for each answer.
+        #[arg(long, default_value_t = 5)]
+        timeout: u64,
     },
     /// Run a local three-node cluster: writes certificates and configs to --dir, starts the
     /// nodes as child processes (logs in DIR/node-<i>.log) and stops them on Ctrl-C. Keys and
     /// stored data in an existing DIR are kept.
+    ///
+    /// With --hosts H0,H1,H2 it only writes certificates and configs for three nodes on three
+    /// machines and exits: node i listens on every interface at port base-port + i (or the
+    /// port given as Hi:PORT), peers and clients dial Hi, and node i's certificate also names
+    /// Hi. See deploy/README.md for which files go to which host.
     Devnet {
         /// Directory for certificates, configs, logs and node data.
         #[arg(long, default_value = "devnet")]
@@ -143,6 +168,10 @@ enum Command {
         /// (the first also DIR/cluster.toml).
         #[arg(long, value_delimiter = ',', default_value = "alice,bob")]
         clients: Vec<String>,
+        /// Comma-separated hosts of nodes 0, 1, 2 (DNS names or IP addresses, each optionally
+        /// with :PORT, IPv6 as [ADDR]:PORT): write a multi-host layout and exit.
+        #[arg(long, value_delimiter = ',', value_name = "H0,H1,H2")]
+        hosts: Vec<String>,
     },
     /// Prepare a corpus directory for a node's Retrieval service (`[[retrieval]] dir`):
     /// quantise and cluster the embeddings, lay out the scoring matrix, compute its hint, and
@@ -256,12 +285,33 @@ fn main() -> Result<()> {
             } => cmd::program::write_example(&name, size, &client, out.as_deref()),
             ProgramAction::Check { program } => cmd::program::check(&program),
         },
-        Command::Node { config } => runtime()?.block_on(cmd::node::run(&config)),
+        Command::Node { config, data_dir } => {
+            runtime()?.block_on(cmd::node::run(&config, data_dir))
+        }
+        Command::Health {
+            config,
+            cluster,
+            timeout,
+        } => runtime()?.block_on(cmd::health::run(
+            config.as_deref(),
+            cluster.as_deref(),
+            std::time::Duration::from_secs(timeout),
+        )),
         Command::Devnet {
             dir,
             nodes,
             base_port,
             clients,
+            hosts,
+        } if !hosts.is_empty() => {
+            cmd::devnet::write_hosts(&dir, nodes, base_port, &clients, &hosts)
+        }
+        Command::Devnet {
+            dir,
+            nodes,
+            base_port,
+            clients,
+            hosts: _,
         } => runtime()?.block_on(cmd::devnet::run(&dir, nodes, base_port, &clients)),
         Command::RetrievalPrepare {
             out,

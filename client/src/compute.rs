@@ -138,7 +138,7 @@ struct NodeConn {
     connector: PinnedConnector,
 }
 
-/// Run the same call on all three nodes concurrently.
+/// Run the same call on all three nodes concurrently; fails fast (see [`join_fail_fast`]).
 macro_rules! on_all {
     ($self:ident, $i:ident, $c:ident => $call:expr) => {{
         let futures = $self
@@ -155,31 +155,67 @@ macro_rules! on_all {
                     .map(|r| r.into_inner())
                     .map_err(|status| node_error($i, connector, status))
             });
-        let results: Vec<_> = futures_join_all(futures).await;
-        results.into_iter().collect::<Result<Vec<_>, ClientError>>()
+        join_fail_fast(futures, FAIL_FAST_GRACE).await
     }};
 }
 
-/// Await futures concurrently, keeping their order.
-async fn futures_join_all<F: std::future::Future>(
+/// How long the other nodes' answers are awaited once one node has failed: long enough that
+/// nodes failing together report the lowest party's error, short enough that a node cut off
+/// from the network (whose call would hang until TCP gives up) does not hold the caller.
+const FAIL_FAST_GRACE: Duration = Duration::from_secs(1);
+
+/// Awaits the calls concurrently and returns their results in order; once one fails, the
+/// others get `grace` to finish, then the first failure in order among the finished ones is
+/// returned (the unfinished calls are dropped).
+async fn join_fail_fast<T, E, F: std::future::Future<Output = Result<T, E>>>(
     futures: impl Iterator<Item = F>,
-) -> Vec<F::Output> {
-    let handles: Vec<_> = futures.map(Box::pin).collect();
-    let mut out = Vec::with_capacity(handles.len());
-    // Three futures: poll them together with join on pairs.
-    let mut iter = handles.into_iter();
-    match (iter.next(), iter.next(), iter.next()) {
-        (Some(a), Some(b), Some(c)) => {
-            let (a, b, c) = tokio::join!(a, b, c);
-            out.extend([a, b, c]);
-        }
-        (a, b, c) => {
-            for f in [a, b, c].into_iter().flatten() {
-                out.push(f.await);
+    grace: Duration,
+) -> Result<Vec<T>, E> {
+    let mut futs: Vec<_> = futures.map(Box::pin).collect();
+    let mut done: Vec<Option<Result<T, E>>> = futs.iter().map(|_| None).collect();
+    let mut deadline: Option<tokio::time::Instant> = None;
+    while done.iter().any(Option::is_none) {
+        let next = std::future::poll_fn(|cx| {
+            for (i, f) in futs.iter_mut().enumerate() {
+                if done[i].is_none()
+                    && let std::task::Poll::Ready(r) = f.as_mut().poll(cx)
+                {
+                    return std::task::Poll::Ready((i, r));
+                }
             }
+            std::task::Poll::Pending
+        });
+        let timer = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            (i, r) = next => {
+                if r.is_err() && deadline.is_none() {
+                    deadline = Some(tokio::time::Instant::now() + grace);
+                }
+                done[i] = Some(r);
+            }
+            () = timer => break,
         }
     }
-    out
+    let mut out = Vec::with_capacity(done.len());
+    let mut first_err = None;
+    for r in done {
+        match r {
+            Some(Ok(v)) => out.push(v),
+            Some(Err(e)) => {
+                first_err.get_or_insert(e);
+            }
+            None => {}
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
 }
 
 impl Client {
@@ -502,6 +538,47 @@ fn output_words(node: usize, x: &pb::OutputShares) -> Result<Shares, ClientError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn join_fail_fast_returns_early_and_in_order() {
+        use std::future::Future;
+        use std::pin::Pin;
+        type Call = Pin<Box<dyn Future<Output = Result<u32, String>>>>;
+        let after = |ms: u64, r: Result<u32, String>| -> Call {
+            Box::pin(async move {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                r
+            })
+        };
+        let grace = Duration::from_millis(200);
+        let ok = vec![after(30, Ok(0)), after(10, Ok(1)), after(20, Ok(2))];
+        assert_eq!(
+            join_fail_fast(ok.into_iter(), grace).await,
+            Ok(vec![0, 1, 2])
+        );
+        // Node 1 hangs; node 2 fails: the caller hears of it after the grace, not never.
+        let t = std::time::Instant::now();
+        let hang = vec![
+            after(10, Ok(0)),
+            Box::pin(std::future::pending()) as Call,
+            after(20, Err("P2".to_string())),
+        ];
+        assert_eq!(
+            join_fail_fast(hang.into_iter(), grace).await,
+            Err("P2".into())
+        );
+        assert!(t.elapsed() < Duration::from_secs(2));
+        // Failures close together: the lowest party's error wins.
+        let both = vec![
+            after(10, Ok(0)),
+            after(50, Err("P1".into())),
+            after(5, Err("P2".into())),
+        ];
+        assert_eq!(
+            join_fail_fast(both.into_iter(), grace).await,
+            Err("P1".into())
+        );
+    }
 
     fn shares(name: &str, own: &[u8], next: &[u8]) -> pb::OutputShares {
         pb::OutputShares {

@@ -9,6 +9,7 @@ pub mod config;
 pub mod devnet;
 pub mod error;
 pub mod fuzzing;
+pub mod health;
 pub mod limits;
 pub mod peer;
 pub mod pki;

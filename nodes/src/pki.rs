@@ -67,8 +67,21 @@ impl Pki {
     /// A node certificate: CN `name`, SANs `localhost` and `127.0.0.1`, usable for both server
     /// and client authentication (nodes dial each other).
     pub fn node_cert(&self, name: &str) -> Result<IssuedCert, TlsError> {
-        let params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-            .map_err(generate)?;
+        self.node_cert_for(name, &[])
+    }
+
+    /// [`Pki::node_cert`] with `hosts` (DNS names or IP addresses, as a node is reached on
+    /// another machine) added to the SANs after `localhost` and `127.0.0.1`. Dialers inside
+    /// veil verify [`veil_proto::tls::NODE_SERVER_NAME`] plus the pinned fingerprint; the extra
+    /// names are for standard tools (`grpcurl host:port`) that verify the dialed name.
+    pub fn node_cert_for(&self, name: &str, hosts: &[String]) -> Result<IssuedCert, TlsError> {
+        let mut sans = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+        for h in hosts {
+            if !sans.contains(h) {
+                sans.push(h.clone());
+            }
+        }
+        let params = CertificateParams::new(sans).map_err(generate)?;
         self.issue(
             params,
             name,
@@ -149,6 +162,16 @@ fn devnet_paths(dir: &Path, clients: &[&str]) -> DevnetPki {
 /// writes `dir/ca.pem`, `dir/node-{0,1,2}.pem` + `.key.pem` and `dir/client-<name>.pem` +
 /// `.key.pem` (keys mode 0600 on Unix). Creates `dir` if needed; overwrites existing files.
 pub fn write_devnet_pki(dir: &Path, clients: &[&str]) -> Result<DevnetPki, TlsError> {
+    write_pki(dir, clients, &Default::default())
+}
+
+/// [`write_devnet_pki`] with extra SANs per node certificate ([`Pki::node_cert_for`]): node
+/// `i`'s certificate also names `node_hosts[i]`.
+pub fn write_pki(
+    dir: &Path,
+    clients: &[&str],
+    node_hosts: &[Vec<String>; 3],
+) -> Result<DevnetPki, TlsError> {
     fs::create_dir_all(dir).map_err(|source| TlsError::Io {
         op: "create directory",
         path: dir.to_path_buf(),
@@ -158,7 +181,7 @@ pub fn write_devnet_pki(dir: &Path, clients: &[&str]) -> Result<DevnetPki, TlsEr
     let pki = Pki::generate("veil devnet CA")?;
     write_public(&out.ca, pki.ca_pem())?;
     for (i, (cert, key)) in out.nodes.iter().enumerate() {
-        let issued = pki.node_cert(&format!("node-{i}"))?;
+        let issued = pki.node_cert_for(&format!("node-{i}"), &node_hosts[i])?;
         write_public(cert, &issued.cert_pem)?;
         write_private(key, &issued.key_pem)?;
         out.node_fingerprints[i] = issued.fingerprint;

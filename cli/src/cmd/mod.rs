@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod device;
 pub mod devnet;
+pub mod health;
 pub mod node;
 pub mod prepare;
 pub mod program;

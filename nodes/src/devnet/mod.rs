@@ -170,16 +170,186 @@ pub fn write_devnet(
     clients: &[&str],
 ) -> Result<DevnetLayout, DevnetError> {
     check_args(base_port, clients)?;
+    let nodes: [NodeSpec; 3] = std::array::from_fn(|i| NodeSpec {
+        listen: node_addr(base_port, i),
+        dial: node_addr(base_port, i).to_string(),
+        sans: Vec::new(),
+    });
+    write_layout(dir, &nodes, clients, None)
+}
+
+/// Where one node of a multi-host cluster is reached: a DNS name or an IP address, and a port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeHost {
+    /// DNS name or IP address (IPv6 without brackets).
+    pub host: String,
+    /// TCP port the node listens on and is dialed at.
+    pub port: u16,
+}
+
+impl NodeHost {
+    /// `host:port` as peers and clients dial it (IPv6 addresses in brackets).
+    pub fn dial_addr(&self) -> String {
+        if self.host.parse::<std::net::Ipv6Addr>().is_ok() {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// The address the node binds: every interface (`0.0.0.0`, or `[::]` for an IPv6 host),
+    /// on [`NodeHost::port`].
+    pub fn listen_addr(&self) -> SocketAddr {
+        let any: std::net::IpAddr = if self.host.parse::<std::net::Ipv6Addr>().is_ok() {
+            std::net::Ipv6Addr::UNSPECIFIED.into()
+        } else {
+            std::net::Ipv4Addr::UNSPECIFIED.into()
+        };
+        SocketAddr::new(any, self.port)
+    }
+}
+
+/// Parses the three `--hosts` entries: `HOST` (port `base_port + i` for node `i`) or
+/// `HOST:PORT` (`[V6]:PORT` for IPv6). HOST is a DNS name or an IP address.
+pub fn parse_hosts(hosts: &[String], base_port: u16) -> Result<[NodeHost; 3], DevnetError> {
+    if hosts.len() != 3 {
+        return Err(DevnetError::Invalid(format!(
+            "--hosts: give exactly three hosts (node 0, 1, 2), got {}",
+            hosts.len()
+        )));
+    }
+    let mut out = Vec::with_capacity(3);
+    for (i, entry) in hosts.iter().enumerate() {
+        let entry = entry.trim();
+        let bad = |why: &str| DevnetError::Invalid(format!("--hosts entry `{entry}`: {why}"));
+        let default_port = base_port
+            .checked_add(i as u16)
+            .filter(|p| *p != 0)
+            .ok_or_else(|| bad("base port + node index is not a port"))?;
+        let (host, port) = if let Some(rest) = entry.strip_prefix('[') {
+            let (h, tail) = rest.split_once(']').ok_or_else(|| bad("unclosed `[`"))?;
+            let port = match tail.strip_prefix(':') {
+                Some(p) => p.parse().map_err(|_| bad("bad port"))?,
+                None if tail.is_empty() => default_port,
+                None => return Err(bad("expected `]:PORT`")),
+            };
+            (h.to_string(), port)
+        } else if entry.parse::<std::net::Ipv6Addr>().is_ok() {
+            (entry.to_string(), default_port)
+        } else if let Some((h, p)) = entry.rsplit_once(':') {
+            (h.to_string(), p.parse().map_err(|_| bad("bad port"))?)
+        } else {
+            (entry.to_string(), default_port)
+        };
+        if port == 0 {
+            return Err(bad("port 0"));
+        }
+        let is_ip = host.parse::<std::net::IpAddr>().is_ok();
+        let is_name = !host.is_empty()
+            && host.len() <= 253
+            && host.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        if !is_ip && !is_name {
+            return Err(bad("not a DNS name or IP address"));
+        }
+        out.push(NodeHost { host, port });
+    }
+    for i in 0..3 {
+        for j in 0..i {
+            if out[i] == out[j] {
+                return Err(DevnetError::Invalid(format!(
+                    "--hosts: nodes {j} and {i} are both at {}",
+                    out[i].dial_addr()
+                )));
+            }
+        }
+    }
+    Ok(out.try_into().expect("three hosts"))
+}
+
+/// The file recording which extra SANs the node certificates of a multi-host layout carry
+/// (so rewriting with the same hosts keeps the PKI and other hosts get a new one).
+const HOSTS_FILE: &str = "hosts.txt";
+
+/// Lays out certificates and configs for three nodes on distinct hosts (`veil devnet --hosts`):
+/// the same files as [`write_devnet`], but node `i` listens on every interface at
+/// `hosts[i].port` ([`NodeHost::listen_addr`]), peers and clients dial `hosts[i]`
+/// ([`NodeHost::dial_addr`]), and node `i`'s certificate also names `hosts[i].host`. The PKI is
+/// kept if `dir` holds a complete one made for the same hosts and clients, else made anew.
+/// Copy `ca.pem`, `node-<i>.toml`, `node-<i>.pem`, `node-<i>.key.pem` and
+/// `node-<i>.receipt.key` to host `i`; a client needs `ca.pem`, its `cluster-<name>.toml`,
+/// `client-<name>.pem` and `client-<name>.key.pem`.
+pub fn write_hosts(
+    dir: &Path,
+    hosts: &[NodeHost; 3],
+    clients: &[&str],
+) -> Result<DevnetLayout, DevnetError> {
+    check_args(1, clients)?;
+    let nodes: [NodeSpec; 3] = std::array::from_fn(|i| NodeSpec {
+        listen: hosts[i].listen_addr(),
+        dial: hosts[i].dial_addr(),
+        sans: vec![hosts[i].host.clone()],
+    });
+    let record: String = hosts.iter().map(|h| format!("{}\n", h.host)).collect();
+    write_layout(dir, &nodes, clients, Some(&record))
+}
+
+/// One node of a layout: what it binds, where it is dialed, extra certificate SANs.
+struct NodeSpec {
+    listen: SocketAddr,
+    dial: String,
+    sans: Vec<String>,
+}
+
+/// Writes PKI (kept when complete and, with `hosts_record`, made for the same hosts), receipt
+/// keys, node configs and cluster configs.
+fn write_layout(
+    dir: &Path,
+    specs: &[NodeSpec; 3],
+    clients: &[&str],
+    hosts_record: Option<&str>,
+) -> Result<DevnetLayout, DevnetError> {
     fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
-    let pki: DevnetPki = match pki::load_devnet_pki(dir, clients)? {
+    let hosts_path = dir.join(HOSTS_FILE);
+    let same_hosts = match hosts_record {
+        None => true,
+        Some(record) => fs::read_to_string(&hosts_path).is_ok_and(|old| old == record),
+    };
+    let existing = if same_hosts {
+        pki::load_devnet_pki(dir, clients)?
+    } else {
+        None
+    };
+    let pki: DevnetPki = match existing {
         Some(existing) => existing,
-        None => pki::write_devnet_pki(dir, clients)?,
+        None => {
+            let sans: [Vec<String>; 3] = std::array::from_fn(|i| specs[i].sans.clone());
+            let pki = pki::write_pki(dir, clients, &sans)?;
+            match hosts_record {
+                Some(record) => {
+                    fs::write(&hosts_path, record).map_err(io_err("write", &hosts_path))?
+                }
+                None => match fs::remove_file(&hosts_path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io_err("remove", &hosts_path)(e)),
+                },
+            }
+            pki
+        }
     };
     let signers = receipt_keys(dir)?;
     let peers: Vec<PeerEntry> = (0..3)
         .map(|i| PeerEntry {
             party: i,
-            addr: node_addr(base_port, i).to_string(),
+            addr: specs[i].dial.clone(),
             cert_sha256: pki.node_fingerprints[i].clone(),
         })
         .collect();
@@ -191,6 +361,11 @@ pub fn write_devnet(
             cert_sha256: fp.clone(),
         })
         .collect();
+    let made_by = if hosts_record.is_some() {
+        "veil devnet --hosts"
+    } else {
+        "veil devnet"
+    };
 
     let node_configs: [PathBuf; 3] = std::array::from_fn(|i| dir.join(format!("node-{i}.toml")));
     for (i, path) in node_configs.iter().enumerate() {
@@ -198,7 +373,7 @@ pub fn write_devnet(
         fs::create_dir_all(&data_dir).map_err(io_err("create directory", &data_dir))?;
         let cfg = NodeConfig {
             party: i,
-            listen: node_addr(base_port, i),
+            listen: specs[i].listen,
             data_dir: rel(&data_dir),
             session_timeout_ms: DEFAULT_SESSION_TIMEOUT_MS,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
@@ -217,7 +392,7 @@ pub fn write_devnet(
         write_toml(
             path,
             &format!(
-                "# veil devnet node {i} (written by `veil devnet`; rewritten on each start).\n\
+                "# veil node {i} (written by `{made_by}`; rewritten each time it runs).\n\
                  # Relative paths are relative to this file's directory."
             ),
             &cfg,
@@ -227,7 +402,7 @@ pub fn write_devnet(
     let nodes: Vec<ClusterNode> = (0..3)
         .map(|i| ClusterNode {
             party: i,
-            addr: node_addr(base_port, i).to_string(),
+            addr: specs[i].dial.clone(),
             receipt_key: signers[i].public_hex(),
             cert_sha256: pki.node_fingerprints[i].clone(),
         })
@@ -244,7 +419,7 @@ pub fn write_devnet(
             },
         };
         let header = format!(
-            "# veil devnet cluster, as client `{name}` (written by `veil devnet`).\n\
+            "# veil cluster, as client `{name}` (written by `{made_by}`).\n\
              # Relative paths are relative to this file's directory."
         );
         let path = dir.join(format!("cluster-{name}.toml"));
@@ -427,6 +602,135 @@ mod tests {
         assert_ne!(again.peers[0].cert_sha256, before.peers[0].cert_sha256);
         assert_eq!(again.clients.len(), 2);
         assert_eq!(fs::read(again.store_path()).unwrap(), b"data");
+    }
+
+    fn hosts(list: &[&str], base_port: u16) -> [NodeHost; 3] {
+        let list: Vec<String> = list.iter().map(|s| s.to_string()).collect();
+        parse_hosts(&list, base_port).unwrap()
+    }
+
+    #[test]
+    fn hosts_parse_names_ips_and_ports() {
+        let h = hosts(
+            &["10.0.0.1", "node-b.example.org:9000", "[fd00::3]:7002"],
+            7100,
+        );
+        assert_eq!(h[0].dial_addr(), "10.0.0.1:7100");
+        assert_eq!(h[0].listen_addr(), "0.0.0.0:7100".parse().unwrap());
+        assert_eq!(h[1].host, "node-b.example.org");
+        assert_eq!(h[1].dial_addr(), "node-b.example.org:9000");
+        assert_eq!(h[1].listen_addr(), "0.0.0.0:9000".parse().unwrap());
+        assert_eq!(h[2].host, "fd00::3");
+        assert_eq!(h[2].dial_addr(), "[fd00::3]:7002");
+        assert_eq!(h[2].listen_addr(), "[::]:7002".parse().unwrap());
+        // A bare IPv6 address takes the default port.
+        assert_eq!(
+            hosts(&["a", "b", "fd00::3"], 7100)[2].dial_addr(),
+            "[fd00::3]:7102"
+        );
+        for bad in [
+            &["a", "b"][..],
+            &["a", "b", "c", "d"][..],
+            &["a", "b", "bad host"][..],
+            &["a", "b", "c:notaport"][..],
+            &["a", "b", "c:0"][..],
+            &["a", "b:7100", "b:7100"][..],
+            &["a", "b", "-c"][..],
+            &["a", "b", "[fd00::1"][..],
+        ] {
+            let list: Vec<String> = bad.iter().map(|s| s.to_string()).collect();
+            assert!(
+                matches!(parse_hosts(&list, 7100), Err(DevnetError::Invalid(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    /// Whether `cert` (PEM) verifies against `ca` (PEM) for the server name `name`.
+    fn cert_valid_for(ca: &Path, cert: &Path, name: &str) -> bool {
+        use rustls::client::WebPkiServerVerifier;
+        use rustls::client::danger::ServerCertVerifier;
+        use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+        let der = |p: &Path| {
+            CertificateDer::from(
+                veil_proto::tls::first_cert_der(&fs::read_to_string(p).unwrap()).unwrap(),
+            )
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(der(ca)).unwrap();
+        let verifier = WebPkiServerVerifier::builder_with_provider(
+            std::sync::Arc::new(roots),
+            std::sync::Arc::new(rustls::crypto::ring::default_provider()),
+        )
+        .build()
+        .unwrap();
+        let name = ServerName::try_from(name.to_string()).unwrap();
+        verifier
+            .verify_server_cert(&der(cert), &[], &name, &[], UnixTime::now())
+            .is_ok()
+    }
+
+    #[test]
+    fn write_hosts_lays_out_a_multi_host_cluster() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = hosts(&["10.77.0.1", "node1.example", "10.77.0.3:9002"], 7100);
+        let layout = write_hosts(dir.path(), &h, &["alice", "bob"]).unwrap();
+        let dial = ["10.77.0.1:7100", "node1.example:7101", "10.77.0.3:9002"];
+        for (i, path) in layout.node_configs.iter().enumerate() {
+            let cfg = NodeConfig::load(path).unwrap();
+            cfg.validate().unwrap();
+            assert_eq!(cfg.party, i);
+            assert_eq!(cfg.listen, h[i].listen_addr());
+            assert!(cfg.listen.ip().is_unspecified());
+            let addrs: Vec<_> = cfg.peers.iter().map(|p| p.addr.as_str()).collect();
+            assert_eq!(addrs, dial);
+            // The node's certificate names its own host (and still localhost), not the others'.
+            assert!(cert_valid_for(&cfg.tls.ca, &cfg.tls.cert, &h[i].host));
+            assert!(cert_valid_for(&cfg.tls.ca, &cfg.tls.cert, "localhost"));
+            assert!(!cert_valid_for(
+                &cfg.tls.ca,
+                &cfg.tls.cert,
+                &h[(i + 1) % 3].host
+            ));
+        }
+        let cluster = ClusterConfig::load(&dir.path().join("cluster-bob.toml")).unwrap();
+        let addrs: Vec<_> = cluster.nodes.iter().map(|n| n.addr.as_str()).collect();
+        assert_eq!(addrs, dial);
+        assert_eq!(cluster.client.name, "bob");
+
+        // Same hosts: the PKI is kept. Other hosts: a new PKI, keys for receipts kept.
+        let fp = |layout: &DevnetLayout| {
+            NodeConfig::load(&layout.node_configs[0]).unwrap().peers[0]
+                .cert_sha256
+                .clone()
+        };
+        let receipt = fs::read_to_string(dir.path().join("node-0.receipt.key")).unwrap();
+        let first = fp(&layout);
+        let again = write_hosts(dir.path(), &h, &["alice", "bob"]).unwrap();
+        assert_eq!(fp(&again), first);
+        let moved = hosts(&["10.77.0.9", "node1.example", "10.77.0.3:9002"], 7100);
+        let other = write_hosts(dir.path(), &moved, &["alice", "bob"]).unwrap();
+        assert_ne!(fp(&other), first);
+        let cfg = NodeConfig::load(&other.node_configs[0]).unwrap();
+        assert!(cert_valid_for(&cfg.tls.ca, &cfg.tls.cert, "10.77.0.9"));
+        assert_eq!(
+            fs::read_to_string(dir.path().join("node-0.receipt.key")).unwrap(),
+            receipt
+        );
+    }
+
+    #[test]
+    fn single_host_default_is_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = write_devnet(dir.path(), 7600, &["alice"]).unwrap();
+        for (i, path) in layout.node_configs.iter().enumerate() {
+            let cfg = NodeConfig::load(path).unwrap();
+            assert_eq!(cfg.listen, node_addr(7600, i));
+            assert_eq!(cfg.peers[i].addr, format!("127.0.0.1:{}", 7600 + i));
+            assert!(cert_valid_for(&cfg.tls.ca, &cfg.tls.cert, "localhost"));
+            assert!(cert_valid_for(&cfg.tls.ca, &cfg.tls.cert, "127.0.0.1"));
+        }
+        assert!(!dir.path().join(HOSTS_FILE).exists());
     }
 
     #[test]
