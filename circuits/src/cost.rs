@@ -390,9 +390,10 @@ pub const PROCESSING_BYTES_PER_S: f64 = 60.0e6;
 
 impl LinkProfile {
     /// Three nodes on one host over gRPC loopback (how every figure was taken so far): the
-    /// default, under which `BestK` keeps its comparator network.
+    /// default, under which `BestK` keeps its comparator network. Its "RTT" is fitted: a
+    /// round costs about 0.4 ms there (scheduling and gRPC, not the wire).
     pub const LOOPBACK: LinkProfile = LinkProfile {
-        rtt_s: 0.4e-3,
+        rtt_s: 0.8e-3,
         bandwidth_bytes_per_s: 2.0e9,
         processing_bytes_per_s: PROCESSING_BYTES_PER_S,
     };
@@ -409,11 +410,14 @@ impl LinkProfile {
         processing_bytes_per_s: PROCESSING_BYTES_PER_S,
     };
 
-    /// Estimated seconds for `cost` on this link: rounds × RTT plus the busiest party's bytes
-    /// over the bandwidth and the processing rate.
+    /// Estimated seconds for `cost` on this link: rounds × the one-way delay (RTT / 2) plus the
+    /// busiest party's bytes over the bandwidth and the processing rate. A round costs the
+    /// one-way delay, not the RTT: every party sends its round message and then waits for the
+    /// one its neighbour sent at the same time (measured: 1,000 dependent rounds take 10.0 s of
+    /// delay on a 20 ms-RTT link; `docs/benchmarks.md`).
     pub fn seconds(&self, cost: &Cost) -> f64 {
         let bytes = cost.bytes_sent.iter().copied().max().unwrap_or(0) as f64;
-        f64::from(cost.rounds) * self.rtt_s
+        f64::from(cost.rounds) * self.rtt_s / 2.0
             + bytes / self.bandwidth_bytes_per_s
             + bytes / self.processing_bytes_per_s
     }

@@ -63,10 +63,13 @@ for profile in "${profiles[@]}"; do
         reps=$REPS
         # 1,000 dependent rounds at 20 ms: keep the WAN chain to two runs.
         [ "$op" = chain ] && [ "$profile" = wan ] && [ "$reps" -gt 2 ] && reps=2
+        # RAG builds its retrieval program for the link (the top-k plan the cost model picks).
+        extra=()
+        [ "$op" = rag ] && extra=(--link "$profile")
         echo "bench: $profile $op $size (reps $reps)" >&2
         start=$SECONDS
         in_client "$VEIL" bench --transport grpc --cluster "$WORK/cluster/cluster.toml" \
-            --ops "$op" --size "$size" --reps "$reps" --json 2>>"$OUT_DIR/bench.err" \
+            --ops "$op" --size "$size" --reps "$reps" "${extra[@]}" --json 2>>"$OUT_DIR/bench.err" \
             | sed "s/^{/{\"profile\":\"$profile\",\"elapsed_s\":$((SECONDS - start)),/" \
             >>"$OUT_DIR/results.jsonl"
     done
