@@ -8,6 +8,7 @@ use common::ready_client;
 use std::collections::HashMap;
 use tonic::Code;
 use veil_benches::networks::Network;
+use veil_circuits::cost::LinkProfile;
 use veil_circuits::onnx::{self, CompileOptions, WeightMode};
 use veil_circuits::retrieval::emb_input;
 use veil_circuits::{
@@ -111,6 +112,13 @@ async fn an_asker_cannot_exfiltrate_the_corpus_and_still_gets_answers() {
     let got: Vec<u32> = answer.hits.iter().map(|h| h.doc as u32).collect();
     assert_eq!(got, want.iter().map(|d| d.doc).collect::<Vec<_>>());
     assert_eq!(answer.invoke.receipt.nodes.len(), 3);
+    // The same query planned for a WAN (another program id where the plan differs) is approved
+    // too: the upload grants every built-in link profile's plan.
+    let wan = rag::ask_with_link(&mut bob, &mut corpus, &query, 2, &LinkProfile::WAN)
+        .await
+        .unwrap_or_else(|e| panic!("ask on a WAN plan: {e}\n{}", cluster.logs()));
+    let got: Vec<u32> = wan.hits.iter().map(|h| h.doc as u32).collect();
+    assert_eq!(got, want.iter().map(|d| d.doc).collect::<Vec<_>>());
 
     // The attack: a program that outputs an embedding block to the asker.
     let rows = corpus.blocks[0];

@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 use veil_circuits::cost::LinkProfile;
 use veil_circuits::retrieval::{
-    self, KEYS, QUERY, RetrievalShape, TEXTS, decode_key, emb_input, retrieval_program, text_input,
+    self, KEYS, QUERY, RetrievalShape, TEXTS, decode_key, emb_input, retrieval_program_for,
+    text_input,
 };
 use veil_runtime::fhe::corpus::{ScoredDoc, best_k};
 use veil_runtime::kernels::dot_i8::dot_i8;
@@ -186,11 +187,37 @@ pub struct CorpusUpload<'a> {
     pub texts: &'a [&'a [u8]],
     /// Words per packed text ([`text_width`]).
     pub width: usize,
-    /// Clients allowed to query it: each may run the retrieval program for each of `ks` on
-    /// the corpus values (and receive its outputs), nothing else.
+    /// Clients allowed to query it: each may run the retrieval program for each of `ks` (with
+    /// the top-k plan of each built-in link profile) on the corpus values and receive its
+    /// outputs, nothing else.
     pub askers: &'a [&'a str],
     /// The result sizes k askers may ask for (one approved program per asker and k).
     pub ks: &'a [usize],
+}
+
+/// The programs an upload approves, by content hash: retrieval for each (asker, k) under each
+/// built-in link profile's top-k plan (what [`ask_with_link`] runs). Every plan computes the
+/// same outputs (the exact best k and their texts), so approving all of them grants nothing
+/// more than approving one.
+fn approved_programs(
+    shape: &RetrievalShape,
+    owner: &str,
+    askers: &[&str],
+    ks: &[usize],
+) -> Result<Vec<Grant>, RagError> {
+    let mut grants: Vec<Grant> = Vec::new();
+    for &asker in askers {
+        for &k in ks {
+            for link in [LinkProfile::LOOPBACK, LinkProfile::LAN, LinkProfile::WAN] {
+                let program = retrieval_program_for(shape, k, owner, asker, &link)?;
+                let grant = Grant::new(asker, program.id().to_string());
+                if !grants.contains(&grant) {
+                    grants.push(grant);
+                }
+            }
+        }
+    }
+    Ok(grants)
 }
 
 /// Secret-shares a corpus into the cluster as `owner` (the connected client); each node
@@ -232,16 +259,10 @@ pub async fn upload(
         blocks: (0..n).step_by(rows).map(|s| (n - s).min(rows)).collect(),
         programs: Default::default(),
     };
-    // The programs the owner approves: retrieval for each (asker, k), by content hash.
-    let shape = stored.shape();
-    let mut grants = Vec::new();
-    for &asker in askers {
-        for &k in ks {
-            check_k(k, n)?;
-            let program = retrieval_program(&shape, k, &stored.owner, asker)?;
-            grants.push(Grant::new(asker, program.id().to_string()));
-        }
+    for &k in ks {
+        check_k(k, n)?;
     }
+    let grants = approved_programs(&stored.shape(), &stored.owner, askers, ks)?;
     for (b, start) in (0..n).step_by(rows).enumerate() {
         let end = (start + rows).min(n);
         owner
@@ -372,6 +393,35 @@ pub async fn ask_with_link(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_upload_approves_each_links_plan_and_nothing_else() {
+        // At 10,000 chunks the WAN plan (rank selection) differs from the loopback and LAN one
+        // (the comparator network), so each (asker, k) gets two distinct program ids.
+        let shape = RetrievalShape {
+            dim: 384,
+            width: 4,
+            blocks: vec![5_000, 5_000],
+        };
+        let grants = approved_programs(&shape, "alice", &["bob", "carol"], &[4, 8]).unwrap();
+        assert_eq!(grants.len(), 2 * 2 * 2);
+        for asker in ["bob", "carol"] {
+            for k in [4, 8] {
+                for link in [LinkProfile::LOOPBACK, LinkProfile::LAN, LinkProfile::WAN] {
+                    let id = retrieval_program_for(&shape, k, "alice", asker, &link)
+                        .unwrap()
+                        .id()
+                        .to_string();
+                    assert!(grants.contains(&Grant::new(asker, id)), "{asker} k={k}");
+                }
+            }
+        }
+        assert!(
+            grants
+                .iter()
+                .all(|g| g.client == "bob" || g.client == "carol")
+        );
+    }
 
     #[test]
     fn text_packing_round_trips_and_refuses_overflow() {
