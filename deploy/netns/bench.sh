@@ -8,9 +8,10 @@
 # trip costs the profile's RTT. Prints a Markdown table with rounds × RTT beside the measured
 # session time; JSON lines go to $OUT_DIR (default: a temp dir, printed).
 #
-#   deploy/netns/bench.sh [--profile loopback,lan,wan] [--reps N] [--quick]
+#   deploy/netns/bench.sh [--profile loopback,lan,wan] [--reps N] [--quick] [--runs op:size,...]
 #
-# --quick: small sizes (CI smoke). Needs root; a release build is faster but the debug build
+# --quick: small sizes (CI smoke). --runs: the op:size list to run instead of the default
+# (e.g. `--runs rag:100000,mlp:100` for the issue's larger sizes). Needs root; a release build is faster but the debug build
 # works (the crypto dependencies are optimised in dev builds too).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -18,6 +19,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 PROFILES=loopback,lan,wan
 REPS=3
 QUICK=0
+RUNS_ARG=
 VEIL="${VEIL:-target/debug/veil}"
 LINKEM="${LINKEM:-target/debug/linkem}"
 while [ $# -gt 0 ]; do
@@ -25,7 +27,8 @@ while [ $# -gt 0 ]; do
         --profile) PROFILES="$2"; shift 2 ;;
         --reps) REPS="$2"; shift 2 ;;
         --quick) QUICK=1; shift ;;
-        *) echo "usage: $0 [--profile loopback,lan,wan] [--reps N] [--quick]"; exit 2 ;;
+        --runs) RUNS_ARG="$2"; shift 2 ;;
+        *) echo "usage: $0 [--profile loopback,lan,wan] [--reps N] [--quick] [--runs op:size,...]"; exit 2 ;;
     esac
 done
 VEIL="$(realpath "$VEIL")"
@@ -40,7 +43,9 @@ WORK="$(mktemp -d)"
 OUT_DIR="${OUT_DIR:-$(mktemp -d)}"
 trap 'netns_down; rm -rf "$WORK"' EXIT
 
-if [ "$QUICK" = 1 ]; then
+if [ -n "$RUNS_ARG" ]; then
+    IFS=, read -r -a RUNS <<<"$RUNS_ARG"
+elif [ "$QUICK" = 1 ]; then
     # op:size list for `veil bench` (one invocation per entry)
     RUNS=(mul:1 mul:10000 chain:20 ltz:1000 rag:1000 mlp:1)
 else
