@@ -47,15 +47,7 @@ netns_up() {
 }
 
 netns_down() {
-    local p
-    for p in "${RELAY_PIDS[@]}" "${NODE_PIDS[@]}"; do
-        kill "$p" 2>/dev/null || true
-    done
-    for p in "${RELAY_PIDS[@]}" "${NODE_PIDS[@]}"; do
-        wait "$p" 2>/dev/null || true
-    done
-    RELAY_PIDS=()
-    NODE_PIDS=()
+    netns_stop_nodes
     local n
     for n in n0 n1 n2 c br; do
         ip netns del "$NS-$n" 2>/dev/null || true

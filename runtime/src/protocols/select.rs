@@ -25,6 +25,7 @@
 //! (see those modules), so a single party's view is independent of the values; which pairs are
 //! compared, the rounds and the bytes depend only on the public sizes n, k, bits.
 
+use super::Reshare;
 use super::compare::{Target, decompose, ltz};
 use super::compose::{OneRound, Then};
 use super::msb::Msb;
@@ -203,14 +204,7 @@ fn rank_tree_level(
         });
     };
     let stride: usize = sizes.iter().sum();
-    let offsets: Vec<usize> = sizes
-        .iter()
-        .scan(0, |o, &s| {
-            let at = *o;
-            *o += s;
-            Some(at)
-        })
-        .collect();
+    let offsets = factor_offsets(&sizes);
     if levels.is_empty() {
         // Last level: exactly two factors. Row (g, r) of the dot: over members i of group g,
         // A_i[r mod |A|] · B_i[r / |A|].
@@ -226,42 +220,10 @@ fn rank_tree_level(
         let dot = MulRound::dot(ctx, &left, &right, groups * keep, group)?;
         return Ok(Step::More(Then::boxed(Box::new(OneRound(dot)), then)));
     }
-    // Products of neighbouring factors (A lower, B higher): P[hi·|A| + lo] = A[lo]·B[hi]; an
-    // odd last factor passes through.
-    let (mut left, mut right) = (Vec::new(), Vec::new());
-    for r in 0..rows {
-        for c in (0..sizes.len() - 1).step_by(2) {
-            let (sa, sb) = (sizes[c], sizes[c + 1]);
-            for t in 0..sa * sb {
-                left.push(r * stride + offsets[c] + t % sa);
-                right.push(r * stride + offsets[c + 1] + t / sa);
-            }
-        }
-    }
-    let mul = MulRound::mul(
-        ctx,
-        &f.gather(left.iter().copied()),
-        &f.gather(right.iter().copied()),
-    )?;
-    let odd = sizes.len() % 2 == 1;
-    let (odd_off, odd_size) = (offsets[sizes.len() - 1], sizes[sizes.len() - 1]);
-    let per_row = left.len() / rows.max(1);
+    let (mul, next_layout) = pair_products(ctx, f, rows, &sizes, usize::MAX)?;
     Ok(Step::More(Then::boxed(
         Box::new(OneRound(mul)),
-        move |ctx, prod| {
-            let next = if odd {
-                let both = prod.concat(&f);
-                let base = prod.len();
-                both.gather((0..rows).flat_map(|r| {
-                    (0..per_row)
-                        .map(move |t| r * per_row + t)
-                        .chain((0..odd_size).map(move |t| base + r * stride + odd_off + t))
-                }))
-            } else {
-                prod
-            };
-            rank_tree_level(ctx, next, rows, group, keep, levels, then)
-        },
+        move |ctx, prod| rank_tree_level(ctx, next_layout(prod), rows, group, keep, levels, then),
     )))
 }
 
@@ -307,31 +269,56 @@ fn product_level(
         let idx = (0..rows).flat_map(|r| (0..n).map(move |c| r * stride + c));
         return Ok(Step::Done(f.gather(idx)));
     }
-    let offsets: Vec<usize> = sizes
+    // Only the last level's single product is cut to `n` columns.
+    let last = sizes.len() == 2;
+    let cap = if last { n } else { usize::MAX };
+    let new_sizes: Vec<usize> = sizes
+        .chunks(2)
+        .map(|pair| match pair {
+            [sa, sb] => (sa * sb).min(cap),
+            // An odd last factor passes through.
+            _ => pair[0],
+        })
+        .collect();
+    let (mul, next_layout) = pair_products(ctx, f, rows, &sizes, cap)?;
+    Ok(Step::More(Then::boxed(
+        Box::new(OneRound(mul)),
+        move |ctx, prod| product_level(ctx, next_layout(prod), rows, new_sizes, n),
+    )))
+}
+
+/// Where each factor of a row starts, for factors of `sizes` words laid out one after another.
+fn factor_offsets(sizes: &[usize]) -> Vec<usize> {
+    sizes
         .iter()
         .scan(0, |o, &s| {
             let at = *o;
             *o += s;
             Some(at)
         })
-        .collect();
-    let last = sizes.len() == 2;
-    // Products of factor pairs (A = lower bits, B = higher bits): P[hi·|A| + lo] = A[lo]·B[hi].
+        .collect()
+}
+
+/// One level of a product tree over `rows` rows of factors (`sizes` words each, laid out one
+/// after another in each row of `f`): the products of neighbouring factors (A lower, B
+/// higher), P[hi·|A| + lo] = A[lo]·B[hi], the first `cap` of each pair kept, in one
+/// multiplication round; an odd last factor passes through. Returns that round and the layout
+/// of the next level as a function of its products: per row, its products, then the
+/// pass-through factor.
+fn pair_products(
+    ctx: &mut PartyCtx,
+    f: Shares,
+    rows: usize,
+    sizes: &[usize],
+    cap: usize,
+) -> Result<(Reshare, impl FnOnce(Shares) -> Shares + Send + 'static), ProtocolError> {
+    let stride: usize = sizes.iter().sum();
+    let offsets = factor_offsets(sizes);
     let (mut left, mut right) = (Vec::new(), Vec::new());
-    let mut new_sizes = Vec::with_capacity(sizes.len().div_ceil(2));
-    for c in (0..sizes.len()).step_by(2) {
-        if c + 1 < sizes.len() {
-            let (sa, sb) = (sizes[c], sizes[c + 1]);
-            new_sizes.push(if last { (sa * sb).min(n) } else { sa * sb });
-        } else {
-            new_sizes.push(sizes[c]);
-        }
-    }
     for r in 0..rows {
         for c in (0..sizes.len() - 1).step_by(2) {
             let (sa, sb) = (sizes[c], sizes[c + 1]);
-            let count = if last { (sa * sb).min(n) } else { sa * sb };
-            for t in 0..count {
+            for t in 0..(sa * sb).min(cap) {
                 left.push(r * stride + offsets[c] + t % sa);
                 right.push(r * stride + offsets[c + 1] + t / sa);
             }
@@ -345,23 +332,17 @@ fn product_level(
     let odd = sizes.len() % 2 == 1;
     let (odd_off, odd_size) = (offsets[sizes.len() - 1], sizes[sizes.len() - 1]);
     let products_per_row = left.len() / rows.max(1);
-    Ok(Step::More(Then::boxed(
-        Box::new(OneRound(mul)),
-        move |ctx, prod| {
-            // Next layout per row: this row's products, then its pass-through factor.
-            let next = if odd {
-                let both = prod.concat(&f);
-                let base = prod.len();
-                let idx = (0..rows).flat_map(|r| {
-                    (0..products_per_row)
-                        .map(move |t| r * products_per_row + t)
-                        .chain((0..odd_size).map(move |t| base + r * stride + odd_off + t))
-                });
-                both.gather(idx)
-            } else {
-                prod
-            };
-            product_level(ctx, next, rows, new_sizes, n)
-        },
-    )))
+    let next_layout = move |prod: Shares| {
+        if !odd {
+            return prod;
+        }
+        let both = prod.concat(&f);
+        let base = prod.len();
+        both.gather((0..rows).flat_map(|r| {
+            (0..products_per_row)
+                .map(move |t| r * products_per_row + t)
+                .chain((0..odd_size).map(move |t| base + r * stride + odd_off + t))
+        }))
+    };
+    Ok((mul, next_layout))
 }
