@@ -5,6 +5,7 @@ use cudarc::driver::PushKernelArg;
 
 use super::ring::{THREADS, grid_1d};
 use super::{Gpu, GpuError, driver, nvrtc};
+use crate::kernels::rep3::{check_and_prefix, check_lens};
 
 impl Gpu {
     /// [`crate::kernels::rep3_and_cross_xor_assign`] on the GPU:
@@ -18,12 +19,11 @@ impl Gpu {
         b1: &[u64],
     ) -> Result<(), GpuError> {
         let n = out.len();
-        for len in [a0.len(), a1.len(), b0.len(), b1.len()] {
-            assert!(
-                len == n,
-                "rep3_and_cross_xor_assign: slices have {n} and {len} elements"
-            );
-        }
+        check_lens(
+            "rep3_and_cross_xor_assign",
+            n,
+            [a0.len(), a1.len(), b0.len(), b1.len()],
+        );
         if n == 0 {
             return Ok(());
         }
@@ -61,22 +61,7 @@ impl Gpu {
         g1: &[u64],
     ) -> Result<(), GpuError> {
         let n = p0.len();
-        assert!(
-            k < 64,
-            "rep3_and_prefix_xor_assign: shift {k} is not below 64"
-        );
-        for len in [p1.len(), g0.len(), g1.len()] {
-            assert!(
-                len == n,
-                "rep3_and_prefix_xor_assign: slices have {n} and {len} elements"
-            );
-        }
-        let want = if with_p { 2 * n } else { n };
-        assert!(
-            out.len() == want,
-            "rep3_and_prefix_xor_assign: out has {} elements, expected {want}",
-            out.len()
-        );
+        check_and_prefix(k, with_p, out.len(), [n, p1.len(), g0.len(), g1.len()]);
         if n == 0 {
             return Ok(());
         }

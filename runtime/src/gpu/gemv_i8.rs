@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 
-use super::ring::check_shape;
 use super::{Gpu, GpuError, driver, nvrtc};
 use crate::kernels::PreparedVector;
+use crate::kernels::rep3::check_shape;
 
 /// Bytes of `D` per chunk (one `uint4` load).
 const CHUNK: usize = 16;

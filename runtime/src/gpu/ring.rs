@@ -5,6 +5,7 @@
 use cudarc::driver::{CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg};
 
 use super::{Gpu, GpuError, driver, nvrtc};
+use crate::kernels::rep3::{check_lens, check_shape};
 
 /// Threads per block of the elementwise and warp-per-row kernels.
 pub(crate) const THREADS: u32 = 256;
@@ -24,14 +25,6 @@ pub(crate) fn grid_1d(units: u64, per_block: u64) -> LaunchConfig {
         block_dim: (THREADS, 1, 1),
         shared_mem_bytes: 0,
     }
-}
-
-/// Panics unless `len == rows · cols` (the CPU kernels' contract: shapes are validated upstream).
-pub(crate) fn check_shape(op: &str, name: &str, len: usize, rows: usize, cols: usize) {
-    assert!(
-        rows.checked_mul(cols) == Some(len),
-        "{op}: {name} has {len} elements, expected {rows}×{cols}"
-    );
 }
 
 impl Gpu {
@@ -70,12 +63,11 @@ impl Gpu {
         y1: &[u64],
     ) -> Result<(), GpuError> {
         let n = out.len();
-        for len in [x0.len(), x1.len(), y0.len(), y1.len()] {
-            assert!(
-                len == n,
-                "rep3_cross_add_assign: slices have {n} and {len} elements"
-            );
-        }
+        check_lens(
+            "rep3_cross_add_assign",
+            n,
+            [x0.len(), x1.len(), y0.len(), y1.len()],
+        );
         if n == 0 {
             return Ok(());
         }

@@ -14,6 +14,33 @@
 
 use super::{par_gemm_u64_add_assign, rep3_dot_cross, ring_add_assign};
 
+/// Panics unless `len == rows · cols`: the contract of the replicated kernels and their GPU
+/// twins (shapes are validated upstream, so a mismatch is a bug in the caller).
+pub(crate) fn check_shape(op: &str, name: &str, len: usize, rows: usize, cols: usize) {
+    assert!(
+        rows.checked_mul(cols) == Some(len),
+        "{op}: {name} has {len} elements, expected {rows}×{cols}"
+    );
+}
+
+/// Panics unless every one of `lens` is `n` (the elementwise kernels' contract).
+pub(crate) fn check_lens(op: &str, n: usize, lens: [usize; 4]) {
+    for len in lens {
+        assert!(len == n, "{op}: slices have {n} and {len} elements");
+    }
+}
+
+/// The contract of [`rep3_and_prefix_xor_assign`] and its GPU twin: `k < 64`, equal input
+/// lengths `n`, and `out` of `n` (or `2n` with `with_p`) words.
+pub(crate) fn check_and_prefix(k: u32, with_p: bool, out: usize, lens: [usize; 4]) {
+    const OP: &str = "rep3_and_prefix_xor_assign";
+    assert!(k < 64, "{OP}: shift {k} is not below 64");
+    let n = lens[0];
+    check_lens(OP, n, lens);
+    let want = if with_p { 2 * n } else { n };
+    assert!(out == want, "{OP}: out has {out} elements, expected {want}");
+}
+
 /// Row-wise replicated dot products: `out[r] += Σ_j x0[r,j]·(y0[r,j] + y1[r,j]) + x1[r,j]·y0[r,j]`
 /// for `out.len()` rows of `cols` columns (row-major). Panics if a slice is not `out.len() × cols`.
 /// # Performance
@@ -33,10 +60,7 @@ pub fn rep3_dot_rows_add_assign(
         ("y0", y0.len()),
         ("y1", y1.len()),
     ] {
-        assert!(
-            rows.checked_mul(cols) == Some(len),
-            "rep3_dot_rows_add_assign: {name} has {len} elements, expected {rows}×{cols}"
-        );
+        check_shape("rep3_dot_rows_add_assign", name, len, rows, cols);
     }
     if cols == 0 {
         return;
@@ -81,13 +105,8 @@ fn and_cross(a0: u64, a1: u64, b0: u64, b1: u64) -> u64 {
 /// # Performance
 /// Plain zipped loop; LLVM vectorises it (`vpand`/`vpxor`). Memory-bound. Bench: `gpu/and`.
 pub fn rep3_and_cross_xor_assign(out: &mut [u64], a0: &[u64], a1: &[u64], b0: &[u64], b1: &[u64]) {
-    let n = out.len();
-    for len in [a0.len(), a1.len(), b0.len(), b1.len()] {
-        assert!(
-            len == n,
-            "rep3_and_cross_xor_assign: slices have {n} and {len} elements"
-        );
-    }
+    let lens = [a0.len(), a1.len(), b0.len(), b1.len()];
+    check_lens("rep3_and_cross_xor_assign", out.len(), lens);
     for ((((o, &x0), &x1), &y0), &y1) in out.iter_mut().zip(a0).zip(a1).zip(b0).zip(b1) {
         *o ^= and_cross(x0, x1, y0, y1);
     }
@@ -110,22 +129,7 @@ pub fn rep3_and_prefix_xor_assign(
     g1: &[u64],
 ) {
     let n = p0.len();
-    assert!(
-        k < 64,
-        "rep3_and_prefix_xor_assign: shift {k} is not below 64"
-    );
-    for len in [p1.len(), g0.len(), g1.len()] {
-        assert!(
-            len == n,
-            "rep3_and_prefix_xor_assign: slices have {n} and {len} elements"
-        );
-    }
-    let want = if with_p { 2 * n } else { n };
-    assert!(
-        out.len() == want,
-        "rep3_and_prefix_xor_assign: out has {} elements, expected {want}",
-        out.len()
-    );
+    check_and_prefix(k, with_p, out.len(), [n, p1.len(), g0.len(), g1.len()]);
     let (zg, zp) = out.split_at_mut(n);
     for (j, z) in zg.iter_mut().enumerate() {
         *z ^= and_cross(p0[j], p1[j], g0[j] << k, g1[j] << k);
