@@ -1,4 +1,4 @@
-//! Pure slice kernels over Z_2^64: the only home of SIMD dispatch and `unsafe` in veil-runtime.
+//! Pure slice kernels over Z_2^64 (and Z_2^32, [`gemm32`]): the only home of SIMD dispatch and `unsafe` in veil-runtime.
 //!
 //! Every kernel has a scalar reference ([`scalar`]); SIMD variants are chosen at run time (widest
 //! first, see [`simd`]) and must equal the scalar version bit for bit.
@@ -7,6 +7,7 @@ pub mod aes_ctr;
 pub mod bytes;
 pub mod dot_i8;
 pub mod gemm;
+pub mod gemm32;
 pub mod gemv_i8;
 pub mod rep3;
 pub mod ring;
@@ -17,6 +18,7 @@ pub use aes_ctr::{AesCtr, AesCtrPath, aes_ctr_path, supported_aes_ctr_paths};
 pub use bytes::{extend_le_bytes, le_bytes_to_words, words_to_le_bytes};
 pub use dot_i8::dot_i8;
 pub use gemm::{gemm_u64_add_assign, par_gemm_u64_add_assign};
+pub use gemm32::{Src32, Words32, rep3_matmul32_add_assign};
 pub use gemv_i8::{
     PreparedVector, gemv_i8_u64, gemv_i8_u64_scalar, par_gemm_i8_u64, par_gemv_i8_u64,
 };
