@@ -20,6 +20,7 @@
 //! Running a whole program at three parties in one process: see [`engine`].
 #![deny(unsafe_code)]
 
+pub mod cluster;
 pub mod device;
 pub mod engine;
 pub mod error;

@@ -13,9 +13,10 @@
 use super::db::{DbShape, EncryptedQuery, Hint, LinearDb};
 use super::error::{FheError, Result};
 use super::query::{PendingQuery, encrypt};
+use crate::cluster::{centroids_of, kmeans};
 use crate::kernels::dot_i8;
+use rand::SeedableRng;
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use rayon::prelude::*;
 
@@ -26,7 +27,7 @@ pub const QUANT_MAX: i32 = 127;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Clustering {
     /// Spherical k-means (Lloyd iterations on normalised vectors) with capacity-bounded final
-    /// assignment: no cluster exceeds ⌈1.25·n/C⌉ documents.
+    /// assignment ([`crate::cluster::kmeans`]): no cluster exceeds ⌈1.25·n/C⌉ documents.
     KMeans {
         /// Number of clusters C.
         clusters: usize,
@@ -173,7 +174,7 @@ impl ScoringCorpus {
         }
         let (unit, quant) = normalise_and_quantise(embeddings, dim)?;
 
-        let members = match clustering {
+        let (members, centroids) = match clustering {
             Clustering::RandomBalanced { clusters, seed } => {
                 check_clusters(clusters, n)?;
                 let mut order: Vec<u32> = (0..n as u32).collect();
@@ -182,7 +183,8 @@ impl ScoringCorpus {
                 for (i, doc) in order.into_iter().enumerate() {
                     members[i % clusters].push(doc);
                 }
-                members
+                let centroids = centroids_of(&unit, dim, &members);
+                (members, centroids)
             }
             Clustering::KMeans {
                 clusters,
@@ -190,10 +192,12 @@ impl ScoringCorpus {
                 seed,
             } => {
                 check_clusters(clusters, n)?;
-                kmeans(&unit, dim, clusters, iterations, seed)
+                let capacity = (n * 5).div_ceil(clusters * 4).max(n.div_ceil(clusters));
+                let kmeans = kmeans(&unit, dim, clusters, iterations, seed, capacity)
+                    .map_err(|e| FheError::Invalid(e.to_string()))?;
+                (kmeans.members, kmeans.centroids)
             }
         };
-        let centroids = centroids_of(&unit, dim, &members);
         let rows = members.iter().map(Vec::len).max().unwrap_or(0);
         let cols = members.len() * dim;
         let mut data = vec![0i8; rows * cols];
@@ -273,108 +277,6 @@ fn check_clusters(clusters: usize, n: usize) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-/// Normalised mean of each cluster's members (a unit vector along the first axis if empty).
-fn centroids_of(unit: &[f32], dim: usize, members: &[Vec<u32>]) -> Vec<f32> {
-    members
-        .par_iter()
-        .flat_map_iter(|docs| {
-            let mut mean = vec![0f32; dim];
-            for &d in docs {
-                for (m, x) in mean
-                    .iter_mut()
-                    .zip(&unit[d as usize * dim..(d as usize + 1) * dim])
-                {
-                    *m += x;
-                }
-            }
-            let norm = mean.iter().map(|x| x * x).sum::<f32>().sqrt();
-            if norm > 0.0 {
-                mean.iter_mut().for_each(|x| *x /= norm);
-            } else {
-                mean[0] = 1.0;
-            }
-            mean
-        })
-        .collect()
-}
-
-/// Spherical k-means, then a capacity-bounded assignment: documents in order of decreasing
-/// affinity take their most similar centroid that still has room.
-fn kmeans(
-    unit: &[f32],
-    dim: usize,
-    clusters: usize,
-    iterations: usize,
-    seed: u64,
-) -> Vec<Vec<u32>> {
-    let n = unit.len() / dim;
-    let mut rng = ChaCha20Rng::seed_from_u64(seed);
-    let mut pick: Vec<usize> = (0..n).collect();
-    pick.shuffle(&mut rng);
-    let mut centroids: Vec<f32> = pick[..clusters]
-        .iter()
-        .flat_map(|&d| unit[d * dim..(d + 1) * dim].iter().copied())
-        .collect();
-    let sims = |centroids: &[f32], doc: usize| -> Vec<f32> {
-        let v = &unit[doc * dim..(doc + 1) * dim];
-        centroids
-            .chunks_exact(dim)
-            .map(|c| c.iter().zip(v).map(|(a, b)| a * b).sum())
-            .collect()
-    };
-    for _ in 0..iterations {
-        let assign: Vec<u32> = (0..n)
-            .into_par_iter()
-            .map(|d| argmax(&sims(&centroids, d)) as u32)
-            .collect();
-        let mut members = vec![Vec::new(); clusters];
-        for (d, &c) in assign.iter().enumerate() {
-            members[c as usize].push(d as u32);
-        }
-        // Re-seed empty clusters with a random document so every cluster stays in use.
-        for m in members.iter_mut().filter(|m| m.is_empty()) {
-            m.push(rng.random_range(0..n as u32));
-        }
-        centroids = centroids_of(unit, dim, &members);
-    }
-    let capacity = (n * 5).div_ceil(clusters * 4).max(n.div_ceil(clusters));
-    let ranked: Vec<(f32, Vec<usize>)> = (0..n)
-        .into_par_iter()
-        .map(|d| {
-            let s = sims(&centroids, d);
-            let mut order: Vec<usize> = (0..clusters).collect();
-            order.sort_by(|&a, &b| s[b].total_cmp(&s[a]).then(a.cmp(&b)));
-            (s[order[0]], order)
-        })
-        .collect();
-    let mut docs: Vec<usize> = (0..n).collect();
-    docs.sort_by(|&a, &b| ranked[b].0.total_cmp(&ranked[a].0).then(a.cmp(&b)));
-    let mut members = vec![Vec::new(); clusters];
-    for d in docs {
-        let c = ranked[d]
-            .1
-            .iter()
-            .copied()
-            .find(|&c| members[c].len() < capacity)
-            .expect("total capacity ≥ n");
-        members[c].push(d as u32);
-    }
-    for m in &mut members {
-        m.sort_unstable();
-    }
-    members
-}
-
-fn argmax(v: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, x) in v.iter().enumerate() {
-        if *x > v[best] {
-            best = i;
-        }
-    }
-    best
 }
 
 /// A scoring query in flight: which cluster it targets and its one-time key.
