@@ -6,8 +6,8 @@ use veil_runtime::engine::Session;
 use veil_runtime::error::ProtocolError;
 use veil_runtime::harness::run3;
 use veil_runtime::party::PartyCtx;
-use veil_runtime::protocols::{dot, input, matmul, mul, reveal_to, trunc_pr};
-use veil_runtime::sharing::{Shares, reconstruct, share3};
+use veil_runtime::protocols::{dot, input, matmul, matmul32, mul, reveal_to, trunc_pr};
+use veil_runtime::sharing::{Shares, Shares32, reconstruct, reconstruct32, share3, share3_compact};
 use veil_runtime::testing::{ring_vec_with_edges, test_rng};
 use veil_runtime::transport::MemoryTransport;
 
@@ -113,6 +113,69 @@ fn matmul_matches_plaintext() {
         assert_eq!(reconstruct(&out).unwrap(), want, "{m}×{k}×{n}");
         assert_eq!(rounds, [1; 3]);
         assert_eq!(bytes, [8 * (m * n) as u64; 3]);
+    }
+}
+
+#[test]
+fn matmul32_matches_plaintext_with_seeded_and_explicit_operands() {
+    use rand::Rng;
+    let mut rng = test_rng();
+    for (m, k, n) in [
+        (1usize, 1usize, 1usize),
+        (3, 5, 7),
+        (300, 40, 1),
+        (4, 500, 9),
+        (2, 0, 3),
+    ] {
+        let x: Vec<u32> = (0..m * k).map(|_| rng.random()).collect();
+        let y: Vec<u32> = (0..k * n).map(|_| rng.random()).collect();
+        let mut want = vec![0u32; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                for p in 0..k {
+                    want[i * n + j] =
+                        want[i * n + j].wrapping_add(x[i * k + p].wrapping_mul(y[p * n + j]));
+                }
+            }
+        }
+        for (rx, ry) in [(PartyId::P0, PartyId::P1), (PartyId::P2, PartyId::P2)] {
+            let xs = share3_compact(&x, rx, &mut rng).parties();
+            // One operand seeded, the other explicit.
+            let ys = share3_compact(&y, ry, &mut rng)
+                .parties()
+                .map(|s| s.explicit());
+            let m3 = run_protocol(async |ctx, net| {
+                let i = ctx.id.index();
+                matmul32(ctx, net, &xs[i], &ys[i], (m, k, n)).await
+            });
+            let bytes = [m3[0].bytes, m3[1].bytes, m3[2].bytes];
+            let rounds = [m3[0].rounds, m3[1].rounds, m3[2].rounds];
+            let out: [Shares32; 3] = m3.map(|r| r.out.expect("protocol succeeds"));
+            assert_eq!(reconstruct32(&out).unwrap(), want, "{m}×{k}×{n}");
+            assert_eq!(rounds, [1; 3]);
+            assert_eq!(bytes, [8 * (m * n) as u64; 3]);
+        }
+    }
+}
+
+#[test]
+fn matmul32_rejects_mismatched_shapes() {
+    let mut rng = test_rng();
+    let xs = share3_compact(&[1, 2, 3, 4, 5, 6], PartyId::P0, &mut rng).parties();
+    let m3 = run_protocol(async |ctx, net| {
+        let i = ctx.id.index();
+        matmul32(ctx, net, &xs[i], &xs[i], (2, 3, 3)).await
+    });
+    for r in m3 {
+        assert!(matches!(
+            r.out,
+            Err(ProtocolError::Shape {
+                op: "matmul32",
+                left: 6,
+                right: 9
+            })
+        ));
+        assert_eq!((r.bytes, r.rounds), (0, 0));
     }
 }
 

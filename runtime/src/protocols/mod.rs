@@ -20,7 +20,7 @@ pub mod select;
 pub mod trunc;
 
 pub use input::{InputRound, input};
-pub use mul::{MulRound, dot, matmul, mul};
+pub use mul::{MulRound, dot, matmul, matmul32, mul};
 pub use reveal::{RevealRound, reveal_to};
 pub use trunc::{TruncRound, trunc_pr};
 

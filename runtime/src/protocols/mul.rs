@@ -20,11 +20,18 @@
 //!
 //! Cost per party: 1 round; 8 bytes per output element (mul: per element; dot: per dot
 //! product; matmul m×k·k×n: 8·m·n).
+//!
+//! Over Z_2^32 ([`MulRound::matmul32`], compact operands of [`crate::sharing::compact`]) the
+//! same construction runs mod 2^32: the terms are u32 ([`kernels::rep3_matmul32_add_assign`],
+//! which streams seeded components), the mask is α_i mod 2^32 (the low half of the usual
+//! zero-sharing, itself a zero-sharing mod 2^32 that looks uniform to any other single party),
+//! and each output is sent as one u64 word below 2^32: 1 round, 8·m·n bytes.
 
 use super::{check_len, hot, run_round};
 use crate::error::ProtocolError;
+use crate::kernels;
 use crate::party::PartyCtx;
-use crate::sharing::Shares;
+use crate::sharing::{Shares, Shares32};
 use crate::transport::Transport;
 
 /// One party's state of a multiplication-type protocol: its masked cross terms z_i.
@@ -69,6 +76,45 @@ impl MulRound {
         hot::rep3_matmul_add_assign((m, k, n), &x.own, &x.next, &y.own, &y.next, &mut z);
         Ok(super::Reshare { z })
     }
+
+    /// Matrix product mod 2^32 of a shared m×k and a shared k×n compact matrix (seeded
+    /// components are streamed, never expanded whole). The result's words are below 2^32:
+    /// [`Shares32::narrow`] turns the finished shares into Z_2^32 shares.
+    pub fn matmul32(
+        ctx: &mut PartyCtx,
+        x: &Shares32,
+        y: &Shares32,
+        (m, k, n): (usize, usize, usize),
+    ) -> Result<Self, ProtocolError> {
+        let shape = |len: usize, rows: usize, cols: usize| rows.checked_mul(cols) == Some(len);
+        for (s, rows, cols) in [(x, m, k), (y, k, n)] {
+            for c in [&s.own, &s.next] {
+                if !shape(c.len(), rows, cols) {
+                    return Err(ProtocolError::Shape {
+                        op: "matmul32",
+                        left: c.len(),
+                        right: rows.saturating_mul(cols),
+                    });
+                }
+            }
+        }
+        let out = m.checked_mul(n).ok_or(ProtocolError::Argument {
+            op: "matmul32",
+            what: "the product has more elements than memory can address".into(),
+        })?;
+        let mut z: Vec<u32> = ctx.zero_share(out).into_iter().map(|w| w as u32).collect();
+        kernels::rep3_matmul32_add_assign(
+            (m, k, n),
+            x.own.src(),
+            x.next.src(),
+            y.own.src(),
+            y.next.src(),
+            &mut z,
+        );
+        Ok(super::Reshare {
+            z: z.into_iter().map(u64::from).collect(),
+        })
+    }
 }
 
 /// Elementwise product of shared vectors (1 round, 8 bytes per element).
@@ -93,6 +139,18 @@ pub async fn dot<T: Transport>(
 ) -> Result<Shares, ProtocolError> {
     let p = MulRound::dot(ctx, x, y, rows, cols)?;
     run_round(ctx, net, p).await
+}
+
+/// Product mod 2^32 of compact shared m×k and k×n matrices (1 round, 8·m·n bytes).
+pub async fn matmul32<T: Transport>(
+    ctx: &mut PartyCtx,
+    net: &T,
+    x: &Shares32,
+    y: &Shares32,
+    dims: (usize, usize, usize),
+) -> Result<Shares32, ProtocolError> {
+    let p = MulRound::matmul32(ctx, x, y, dims)?;
+    Ok(Shares32::narrow(&run_round(ctx, net, p).await?))
 }
 
 /// Product of shared m×k and k×n matrices (1 round, 8·m·n bytes).

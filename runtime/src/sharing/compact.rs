@@ -335,6 +335,105 @@ impl Shares32 {
     }
 }
 
+/// Panics unless `a` and `b` have the same length (shapes are validated upstream).
+fn assert_same_len(op: &'static str, a: usize, b: usize) {
+    assert_eq!(a, b, "{op}: operands have {a} and {b} elements");
+}
+
+/// `f` on the words of two components, as explicit words.
+fn zip_words(a: &Comp32, b: &Comp32, f: impl Fn(u32, u32) -> u32) -> Comp32 {
+    let (a, b) = (a.to_words(), b.to_words());
+    Comp32::words(
+        a.iter()
+            .zip(b.iter())
+            .map(|(x, y)| f(*x, *y))
+            .collect::<Vec<u32>>(),
+    )
+}
+
+/// The local share arithmetic mod 2^32 (no communication): sums, differences, negation, public
+/// values as trivial sharings, data movements, and the exact conversions to and from Z_2^64
+/// ([`Shares32::widen`], [`Shares32::narrow`]). Each applies componentwise; public constants
+/// are added to x_0 only. Results are explicit.
+impl Shares32 {
+    /// Shares of a public value held by `party` (x_0 = c, x_1 = x_2 = 0): P0 gets (c, 0), P1
+    /// gets (0, 0), P2 gets (0, c).
+    pub fn from_public(party: PartyId, values: &[u32]) -> Shares32 {
+        let (c, z) = (values.to_vec(), vec![0u32; values.len()]);
+        match party {
+            PartyId::P0 => Shares32::from_words(c, z),
+            PartyId::P1 => Shares32::from_words(z.clone(), z),
+            PartyId::P2 => Shares32::from_words(z, c),
+        }
+    }
+
+    /// [x + y] mod 2^32. Panics if lengths differ (shapes are validated upstream).
+    pub fn add(&self, other: &Shares32) -> Shares32 {
+        assert_same_len("add32", self.len(), other.len());
+        Shares32 {
+            own: zip_words(&self.own, &other.own, u32::wrapping_add),
+            next: zip_words(&self.next, &other.next, u32::wrapping_add),
+        }
+    }
+
+    /// [x − y] mod 2^32. Panics if lengths differ.
+    pub fn sub(&self, other: &Shares32) -> Shares32 {
+        assert_same_len("sub32", self.len(), other.len());
+        Shares32 {
+            own: zip_words(&self.own, &other.own, u32::wrapping_sub),
+            next: zip_words(&self.next, &other.next, u32::wrapping_sub),
+        }
+    }
+
+    /// [−x] mod 2^32: both components negated.
+    pub fn neg(&self) -> Shares32 {
+        self.map(|w| w.iter().map(|x| x.wrapping_neg()).collect())
+    }
+
+    /// `f` applied to each component alike (expanded): a data movement, or a map linear in the
+    /// components.
+    pub fn map(&self, f: impl Fn(&[u32]) -> Vec<u32>) -> Shares32 {
+        Shares32 {
+            own: Comp32::words(f(&self.own.to_words())),
+            next: Comp32::words(f(&self.next.to_words())),
+        }
+    }
+
+    /// The parts one after another (explicit).
+    pub fn concat(parts: &[&Shares32]) -> Shares32 {
+        let join = |c: fn(&Shares32) -> &Comp32| {
+            let mut out = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
+            for p in parts {
+                out.extend_from_slice(&c(p).to_words());
+            }
+            Comp32::words(out)
+        };
+        Shares32 {
+            own: join(|p| &p.own),
+            next: join(|p| &p.next),
+        }
+    }
+
+    /// Widen to Z_2^64 exactly: each component times 2^32. If x_0 + x_1 + x_2 ≡ x (mod 2^32),
+    /// the sum is x + c·2^32 for an integer carry c, so Σ x_j·2^32 ≡ x·2^32 (mod 2^64): the
+    /// unknown carry is multiplied by 2^64 ≡ 0. Local, no randomness, same privacy as the
+    /// input sharing (each new component is a function of one old one).
+    pub fn widen(&self) -> Shares {
+        let up = |c: &Comp32| c.to_words().iter().map(|&w| u64::from(w) << 32).collect();
+        Shares {
+            own: up(&self.own),
+            next: up(&self.next),
+        }
+    }
+
+    /// Narrow Z_2^64 shares to Z_2^32: each component mod 2^32 (reduction mod 2^32 is a ring
+    /// homomorphism, so the components still sum to x mod 2^32). Local.
+    pub fn narrow(s: &Shares) -> Shares32 {
+        let down = |w: &[u64]| w.iter().map(|&x| x as u32).collect::<Vec<u32>>();
+        Shares32::from_words(down(&s.own), down(&s.next))
+    }
+}
+
 /// A compact sharing as the client makes it: the two seeds and the explicit component, for a
 /// rotation r (see the module table). `Debug` is redacted.
 pub struct CompactShares {
@@ -447,6 +546,7 @@ pub fn reconstruct32(shares: &[Shares32; 3]) -> Result<Vec<u32>, ReconstructErro
 mod tests {
     use super::*;
     use crate::testing::test_rng;
+    use rand::Rng;
 
     fn values(rng: &mut impl rand::Rng, n: usize) -> Vec<u32> {
         let mut v: Vec<u32> = (0..n).map(|_| rng.random()).collect();
@@ -600,6 +700,58 @@ mod tests {
             err.to_string(),
             "compact own component has 3 elements, expected 4"
         );
+    }
+
+    /// Each party's result of `f` on its shares.
+    fn per_party(s: &[Shares32; 3], f: impl Fn(PartyId, &Shares32) -> Shares32) -> [Shares32; 3] {
+        [
+            f(PartyId::P0, &s[0]),
+            f(PartyId::P1, &s[1]),
+            f(PartyId::P2, &s[2]),
+        ]
+    }
+
+    #[test]
+    fn local_ops_match_plaintext_mod_2_32() {
+        let mut rng = test_rng();
+        for n in [0, 1, 17, 300] {
+            let (x, y, c) = (
+                values(&mut rng, n),
+                values(&mut rng, n),
+                values(&mut rng, n),
+            );
+            let xs = share3_compact(&x, PartyId::P1, &mut rng).parties();
+            let ys = share3_compact(&y, PartyId::P2, &mut rng).parties();
+            let open = |s: [Shares32; 3]| reconstruct32(&s).unwrap();
+            let zip = |f: fn(u32, u32) -> u32| -> Vec<u32> {
+                x.iter().zip(&y).map(|(a, b)| f(*a, *b)).collect()
+            };
+            assert_eq!(
+                open(per_party(&xs, |p, s| s.add(&ys[p.index()]))),
+                zip(u32::wrapping_add)
+            );
+            assert_eq!(
+                open(per_party(&xs, |p, s| s.sub(&ys[p.index()]))),
+                zip(u32::wrapping_sub)
+            );
+            assert_eq!(
+                open(per_party(&xs, |_, s| s.neg())),
+                zip(|a, _| a.wrapping_neg())
+            );
+            assert_eq!(open(per_party(&xs, |p, _| Shares32::from_public(p, &c))), c);
+            let both = per_party(&xs, |p, s| Shares32::concat(&[s, &ys[p.index()]]));
+            assert_eq!(open(both), [x.clone(), y.clone()].concat());
+            // Widen: x·2^32 mod 2^64 exactly, whatever the carries of the components.
+            let wide = xs.each_ref().map(Shares32::widen);
+            let want: Vec<u64> = x.iter().map(|&v| u64::from(v) << 32).collect();
+            assert_eq!(reconstruct(&wide).unwrap(), want);
+            // Narrow: any Z_2^64 sharing, components mod 2^32.
+            let big: Vec<u64> = (0..n).map(|_| rng.random()).collect();
+            let bs = crate::sharing::share3(&big, &mut rng);
+            let narrow = bs.each_ref().map(Shares32::narrow);
+            let want: Vec<u32> = big.iter().map(|&v| v as u32).collect();
+            assert_eq!(reconstruct32(&narrow).unwrap(), want);
+        }
     }
 
     #[test]
