@@ -479,7 +479,7 @@ pub fn onehot_low_plain(x: &[u64], bits: u32, n: usize) -> Vec<u64> {
 }
 
 /// Plaintext one-hot of bits `skip..skip + bits` of each word, `⌊x / 2^skip⌋ mod 2^bits`, over
-/// `n` columns (a zero row when it is ≥ n): [`Op::OneHotLow`] with `skip`.
+/// `n` columns (a zero row when it is ≥ n): [`Op::OneHotLow`](crate::Op::OneHotLow) with `skip`.
 pub fn onehot_bits_plain(x: &[u64], skip: u32, bits: u32, n: usize) -> Vec<u64> {
     let mask = if bits >= 64 {
         u64::MAX
