@@ -28,7 +28,11 @@
 //! | `Bits` of a secret with `n` elements | 8 | `n·`[`low_bits_bytes`]`(64) = n·[1144, 1128, 1128]` |
 //! | `MsbOneHot { lanes: L }` of a secret with `n` elements | 14 | `n·`([`BIT_DECOMPOSE_BYTES`] `+ 56 + 16·L`) |
 //! | `BestK` of a secret ([`selection::best_k_plan_with`]) | `8` per network layer; per rank stage [`rank_stage_cost`] (15 for groups of 32, 16 for 64 or 128) | per layer `ltz_bytes(pairs) + 8·pairs`; per rank stage `ltz_bytes(pairs)`, the ranks' low bits, the product tree, `8·kept` |
-//! | `OneHotLow { bits: B, n }` of a secret with `m` elements | `2 + `[`low_bits_prefix_levels`]`(B) + ⌈log2 B⌉` | `m·(`[`low_bits_bytes`]`(B) + 8·`[`selection::onehot_products`]`(B, n))` |
+//! | `OneHotLow { bits: B, n, skip: S }` of a secret with `m` elements | `2 + `[`low_bits_prefix_levels`]`(S + B) + ⌈log2 B⌉` | `m·(`[`low_bits_range_bytes`]`(S, B) + 8·`[`selection::onehot_products`]`(B, n))` |
+//! | `Widen`, `Narrow` | 0 | 0 (local: shift or reduce each component) |
+//!
+//! Ring32 values cost as ring values: one u64 word per element on the wire (a Ring32
+//! `MatMul` of two secrets reshares one word per output, the word below 2^32).
 //!
 //! `MaxAll` and `ArgMax` run a tournament ([`tournament_pairs`]): level `j` has
 //! `len_j` candidates (`len_0 = N`) and compares `m_j = ⌊len_j / 2⌋` pairs, an odd last one
@@ -272,19 +276,20 @@ pub fn op_cost(p: &ValidatedProgram, op_index: usize) -> Cost {
         Op::BestK { a, k, groups, .. } if secret(*a) => {
             best_k_cost(types[a.index()].shape.len(), *k, groups.as_deref())
         }
-        Op::OneHotLow { a, bits, n } if secret(*a) => Cost {
-            rounds: onehot_low_rounds(*bits),
-            bytes_sent: onehot_low_bytes(types[a.index()].shape.len(), *bits, *n),
+        Op::OneHotLow { a, bits, n, skip } if secret(*a) => Cost {
+            rounds: onehot_low_rounds(*skip, *bits),
+            bytes_sent: onehot_low_bytes(types[a.index()].shape.len(), *skip, *bits, *n),
         },
         _ => Cost::FREE,
     }
 }
 
-/// Rounds of `OneHotLow` with `bits` index bits: split, generate and
-/// [`low_bits_prefix_levels`] (the last opened under the masks), then ⌈log2 bits⌉
-/// multiplication levels.
-fn onehot_low_rounds(bits: u32) -> u32 {
-    2 + low_bits_prefix_levels(bits) + selection::onehot_levels(bits)
+/// Rounds of `OneHotLow` with `bits` index bits above `skip` low bits: split, generate and
+/// [`low_bits_prefix_levels`]`(skip + bits)` (the carries into the index bits span every lane
+/// below them; the last level is opened under the masks), then ⌈log2 bits⌉ multiplication
+/// levels.
+pub fn onehot_low_rounds(skip: u32, bits: u32) -> u32 {
+    2 + low_bits_prefix_levels(skip.saturating_add(bits)) + selection::onehot_levels(bits)
 }
 
 /// Bytes sent by `[P0, P1, P2]` per element to decompose and inject its low `lanes` bits:
@@ -292,16 +297,24 @@ fn onehot_low_rounds(bits: u32) -> u32 {
 /// each), the last level opened to both peers (16) and the masks' injection (16 per lane).
 /// `[120, 104, 104] + 1024` for all 64 bits.
 pub fn low_bits_bytes(lanes: u32) -> [u64; 3] {
-    let levels = u64::from(low_bits_prefix_levels(lanes));
+    low_bits_range_bytes(0, lanes)
+}
+
+/// Bytes sent by `[P0, P1, P2]` per element to decompose bits `skip..skip + lanes` and inject
+/// only those `lanes`: the adder runs to [`low_bits_prefix_levels`]`(skip + lanes)` (its AND
+/// words carry all 64 lanes, so only the level count depends on the range), and the masks'
+/// injection costs 16 per opened lane. [`low_bits_bytes`] is `skip` = 0.
+pub fn low_bits_range_bytes(skip: u32, lanes: u32) -> [u64; 3] {
+    let levels = u64::from(low_bits_prefix_levels(skip.saturating_add(lanes)));
     let common = 8 + 16 * (levels - 1) + 16 + 16 * u64::from(lanes);
     [common + 16, common, common]
 }
 
-/// Bytes of `OneHotLow` on `m` elements: the low `bits` bits decomposed and injected, then
-/// one reshared word per product of the tree.
-fn onehot_low_bytes(m: usize, bits: u32, n: usize) -> [u64; 3] {
+/// Bytes of `OneHotLow` on `m` elements: bits `skip..skip + bits` decomposed and injected,
+/// then one reshared word per product of the tree.
+pub fn onehot_low_bytes(m: usize, skip: u32, bits: u32, n: usize) -> [u64; 3] {
     let products = bytes(m, selection::onehot_products(bits, n) as u64);
-    scaled(m, low_bits_bytes(bits)).map(|b| b.saturating_add(products))
+    scaled(m, low_bits_range_bytes(skip, bits)).map(|b| b.saturating_add(products))
 }
 
 /// Cost of one rank-selection stage on `m` secret candidates in groups of `group`, keeping

@@ -410,6 +410,53 @@ pub enum ValidationError {
         /// The largest size supported.
         max: usize,
     },
+    /// An op that has no Ring32 form got a Ring32 operand.
+    #[error(
+        "op {op} ({name}): not supported on ring32 values; widen it first (Widen: ring32 → ring)"
+    )]
+    Ring32Unsupported {
+        /// Op index.
+        op: usize,
+        /// Op name.
+        name: &'static str,
+    },
+    /// Ring32 combined with another element type.
+    #[error(
+        "op {op} ({name}): element types {left} and {right} do not mix; convert with Widen \
+         (ring32 → ring) or Narrow (ring → ring32)"
+    )]
+    Ring32Mix {
+        /// Op index.
+        op: usize,
+        /// Op name.
+        name: &'static str,
+        /// First operand's element type.
+        left: ElemType,
+        /// Other operand's element type.
+        right: ElemType,
+    },
+    /// A Ring32 constant holds a word that is not reduced mod 2^32.
+    #[error("op {op} ({name}): ring32 constant element {position} is not below 2^32")]
+    Ring32Constant {
+        /// Op index.
+        op: usize,
+        /// Op name.
+        name: &'static str,
+        /// Element position.
+        position: usize,
+    },
+    /// `Widen` or `Narrow` got an operand of the wrong element type.
+    #[error("op {op} ({name}): needs a {expected} operand, got {found}")]
+    ConvertElem {
+        /// Op index.
+        op: usize,
+        /// Op name.
+        name: &'static str,
+        /// The element type the op converts from.
+        expected: ElemType,
+        /// The operand's element type.
+        found: ElemType,
+    },
     /// An output names a value no op defines.
     #[error("output '{output}': value {value} is not defined")]
     OutputUndefined {
@@ -451,6 +498,14 @@ pub enum EvalError {
     /// A bit input holds a word other than 0 or 1.
     #[error("input '{name}': bit element {position} is neither 0 nor 1")]
     BitInput {
+        /// Input name.
+        name: String,
+        /// Element position.
+        position: usize,
+    },
+    /// A Ring32 input holds a word that is not reduced mod 2^32.
+    #[error("input '{name}': ring32 element {position} is not below 2^32")]
+    Ring32Input {
         /// Input name.
         name: String,
         /// Element position.

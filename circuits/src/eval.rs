@@ -24,12 +24,17 @@
 //!   2j+1 (an odd last element passes through unchanged); the pair's winner is the right one iff
 //!   `Lt(left, right)` = 1, so `ArgMax` keeps the lowest index among equal maxima.
 //! - `BestK` runs the protocol's comparator network ([`crate::selection::best_k_plain`]), which
-//!   for elements in [−2^62, 2^62) is the sorted best k. `OneHotLow` sets column `x mod 2^bits`.
+//!   for elements in [−2^62, 2^62) is the sorted best k. `OneHotLow` sets column
+//!   `⌊x / 2^skip⌋ mod 2^bits`.
+//! - **Ring32** values are words below 2^32 (read signed as i32): every op with a Ring32
+//!   result reduces it mod 2^32, so `Add`, `Sub`, `Neg` and `MatMul` wrap in Z_2^32.
+//!   `Widen` is `x·2^32` (wrapping in Z_2^64), `Narrow` is `x mod 2^32`. Ring32 inputs must be
+//!   reduced ([`EvalError::Ring32Input`] otherwise).
 
 use crate::error::EvalError;
 use crate::program::{Op, SumAxis};
 use crate::selection;
-use crate::types::{ElemType, Shape};
+use crate::types::{ElemType, RING32_MASK, Shape};
 use crate::validate::ValidatedProgram;
 use std::collections::HashMap;
 
@@ -96,6 +101,14 @@ pub fn evaluate_all(
                 position,
             });
         }
+        if decl.ty.elem == ElemType::Ring32
+            && let Some(position) = v.iter().position(|&w| w > RING32_MASK)
+        {
+            return Err(EvalError::Ring32Input {
+                name: decl.name.clone(),
+                position,
+            });
+        }
     }
 
     let types = p.types();
@@ -137,9 +150,11 @@ pub fn evaluate_all(
                 largest,
                 groups,
             } => selection::best_k_plain_with(&vals[a.index()], *k, *largest, groups.as_deref()),
-            Op::OneHotLow { a, bits, n } => {
-                selection::onehot_low_plain(&vals[a.index()], *bits, *n)
+            Op::OneHotLow { a, bits, n, skip } => {
+                selection::onehot_bits_plain(&vals[a.index()], *skip, *bits, *n)
             }
+            Op::Widen { a } => vals[a.index()].iter().map(|&x| x << 32).collect(),
+            Op::Narrow { a } => vals[a.index()].iter().map(|&x| x & RING32_MASK).collect(),
             Op::Dot(a, b) => {
                 let (x, y) = (&vals[a.index()], &vals[b.index()]);
                 let cols = match shape_of(*a) {
@@ -210,6 +225,10 @@ pub fn evaluate_all(
             }
         };
         debug_assert_eq!(r.len(), out_shape.len());
+        let mut r = r;
+        if types[i].elem == ElemType::Ring32 {
+            r.iter_mut().for_each(|x| *x &= RING32_MASK);
+        }
         vals.push(r);
     }
     Ok(vals)

@@ -80,7 +80,7 @@ pub fn onnx_model(data: &[u8]) {
 
 /// Structure-aware programs: `data` drives a [`Builder`](crate::Builder) — each byte pair
 /// picks an op and its operands among the values built so far (small vectors and matrices of
-/// ring and fixed-point elements, public and secret) — so nearly every input is a well-formed
+/// ring, ring32 and fixed-point elements, public and secret) — so nearly every input is a well-formed
 /// program that reaches validation, the cost model and the plaintext evaluator. Whatever the
 /// builder accepts must serialise, re-parse to the same id, have a cost, and evaluate on
 /// inputs taken from `data` without panicking.
@@ -91,6 +91,7 @@ pub fn program_ops(data: &[u8]) {
     let mut b = Builder::new();
     let fx = Fixed::with_frac_bits(8);
     let mut vals: Vec<Value> = vec![
+        b.secret_vector("w", 4, crate::Ring32),
         b.secret_vector("a", 4, Ring),
         b.secret_vector("b", 4, fx),
         b.input(
@@ -114,7 +115,7 @@ pub fn program_ops(data: &[u8]) {
         let pick = |k: u8| vals[usize::from(k) % vals.len()];
         let (x, y, z) = (pick(args), pick(args >> 3), pick(args.rotate_left(2)));
         let small = usize::from(args % 5);
-        let v = match op % 32 {
+        let v = match op % 36 {
             0 => b.add(x, y),
             1 => b.sub(x, y),
             2 => b.neg(x),
@@ -146,7 +147,11 @@ pub fn program_ops(data: &[u8]) {
             28 => b.const_ring(i64::from(args as i8)),
             29 => b.const_fixed(f64::from(args as i8) / 4.0, fx),
             30 => b.msb_onehot(x, u32::from(args % 66)),
-            _ => b.sigmoid(x),
+            31 => b.sigmoid(x),
+            32 => b.widen(x),
+            33 => b.narrow(x),
+            34 => b.onehot_bits(x, u32::from(args % 8), u32::from(args % 5), small + 1),
+            _ => b.const_ring32_vector(&[i64::from(args as i8), 1, -1, 0]),
         };
         vals.push(v);
     }
@@ -169,8 +174,12 @@ pub fn program_ops(data: &[u8]) {
         .iter()
         .map(|d| {
             let n = d.ty.shape.len();
+            let mask = match d.ty.elem {
+                crate::ElemType::Ring32 => crate::RING32_MASK,
+                _ => u64::MAX,
+            };
             let words = (0..n)
-                .map(|_| i64::from(fill.next().unwrap_or(0) as i8) as u64)
+                .map(|_| i64::from(fill.next().unwrap_or(0) as i8) as u64 & mask)
                 .collect();
             (d.name.clone(), words)
         })

@@ -50,5 +50,7 @@ pub use error::{EvalError, ValidationError};
 pub use program::{
     InputDecl, Op, OutputDecl, Owner, PROGRAM_VERSION, Program, Recipient, SumAxis, ValueId,
 };
-pub use types::{ElemType, Fixed, FracBits, PartyId, Ring, Shape, ValueType, Visibility};
+pub use types::{
+    ElemType, Fixed, FracBits, PartyId, RING32_MASK, Ring, Ring32, Shape, ValueType, Visibility,
+};
 pub use validate::{ProgramId, ValidatedProgram};

@@ -250,16 +250,40 @@ pub enum Op {
         groups: Option<Vec<usize>>,
     },
     /// One-hot rows: element r of the operand (m elements) becomes row r of a `Matrix(m, n)` of
-    /// ring 0/1 words with a 1 in column `a_r mod 2^bits`, or a zero row when that is ≥ `n`.
-    /// Oblivious: built from the low `bits` bits by a product tree (see [`crate::selection`]).
+    /// ring 0/1 words with a 1 in column `⌊a_r / 2^skip⌋ mod 2^bits` (bits `skip..skip + bits`
+    /// of the word), or a zero row when that is ≥ `n`. Oblivious: built from those bits by a
+    /// product tree (see [`crate::selection`]).
     OneHotLow {
         /// Operand.
         a: ValueId,
-        /// Low bits that form the index, `1..=32`.
+        /// Bits that form the index, `1..=32`.
         bits: u32,
         /// Columns, `1 ≤ n ≤ 2^bits`.
         n: usize,
+        /// Low bits skipped below the index (`skip + bits ≤ 62`). Absent means 0 and is not
+        /// serialised, so programs written before this field keep their JSON and id.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        skip: u32,
     },
+    /// Ring32 → Ring: the value times 2^32 (same shape and visibility). Local and exact on
+    /// shares: if x_0 + x_1 + x_2 ≡ x (mod 2^32) then (x_0 + x_1 + x_2)·2^32 ≡ x·2^32
+    /// (mod 2^64), since the unknown carries are multiplied by 2^64 ≡ 0. A signed Ring32 value
+    /// s becomes exactly the signed ring value s·2^32.
+    Widen {
+        /// Ring32 operand.
+        a: ValueId,
+    },
+    /// Ring → Ring32: the value mod 2^32 (same shape and visibility). Local on shares: each
+    /// component is reduced mod 2^32.
+    Narrow {
+        /// Ring operand.
+        a: ValueId,
+    },
+}
+
+/// serde helper: a zero `skip` is not serialised.
+fn is_zero(x: &u32) -> bool {
+    *x == 0
 }
 
 impl Op {
@@ -299,6 +323,8 @@ impl Op {
             Op::MsbOneHot { .. } => "msb_onehot",
             Op::BestK { .. } => "best_k",
             Op::OneHotLow { .. } => "onehot_low",
+            Op::Widen { .. } => "widen",
+            Op::Narrow { .. } => "narrow",
         }
     }
 
@@ -330,7 +356,9 @@ impl Op {
             | Op::Bits(a)
             | Op::MsbOneHot { a, .. }
             | Op::BestK { a, .. }
-            | Op::OneHotLow { a, .. } => vec![*a],
+            | Op::OneHotLow { a, .. }
+            | Op::Widen { a }
+            | Op::Narrow { a } => vec![*a],
             Op::Select { cond, a, b } => vec![*cond, *a, *b],
             Op::MatMulRescale { a, b, .. } => vec![*a, *b],
             Op::Sum { a, .. }

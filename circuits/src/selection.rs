@@ -475,6 +475,12 @@ pub fn onehot_products(bits: u32, n: usize) -> usize {
 
 /// Plaintext one-hot of `x mod 2^bits` over `n` columns (a zero row when it is ≥ n).
 pub fn onehot_low_plain(x: &[u64], bits: u32, n: usize) -> Vec<u64> {
+    onehot_bits_plain(x, 0, bits, n)
+}
+
+/// Plaintext one-hot of bits `skip..skip + bits` of each word, `⌊x / 2^skip⌋ mod 2^bits`, over
+/// `n` columns (a zero row when it is ≥ n): [`Op::OneHotLow`](crate::Op::OneHotLow) with `skip`.
+pub fn onehot_bits_plain(x: &[u64], skip: u32, bits: u32, n: usize) -> Vec<u64> {
     let mask = if bits >= 64 {
         u64::MAX
     } else {
@@ -482,7 +488,7 @@ pub fn onehot_low_plain(x: &[u64], bits: u32, n: usize) -> Vec<u64> {
     };
     let mut out = vec![0u64; x.len() * n];
     for (r, &w) in x.iter().enumerate() {
-        let i = (w & mask) as usize;
+        let i = (w.checked_shr(skip).unwrap_or(0) & mask) as usize;
         if i < n {
             out[r * n + i] = 1;
         }

@@ -69,11 +69,18 @@ pub enum Visibility {
     Secret,
 }
 
-/// Element type; every element is stored in one u64 word of Z_2^64.
+/// Element type; every element is stored in one u64 word (of Z_2^64, or of Z_2^32 for
+/// [`ElemType::Ring32`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ElemType {
     /// Integers of Z_2^64, read as signed two's complement.
     Ring,
+    /// Compact integers of Z_2^32, read as signed two's complement (i32), one per word and kept
+    /// reduced (every word < 2^32). Secret Ring32 values are shared mod 2^32. Only inputs,
+    /// constants, `Add`, `Sub`, `Neg`, `MatMul` (both operands Ring32), data movement and
+    /// outputs accept them; [`crate::Op::Widen`] and [`crate::Op::Narrow`] convert to and from
+    /// [`ElemType::Ring`] locally.
+    Ring32,
     /// Fixed point: the ring element `v` stands for `v / 2^f` (v signed).
     Fixed(FracBits),
     /// A single bit (boolean sharing arrives with the comparison protocols; arithmetic on bits is
@@ -108,10 +115,24 @@ impl From<Ring> for ElemType {
     }
 }
 
+/// Ring32 element type marker for the builder: `b.secret_vector("x", 8, Ring32)`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Ring32;
+
+impl From<Ring32> for ElemType {
+    fn from(_: Ring32) -> Self {
+        ElemType::Ring32
+    }
+}
+
+/// Mask of a reduced [`ElemType::Ring32`] word: the low 32 bits.
+pub const RING32_MASK: u64 = 0xffff_ffff;
+
 impl fmt::Display for ElemType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ElemType::Ring => write!(f, "ring"),
+            ElemType::Ring32 => write!(f, "ring32"),
             ElemType::Fixed(b) => write!(f, "fixed<{}>", b.0),
             ElemType::Bit => write!(f, "bit"),
         }

@@ -13,8 +13,14 @@
 //!   together (equal shapes or scalars); the result has `a`'s element type.
 //! - **MaxAll**: any non-empty shape → scalar, same element type. **ArgMax**: a non-empty
 //!   vector → ring scalar. **BestK{k}**: a `vector[n]` with `1 ≤ k ≤ n` → `vector[k]`, same
-//!   element type. **OneHotLow{bits, n}**: any m elements, `1 ≤ bits ≤ 32`, `1 ≤ n ≤ 2^bits`
-//!   → ring `matrix[m×n]`.
+//!   element type. **OneHotLow{bits, n, skip}**: any m elements, `1 ≤ bits ≤ 32`,
+//!   `skip + bits ≤ 62`, `1 ≤ n ≤ 2^bits` → ring `matrix[m×n]`.
+//! - **Ring32** (compact Z_2^32 values): accepted only by `Input`, `Constant` (words < 2^32),
+//!   `Add`, `Sub`, `Neg`, `MatMul` (both operands Ring32 → Ring32), `Reshape`, `Slice`,
+//!   `Transpose`, `Concat`, `Widen` and outputs. Any other op on a Ring32 operand is
+//!   [`ValidationError::Ring32Unsupported`]; Ring32 combined with another element type is
+//!   [`ValidationError::Ring32Mix`]. **Widen**: Ring32 → Ring, **Narrow**: Ring → Ring32, same
+//!   shape and visibility ([`ValidationError::ConvertElem`] otherwise).
 //! - **Mul, Dot, MatMul**: ring·ring → ring; `Fixed(f)·Fixed(g)` → `Fixed(f+g)` (needs
 //!   `f+g ≤ 62`); ring·`Fixed(f)` and `Fixed(f)`·ring → `Fixed(f)`.
 //! - **Broadcast** (Add, Sub, Mul, Max, Min, comparisons, Select): equal shapes, or one scalar operand (the result takes the
@@ -49,6 +55,9 @@ use std::str::FromStr;
 
 /// Largest element count of any value (2^32 words = 32 GiB); larger shapes are rejected.
 pub const MAX_ELEMENTS: usize = 1 << 32;
+
+/// Largest `skip + bits` of [`Op::OneHotLow`]: the index bits lie within the low 62 bits.
+pub const MAX_ONEHOT_LANES: u32 = 62;
 
 /// Domain separation prefix of [`ProgramId`] hashes.
 const ID_DOMAIN: &[u8] = b"veil/program/v1\0";
@@ -311,6 +320,31 @@ pub(crate) fn checked_len(shape: Shape) -> Option<usize> {
     shape.checked_len().filter(|&n| n <= MAX_ELEMENTS)
 }
 
+/// Differing element types: [`ValidationError::Ring32Mix`] when Ring32 is involved (naming the
+/// conversions), else [`ValidationError::ElemMismatch`].
+fn elem_mismatch(
+    op: usize,
+    name: &'static str,
+    left: ElemType,
+    right: ElemType,
+) -> ValidationError {
+    if left == ElemType::Ring32 || right == ElemType::Ring32 {
+        ValidationError::Ring32Mix {
+            op,
+            name,
+            left,
+            right,
+        }
+    } else {
+        ValidationError::ElemMismatch {
+            op,
+            name,
+            left,
+            right,
+        }
+    }
+}
+
 fn join(a: Visibility, b: Visibility) -> Visibility {
     if a == Visibility::Secret || b == Visibility::Secret {
         Visibility::Secret
@@ -351,6 +385,13 @@ pub(crate) fn infer_op(
     };
     let mul_elem = |a: ElemType, b: ElemType| match (a, b) {
         (ElemType::Ring, ElemType::Ring) => Ok(ElemType::Ring),
+        (ElemType::Ring32, ElemType::Ring32) => Ok(ElemType::Ring32),
+        (ElemType::Ring32, _) | (_, ElemType::Ring32) => Err(ValidationError::Ring32Mix {
+            op,
+            name,
+            left: a,
+            right: b,
+        }),
         (ElemType::Fixed(f), ElemType::Fixed(g)) => {
             let sum = u64::from(f.0) + u64::from(g.0);
             if sum > u64::from(MAX_MAGNITUDE_BITS) {
@@ -389,12 +430,7 @@ pub(crate) fn infer_op(
         no_bit(&ta)?;
         no_bit(&tb)?;
         if ta.elem != tb.elem {
-            return Err(ValidationError::ElemMismatch {
-                op,
-                name,
-                left: ta.elem,
-                right: tb.elem,
-            });
+            return Err(elem_mismatch(op, name, ta.elem, tb.elem));
         }
         Ok(ValueType {
             vis: join(ta.vis, tb.vis),
@@ -403,7 +439,45 @@ pub(crate) fn infer_op(
         })
     };
 
+    // Ring32 values are accepted by a few ops only (see the module docs).
+    let ring32_ok = matches!(
+        o,
+        Op::Input { .. }
+            | Op::Constant { .. }
+            | Op::Add(..)
+            | Op::Sub(..)
+            | Op::Neg(_)
+            | Op::MatMul(..)
+            | Op::Reshape { .. }
+            | Op::Slice { .. }
+            | Op::Transpose(_)
+            | Op::Concat(_)
+            | Op::Widen { .. }
+            | Op::Narrow { .. }
+    );
+    if !ring32_ok {
+        for v in o.operands() {
+            if get(v)?.elem == ElemType::Ring32 {
+                return Err(ValidationError::Ring32Unsupported { op, name });
+            }
+        }
+    }
+    let convert = |a: crate::program::ValueId, from: ElemType, to: ElemType| {
+        let ta = get(a)?;
+        if ta.elem != from {
+            return Err(ValidationError::ConvertElem {
+                op,
+                name,
+                expected: from,
+                found: ta.elem,
+            });
+        }
+        Ok(ValueType { elem: to, ..ta })
+    };
+
     Ok(match o {
+        Op::Widen { a } => convert(*a, ElemType::Ring32, ElemType::Ring)?,
+        Op::Narrow { a } => convert(*a, ElemType::Ring, ElemType::Ring32)?,
         Op::Input { input } => match inputs.get(*input) {
             Some(decl) => decl.ty,
             None => {
@@ -447,6 +521,11 @@ pub(crate) fn infer_op(
                 && let Some(position) = values.iter().position(|&v| v > 1)
             {
                 return Err(ValidationError::BitConstant { op, name, position });
+            }
+            if *elem == ElemType::Ring32
+                && let Some(position) = values.iter().position(|&v| v > crate::types::RING32_MASK)
+            {
+                return Err(ValidationError::Ring32Constant { op, name, position });
             }
             ValueType {
                 vis: Visibility::Public,
@@ -553,7 +632,7 @@ pub(crate) fn infer_op(
                 ..ta
             }
         }
-        Op::OneHotLow { a, bits, n } => {
+        Op::OneHotLow { a, bits, n, skip } => {
             let ta = get(*a)?;
             no_bit(&ta)?;
             if *bits == 0 || *bits > 32 {
@@ -563,6 +642,15 @@ pub(crate) fn infer_op(
                     what: "bits",
                     got: *bits as usize,
                     max: 32,
+                });
+            }
+            if u64::from(*skip) + u64::from(*bits) > u64::from(MAX_ONEHOT_LANES) {
+                return Err(ValidationError::SizeLimit {
+                    op,
+                    name,
+                    what: "skip + bits",
+                    got: (u64::from(*skip) + u64::from(*bits)) as usize,
+                    max: MAX_ONEHOT_LANES as usize,
                 });
             }
             if *n == 0 || *n > 1usize << bits {
@@ -749,12 +837,7 @@ pub(crate) fn infer_op(
             for (part, v) in parts.iter().enumerate() {
                 let t = get(*v)?;
                 if t.elem != t0.elem {
-                    return Err(ValidationError::ElemMismatch {
-                        op,
-                        name,
-                        left: t0.elem,
-                        right: t.elem,
-                    });
+                    return Err(elem_mismatch(op, name, t0.elem, t.elem));
                 }
                 let n = match (t0.shape, t.shape) {
                     (Shape::Vector(_), Shape::Vector(n)) => n,

@@ -309,7 +309,7 @@ impl Builder {
     ///
     /// **Domain**: `b` as for [`Builder::reciprocal`] (b ∈ [2^-16, 2^24) at f = 16; b ≤ 0 or
     /// larger gives 0). The product needs |a| · |1/b| · 2^(f_a + f_b) well below 2^63 (see
-    /// the [`fixed`] error budget): at f = 16 keep |a/b| ≲ 2^14 for a
+    /// the [`fixed`](crate::fixed) error budget): at f = 16 keep |a/b| ≲ 2^14 for a
     /// truncation failure rate ≤ 2^-17. Error: |a| times the reciprocal's error plus one ulp.
     ///
     /// **Cost** (secret `a`, `b`): 26 + 2 = **28 rounds**. Non-fixed-point operands are a

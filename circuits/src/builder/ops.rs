@@ -198,6 +198,26 @@ impl Builder {
         self.push(Op::Transpose(a.id))
     }
 
+    /// Ring32 → Ring: `a·2^32` ([`Op::Widen`]); local and exact on shares, 0 rounds.
+    pub fn widen(&mut self, a: Value) -> Value {
+        self.push(Op::Widen { a: a.id })
+    }
+
+    /// Ring → Ring32: `a mod 2^32` ([`Op::Narrow`]); local on shares, 0 rounds.
+    pub fn narrow(&mut self, a: Value) -> Value {
+        self.push(Op::Narrow { a: a.id })
+    }
+
+    /// Ring32 vector constant: each value reduced mod 2^32 (two's complement of an i32 for
+    /// negative values).
+    pub fn const_ring32_vector(&mut self, xs: &[i64]) -> Value {
+        let values = xs
+            .iter()
+            .map(|&x| fixed::from_signed(x) & crate::types::RING32_MASK)
+            .collect();
+        self.constant(ElemType::Ring32, Shape::Vector(xs.len()), values)
+    }
+
     /// Opens a secret value to every party.
     pub fn reveal(&mut self, a: Value) -> Value {
         self.push(Op::Reveal(a.id))

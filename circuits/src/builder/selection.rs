@@ -214,6 +214,19 @@ impl Builder {
     /// ring 0/1 words. Cost with a secret operand: a decomposition of the low `bits` bits of the
     /// m elements (`2 + ⌈log2(bits − 1)⌉` rounds, at least 3) and `⌈log2 bits⌉` multiplication rounds of about `2·n` products per row.
     pub fn onehot_low(&mut self, a: Value, bits: u32, n: usize) -> Value {
-        self.push(Op::OneHotLow { a: a.id, bits, n })
+        self.onehot_bits(a, 0, bits, n)
+    }
+
+    /// One-hot rows of bits `skip..skip + bits` of `a`, i.e. of `⌊a / 2^skip⌋ mod 2^bits`, over
+    /// `n` columns ([`Op::OneHotLow`] with `skip`): `matrix[m×n]` of ring 0/1 words. Cost with
+    /// a secret operand: [`crate::cost::onehot_low_rounds`]`(skip, bits)` rounds (the adder
+    /// must reach bit `skip + bits`) and [`crate::cost::onehot_low_bytes`].
+    pub fn onehot_bits(&mut self, a: Value, skip: u32, bits: u32, n: usize) -> Value {
+        self.push(Op::OneHotLow {
+            a: a.id,
+            bits,
+            n,
+            skip,
+        })
     }
 }

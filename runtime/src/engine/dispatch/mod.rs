@@ -32,7 +32,7 @@ use crate::protocols::compose::OneRound;
 use crate::protocols::{Expect, MultiRound, RevealRound, RoundProtocol};
 use crate::sharing::Shares;
 use std::borrow::Cow;
-use veil_circuits::{Op, PartyId, Shape, ValidatedProgram, ValueId};
+use veil_circuits::{ElemType, Op, PartyId, Shape, ValidatedProgram, ValueId};
 
 /// A protocol in flight for an op: arithmetic-share protocols of any number of rounds, or a
 /// reveal (whose result is public).
@@ -180,6 +180,32 @@ impl Operands<'_> {
         self.schedule_error("the cost model gives it rounds, but it has no protocol")
     }
 
+    /// The op uses an IR feature the engine does not run yet (Ring32 values, `Widen`,
+    /// `Narrow`, `OneHotLow` with `skip`).
+    fn unsupported(&self) -> Option<EngineError> {
+        let types = self.program.types();
+        let ring32 = |v: ValueId| types[v.index()].elem == ElemType::Ring32;
+        let what = match self.op() {
+            Op::Widen { .. } | Op::Narrow { .. } => "Ring32 conversion",
+            Op::OneHotLow { a, skip, .. }
+                if *skip != 0 && types[a.index()].vis == veil_circuits::Visibility::Secret =>
+            {
+                "OneHotLow with skip"
+            }
+            op if types[self.op].elem == ElemType::Ring32
+                || op.operands().into_iter().any(ring32) =>
+            {
+                "a Ring32 value"
+            }
+            _ => return None,
+        };
+        Some(EngineError::Unsupported {
+            op: self.op,
+            name: self.name(),
+            what,
+        })
+    }
+
     /// A protocol's own error, tagged with this op.
     fn protocol<T>(&self, r: Result<T, ProtocolError>) -> Result<T, EngineError> {
         r.map_err(|source| EngineError::Protocol {
@@ -225,6 +251,8 @@ fn family(op: &Op) -> Family {
         | Op::Bits(_)
         | Op::MsbOneHot { .. } => Family::Compare,
         Op::BestK { .. } | Op::OneHotLow { .. } => Family::Select,
+        // Compact values: not run by this engine yet (`Operands::unsupported`).
+        Op::Widen { .. } | Op::Narrow { .. } => Family::Data,
         Op::Sum { .. }
         | Op::Reshape { .. }
         | Op::Slice { .. }
@@ -240,6 +268,9 @@ pub(super) fn start(
     x: &Operands,
     op_inputs: &mut [Option<InputValue>],
 ) -> Result<Pending, EngineError> {
+    if let Some(e) = x.unsupported() {
+        return Err(e);
+    }
     match family(x.op()) {
         Family::Io => io::start(ctx, x, op_inputs),
         Family::Linear => linear::start(ctx, x),
@@ -254,6 +285,9 @@ pub(super) fn local(
     x: &Operands,
     op_inputs: &mut [Option<InputValue>],
 ) -> Result<Val, EngineError> {
+    if let Some(e) = x.unsupported() {
+        return Err(e);
+    }
     match family(x.op()) {
         Family::Io => io::local(x, op_inputs),
         Family::Linear => linear::local(x),

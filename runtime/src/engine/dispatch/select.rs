@@ -18,7 +18,7 @@ pub(super) fn start(ctx: &mut PartyCtx, x: &Operands) -> Result<Pending, EngineE
             largest,
             groups,
         } => select::best_k(ctx, x.secret(*a)?.clone(), *k, *largest, groups.as_deref()),
-        Op::OneHotLow { a, bits, n } => select::onehot_low(ctx, x.secret(*a)?, *bits, *n),
+        Op::OneHotLow { a, bits, n, .. } => select::onehot_low(ctx, x.secret(*a)?, *bits, *n),
         _ => return Err(x.no_protocol()),
     };
     Ok(Pending::Multi(x.protocol(m)?))
@@ -32,7 +32,9 @@ pub(super) fn local(x: &Operands) -> Result<Val, EngineError> {
             largest,
             groups,
         } => selection::best_k_plain_with(x.public(*a)?, *k, *largest, groups.as_deref()),
-        Op::OneHotLow { a, bits, n } => selection::onehot_low_plain(x.public(*a)?, *bits, *n),
+        Op::OneHotLow { a, bits, n, skip } => {
+            selection::onehot_bits_plain(x.public(*a)?, *skip, *bits, *n)
+        }
         _ => return Err(x.schedule_error("not a selection")),
     }))
 }

@@ -22,6 +22,16 @@
 //! Range: keys must stay within [−2^62, 2^62) for exact comparisons, so
 //! `max |score| < 2^(62 − B)`; [`score_bound_ok`] checks it (int8 embeddings of 384 dimensions
 //! score at most 384·127² < 2^23, far below).
+//!
+//! For corpora of a million chunks and more, [`blocked`] stores the corpus as compact Z_2^32
+//! blocks, fetches the texts in two levels and offers a clustered mode.
+
+pub mod blocked;
+
+pub use blocked::{
+    BlockedError, BlockedShape, clustered_program, decode_key32, exact_program, plain_clustered,
+    plain_exact,
+};
 
 use crate::builder::Builder;
 use crate::cost::LinkProfile;
