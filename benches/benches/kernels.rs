@@ -4,7 +4,11 @@
 //! `baseline` = the same loop compiled for the target baseline), `kernels/gemm` (ids `serial`,
 //! `par`, `baseline` = serial at the baseline level, `naive` = the scalar triple loop), so ratios
 //! come out of one run, and `kernels/gemv` (the n = 1 path: ids `dispatch`, `row_dots`, `naive`).
-//! Throughput is in elements (GEMM and GEMV: multiply-adds).
+//! `kernels/gemm32` times the replicated mod-2^32 matrix-product terms on compact operands in
+//! the two shapes of blocked retrieval (ids `scores_*`: E·q, E 16,384 × 384, n = 1; `fetch_*`:
+//! onehot·T, 16 × 16,384 · 16,384 × 64), each with both components explicit (`words`) or one
+//! seeded (`seeded`, ChaCha20 expansion included), beside the Z_2^64 kernel on the same shape
+//! (`u64`). Throughput is in elements (GEMM and GEMV: multiply-adds).
 //!
 //! `cargo bench -p veil-benches --bench kernels -- --warm-up-time 1 --measurement-time 2`
 
@@ -133,5 +137,54 @@ fn gemv(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, mul_add, dot, gemm, gemv);
+/// The replicated mod-2^32 matrix-product terms over compact operands (see the module docs).
+fn gemm32(c: &mut Criterion) {
+    use veil_runtime::sharing::Comp32;
+    let mut rng = ChaCha20Rng::seed_from_u64(5);
+    let mut g = c.benchmark_group("kernels/gemm32");
+    g.sample_size(10);
+    let words =
+        |rng: &mut ChaCha20Rng, n: usize| -> Vec<u32> { (0..n).map(|_| rng.random()).collect() };
+    for (name, (m, k, n), seeded_x) in [
+        ("scores", (1usize << 14, 384usize, 1usize), true),
+        ("fetch", (16, 1 << 14, 64), false),
+    ] {
+        let seeded = |len: usize| Comp32::seeded([7; 32], 0, len).expect("in range");
+        let (x, y) = (
+            Comp32::words(words(&mut rng, m * k)),
+            Comp32::words(words(&mut rng, k * n)),
+        );
+        let (xs, ys) = if seeded_x {
+            (seeded(m * k), y.clone())
+        } else {
+            (x.clone(), seeded(k * n))
+        };
+        let mut out = vec![0u32; m * n];
+        g.throughput(Throughput::Elements((m * k * n) as u64));
+        for (id, (a, b)) in [("words", (&x, &y)), ("seeded", (&xs, &ys))] {
+            g.bench_function(BenchmarkId::new(name, id), |bench| {
+                bench.iter(|| {
+                    kernels::rep3_matmul32_add_assign(
+                        (m, k, n),
+                        a.src(),
+                        x.src(),
+                        b.src(),
+                        y.src(),
+                        black_box(&mut out),
+                    )
+                })
+            });
+        }
+        let (a, b) = (random_vec(&mut rng, m * k), random_vec(&mut rng, k * n));
+        let mut out = vec![0u64; m * n];
+        g.bench_function(BenchmarkId::new(name, "u64"), |bench| {
+            bench.iter(|| {
+                kernels::rep3_matmul_add_assign((m, k, n), &a, &a, &b, &b, black_box(&mut out))
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, mul_add, dot, gemm, gemv, gemm32);
 criterion_main!(benches);

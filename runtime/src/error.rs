@@ -207,17 +207,6 @@ pub enum EngineError {
         /// The operand.
         operand: ValueId,
     },
-    /// The program uses an IR feature this engine does not run yet (compact Ring32 values,
-    /// `Widen`, `Narrow`, `OneHotLow` with `skip`): the session fails before any wrong result.
-    #[error("op {op} ({name}): {what} is not supported by this engine yet")]
-    Unsupported {
-        /// Op index.
-        op: usize,
-        /// Op name.
-        name: &'static str,
-        /// The feature.
-        what: &'static str,
-    },
     /// Protocols were still running after the last round of the schedule.
     #[error("{count} protocol(s) still in flight after the last round, the first op {op} ({name})")]
     InFlight {

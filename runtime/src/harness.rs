@@ -4,11 +4,14 @@
 
 use crate::engine::{InputValue, OutputValue, Outputs, Report, Session};
 use crate::error::EngineError;
-use crate::sharing::{ReconstructError, Shares, reconstruct, share3};
+use crate::sharing::{ReconstructError, Shares, reconstruct, share3, share3_compact};
 use crate::transport::{MemoryNetwork, MemoryTransport, SessionId};
 use std::collections::HashMap;
 use std::future::Future;
-use veil_circuits::{Owner, Recipient, ValidatedProgram, Visibility};
+use std::sync::Arc;
+use veil_circuits::{
+    ElemType, Owner, PartyId, RING32_MASK, Recipient, ValidatedProgram, Visibility,
+};
 
 /// Run `f` once per party, each on its own thread with a single-threaded tokio runtime, over a
 /// fresh in-memory network. Returns the three results in party order.
@@ -55,16 +58,37 @@ pub fn run_program3(
 }
 
 /// Client side: turn plaintext inputs into each party's [`InputValue`]s — public inputs go to
-/// everyone, client-owned secrets are shared with `share3`, party-owned secrets go to their owner.
+/// everyone, client-owned secrets are shared with `share3` (Ring32 ones with `share3_compact`,
+/// rotated by the input's position so each party gets both seeds of some), party-owned secrets
+/// go to their owner. Ring32 words are taken mod 2^32.
 pub fn share_inputs<R: rand::CryptoRng + rand::RngCore>(
     program: &ValidatedProgram,
     plain: &HashMap<String, Vec<u64>>,
     rng: &mut R,
 ) -> [HashMap<String, InputValue>; 3] {
     let mut out: [HashMap<String, InputValue>; 3] = Default::default();
-    for decl in &program.program().inputs {
+    for (i, decl) in program.program().inputs.iter().enumerate() {
         let Some(v) = plain.get(&decl.name) else {
             continue;
+        };
+        if decl.ty.elem == ElemType::Ring32
+            && decl.ty.vis == Visibility::Secret
+            && matches!(decl.owner, Owner::Client(_))
+        {
+            let words: Vec<u32> = v.iter().map(|&w| w as u32).collect();
+            let shared = share3_compact(&words, PartyId::from_index(i), rng);
+            for (m, p) in out.iter_mut().zip(PartyId::ALL) {
+                m.insert(
+                    decl.name.clone(),
+                    InputValue::Compact(Arc::new(shared.party(p))),
+                );
+            }
+            continue;
+        }
+        let v = &if decl.ty.elem == ElemType::Ring32 {
+            v.iter().map(|&w| w & RING32_MASK).collect()
+        } else {
+            v.clone()
         };
         match (decl.ty.vis, &decl.owner) {
             (Visibility::Public, _) => {
@@ -87,7 +111,7 @@ pub fn share_inputs<R: rand::CryptoRng + rand::RngCore>(
 
 /// Client side: collect every output from the parties' results — plaintext from its recipient
 /// (P0's copy for all-party and public outputs), client-bound shares reconstructed with the
-/// consistency check.
+/// consistency check (mod 2^32 for a Ring32 output).
 pub fn collect_outputs(
     program: &ValidatedProgram,
     outputs: &[Outputs; 3],
@@ -108,7 +132,11 @@ pub fn collect_outputs(
                         Some(OutputValue::Shares(s)) => s.clone(),
                         _ => Shares::default(),
                     });
-                result.insert(decl.name.clone(), reconstruct(&shares)?);
+                let mut words = reconstruct(&shares)?;
+                if program.types()[decl.value.index()].elem == ElemType::Ring32 {
+                    words.iter_mut().for_each(|w| *w &= RING32_MASK);
+                }
+                result.insert(decl.name.clone(), words);
             }
             None => {}
         }

@@ -26,12 +26,12 @@ use super::{Outputs, inputs, offload};
 use crate::error::EngineError;
 use crate::party::PartyCtx;
 use crate::protocols::{Expect, RevealRound, RoundProtocol, Step, exchange};
-use crate::sharing::Shares;
+use crate::sharing::{Shares, Shares32};
 use crate::transport::Transport;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 use veil_circuits::cost::ProgramCost;
-use veil_circuits::{Recipient, ValidatedProgram};
+use veil_circuits::{ElemType, RING32_MASK, Recipient, ValidatedProgram};
 
 /// Which ops and outputs start, run locally, finish and are released at each depth.
 struct Plan {
@@ -187,6 +187,13 @@ pub(super) async fn run<T: Transport>(
         total: Duration::ZERO,
     };
     let mut op_time = vec![Duration::ZERO; prog.ops.len()];
+    // Ring32 values: a protocol's result words (below 2^32) become compact shares, a reveal's
+    // sum is reduced mod 2^32.
+    let ring32: Vec<bool> = program
+        .types()
+        .iter()
+        .map(|t| t.elem == ElemType::Ring32)
+        .collect();
     let schedule_error = |op: usize, what: String| EngineError::Schedule {
         op,
         name: prog.ops[op].name(),
@@ -218,6 +225,7 @@ pub(super) async fn run<T: Transport>(
                 let v = out.value.index();
                 let s = match &vals[v] {
                     Some(Val::Secret(s)) => Shares::clone(s),
+                    Some(Val::Secret32(s)) => s.to_u64(),
                     Some(Val::Public(_)) => {
                         return Err(schedule_error(
                             v,
@@ -279,6 +287,9 @@ pub(super) async fn run<T: Transport>(
                                             });
                                             None
                                         }
+                                        Step::Done(v) if ring32[i] => {
+                                            Some(Val::secret32(Shares32::narrow(&v)))
+                                        }
                                         Step::Done(v) => Some(Val::secret(v)),
                                     }
                                 }
@@ -322,7 +333,10 @@ pub(super) async fn run<T: Transport>(
                                     source,
                                 }
                             })?;
-                            if let Some(words) = words {
+                            if let Some(mut words) = words {
+                                if ring32[out.value.index()] {
+                                    words.iter_mut().for_each(|w| *w &= RING32_MASK);
+                                }
                                 outputs.insert(out.name.clone(), OutputValue::Plain(words));
                             }
                         }
@@ -393,6 +407,10 @@ pub(super) async fn run<T: Transport>(
             Some(Val::Secret(s)) if matches!(out.recipient, Recipient::Client(_)) => {
                 let s = std::sync::Arc::unwrap_or_clone(s);
                 outputs.insert(out.name.clone(), OutputValue::Shares(s));
+            }
+            // Compact shares go out as words below 2^32; the client reconstructs mod 2^32.
+            Some(Val::Secret32(s)) if matches!(out.recipient, Recipient::Client(_)) => {
+                outputs.insert(out.name.clone(), OutputValue::Shares(s.to_u64()));
             }
             _ => {}
         }

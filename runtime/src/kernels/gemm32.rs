@@ -229,6 +229,30 @@ pub fn rep3_matmul32_add_assign(
     }
 }
 
+/// A stream of zeros (the missing components of a plain product).
+struct Zeros(usize);
+
+impl Words32 for Zeros {
+    fn len(&self) -> usize {
+        self.0
+    }
+
+    fn read_into(&self, _: usize, out: &mut [u32]) {
+        out.fill(0);
+    }
+}
+
+/// Plain matrix product mod 2^32: `out += x·y` with `x` m×k, `y` k×n, `out` m×n (row-major),
+/// either operand a slice or a stream, e.g. one component times public words. Panics if a slice
+/// does not match its dimensions.
+/// # Performance
+/// [`rep3_matmul32_add_assign`] with zero second components (`x·(y + 0) + 0·y`): twice the
+/// multiply-adds of a dedicated GEMM, for the rare products with a public operand.
+pub fn matmul32_add_assign((m, k, n): (usize, usize, usize), x: Src32, y: Src32, out: &mut [u32]) {
+    let (zx, zy) = (Zeros(x.len()), Zeros(y.len()));
+    rep3_matmul32_add_assign((m, k, n), x, Src32::Stream(&zx), y, Src32::Stream(&zy), out);
+}
+
 /// Y whole, X streamed by row chunks.
 fn row_mode(
     (m, k, n): (usize, usize, usize),
@@ -438,6 +462,21 @@ mod tests {
         // Scores (E·q: row mode, E streamed) and a fetch (onehot·T: inner mode, T streamed).
         for dims in [(3000, 96, 1), (4, 9000, 40)] {
             check(dims);
+        }
+    }
+
+    #[test]
+    fn plain_product_matches_reference() {
+        let mut rng = rng();
+        for (m, k, n) in [(0, 2, 3), (3, 5, 7), (40, 30, 1), (2, 100, 9)] {
+            let (x, y) = (words(&mut rng, m * k), words(&mut rng, k * n));
+            let zero = (vec![0u32; m * k], vec![0u32; k * n]);
+            let mut want = words(&mut rng, m * n);
+            let mut got = want.clone();
+            reference((m, k, n), [&x, &zero.0, &y, &zero.1], &mut want);
+            let ys = Streamed(y.clone());
+            matmul32_add_assign((m, k, n), Src32::Slice(&x), Src32::Stream(&ys), &mut got);
+            assert_eq!(got, want, "{m}×{k}×{n}");
         }
     }
 

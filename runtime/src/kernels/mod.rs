@@ -18,7 +18,7 @@ pub use aes_ctr::{AesCtr, AesCtrPath, aes_ctr_path, supported_aes_ctr_paths};
 pub use bytes::{extend_le_bytes, le_bytes_to_words, words_to_le_bytes};
 pub use dot_i8::dot_i8;
 pub use gemm::{gemm_u64_add_assign, par_gemm_u64_add_assign};
-pub use gemm32::{Src32, Words32, rep3_matmul32_add_assign};
+pub use gemm32::{Src32, Words32, matmul32_add_assign, rep3_matmul32_add_assign};
 pub use gemv_i8::{
     PreparedVector, gemv_i8_u64, gemv_i8_u64_scalar, par_gemm_i8_u64, par_gemv_i8_u64,
 };

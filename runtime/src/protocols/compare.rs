@@ -16,7 +16,10 @@
 //!    is not reshared, since the result is linear in it, so each party opens its share of
 //!    result ⊕ mask — no injection rounds. `Bits` opens all 64 lanes at prefix level 32 (8
 //!    rounds). `LowBits { lanes }` needs carries into lanes < `lanes` only, so it stops at
-//!    the first prefix level whose spans cover `lanes − 1` lanes (4 rounds for 5 lanes).
+//!    the first prefix level whose spans cover `lanes − 1` lanes (4 rounds for 5 lanes);
+//!    `BitRange { skip, lanes }` runs the adder to the level that covers lane `skip + lanes − 1`
+//!    (the carries into a lane come from every lane below it) but opens and injects only
+//!    lanes `skip..skip + lanes`.
 //!    `MsbOneHot` runs a suffix OR (6 AND rounds) after the full adder, keeps the lane where
 //!    it steps, and opens the low `lanes` lanes at the last OR level (14 rounds).
 //!
@@ -51,6 +54,14 @@ pub enum Target {
     /// The low `lanes` bits, injected to arithmetic 0/1: n × lanes results, row-major.
     LowBits {
         /// Bit positions reported (from bit 0).
+        lanes: u32,
+    },
+    /// Bits `skip..skip + lanes`, injected to arithmetic 0/1: n × lanes results, row-major
+    /// (bit `skip + i` of element j at j·lanes + i). `skip + lanes ≤ 64`.
+    BitRange {
+        /// Low bits computed (for the carries) but not reported.
+        skip: u32,
+        /// Bit positions reported, from bit `skip`.
         lanes: u32,
     },
     /// One-hot of the highest set bit among the low `lanes` positions (n × lanes results).
@@ -132,16 +143,27 @@ impl Target {
     fn lanes(self) -> u32 {
         match self {
             Target::Bits => 64,
-            Target::LowBits { lanes } | Target::MsbOneHot { lanes } => lanes,
+            Target::LowBits { lanes }
+            | Target::BitRange { lanes, .. }
+            | Target::MsbOneHot { lanes } => lanes,
+        }
+    }
+
+    /// The lowest result lane (0 unless a `BitRange` skips some).
+    fn skip(self) -> u32 {
+        match self {
+            Target::BitRange { skip, .. } => skip,
+            _ => 0,
         }
     }
 
     /// Bit mask of the result lanes.
     fn lane_mask(self) -> u64 {
-        match self.lanes() {
+        let low = match self.lanes() {
             l @ 0..64 => (1u64 << l) - 1,
             _ => u64::MAX,
-        }
+        };
+        low.checked_shl(self.skip()).unwrap_or(0)
     }
 }
 
@@ -152,24 +174,27 @@ impl Decompose {
         x: &Shares,
         target: Target,
     ) -> Result<Box<dyn MultiRound>, ProtocolError> {
-        let lanes = target.lanes();
-        if !(1..=64).contains(&lanes) {
+        let (skip, lanes) = (target.skip(), target.lanes());
+        if !(1..=64).contains(&lanes) || skip.saturating_add(lanes) > 64 {
             return Err(ProtocolError::Argument {
                 op: "bit decomposition",
-                what: format!("{lanes} result lanes (1 to 64 allowed)"),
+                what: format!(
+                    "{lanes} result lanes from bit {skip} (1 to 64 lanes, ending by bit 64)"
+                ),
             });
         }
         let (input, t) = super::msb::two_way_split(ctx, x)?;
         // Carries into lanes < L need prefix spans of L − 1 lanes: levels 1, 2, …, last_k.
         let last_k = match target {
             Target::LowBits { lanes } => 1 << (low_bits_prefix_levels(lanes) - 1),
+            Target::BitRange { skip, lanes } => 1 << (low_bits_prefix_levels(skip + lanes) - 1),
             _ => 32,
         };
         let mask = Mask::start(
             ctx,
             x.len(),
             |_| target.lane_mask(),
-            |r| unpack_lanes(r, lanes),
+            |r| unpack_lanes(r, skip, lanes),
             None,
         )?;
         let plan = Plan {
@@ -250,11 +275,12 @@ impl Plan {
     }
 }
 
-/// Lanes `0..lanes` of every word as separate one-lane words (element j·lanes + i holds lane i
-/// of word j in lane 0), the order of the results. Local: lane selection is XOR-linear.
-fn unpack_lanes(v: &[u64], lanes: u32) -> Vec<u64> {
+/// Lanes `skip..skip + lanes` of every word as separate one-lane words (element j·lanes + i
+/// holds lane skip + i of word j in lane 0), the order of the results. Local: lane selection is
+/// XOR-linear.
+fn unpack_lanes(v: &[u64], skip: u32, lanes: u32) -> Vec<u64> {
     v.iter()
-        .flat_map(|x| (0..lanes).map(move |i| (x >> i) & 1))
+        .flat_map(|x| (skip..skip + lanes).map(move |i| (x >> i) & 1))
         .collect()
 }
 
@@ -315,8 +341,8 @@ impl MultiRound for Decompose {
                 Ok(Step::More(plan.suffix_or_level(ctx, 2 * k, y)?))
             }
             Stage::Open { v } => {
-                let lanes = plan.target.lanes() as usize;
-                let bit = |c: &[u64], e: usize| (c[e / lanes] >> (e % lanes)) & 1 == 1;
+                let (skip, lanes) = (plan.target.skip() as usize, plan.target.lanes() as usize);
+                let bit = |c: &[u64], e: usize| (c[e / lanes] >> (skip + e % lanes)) & 1 == 1;
                 let out = plan.mask.finish(ctx.id, &v, &from_next, &from_prev, bit)?;
                 Ok(Step::Done(out))
             }
@@ -393,9 +419,10 @@ pub fn index_shares(me: PartyId, n: usize) -> Shares {
     Shares::from_public(me, &(0..n as u64).collect::<Vec<u64>>())
 }
 
-/// Bit decomposition (`Target::Bits`) or MSB one-hot (`Target::MsbOneHot`) of shares: a
-/// full 64-bit two-way-split adder (8 rounds), for the one-hot a 6-level suffix OR (6 rounds),
-/// then bit injection of every reported lane (2 rounds). Results are n × lanes, row-major.
+/// Bit decomposition (`Target::Bits`, `LowBits`, `BitRange`) or MSB one-hot
+/// (`Target::MsbOneHot`) of shares: the two-way-split adder (8 rounds for all 64 bits, fewer for
+/// low bits), for the one-hot a 6-level suffix OR (6 rounds), each reported lane opened under a
+/// mask whose injection runs beside. Results are n × lanes, row-major.
 pub fn decompose(
     ctx: &mut PartyCtx,
     x: &Shares,

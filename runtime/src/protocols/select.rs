@@ -14,7 +14,8 @@
 //! picked by the product of the ranks' bit factors and the value, summed over the group (15
 //! rounds for groups of 32, 16 for 64 or 128).
 //!
-//! **One-hot.** The low `bits` bits of every word are decomposed and opened under masks to
+//! **One-hot.** The low `bits` bits of every word (or bits `skip..skip + bits`,
+//! [`onehot_bits`]) are decomposed and opened under masks to
 //! arithmetic 0/1 ([`super::compare`]'s two-way-split adder, ABY3 §5.3, stopped at the prefix
 //! level that covers `bits` lanes), then the one-hot vector of the index
 //! is the Kronecker product of the per-bit factors [1 − b_i, b_i], built by pairing
@@ -235,8 +236,26 @@ pub fn onehot_low(
     bits: u32,
     n: usize,
 ) -> Result<Box<dyn MultiRound>, ProtocolError> {
+    onehot_bits(ctx, x, 0, bits, n)
+}
+
+/// One-hot rows of `⌊x_r / 2^skip⌋ mod 2^bits` (bits `skip..skip + bits`) over `n` columns
+/// (op `OneHotLow` with `skip`): the adder runs to bit `skip + bits` (the carries into the
+/// index bits come from the skipped ones) but only the `bits` index lanes are opened and
+/// injected ([`Target::BitRange`]), then the product tree as [`onehot_low`].
+pub fn onehot_bits(
+    ctx: &mut PartyCtx,
+    x: &Shares,
+    skip: u32,
+    bits: u32,
+    n: usize,
+) -> Result<Box<dyn MultiRound>, ProtocolError> {
     let rows = x.len();
-    let dec = decompose(ctx, x, Target::LowBits { lanes: bits })?;
+    let target = match skip {
+        0 => Target::LowBits { lanes: bits },
+        _ => Target::BitRange { skip, lanes: bits },
+    };
+    let dec = decompose(ctx, x, target)?;
     Ok(Then::boxed(dec, move |ctx, b| {
         // Factor i of row r is [1 − b_{r,i}, b_{r,i}]: row stride 2·bits.
         // The public 1 lives in component x_0, which P0 holds as `own` and P2 as `next`.

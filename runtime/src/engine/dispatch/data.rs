@@ -29,7 +29,7 @@ pub(super) fn local(x: &Operands) -> Result<Val, EngineError> {
                 .iter()
                 .map(|p| x.val(*p))
                 .collect::<Result<Vec<&Val>, _>>()?;
-            concat(x.me, &parts)
+            concat(x.me, &parts).ok_or_else(|| x.not_ring32())?
         }
         Op::Transpose(a) => {
             let (r, c) = x.matrix(*a)?;
@@ -51,7 +51,7 @@ fn sum(words: &[u64], axis: SumAxis, shape: Shape) -> Vec<u64> {
 }
 
 /// Elements `start..end` of a vector, or rows `start..end` of a matrix.
-fn slice(words: &[u64], shape: Shape, start: usize, end: usize) -> Vec<u64> {
+pub(super) fn slice(words: &[u64], shape: Shape, start: usize, end: usize) -> Vec<u64> {
     let w = match shape {
         Shape::Matrix(_, c) => c,
         _ => 1,
@@ -60,8 +60,8 @@ fn slice(words: &[u64], shape: Shape, start: usize, end: usize) -> Vec<u64> {
 }
 
 /// Transpose of a row-major `rows × cols` matrix.
-fn transpose(words: &[u64], rows: usize, cols: usize) -> Vec<u64> {
-    let mut out = vec![0u64; words.len()];
+pub(super) fn transpose<T: Copy + Default>(words: &[T], rows: usize, cols: usize) -> Vec<T> {
+    let mut out = vec![T::default(); words.len()];
     for r in 0..rows {
         for c in 0..cols {
             out[c * rows + r] = words[r * cols + c];
@@ -70,8 +70,9 @@ fn transpose(words: &[u64], rows: usize, cols: usize) -> Vec<u64> {
     out
 }
 
-/// Concatenation of values; the result is secret if any part is.
-fn concat(me: veil_circuits::PartyId, parts: &[&Val]) -> Val {
+/// Concatenation of values; the result is secret if any part is (`None` for a compact part:
+/// Ring32 concatenations are [`super::ring32`]'s).
+fn concat(me: veil_circuits::PartyId, parts: &[&Val]) -> Option<Val> {
     if parts.iter().all(|p| matches!(p, Val::Public(_))) {
         let mut out = Vec::new();
         for p in parts {
@@ -79,16 +80,17 @@ fn concat(me: veil_circuits::PartyId, parts: &[&Val]) -> Val {
                 out.extend_from_slice(x);
             }
         }
-        return Val::Public(out);
+        return Some(Val::Public(out));
     }
     let mut out = Shares::default();
     for p in parts {
         let s = match p {
             Val::Secret(s) => std::borrow::Cow::Borrowed(&**s),
             Val::Public(x) => std::borrow::Cow::Owned(Shares::from_public(me, x)),
+            Val::Secret32(_) => return None,
         };
         out.own.extend_from_slice(&s.own);
         out.next.extend_from_slice(&s.next);
     }
-    Val::secret(out)
+    Some(Val::secret(out))
 }

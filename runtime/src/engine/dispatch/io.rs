@@ -36,7 +36,8 @@ pub(super) fn start(
     Ok(one(x.protocol(round)?))
 }
 
-/// A constant, a public input, or a client-owned secret given as this party's shares.
+/// A constant, a public input, or a client-owned secret given as this party's shares (compact
+/// shares for a Ring32 input).
 pub(super) fn local(
     x: &Operands,
     op_inputs: &mut [Option<InputValue>],
@@ -53,6 +54,7 @@ pub(super) fn local(
         Some(InputValue::Plain(v)) => Ok(Val::Public(v)),
         Some(InputValue::Shares(s)) => Ok(Val::secret(s)),
         Some(InputValue::Held(s)) => Ok(Val::Secret(s)),
+        Some(InputValue::Compact(s)) => Ok(Val::Secret32(s)),
         None => Err(x.schedule_error(
             "scheduled local, but this party holds no value for it (a party-owned secret input \
              needs its sharing round)",

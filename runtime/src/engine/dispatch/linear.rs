@@ -76,9 +76,9 @@ pub(super) fn local(x: &Operands) -> Result<Val, EngineError> {
     let (me, n) = (x.me, x.n());
     let both_secret = || x.schedule_error("scheduled local, but both factors are secret");
     match x.op() {
-        Op::Add(a, b) => Ok(add(me, x.val(*a)?, x.val(*b)?, n, false)),
-        Op::Sub(a, b) => Ok(add(me, x.val(*a)?, x.val(*b)?, n, true)),
-        Op::Neg(a) => Ok(neg(x.val(*a)?)),
+        Op::Add(a, b) => add(me, x.val(*a)?, x.val(*b)?, n, false).ok_or_else(|| x.not_ring32()),
+        Op::Sub(a, b) => add(me, x.val(*a)?, x.val(*b)?, n, true).ok_or_else(|| x.not_ring32()),
+        Op::Neg(a) => neg(x.val(*a)?).ok_or_else(|| x.not_ring32()),
         Op::Mul(a, b) => mul_public(x.val(*a)?, x.val(*b)?, n).ok_or_else(both_secret),
         Op::Dot(a, b) => {
             let (rows, cols) = x.rows_cols(*a);
@@ -100,20 +100,20 @@ pub(super) fn local(x: &Operands) -> Result<Val, EngineError> {
         // A secret rescale is a truncation protocol; locally only public words are shifted.
         Op::Rescale { a, bits } => Ok(Val::Public(shr_arith(x.public(*a)?, *bits))),
         Op::Select { cond, a, b } => {
-            let diff = add(me, x.val(*a)?, x.val(*b)?, n, true);
+            let diff = add(me, x.val(*a)?, x.val(*b)?, n, true).ok_or_else(|| x.not_ring32())?;
             let prod = mul_public(x.val(*cond)?, &diff, n).ok_or_else(|| {
                 x.schedule_error("scheduled local, but the condition and a branch are secret")
             })?;
-            Ok(add(me, &prod, x.val(*b)?, n, false))
+            add(me, &prod, x.val(*b)?, n, false).ok_or_else(|| x.not_ring32())
         }
         _ => Err(x.schedule_error("not a linear op")),
     }
 }
 
 /// a + b (or a − b when `negate_b`), broadcasting a scalar operand to `n` elements. A public
-/// operand of a secret sum is added to component x_0 only.
-fn add(me: PartyId, a: &Val, b: &Val, n: usize, negate_b: bool) -> Val {
-    match (a, b) {
+/// operand of a secret sum is added to component x_0 only. `None` for a compact operand.
+fn add(me: PartyId, a: &Val, b: &Val, n: usize, negate_b: bool) -> Option<Val> {
+    Some(match (a, b) {
         (Val::Public(x), Val::Public(y)) => {
             let mut out = broadcast(x, n);
             let y = broadcast(y, n);
@@ -125,8 +125,8 @@ fn add(me: PartyId, a: &Val, b: &Val, n: usize, negate_b: bool) -> Val {
             Val::Public(out)
         }
         _ => {
-            let mut out = a.shares(me, n).into_owned();
-            let y = b.shares(me, n);
+            let mut out = a.shares(me, n)?.into_owned();
+            let y = b.shares(me, n)?;
             if negate_b {
                 out.sub_assign(&y);
             } else {
@@ -134,23 +134,24 @@ fn add(me: PartyId, a: &Val, b: &Val, n: usize, negate_b: bool) -> Val {
             }
             Val::secret(out)
         }
-    }
+    })
 }
 
-/// −a.
-fn neg(a: &Val) -> Val {
-    match a {
+/// −a (`None` for a compact operand).
+fn neg(a: &Val) -> Option<Val> {
+    Some(match a {
         Val::Public(x) => {
             let mut out = x.clone();
             kernels::ring_neg_assign(&mut out);
             Val::Public(out)
         }
         Val::Secret(s) => Val::secret(s.neg()),
-    }
+        Val::Secret32(_) => return None,
+    })
 }
 
-/// Elementwise product with at least one public operand (`None` for two secrets: that is
-/// interactive).
+/// Elementwise product with at least one public operand (`None` for two secrets, which is
+/// interactive, or a compact operand).
 fn mul_public(a: &Val, b: &Val, n: usize) -> Option<Val> {
     Some(match (a, b) {
         (Val::Public(x), Val::Public(y)) => {
@@ -161,7 +162,7 @@ fn mul_public(a: &Val, b: &Val, n: usize) -> Option<Val> {
         (Val::Secret(s), Val::Public(c)) | (Val::Public(c), Val::Secret(s)) => {
             Val::secret(s.broadcast(n).mul_public(&broadcast(c, n)))
         }
-        (Val::Secret(_), Val::Secret(_)) => return None,
+        _ => return None,
     })
 }
 
@@ -171,14 +172,14 @@ fn row_dots(x: &[u64], y: &[u64], rows: usize, cols: usize) -> Vec<u64> {
         .collect()
 }
 
-/// Row-wise dot products with at least one public operand.
+/// Row-wise dot products with at least one public operand (`None` otherwise).
 fn dot_public(a: &Val, b: &Val, rows: usize, cols: usize) -> Option<Val> {
     Some(match (a, b) {
         (Val::Public(x), Val::Public(y)) => Val::Public(row_dots(x, y, rows, cols)),
         (Val::Secret(s), Val::Public(c)) | (Val::Public(c), Val::Secret(s)) => {
             Val::secret(s.map(|x| row_dots(x, c, rows, cols)))
         }
-        (Val::Secret(_), Val::Secret(_)) => return None,
+        _ => return None,
     })
 }
 
@@ -188,13 +189,13 @@ fn gemm(m: usize, k: usize, n: usize, a: &[u64], b: &[u64]) -> Vec<u64> {
     c
 }
 
-/// Matrix product with at least one public operand: componentwise GEMMs.
+/// Matrix product with at least one public operand: componentwise GEMMs (`None` otherwise).
 fn matmul_public(a: &Val, b: &Val, (m, k, n): (usize, usize, usize)) -> Option<Val> {
     Some(match (a, b) {
         (Val::Public(x), Val::Public(y)) => Val::Public(gemm(m, k, n, x, y)),
         (Val::Secret(s), Val::Public(p)) => Val::secret(s.map(|x| gemm(m, k, n, x, p))),
         (Val::Public(p), Val::Secret(s)) => Val::secret(s.map(|y| gemm(m, k, n, p, y))),
-        (Val::Secret(_), Val::Secret(_)) => return None,
+        _ => return None,
     })
 }
 

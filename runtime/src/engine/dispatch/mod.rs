@@ -13,6 +13,7 @@
 //! | comparisons | [`compare`] | `Ltz`, `Lt`, `Le`, `Gt`, `Ge`, `Eq`, `Relu`, `Max`, `Min`, `MaxAll`, `ArgMax`, `Bits`, `MsbOneHot` |
 //! | selection | [`select`] | `BestK`, `OneHotLow` |
 //! | data movement | [`data`] | `Sum`, `Reshape`, `Slice`, `Concat`, `Transpose`, `Im2Col` |
+//! | compact Z_2^32 values | [`ring32`] | every op with a Ring32 result (`Add`, `Sub`, `Neg`, `MatMul`, data movement, `Narrow`) and `Widen` |
 //!
 //! Where the schedule and an op disagree (a local op whose operands need a protocol, a missing
 //! operand, an operand of the wrong kind) the op fails with a typed [`EngineError`]: the session
@@ -23,6 +24,7 @@ mod compare;
 mod data;
 mod io;
 mod linear;
+mod ring32;
 mod select;
 
 use super::value::{InputValue, Val};
@@ -30,7 +32,7 @@ use crate::error::{EngineError, ProtocolError};
 use crate::party::PartyCtx;
 use crate::protocols::compose::OneRound;
 use crate::protocols::{Expect, MultiRound, RevealRound, RoundProtocol};
-use crate::sharing::Shares;
+use crate::sharing::{Shares, Shares32};
 use std::borrow::Cow;
 use veil_circuits::{ElemType, Op, PartyId, Shape, ValidatedProgram, ValueId};
 
@@ -145,6 +147,22 @@ impl Operands<'_> {
         }
     }
 
+    /// An operand that must be a secret Ring32 value (compact shares).
+    fn secret32(&self, v: ValueId) -> Result<&Shares32, EngineError> {
+        match self.val(v)? {
+            Val::Secret32(s) => Ok(s),
+            other => Err(self.kind_error(v, "secret Ring32", other)),
+        }
+    }
+
+    /// A Ring32 operand as this party's compact shares (trivial for public words), a scalar
+    /// repeated to `n` elements.
+    fn shares32(&self, v: ValueId, n: usize) -> Result<Cow<'_, Shares32>, EngineError> {
+        let val = self.val(v)?;
+        val.shares32(self.me, n)
+            .ok_or_else(|| self.kind_error(v, "secret Ring32 or public", val))
+    }
+
     /// An operand that must be public (the op is local only on public words).
     fn public(&self, v: ValueId) -> Result<&[u64], EngineError> {
         match self.val(v)? {
@@ -163,7 +181,9 @@ impl Operands<'_> {
     /// An operand as this party's shares (trivial for public words), a scalar repeated to the
     /// result's length.
     fn shares(&self, v: ValueId) -> Result<Cow<'_, Shares>, EngineError> {
-        Ok(self.val(v)?.shares(self.me, self.n()))
+        let val = self.val(v)?;
+        val.shares(self.me, self.n())
+            .ok_or_else(|| self.kind_error(v, "secret or public", val))
     }
 
     /// The schedule and the op disagree.
@@ -180,30 +200,15 @@ impl Operands<'_> {
         self.schedule_error("the cost model gives it rounds, but it has no protocol")
     }
 
-    /// The op uses an IR feature the engine does not run yet (Ring32 values, `Widen`,
-    /// `Narrow`, `OneHotLow` with `skip`).
-    fn unsupported(&self) -> Option<EngineError> {
-        let types = self.program.types();
-        let ring32 = |v: ValueId| types[v.index()].elem == ElemType::Ring32;
-        let what = match self.op() {
-            Op::Widen { .. } | Op::Narrow { .. } => "Ring32 conversion",
-            Op::OneHotLow { a, skip, .. }
-                if *skip != 0 && types[a.index()].vis == veil_circuits::Visibility::Secret =>
-            {
-                "OneHotLow with skip"
-            }
-            op if types[self.op].elem == ElemType::Ring32
-                || op.operands().into_iter().any(ring32) =>
-            {
-                "a Ring32 value"
-            }
-            _ => return None,
-        };
-        Some(EngineError::Unsupported {
-            op: self.op,
-            name: self.name(),
-            what,
-        })
+    /// An operand held as compact Ring32 shares where the op works on Z_2^64 (a fault in
+    /// veil: validation keeps Ring32 values away from such ops).
+    fn not_ring32(&self) -> EngineError {
+        self.schedule_error("a compact Ring32 operand reached an op over Z_2^64")
+    }
+
+    /// True when the op's result is a Ring32 value.
+    fn is_ring32(&self) -> bool {
+        self.program.types()[self.op].elem == ElemType::Ring32
     }
 
     /// A protocol's own error, tagged with this op.
@@ -223,6 +228,17 @@ enum Family {
     Compare,
     Select,
     Data,
+    Ring32,
+}
+
+/// The family of op `x`: every op with a Ring32 result (inputs and constants aside) and the
+/// conversions are [`ring32`]'s.
+fn family_of(x: &Operands) -> Family {
+    match x.op() {
+        Op::Input { .. } | Op::Constant { .. } => Family::Io,
+        _ if x.is_ring32() => Family::Ring32,
+        op => family(op),
+    }
 }
 
 fn family(op: &Op) -> Family {
@@ -251,8 +267,7 @@ fn family(op: &Op) -> Family {
         | Op::Bits(_)
         | Op::MsbOneHot { .. } => Family::Compare,
         Op::BestK { .. } | Op::OneHotLow { .. } => Family::Select,
-        // Compact values: not run by this engine yet (`Operands::unsupported`).
-        Op::Widen { .. } | Op::Narrow { .. } => Family::Data,
+        Op::Widen { .. } | Op::Narrow { .. } => Family::Ring32,
         Op::Sum { .. }
         | Op::Reshape { .. }
         | Op::Slice { .. }
@@ -268,14 +283,12 @@ pub(super) fn start(
     x: &Operands,
     op_inputs: &mut [Option<InputValue>],
 ) -> Result<Pending, EngineError> {
-    if let Some(e) = x.unsupported() {
-        return Err(e);
-    }
-    match family(x.op()) {
+    match family_of(x) {
         Family::Io => io::start(ctx, x, op_inputs),
         Family::Linear => linear::start(ctx, x),
         Family::Compare => compare::start(ctx, x),
         Family::Select => select::start(ctx, x),
+        Family::Ring32 => ring32::start(ctx, x),
         Family::Data => Err(x.no_protocol()),
     }
 }
@@ -285,14 +298,12 @@ pub(super) fn local(
     x: &Operands,
     op_inputs: &mut [Option<InputValue>],
 ) -> Result<Val, EngineError> {
-    if let Some(e) = x.unsupported() {
-        return Err(e);
-    }
-    match family(x.op()) {
+    match family_of(x) {
         Family::Io => io::local(x, op_inputs),
         Family::Linear => linear::local(x),
         Family::Compare => compare::local(x),
         Family::Select => select::local(x),
+        Family::Ring32 => ring32::local(x),
         Family::Data => data::local(x),
     }
 }

@@ -1,5 +1,5 @@
 //! Oblivious selection: the best k by a comparator network and rank selection
-//! ([`select::best_k`]), one-hot rows from low bits ([`select::onehot_low`]). On public operands
+//! ([`select::best_k`]), one-hot rows from a range of bits ([`select::onehot_bits`]). On public operands
 //! the result is the plaintext plan of [`veil_circuits::selection`], the one the protocol
 //! follows.
 
@@ -18,7 +18,9 @@ pub(super) fn start(ctx: &mut PartyCtx, x: &Operands) -> Result<Pending, EngineE
             largest,
             groups,
         } => select::best_k(ctx, x.secret(*a)?.clone(), *k, *largest, groups.as_deref()),
-        Op::OneHotLow { a, bits, n, .. } => select::onehot_low(ctx, x.secret(*a)?, *bits, *n),
+        Op::OneHotLow { a, bits, n, skip } => {
+            select::onehot_bits(ctx, x.secret(*a)?, *skip, *bits, *n)
+        }
         _ => return Err(x.no_protocol()),
     };
     Ok(Pending::Multi(x.protocol(m)?))
