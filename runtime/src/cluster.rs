@@ -139,7 +139,9 @@ pub fn argmax(v: &[f32]) -> usize {
 /// `capacity` members, so every cluster ends with at most `capacity` documents (some may end
 /// empty). Returns the members (ascending ids) and the centroids of the final members.
 ///
-/// Cost: (iterations + 1) · n · C · dim multiply-adds; memory O(n·min(C, 32) + C·dim).
+/// Cost: (iterations + 1) · n · C · dim multiply-adds (about 5·10^9 per second and core on
+/// the 2-core VM: 112,668 × 336 × 256 with 8 iterations took 11–23 s); memory
+/// O(n·min(C, 32) + C·dim).
 pub fn kmeans(
     unit: &[f32],
     dim: usize,
@@ -324,9 +326,8 @@ pub struct BlockLayout {
     pub members: Vec<Vec<u32>>,
     /// The blocks' centroids quantised to int8, C × dim: each centroid is the normalised mean
     /// of its block's documents, then all are scaled by one factor so the largest coordinate is
-    /// ±127 (the corpus embeddings' rule). Empty blocks get the first axis (never closer than
-    /// a real cluster for a query with positive first coordinate; harmless otherwise: they
-    /// hold only padding).
+    /// ±127 (the corpus embeddings' rule). A block the capacity-bounded pass left empty gets
+    /// the first axis; probing it finds only padding rows.
     pub centroids: Vec<i8>,
     /// Where each document sits: `position[doc] = (block, row)`.
     pub position: Vec<(u32, u32)>,
