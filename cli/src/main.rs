@@ -98,6 +98,19 @@ enum Command {
         /// and each gets a row.
         #[arg(long, value_enum, value_delimiter = ',', default_value = "loopback")]
         link: Vec<bench::LinkChoice>,
+        /// `rag`: comma-separated retrieval modes, each a row: `exact` (every chunk a candidate)
+        /// and `clustered` (the chunks of the `--probe` clusters whose centroids score best).
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "exact")]
+        mode: Vec<bench::rag::RagMode>,
+        /// `rag --mode clustered`: clusters of the corpus (default: about 1.25·n/R, R ≈ √n).
+        #[arg(long)]
+        clusters: Option<usize>,
+        /// `rag --mode clustered`: clusters searched per query (p).
+        #[arg(long, default_value_t = 8)]
+        probe: usize,
+        /// `rag`: skip the TFHE path (it builds its own encrypted index of the corpus).
+        #[arg(long)]
+        no_fhe: bool,
     },
     /// Run a serialised program (veil-circuits JSON) on a cluster: every input NAME is read
     /// from FILE (one number per line: integers for ring inputs, decimals for fixed point),
@@ -253,6 +266,10 @@ fn main() -> Result<()> {
             device,
             cluster,
             link,
+            mode,
+            clusters,
+            probe,
+            no_fhe,
         } => {
             if let Some(device) = device {
                 cmd::device::use_device(device, reps, json)?;
@@ -267,6 +284,12 @@ fn main() -> Result<()> {
                     json,
                     breakdown,
                     links: link,
+                    rag: bench::rag::RagOptions {
+                        modes: mode,
+                        clusters,
+                        probe,
+                        fhe: !no_fhe,
+                    },
                 },
                 cluster,
             )

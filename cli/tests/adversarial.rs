@@ -16,28 +16,36 @@ use veil_circuits::{
     Visibility, fixed,
 };
 use veil_client::inference::{self, ModelUpload};
-use veil_client::rag::{self, CorpusUpload};
+use veil_client::rag;
+use veil_client::rag::blocked::{self, BlockedUpload, Mode};
 use veil_client::{Client, ClientError, Grant};
 use veil_proto::binding::{Delivery, SessionBinding};
 use veil_proto::pb;
 use veil_proto::receipt;
 
-fn secret_input(b: &mut Builder, name: &str, owner: &str, shape: Shape) -> veil_circuits::Value {
+fn secret_input(
+    b: &mut Builder,
+    name: &str,
+    owner: &str,
+    elem: ElemType,
+    shape: Shape,
+) -> veil_circuits::Value {
     b.input(
         name,
         Owner::Client(owner.into()),
         ValueType {
             vis: Visibility::Secret,
-            elem: ElemType::Ring,
+            elem,
             shape,
         },
     )
 }
 
-/// A program that hands input `name` (of `shape`) to `to` unchanged: the exfiltration attempt.
-fn identity(name: &str, shape: Shape, to: &str) -> ValidatedProgram {
+/// A program that hands input `name` (of `elem` and `shape`) to `to` unchanged: the
+/// exfiltration attempt.
+fn identity_of(name: &str, elem: ElemType, shape: Shape, to: &str) -> ValidatedProgram {
     let mut b = Builder::new();
-    let x = secret_input(&mut b, name, "anyone", shape);
+    let x = secret_input(&mut b, name, "anyone", elem, shape);
     b.output("leak", x, Recipient::Client(to.into()));
     b.finish().unwrap()
 }
@@ -92,63 +100,155 @@ async fn an_asker_cannot_exfiltrate_the_corpus_and_still_gets_answers() {
     let emb: Vec<i8> = (0..n * dim).map(|i| ((i * 37 + 11) % 255) as i8).collect();
     let texts: Vec<Vec<u8>> = (0..n).map(|i| format!("chunk {i}").into_bytes()).collect();
     let refs: Vec<&[u8]> = texts.iter().map(Vec::as_slice).collect();
-    let upload = CorpusUpload {
+    let upload = BlockedUpload {
         name: "corpus",
         emb: &emb,
         dim,
         texts: &refs,
-        width: rag::text_width(16),
+        text_bytes: 16,
+        clusters: Some(3),
         askers: &["bob"],
         ks: &[2],
+        ps: &[1],
     };
-    let mut corpus = rag::upload(&mut alice, upload, |_, _| {}).await.unwrap();
+    let corpus = blocked::upload_blocked(&mut alice, upload, |_, _| {})
+        .await
+        .unwrap();
 
-    // The approved query works and matches plaintext.
+    // The approved queries work and match their plaintext references, in both modes and
+    // with the WAN plan too (the upload grants every built-in link profile's plan).
     let query: Vec<i8> = (0..dim as i8).map(|i| i * 3 - 7).collect();
-    let answer = rag::ask(&mut bob, &mut corpus, &query, 2)
+    for mode in [Mode::Exact, Mode::Clustered { p: 1 }] {
+        for link in [LinkProfile::LOOPBACK, LinkProfile::WAN] {
+            let answer = blocked::ask_blocked(&mut bob, &corpus, &query, 2, mode, &link)
+                .await
+                .unwrap_or_else(|e| panic!("ask {mode:?}: {e}\n{}", cluster.logs()));
+            let want = blocked::plaintext_blocked(&corpus, &emb, &query, 2, mode).unwrap();
+            let got: Vec<(usize, i64)> = answer.hits.iter().map(|h| (h.doc, h.score)).collect();
+            assert_eq!(got, want, "{mode:?}");
+            assert!(answer.hits.iter().all(|h| h.text == texts[h.doc]));
+            assert_eq!(answer.invoke.receipt.nodes.len(), 3);
+        }
+    }
+    let exact = rag::plaintext_search(&emb, dim, &query, 2);
+    let want: Vec<usize> = exact.iter().map(|d| d.doc as usize).collect();
+    let got = blocked::ask_blocked(&mut bob, &corpus, &query, 2, Mode::Exact, &LinkProfile::LAN)
         .await
-        .unwrap_or_else(|e| panic!("ask: {e}\n{}", cluster.logs()));
-    let want = rag::plaintext_search(&emb, dim, &query, 2);
-    let got: Vec<u32> = answer.hits.iter().map(|h| h.doc as u32).collect();
-    assert_eq!(got, want.iter().map(|d| d.doc).collect::<Vec<_>>());
-    assert_eq!(answer.invoke.receipt.nodes.len(), 3);
-    // The same query planned for a WAN (another program id where the plan differs) is approved
-    // too: the upload grants every built-in link profile's plan.
-    let wan = rag::ask_with_link(&mut bob, &mut corpus, &query, 2, &LinkProfile::WAN)
-        .await
-        .unwrap_or_else(|e| panic!("ask on a WAN plan: {e}\n{}", cluster.logs()));
-    let got: Vec<u32> = wan.hits.iter().map(|h| h.doc as u32).collect();
-    assert_eq!(got, want.iter().map(|d| d.doc).collect::<Vec<_>>());
+        .unwrap();
+    assert_eq!(got.hits.iter().map(|h| h.doc).collect::<Vec<_>>(), want);
 
-    // The attack: a program that outputs an embedding block to the asker.
-    let rows = corpus.blocks[0];
-    let leak = identity(&emb_input(0), Shape::Matrix(rows, dim), "bob");
+    // The attack: a program that outputs an embedding block (compact, Ring32) to the asker.
+    let rows = corpus.shape.block_rows;
+    let block = Shape::Matrix(rows, dim);
+    let leak = identity_of(&emb_input(0), ElemType::Ring32, block, "bob");
     let leak_id = bob.store_program(&leak).await.unwrap();
     let e = bob
         .invoke_inline(&leak_id, &[(&emb_input(0), "corpus.emb.0")], &[])
         .await
         .unwrap_err();
     assert_eq!(e.code(), Some(Code::NotFound), "{e}");
-    // A k the owner did not approve is another program: refused too.
-    let e = rag::ask(&mut bob, &mut corpus, &query, 3)
-        .await
-        .unwrap_err();
-    assert!(
-        e.to_string().contains("NotFound") || e.to_string().contains("no value"),
-        "{e}"
-    );
-    // The owner may still run anything on its corpus.
-    let mine = identity(&emb_input(0), Shape::Matrix(rows, dim), "alice");
+    // A k or a p the owner did not approve is another program: refused too.
+    for (k, mode) in [(3, Mode::Exact), (2, Mode::Clustered { p: 2 })] {
+        let e = blocked::ask_blocked(&mut bob, &corpus, &query, k, mode, &LinkProfile::LOOPBACK)
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("NotFound") || e.to_string().contains("no value"),
+            "{e}"
+        );
+    }
+    // The owner may still run anything on its corpus: its first block, mod 2^32.
+    let mine = identity_of(&emb_input(0), ElemType::Ring32, block, "alice");
     let mine_id = alice.store_program(&mine).await.unwrap();
     let (_, out) = alice
         .invoke_inline(&mine_id, &[(&emb_input(0), "corpus.emb.0")], &[])
         .await
         .unwrap();
-    let first: Vec<u64> = emb[..rows * dim]
-        .iter()
-        .map(|&v| i64::from(v) as u64)
+    let members = corpus.chunk_at.as_ref().unwrap();
+    let first: Vec<u64> = (0..rows)
+        .flat_map(|r| match members[r] {
+            u32::MAX => vec![0; dim],
+            d => emb[d as usize * dim..(d as usize + 1) * dim]
+                .iter()
+                .map(|&v| u64::from(i32::from(v) as u32))
+                .collect(),
+        })
         .collect();
-    assert_eq!(out["leak"], first);
+    let got: Vec<u64> = out["leak"].iter().map(|w| w & 0xffff_ffff).collect();
+    assert_eq!(got, first);
+
+    // Through raw gRPC: a compact (Z_2^32) value bound to a Z_2^64 input is refused by name on
+    // every node, before any round.
+    let wide = identity_of(
+        &emb_input(0),
+        ElemType::Ring,
+        Shape::Matrix(rows, dim),
+        "alice",
+    );
+    let wide_id = alice.store_program(&wide).await.unwrap();
+    let session = rand::random();
+    let reqs =
+        [0, 1, 2].map(|_| invoke_request(&wide_id, session, &[(&emb_input(0), "corpus.emb.0")]));
+    for r in raw_invoke_all(&mut alice, reqs).await {
+        let e = r.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+        assert!(
+            e.message().contains("takes Z_2^64 shares"),
+            "{}",
+            e.message()
+        );
+    }
+    // Malformed compact components are refused with the field named, and nothing is stored.
+    let bad = |shares: pb::NodeShares| pb::StoreValueRequest {
+        value_id: "bad32".into(),
+        shares: Some(shares),
+        ..Default::default()
+    };
+    let cases = [
+        (
+            pb::NodeShares {
+                own: vec![0; 12].into(),
+                next: vec![0; 12].into(),
+                len: 4,
+                ring_bits: 32,
+                ..Default::default()
+            },
+            "expected 16",
+        ),
+        (
+            pb::NodeShares {
+                own: vec![0; 16].into(),
+                next: vec![0; 16].into(),
+                len: 4,
+                ring_bits: 16,
+                ..Default::default()
+            },
+            "ring_bits = 16",
+        ),
+        (
+            pb::NodeShares {
+                own: vec![0; 16].into(),
+                own_seed: vec![1; 32].into(),
+                next: vec![0; 16].into(),
+                len: 4,
+                ring_bits: 32,
+                ..Default::default()
+            },
+            "not both",
+        ),
+    ];
+    for (shares, what) in cases {
+        let e = alice
+            .raw(0)
+            .unwrap()
+            .clone()
+            .store_value(bad(shares))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+        assert!(e.message().contains(what), "{}", e.message());
+    }
+    blocked::delete_blocked(&mut alice, &corpus).await.unwrap();
 }
 
 /// A small secret-weight MLP stored by alice for bob (batch 1 approved).
@@ -213,7 +313,7 @@ async fn a_model_user_cannot_read_the_weights_and_inputs_are_clamped_on_the_node
         .find(|d| d.name == input)
         .unwrap()
         .clone();
-    let leak = identity(&input, decl.ty.shape, "bob");
+    let leak = identity_of(&input, decl.ty.elem, decl.ty.shape, "bob");
     let leak_id = bob.store_program(&leak).await.unwrap();
     let e = bob
         .invoke_inline(&leak_id, &[(&input, &id)], &[])
@@ -359,10 +459,10 @@ async fn absent_and_forbidden_ids_look_the_same() {
         .store_secret("vq1", &[1, 2, 3], &[], &[])
         .await
         .unwrap();
-    let p = identity("x", Shape::Vector(3), "alice");
+    let p = identity_of("x", ElemType::Ring, Shape::Vector(3), "alice");
     let pid = alice.store_program(&p).await.unwrap();
     alice.invoke(&pid, &[("x", "vq1")], "zq1").await.unwrap();
-    let bobs = identity("x", Shape::Vector(3), "bob");
+    let bobs = identity_of("x", ElemType::Ring, Shape::Vector(3), "bob");
     let bid = bob.store_program(&bobs).await.unwrap();
 
     let strip = |e: ClientError, id: &str| match e {
@@ -398,12 +498,18 @@ async fn oversized_declarations_are_refused_and_the_node_keeps_serving() {
         assert!(e.to_string().contains(limit), "{e}");
     };
     // A 2^30-element input declared by a program.
-    let huge = identity("x", Shape::Vector(1 << 30), "alice");
+    let huge = identity_of("x", ElemType::Ring, Shape::Vector(1 << 30), "alice");
     let e = alice.store_program(&huge).await.unwrap_err();
     exhausted(&e, "max_value_elements");
     // A 2^32-element intermediate from a 2^16-element input.
     let mut b = Builder::new();
-    let x = secret_input(&mut b, "x", "alice", Shape::Matrix(1, 1 << 16));
+    let x = secret_input(
+        &mut b,
+        "x",
+        "alice",
+        ElemType::Ring,
+        Shape::Matrix(1, 1 << 16),
+    );
     let ones = b.constant(ElemType::Ring, Shape::Matrix(1 << 16, 1), vec![1; 1 << 16]);
     let outer = b.matmul(ones, x);
     b.output("y", outer, Recipient::Client("alice".into()));
@@ -414,6 +520,7 @@ async fn oversized_declarations_are_refused_and_the_node_keeps_serving() {
         own_seed: vec![7u8; 32].into(),
         next_seed: vec![9u8; 32].into(),
         len: 1 << 30,
+        ring_bits: 0,
         ..Default::default()
     };
     for party in 0..3 {

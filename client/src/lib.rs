@@ -13,7 +13,7 @@ pub mod inference;
 pub mod rag;
 mod retrieval;
 
-pub use compute::{Client, InvokeSummary, MAX_RESPONSE_BYTES, Receipt};
+pub use compute::{Client, InvokeSummary, MAX_RESPONSE_BYTES, Receipt, Secret};
 pub use error::{ClientError, RetrievalError};
 pub use retrieval::{CorpusHandle, RetrievalClient};
 pub use veil_proto::Grant;

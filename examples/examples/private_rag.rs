@@ -11,9 +11,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use veil_client::rag::blocked::{self, Mode};
 use veil_examples::chunk::{Chunk, ChunkOptions};
 use veil_examples::embed::Embedder;
-use veil_examples::rag::{Answer, Backend, Corpus, DemoCluster, Rag};
+use veil_examples::rag::{Answer, Backend, Corpus, DemoCluster, MpcSearch, Rag};
 use veil_examples::{ingest, llm};
 
 #[global_allocator]
@@ -57,6 +58,46 @@ struct Args {
     /// First port of the local cluster (nodes listen on this and the next two).
     #[arg(long, default_value_t = 7300)]
     base_port: u16,
+    /// MPC search: exact (every chunk) or clustered (the chunks of the --probe best clusters).
+    #[arg(long, value_enum, default_value = "exact")]
+    mode: SearchMode,
+    /// Clustered mode: clusters built at upload (default: about 1.25·n/R, R ≈ √n).
+    #[arg(long)]
+    clusters: Option<usize>,
+    /// Clustered mode: clusters searched per question (p).
+    #[arg(long, default_value_t = 8)]
+    probe: usize,
+}
+
+/// `--mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum SearchMode {
+    Exact,
+    Clustered,
+}
+
+impl Args {
+    /// The MPC layout and mode for `n` chunks; the owner approves the asked k only.
+    fn search(&self, n: usize) -> MpcSearch {
+        match self.mode {
+            SearchMode::Exact => MpcSearch {
+                mode: Mode::Exact,
+                clusters: None,
+                ks: vec![self.k],
+            },
+            SearchMode::Clustered => {
+                let r = blocked::exact_block_rows(n);
+                let clusters = self.clusters.unwrap_or((5 * n).div_ceil(4 * r)).clamp(1, n);
+                MpcSearch {
+                    mode: Mode::Clustered {
+                        p: self.probe.min(clusters),
+                    },
+                    clusters: Some(clusters),
+                    ks: vec![self.k],
+                }
+            }
+        }
+    }
 }
 
 fn bar(len: usize, what: &str) -> ProgressBar {
@@ -177,13 +218,6 @@ async fn main() -> Result<()> {
     if args.k == 0 {
         bail!("--k must be at least 1");
     }
-    if args.backend == Backend::Mpc && args.k > veil_examples::rag::MAX_K {
-        bail!(
-            "--k {}: the corpus owner approves retrieval for k ≤ {} on the MPC backend",
-            args.k,
-            veil_examples::rag::MAX_K
-        );
-    }
     if args.cluster.is_some() && args.backend == Backend::Fhe {
         bail!(
             "--backend fhe needs its corpus served by a node: run without --cluster to start one"
@@ -213,13 +247,22 @@ async fn main() -> Result<()> {
         );
     }
 
+    let search = args.search(corpus.chunks.len());
+    if let Some(c) = search.clusters {
+        eprintln!("mpc: {c} clusters, {:?}", search.mode);
+    }
     let t = Instant::now();
     let local;
     let mut rag = match &args.cluster {
         Some(toml) => {
             eprintln!("cluster: joining {}", toml.display());
             let pb = bar(corpus.chunks.len(), "upload");
-            let r = Rag::join(toml, toml, &corpus, None, |d, _| pb.set_position(d as u64)).await?;
+            pb.set_length(0);
+            let r = Rag::join(toml, toml, &corpus, None, &search, |d, t| {
+                pb.set_length(t as u64);
+                pb.set_position(d as u64)
+            })
+            .await?;
             pb.finish_and_clear();
             r
         }
@@ -237,7 +280,11 @@ async fn main() -> Result<()> {
                 }
             );
             let pb = bar(corpus.chunks.len(), "upload");
-            let r = Rag::connect(&local, &corpus, |d, _| pb.set_position(d as u64)).await?;
+            let r = Rag::connect(&local, &corpus, &search, |d, t| {
+                pb.set_length(t as u64);
+                pb.set_position(d as u64)
+            })
+            .await?;
             pb.finish_and_clear();
             r
         }
@@ -259,12 +306,20 @@ async fn main() -> Result<()> {
                 continue;
             }
         };
-        let qv = embedder.embed(&q)?;
-        let plain: Vec<usize> = corpus
-            .plaintext_search(&veil_examples::rag::quantise(&qv)?, args.k)
-            .iter()
-            .map(|d| d.doc as usize)
-            .collect();
+        let qv = veil_examples::rag::quantise(&embedder.embed(&q)?)?;
+        let plain: Vec<usize> = match args.backend {
+            // The MPC answer's twin: the same layout (and clusters) in plaintext.
+            Backend::Mpc => rag
+                .mpc_plaintext(&corpus, &qv, args.k)?
+                .iter()
+                .map(|d| d.0)
+                .collect(),
+            Backend::Fhe => corpus
+                .plaintext_search(&qv, args.k)
+                .iter()
+                .map(|d| d.doc as usize)
+                .collect(),
+        };
         print_answer(&corpus, &answer, &plain);
         if let Some(url) = &args.llm_url {
             let passages: Vec<&str> = answer.hits.iter().map(|h| h.text.as_str()).collect();

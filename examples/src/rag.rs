@@ -26,7 +26,9 @@ use crate::chunk::Chunk;
 use crate::embed::{EmbedError, Embedder};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use veil_client::rag::{self as mpc, CorpusUpload, MpcCorpus, RagError};
+use veil_circuits::cost::LinkProfile;
+use veil_client::rag::blocked::{self, BlockedCorpus, BlockedUpload, Mode};
+use veil_client::rag::{self as mpc, RagError};
 use veil_client::{Client, CorpusHandle, RetrievalClient, RetrievalError};
 use veil_node::devnet::{LocalCluster, Runner};
 use veil_node::retrieval_files::write_corpus_dir;
@@ -253,10 +255,33 @@ pub struct Answer {
     pub bytes: [u64; 3],
 }
 
+/// How the MPC backend stores and searches the corpus ([`veil_client::rag::blocked`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MpcSearch {
+    /// Exact (every chunk) or clustered (the chunks of the p best clusters).
+    pub mode: Mode,
+    /// Clusters to build at upload (needed for the clustered mode); `None`: chunk order.
+    pub clusters: Option<usize>,
+    /// The result sizes the owner approves for the asker.
+    pub ks: Vec<usize>,
+}
+
+impl Default for MpcSearch {
+    /// Exact search over chunks in order, k = 1..=[`MAX_K`] approved.
+    fn default() -> Self {
+        MpcSearch {
+            mode: Mode::Exact,
+            clusters: None,
+            ks: (1..=MAX_K).collect(),
+        }
+    }
+}
+
 /// Clients of one cluster: the owner's upload done, the asker ready to ask.
 pub struct Rag {
     asker: Client,
-    mpc: MpcCorpus,
+    mpc: BlockedCorpus,
+    mode: Mode,
     fhe: Option<(RetrievalClient, CorpusHandle)>,
     /// Time the owner's upload took.
     pub ingest_time: Duration,
@@ -278,6 +303,7 @@ impl Rag {
     pub async fn connect(
         cluster: &DemoCluster,
         corpus: &Corpus,
+        search: &MpcSearch,
         progress: impl FnMut(usize, usize),
     ) -> Result<Rag, PipelineError> {
         // Wait until all three nodes answer before opening the FHE link to node 0.
@@ -294,6 +320,7 @@ impl Rag {
             &cluster.asker_toml,
             corpus,
             fhe,
+            search,
             progress,
         )
         .await
@@ -306,6 +333,7 @@ impl Rag {
         asker_toml: &Path,
         corpus: &Corpus,
         fhe: Option<(RetrievalClient, CorpusHandle)>,
+        search: &MpcSearch,
         progress: impl FnMut(usize, usize),
     ) -> Result<Rag, PipelineError> {
         let mut owner = connect_ready(owner_toml).await?;
@@ -314,20 +342,28 @@ impl Rag {
         let texts: Vec<&[u8]> = corpus.chunks.iter().map(|c| c.text.as_bytes()).collect();
         let max = texts.iter().map(|t| t.len()).max().unwrap_or(0);
         let askers = [asker.name()];
-        let ks: Vec<usize> = (1..=MAX_K.min(corpus.chunks.len())).collect();
-        let upload = CorpusUpload {
+        let n = corpus.chunks.len();
+        let ks: Vec<usize> = search.ks.iter().copied().filter(|&k| k <= n).collect();
+        let ps: Vec<usize> = match search.mode {
+            Mode::Clustered { p } => vec![p],
+            Mode::Exact => Vec::new(),
+        };
+        let upload = BlockedUpload {
             name: CORPUS_NAME,
             emb: &corpus.quant,
             dim: corpus.dim,
             texts: &texts,
-            width: mpc::text_width(max),
+            text_bytes: max,
+            clusters: search.clusters,
             askers: &askers,
             ks: &ks,
+            ps: &ps,
         };
-        let mpc = mpc::upload(&mut owner, upload, progress).await?;
+        let mpc = blocked::upload_blocked(&mut owner, upload, progress).await?;
         Ok(Rag {
             asker,
             mpc,
+            mode: search.mode,
             fhe,
             ingest_time: start.elapsed(),
         })
@@ -366,7 +402,15 @@ impl Rag {
         match backend {
             Backend::Mpc => {
                 let q = quantise(embedding)?;
-                let ans = mpc::ask(&mut self.asker, &mut self.mpc, &q, k).await?;
+                let ans = blocked::ask_blocked(
+                    &mut self.asker,
+                    &self.mpc,
+                    &q,
+                    k,
+                    self.mode,
+                    &LinkProfile::default(),
+                )
+                .await?;
                 Ok(Answer {
                     hits: ans
                         .hits
@@ -412,7 +456,24 @@ impl Rag {
     }
 
     /// The MPC corpus as stored.
-    pub fn mpc_corpus(&self) -> &MpcCorpus {
+    pub fn mpc_corpus(&self) -> &BlockedCorpus {
         &self.mpc
+    }
+
+    /// The plaintext twin of the MPC backend's answer for `query` (the same chunks and
+    /// scores; in clustered mode on the same clusters).
+    pub fn mpc_plaintext(
+        &self,
+        corpus: &Corpus,
+        query: &[i8],
+        k: usize,
+    ) -> Result<Vec<(usize, i64)>, PipelineError> {
+        Ok(blocked::plaintext_blocked(
+            &self.mpc,
+            &corpus.quant,
+            query,
+            k,
+            self.mode,
+        )?)
     }
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use veil_examples::chunk::{Chunk, ChunkOptions};
 use veil_examples::embed::Embedder;
 use veil_examples::ingest;
-use veil_examples::rag::{Backend, Corpus, DemoCluster, Rag, quantise};
+use veil_examples::rag::{Backend, Corpus, DemoCluster, MpcSearch, Rag, quantise};
 use veil_runtime::fhe::corpus::normalise;
 
 /// Distinct ports per test and process.
@@ -28,7 +28,7 @@ async fn serve(corpus: &Corpus) -> (DemoCluster, Rag) {
     let cluster = DemoCluster::start(base_port(), Some(corpus))
         .await
         .expect("cluster");
-    let rag = Rag::connect(&cluster, corpus, |_, _| {})
+    let rag = Rag::connect(&cluster, corpus, &MpcSearch::default(), |_, _| {})
         .await
         .expect("upload");
     (cluster, rag)
@@ -118,4 +118,54 @@ async fn both_backends_match_plaintext_on_10k_synthetic_chunks() {
             assert_eq!(h.text, corpus.chunks[h.doc].text);
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mpc_clustered_mode_matches_its_plaintext_twin_on_10k_synthetic_chunks() {
+    const N: usize = 10_000;
+    const DIM: usize = 64;
+    let emb = veil_node::retrieval_files::synthetic_embeddings(N, DIM, 7);
+    let texts = veil_node::retrieval_files::synthetic_passages(N, 8);
+    let chunks: Vec<Chunk> = texts
+        .into_iter()
+        .map(|t| Chunk {
+            source: "synthetic".into(),
+            heading: String::new(),
+            text: String::from_utf8(t).unwrap(),
+        })
+        .collect();
+    let corpus = Corpus::from_embeddings(chunks, emb, DIM, 0, Default::default()).unwrap();
+    let cluster = DemoCluster::start(base_port(), None)
+        .await
+        .expect("cluster");
+    let search = MpcSearch {
+        mode: veil_client::rag::blocked::Mode::Clustered { p: 4 },
+        clusters: Some(100),
+        ks: vec![8],
+    };
+    let mut rag = Rag::connect(&cluster, &corpus, &search, |_, _| {})
+        .await
+        .expect("upload");
+    let layout = &rag.mpc_corpus().shape;
+    assert_eq!(layout.blocks.len(), 100);
+    assert_eq!(layout.blocks.iter().sum::<usize>(), N);
+    for seed in 0..3 {
+        let q = veil_node::retrieval_files::synthetic_embeddings(1, DIM, 200 + seed);
+        let qi = quantise(&q).unwrap();
+        let want = rag.mpc_plaintext(&corpus, &qi, 8).unwrap();
+        let got = rag.ask_embedding(&q, 8, Backend::Mpc).await.expect("mpc");
+        let got: Vec<(usize, i64)> = got.hits.iter().map(|h| (h.doc, h.score)).collect();
+        assert_eq!(got, want, "clustered, query {seed}");
+    }
+    // k = 4 was not approved by the owner: refused, and the cluster keeps answering.
+    let q = veil_node::retrieval_files::synthetic_embeddings(1, DIM, 300);
+    assert!(rag.ask_embedding(&q, 4, Backend::Mpc).await.is_err());
+    assert_eq!(
+        rag.ask_embedding(&q, 8, Backend::Mpc)
+            .await
+            .unwrap()
+            .hits
+            .len(),
+        8
+    );
 }

@@ -11,10 +11,12 @@ use crate::store::{
     encode_value,
 };
 use prost::Message as _;
+use std::sync::Arc;
 use veil_proto::binding::SessionBinding;
 use veil_proto::config::ClusterConfig;
 use veil_proto::convert::{check_id, grants, node_shares};
 use veil_proto::pb;
+use veil_runtime::sharing::{Comp32, PartyShares, Shares, Shares32};
 
 /// The limits the request targets apply: small, so that a fuzzer's declared lengths are
 /// expanded only up to what a node with tight limits would accept.
@@ -41,12 +43,9 @@ pub fn compute_request(data: &[u8]) {
         let _ = grants(r.grants);
         let shares = r.shares.unwrap_or_default();
         if limits.check_value("value", shares.len).is_ok()
-            && let Ok((own, next)) = node_shares("", &shares, shares.len as usize)
+            && let Ok(parsed) = node_shares("", &shares, shares.len as usize)
         {
-            assert_eq!(
-                (own.len(), next.len()),
-                (shares.len as usize, shares.len as usize)
-            );
+            assert_eq!(parsed.len(), shares.len as usize);
         }
     } else {
         let Ok(r) = pb::InvokeRequest::decode(body) else {
@@ -90,7 +89,7 @@ pub fn peer_frames(data: &[u8]) {
 pub fn store_record(data: &[u8]) {
     if let Ok(v) = decode_value(data) {
         assert_eq!(decode_value_owner(data).ok(), Some(v.access.owner.clone()));
-        // Version-1 records re-encode as version 2; re-decoding gives the same value.
+        // Version-1 and -2 records re-encode as version 3; re-decoding gives the same value.
         let again = decode_value(&encode_value(&v)).expect("re-encoded value decodes");
         assert_eq!(again, v);
     }
@@ -134,6 +133,7 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
             own_seed: vec![1; 32].into(),
             next: vec![2; 24].into(),
             len: 3,
+            ring_bits: 0,
             ..Default::default()
         }),
         grants: vec![pb::Grant {
@@ -156,6 +156,7 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
                 own: vec![3; 16].into(),
                 next_seed: vec![4; 32].into(),
                 len: 2,
+                ring_bits: 0,
                 ..Default::default()
             },
         )]
@@ -198,10 +199,20 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
             grants: vec![Grant::new("bob", "ef".repeat(32))],
             receive: vec!["carol".into()],
         },
-        own: vec![1, 2, 3],
-        next: vec![4, 5, 6],
+        shares: PartyShares::Ring64(Arc::new(Shares {
+            own: vec![1, 2, 3],
+            next: vec![4, 5, 6],
+        })),
     };
     out.push(("store_record", encode_value(&value)));
+    let compact = StoredValue {
+        shares: PartyShares::Ring32(Arc::new(Shares32 {
+            own: Comp32::seeded([7; 32], 5, 3).expect("in range"),
+            next: Comp32::words(vec![1u32, 2, 3]),
+        })),
+        ..value
+    };
+    out.push(("store_record", encode_value(&compact)));
     let result = StoredResult {
         recipient: "bob".into(),
         outputs: vec![("keys".into(), vec![1, u64::MAX], vec![0, 7])],

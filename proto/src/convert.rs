@@ -5,8 +5,9 @@
 
 use crate::Grant;
 use crate::pb;
+use std::sync::Arc;
 use veil_runtime::fhe::{DbId, EncryptedQuery};
-use veil_runtime::sharing::{SEED_BYTES, expand};
+use veil_runtime::sharing::{Comp32, PartyShares, SEED_BYTES, Shares, Shares32, expand};
 
 /// A field that failed wire validation; the message names the field (answered as
 /// `InvalidArgument`).
@@ -80,16 +81,59 @@ pub fn component(
     Ok(expand(seed, len))
 }
 
-/// A node's two components (own, next) of `len` elements; `field` prefixes error messages.
-pub fn node_shares(
+/// One compact (Z_2^32) component of `len` elements: little-endian u32 `words` (4 bytes
+/// each), or a 32-byte `seed` kept as a seed (`veil_runtime::sharing::compact`), not both.
+pub fn component32(
     field: &str,
-    s: &pb::NodeShares,
+    words_le: &[u8],
+    seed: &[u8],
     len: usize,
-) -> Result<(Vec<u64>, Vec<u64>), WireError> {
-    Ok((
-        component(&format!("{field}own"), &s.own, &s.own_seed, len)?,
-        component(&format!("{field}next"), &s.next, &s.next_seed, len)?,
-    ))
+) -> Result<Comp32, WireError> {
+    if seed.is_empty() {
+        if words_le.len() != len * 4 {
+            return Err(WireError(format!(
+                "{field} has {} bytes, expected {} for {len} Z_2^32 elements",
+                words_le.len(),
+                len * 4
+            )));
+        }
+        let words: Vec<u32> = words_le
+            .chunks_exact(4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        return Ok(Comp32::words(words));
+    }
+    if !words_le.is_empty() {
+        return Err(WireError(format!(
+            "{field}: give words or a seed, not both"
+        )));
+    }
+    let seed: [u8; SEED_BYTES] = seed.try_into().map_err(|_| {
+        WireError(format!(
+            "{field}_seed has {} bytes, expected {SEED_BYTES}",
+            seed.len()
+        ))
+    })?;
+    Comp32::seeded(seed, 0, len).map_err(|e| WireError(format!("{field}: {e}")))
+}
+
+/// A node's two components (own, next) of `len` elements in the ring the message names
+/// (`ring_bits` 0 or 64: Z_2^64 words, seeds expanded; 32: compact Z_2^32, seeds kept);
+/// `field` prefixes error messages.
+pub fn node_shares(field: &str, s: &pb::NodeShares, len: usize) -> Result<PartyShares, WireError> {
+    match s.ring_bits {
+        0 | 64 => Ok(PartyShares::Ring64(Arc::new(Shares {
+            own: component(&format!("{field}own"), &s.own, &s.own_seed, len)?,
+            next: component(&format!("{field}next"), &s.next, &s.next_seed, len)?,
+        }))),
+        32 => Ok(PartyShares::Ring32(Arc::new(Shares32 {
+            own: component32(&format!("{field}own"), &s.own, &s.own_seed, len)?,
+            next: component32(&format!("{field}next"), &s.next, &s.next_seed, len)?,
+        }))),
+        bits => Err(WireError(format!(
+            "{field}ring_bits = {bits}: expected 64 (or 0) or 32"
+        ))),
+    }
 }
 
 /// Parses a StoreValue request's grants.

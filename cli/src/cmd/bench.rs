@@ -16,6 +16,8 @@ pub struct Output {
     pub breakdown: bool,
     /// `rag`: the link profiles to plan the top-k for (one row each, queries alternating).
     pub links: Vec<bench::LinkChoice>,
+    /// `rag`: modes, clusters, probe and whether to run the TFHE path.
+    pub rag: bench::rag::RagOptions,
 }
 
 pub fn run_bench(
@@ -171,7 +173,9 @@ fn run_rag_bench(
     sizes: &[usize],
     (k, dim): (usize, usize),
     reps: usize,
-    Output { json, links, .. }: &Output,
+    Output {
+        json, links, rag, ..
+    }: &Output,
     cluster: Option<PathBuf>,
 ) -> Result<()> {
     let rt = runtime()?;
@@ -184,15 +188,18 @@ fn run_rag_bench(
     let mut client = rt.block_on(bench::grpc::connect_ready(&toml))?;
     if !json {
         println!(
-            "{:<5} {:>8} {:>4} {:>8} {:>10} {:>10} {:>7} {:>12} {:>11} {:>11} {:>11}",
+            "{:<5} {:>8} {:>4} {:>9} {:>8} {:>10} {:>10} {:>7} {:>9} {:>10} {:>7} {:>11} {:>11} {:>10}",
             "op",
             "size",
             "k",
+            "mode",
             "plan for",
             "mpc/query",
             "mpc sess",
             "rounds",
             "MB/node",
+            "stored MB",
+            "recall",
             "fhe server",
             "fhe client",
             "plaintext"
@@ -206,6 +213,7 @@ fn run_rag_bench(
                 (size, dim, k),
                 reps,
                 &links,
+                rag,
             ))
             .with_context(|| format!("benchmark rag at size {size}"))?;
         for r in rows {
@@ -222,18 +230,32 @@ fn print_rag_row(r: &bench::rag::RagBenchResult, json: bool) -> Result<()> {
             println!("{}", serde_json::to_string(&r)?);
         } else {
             let f = bench::fmt_duration;
+            let opt = |x: Option<f64>| x.map_or_else(|| "-".to_string(), f);
+            let mode = match r.probe {
+                Some(p) => format!("clust p{p}"),
+                None => "exact".into(),
+            };
             println!(
-                "{:<5} {:>8} {:>4} {:>8} {:>10} {:>10} {:>7} {:>12.2} {:>11} {:>11} {:>11}",
+                "{:<5} {:>8} {:>4} {:>9} {:>8} {:>10} {:>10} {:>7} {:>9.2} {:>10.1} {:>7} {:>11} {:>11} {:>10}",
                 r.op,
                 r.size,
                 r.k,
+                mode,
                 format!("{:?}", r.link).to_lowercase(),
                 f(r.mpc_median_s),
                 f(r.mpc_session_median_s),
                 r.mpc_rounds,
                 r.mpc_bytes_per_node.iter().max().copied().unwrap_or(0) as f64 / 1e6,
-                f(r.fhe_server_median_s),
-                f(r.fhe_client_s),
+                r.mpc_stored_bytes_per_node
+                    .iter()
+                    .max()
+                    .copied()
+                    .unwrap_or(0) as f64
+                    / 1e6,
+                r.recall_vs_exact
+                    .map_or_else(|| "-".into(), |x| format!("{x:.3}")),
+                opt(r.fhe_server_median_s),
+                opt(r.fhe_client_s),
                 f(r.plaintext_median_s)
             );
             eprintln!("  mpc ingest (one-time upload): {}", f(r.mpc_ingest_s));

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use veil_runtime::sharing::Shares;
+use veil_runtime::sharing::PartyShares;
 
 use crate::policy::Access;
 use crate::store::StoredValue;
@@ -25,25 +25,22 @@ pub struct HeldValue {
     /// Owner, per-program grants and raw-receive rights (see [`crate::policy`]).
     pub access: Access,
     /// This party's two components, shared with sessions without a copy.
-    pub shares: Arc<Shares>,
+    pub shares: PartyShares,
 }
 
 impl From<StoredValue> for HeldValue {
     fn from(v: StoredValue) -> Self {
         HeldValue {
             access: v.access,
-            shares: Arc::new(Shares {
-                own: v.own,
-                next: v.next,
-            }),
+            shares: v.shares,
         }
     }
 }
 
 impl HeldValue {
-    /// Bytes of share words held.
+    /// Bytes of components held in memory (a seeded component holds only its seed).
     pub fn bytes(&self) -> usize {
-        8 * (self.shares.own.len() + self.shares.next.len())
+        self.shares.held_bytes()
     }
 }
 
@@ -166,12 +163,15 @@ impl ValueCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use veil_runtime::sharing::Shares;
 
     fn value(words: usize) -> Arc<HeldValue> {
         Arc::new(HeldValue::from(StoredValue {
             access: Access::inline("alice"),
-            own: vec![1; words],
-            next: vec![2; words],
+            shares: PartyShares::Ring64(Arc::new(Shares {
+                own: vec![1; words],
+                next: vec![2; words],
+            })),
         }))
     }
 
@@ -210,12 +210,12 @@ mod tests {
         let g = c.get("v").unwrap_err();
         c.insert("v", value(4), g);
         let held = c.get("v").unwrap();
-        assert_eq!(held.shares.own, vec![1; 4]);
+        assert_eq!(held.shares, value(4).shares);
         c.remove("v");
         assert!(c.get("v").is_err());
         assert_eq!(c.used(), 0);
         // A session still using the removed value keeps its own reference.
-        assert_eq!(held.shares.next, vec![2; 4]);
+        assert_eq!(held.shares.held_bytes(), 64);
     }
 
     #[test]

@@ -4,13 +4,18 @@
 //! written before the drop. Records use a small hand-written, versioned binary format:
 //!
 //! ```text
-//! record  = tag:u8 version:u8 body            (tag b'V' value: version 2; b'R' result: version 1)
+//! record  = tag:u8 version:u8 body            (tag b'V' value: version 3; b'R' result: version 1)
 //! string  = len:u64le utf8-bytes
 //! words   = count:u64le count * u64le
-//! value   = owner:string  grants:(count:u64le (client:string program:string)*)  receive:(count:u64le string*)  own:words  next:words
+//! value   = owner:string  grants:(count:u64le (client:string program:string)*)  receive:(count:u64le string*)  shares
+//! shares  = 64:u8 own:words next:words                          (Z_2^64)
+//!         | 32:u8 own:comp32 next:comp32                        (Z_2^32, compact)
+//! comp32  = 0:u8 count:u64le count * u32le                      (explicit words)
+//!         | 1:u8 seed:[u8; 32] offset:u64le len:u64le           (a ChaCha20 keystream, kept as a seed)
 //! result  = recipient:string  outputs:(count:u64le (name:string own:words next:words)*)  rounds:u64le  bytes_sent:u64le
 //! ```
 //!
+//! A version-2 value is a version-3 one without the ring byte (always Z_2^64).
 //! A version-1 value (written before grants named programs) held a `compute:(count string*)` list
 //! of clients allowed to run *any* program; it decodes with no grants (fail closed: owner and
 //! `receive` rights are kept, blanket compute rights are dropped).
@@ -23,6 +28,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use redb::{Database, ReadableTable, TableDefinition};
+use veil_runtime::sharing::{Comp32, PartyShares, SEED_BYTES, Shares, Shares32};
 
 use crate::policy::{Access, Grant};
 mod cache;
@@ -35,8 +41,14 @@ const PROGRAMS: TableDefinition<&str, &[u8]> = TableDefinition::new("programs");
 const RESULTS: TableDefinition<&str, &[u8]> = TableDefinition::new("results");
 
 const VERSION: u8 = 1;
-/// Values since grants name programs.
-const VALUE_VERSION: u8 = 2;
+/// Values since they carry their ring (compact Z_2^32 values).
+const VALUE_VERSION: u8 = 3;
+/// The ring byte of a Z_2^64 value, and of a compact Z_2^32 one.
+const RING_64: u8 = 64;
+const RING_32: u8 = 32;
+/// The kind byte of an explicit compact component, and of a seeded one.
+const COMP_WORDS: u8 = 0;
+const COMP_SEED: u8 = 1;
 const TAG_VALUE: u8 = b'V';
 const TAG_RESULT: u8 = b'R';
 
@@ -80,21 +92,15 @@ fn db_err<E: Into<redb::Error>>(e: E) -> StoreError {
 pub struct StoredValue {
     /// Owner, per-program grants and raw-receive rights (see [`crate::policy`]).
     pub access: Access,
-    /// This party's own share words.
-    pub own: Vec<u64>,
-    /// This party's copy of the next party's share words.
-    pub next: Vec<u64>,
+    /// This party's two components, over Z_2^64 or compact over Z_2^32 (`Debug` redacted).
+    pub shares: PartyShares,
 }
 
 impl fmt::Debug for StoredValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StoredValue")
             .field("access", &self.access)
-            .field("own", &format_args!("<{} words redacted>", self.own.len()))
-            .field(
-                "next",
-                &format_args!("<{} words redacted>", self.next.len()),
-            )
+            .field("shares", &self.shares)
             .finish()
     }
 }
@@ -156,6 +162,32 @@ fn strs_len(v: &[String]) -> usize {
     8 + v.iter().map(|s| 8 + s.len()).sum::<usize>()
 }
 
+fn put_comp32(buf: &mut Vec<u8>, c: &Comp32) {
+    match c {
+        Comp32::Words(w) => {
+            buf.push(COMP_WORDS);
+            put_u64(buf, w.len() as u64);
+            for x in w.iter() {
+                buf.extend_from_slice(&x.to_le_bytes());
+            }
+        }
+        Comp32::Seed { seed, offset, len } => {
+            buf.push(COMP_SEED);
+            buf.extend_from_slice(seed);
+            put_u64(buf, *offset as u64);
+            put_u64(buf, *len as u64);
+        }
+    }
+}
+
+/// Bytes a component takes in a record.
+fn comp32_len(c: &Comp32) -> usize {
+    match c {
+        Comp32::Words(w) => 9 + 4 * w.len(),
+        Comp32::Seed { .. } => 1 + SEED_BYTES + 16,
+    }
+}
+
 pub(crate) fn encode_value(v: &StoredValue) -> Vec<u8> {
     let a = &v.access;
     let grants: usize = a
@@ -169,8 +201,11 @@ pub(crate) fn encode_value(v: &StoredValue) -> Vec<u8> {
         + 8
         + grants
         + strs_len(&a.receive)
-        + 16
-        + 8 * (v.own.len() + v.next.len());
+        + 1
+        + match &v.shares {
+            PartyShares::Ring64(s) => 16 + 8 * (s.own.len() + s.next.len()),
+            PartyShares::Ring32(s) => comp32_len(&s.own) + comp32_len(&s.next),
+        };
     let mut buf = Vec::with_capacity(cap);
     buf.push(TAG_VALUE);
     buf.push(VALUE_VERSION);
@@ -181,8 +216,18 @@ pub(crate) fn encode_value(v: &StoredValue) -> Vec<u8> {
         put_str(&mut buf, &g.program);
     }
     put_strs(&mut buf, &a.receive);
-    put_words(&mut buf, &v.own);
-    put_words(&mut buf, &v.next);
+    match &v.shares {
+        PartyShares::Ring64(s) => {
+            buf.push(RING_64);
+            put_words(&mut buf, &s.own);
+            put_words(&mut buf, &s.next);
+        }
+        PartyShares::Ring32(s) => {
+            buf.push(RING_32);
+            put_comp32(&mut buf, &s.own);
+            put_comp32(&mut buf, &s.next);
+        }
+    }
     buf
 }
 
@@ -277,6 +322,56 @@ impl<'a> Reader<'a> {
         Ok(veil_runtime::kernels::le_bytes_to_words(self.take(n * 8)?))
     }
 
+    fn u8(&mut self) -> Dec<u8> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn comp32(&mut self) -> Dec<Comp32> {
+        match self.u8()? {
+            COMP_WORDS => {
+                let n = self.count(4)?;
+                let words: Vec<u32> = self
+                    .take(n * 4)?
+                    .chunks_exact(4)
+                    .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect();
+                Ok(Comp32::words(words))
+            }
+            COMP_SEED => {
+                let seed: [u8; SEED_BYTES] = self
+                    .take(SEED_BYTES)?
+                    .try_into()
+                    .map_err(|_| "truncated seed")?;
+                let offset = usize::try_from(self.u64()?).map_err(|_| "offset too large")?;
+                let len = usize::try_from(self.u64()?).map_err(|_| "length too large")?;
+                Comp32::seeded(seed, offset, len).map_err(|_| "seed range overflows")
+            }
+            _ => Err("unknown component kind"),
+        }
+    }
+
+    /// The shares of a value record: a ring byte first from version 3 on.
+    fn shares(&mut self, version: u8) -> Dec<PartyShares> {
+        let ring = if version >= 3 { self.u8()? } else { RING_64 };
+        match ring {
+            RING_64 => Ok(PartyShares::Ring64(Arc::new(Shares {
+                own: self.words()?,
+                next: self.words()?,
+            }))),
+            RING_32 => {
+                let s = Shares32 {
+                    own: self.comp32()?,
+                    next: self.comp32()?,
+                };
+                if s.own.len() != s.next.len() {
+                    return Err("components of different lengths");
+                }
+                Ok(PartyShares::Ring32(Arc::new(s)))
+            }
+            _ => Err("unknown ring"),
+        }
+    }
+
     fn finish(self) -> Dec<()> {
         if self.buf.is_empty() {
             Ok(())
@@ -288,7 +383,7 @@ impl<'a> Reader<'a> {
 
 pub(crate) fn decode_value(buf: &[u8]) -> Dec<StoredValue> {
     let (mut r, version) = Reader::versioned(buf, TAG_VALUE)?;
-    if version != 1 && version != VALUE_VERSION {
+    if !(1..=VALUE_VERSION).contains(&version) {
         return Err("unsupported version");
     }
     let owner = r.string()?;
@@ -311,8 +406,7 @@ pub(crate) fn decode_value(buf: &[u8]) -> Dec<StoredValue> {
             grants,
             receive: r.strings()?,
         },
-        own: r.words()?,
-        next: r.words()?,
+        shares: r.shares(version)?,
     };
     r.finish()?;
     Ok(v)
@@ -321,7 +415,7 @@ pub(crate) fn decode_value(buf: &[u8]) -> Dec<StoredValue> {
 /// Only the owner (first field), so listing does not decode share words.
 pub(crate) fn decode_value_owner(buf: &[u8]) -> Dec<String> {
     match Reader::versioned(buf, TAG_VALUE)? {
-        (mut r, 1 | VALUE_VERSION) => r.string(),
+        (mut r, 1..=VALUE_VERSION) => r.string(),
         _ => Err("unsupported version"),
     }
 }
@@ -365,6 +459,10 @@ fn corrupt<'a>(kind: &'static str, id: &'a str) -> impl FnOnce(&'static str) -> 
 /// 1 GiB of share words.
 pub const DEFAULT_VALUE_CACHE_BYTES: usize = 1 << 30;
 
+/// redb's own page cache. Small: sessions read stored values from the value cache above it, so
+/// a large redb cache (its default is 1 GiB) would hold a second copy of a corpus in memory.
+const REDB_CACHE_BYTES: usize = 128 << 20;
+
 /// The node's redb database (`data_dir/store.redb`), with a bounded in-memory cache of decoded
 /// stored values in front of it. `Send + Sync`; all methods take `&self`.
 pub struct Store {
@@ -395,7 +493,10 @@ pub enum Removal {
 impl Store {
     /// Opens (or creates) the database at `path` and creates the tables.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let db = Database::create(path).map_err(db_err)?;
+        let db = Database::builder()
+            .set_cache_size(REDB_CACHE_BYTES)
+            .create(path)
+            .map_err(db_err)?;
         let txn = db.begin_write().map_err(db_err)?;
         for t in [VALUES, PROGRAMS, RESULTS] {
             txn.open_table(t).map_err(db_err)?;
@@ -623,10 +724,20 @@ mod tests {
                 grants: vec![Grant::new("alice", "p1"), Grant::new("bob", "p2")],
                 receive: vec!["bob".into()],
             },
-            own: (0..n as u64).collect(),
-            next: (0..n as u64)
-                .map(|x| x.wrapping_mul(0x9e37_79b9_7f4a_7c15))
-                .collect(),
+            shares: PartyShares::Ring64(Arc::new(Shares {
+                own: (0..n as u64).collect(),
+                next: (0..n as u64)
+                    .map(|x| x.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+                    .collect(),
+            })),
+        }
+    }
+
+    /// The Z_2^64 components of `s` (the tests' values are Z_2^64 unless they say otherwise).
+    fn wide(s: &PartyShares) -> &Arc<Shares> {
+        match s {
+            PartyShares::Ring64(w) => w,
+            PartyShares::Ring32(_) => panic!("a Z_2^64 value"),
         }
     }
 
@@ -641,14 +752,14 @@ mod tests {
             let a = store.get_value_held("v").unwrap().unwrap();
             let b = store.get_value_held("v").unwrap().unwrap();
             assert!(
-                Arc::ptr_eq(&a.shares, &b.shares),
+                Arc::ptr_eq(wide(&a.shares), wide(&b.shares)),
                 "the second read is the cached one"
             );
             store.put_value_held("u", v.clone()).unwrap();
             let u = store.get_value_held("u").unwrap().unwrap();
             assert_eq!(Arc::strong_count(&u), 2, "held since it was stored");
             assert_eq!(store.get_value("u").unwrap().unwrap(), v);
-            assert_eq!((&a.shares.own, &a.shares.next), (&v.own, &v.next));
+            assert_eq!(a.shares, v.shares);
             assert_eq!(a.access, v.access);
             store.put_value("w", &v).unwrap();
             assert_eq!(
@@ -662,10 +773,10 @@ mod tests {
         let a = store.get_value_held("v").unwrap().unwrap();
         let b = store.get_value_held("v").unwrap().unwrap();
         assert!(
-            !Arc::ptr_eq(&a.shares, &b.shares),
+            !Arc::ptr_eq(wide(&a.shares), wide(&b.shares)),
             "a zero budget holds nothing"
         );
-        assert_eq!(a.shares.own, v.own);
+        assert_eq!(a.shares, v.shares);
         assert_eq!(
             store.delete_value_of("v", "alice").unwrap(),
             Removal::Removed
@@ -685,7 +796,7 @@ mod tests {
             s.get_value_held("v").unwrap().is_none(),
             "gone from the cache too"
         );
-        assert_eq!(held.shares.own.len(), 100, "a session holding it keeps it");
+        assert_eq!(held.shares.len(), 100, "a session holding it keeps it");
         assert_eq!(s.delete_value_of("v", "alice").unwrap(), Removal::Absent);
 
         s.put_result("r", &result("bob")).unwrap();
@@ -762,9 +873,12 @@ mod tests {
                 receive: vec!["carol".into()],
             }
         );
-        assert_eq!((v.own, v.next), (vec![1, 2], vec![3, 4]));
+        assert_eq!(
+            (&wide(&v.shares).own, &wide(&v.shares).next),
+            (&vec![1, 2], &vec![3, 4])
+        );
         assert_eq!(s.list_values("alice").unwrap(), vec!["old"]);
-        put_garbage(&s, VALUES, "future", b"V\x03");
+        put_garbage(&s, VALUES, "future", b"V\x04");
         assert!(matches!(
             s.get_value("future"),
             Err(StoreError::Corrupt {
@@ -900,12 +1014,58 @@ mod tests {
     }
 
     #[test]
+    fn compact_values_keep_their_seeds_and_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.redb");
+        let compact = StoredValue {
+            shares: PartyShares::Ring32(Arc::new(Shares32 {
+                own: Comp32::seeded([9; SEED_BYTES], 0, 5000).unwrap(),
+                next: Comp32::words(
+                    (0..5000u32)
+                        .map(|x| x.wrapping_mul(2_654_435_761))
+                        .collect::<Vec<_>>(),
+                ),
+            })),
+            ..value("alice", 0)
+        };
+        {
+            let store = Store::open(&path).unwrap();
+            store.put_value_held("c", compact.clone()).unwrap();
+            let held = store.get_value_held("c").unwrap().unwrap();
+            assert_eq!(held.shares, compact.shares);
+            // A seed is held as a seed: 4 bytes per explicit word, 32 for the seed.
+            assert_eq!(held.bytes(), 4 * 5000 + SEED_BYTES);
+        }
+        let store = Store::open(&path).unwrap().with_value_cache(0);
+        let got = store.get_value("c").unwrap().unwrap();
+        assert_eq!(got, compact);
+        let PartyShares::Ring32(s) = &got.shares else {
+            panic!("a compact value stays compact");
+        };
+        assert!(s.own.is_seeded() && !s.next.is_seeded());
+        // Records written by older nodes (version 2, Z_2^64) still read.
+        let mut v2 = encode_value(&value("bob", 3));
+        v2[1] = 2;
+        v2.remove(v2.len() - 2 * 8 - 2 * 3 * 8 - 1);
+        assert_eq!(decode_value(&v2).unwrap(), value("bob", 3));
+        // A compact record with components of different lengths is corrupt, not a panic.
+        let bad = StoredValue {
+            shares: PartyShares::Ring32(Arc::new(Shares32 {
+                own: Comp32::words(vec![1u32, 2]),
+                next: Comp32::words(vec![3u32]),
+            })),
+            ..value("alice", 0)
+        };
+        assert!(decode_value(&encode_value(&bad)).is_err());
+    }
+
+    #[test]
     fn store_large_value_round_trip() {
         let (_dir, s) = open_tmp();
         let v = value("alice", 1 << 20);
         s.put_value("big", &v).unwrap();
         let got = s.get_value("big").unwrap().unwrap();
-        assert_eq!(got.own.len(), 1 << 20);
+        assert_eq!(got.shares.len(), 1 << 20);
         assert_eq!(got, v);
         assert_eq!(s.list_values("alice").unwrap(), vec!["big"]);
     }
@@ -914,7 +1074,8 @@ mod tests {
     fn store_debug_redacts_words() {
         let v = value("alice", 3);
         let d = format!("{v:?}");
-        assert!(d.contains("3 words redacted"), "{d}");
+        assert!(d.contains("Shares { len: 3, .. }"), "{d}");
+        assert!(!d.contains("0x9e37") && !d.contains("[0, 1, 2]"), "{d}");
         let r = format!("{:?}", result("bob"));
         assert!(!r.contains("18446744073709551615"), "{r}");
     }

@@ -103,15 +103,14 @@ impl ComputeService {
         let shares = r.shares.unwrap_or_default();
         let len = self.declared_len("the value", shares.len)?;
         let grants = grants(r.grants)?;
-        let (own, next) = node_shares("", &shares, len)?;
+        let shares = node_shares("", &shares, len)?;
         let value = StoredValue {
             access: Access {
                 owner: caller.clone(),
                 grants,
                 receive: r.receive,
             },
-            own,
-            next,
+            shares,
         };
         let id = r.value_id.clone();
         on_store(&self.store, move |s| Ok(s.put_value_held(&id, value)?)).await?;

@@ -5,12 +5,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use veil_circuits::{Op, Owner, Program, Recipient, ValidatedProgram, Visibility};
+use veil_circuits::{ElemType, Op, Owner, Program, Recipient, ValidatedProgram, Visibility};
 use veil_proto::binding::SessionBinding;
 use veil_proto::convert::{check_id, node_shares};
 use veil_proto::pb;
 use veil_runtime::engine::InputValue;
-use veil_runtime::sharing::Shares;
+use veil_runtime::sharing::PartyShares;
 
 use super::{ComputeService, on_store};
 use crate::error::NodeError;
@@ -145,8 +145,7 @@ impl ComputeService {
                         )));
                     }
                     let field = format!("inline input '{}' ", decl.name);
-                    let (own, next) = node_shares(&field, s, expected)?;
-                    Arc::new(Shares { own, next })
+                    node_shares(&field, s, expected)?
                 }
                 (Some(value_id), None) => {
                     // From the node's value cache when held: a corpus or a model's weights
@@ -171,7 +170,7 @@ impl ComputeService {
                             decl.name
                         )));
                     }
-                    Arc::clone(&v.shares)
+                    v.shares.clone()
                 }
                 (None, None) => {
                     return Err(NodeError::Invalid(format!(
@@ -180,7 +179,22 @@ impl ComputeService {
                     )));
                 }
             };
-            inputs.insert(decl.name.clone(), InputValue::Held(shares));
+            // The ring of the components must be the input's: compact Z_2^32 shares for a
+            // `Ring32` input, Z_2^64 words for every other type.
+            let wants32 = decl.ty.elem == ElemType::Ring32;
+            if (shares.ring_bits() == 32) != wants32 {
+                return Err(NodeError::Invalid(format!(
+                    "input '{}' takes {} shares, but was given {} shares",
+                    decl.name,
+                    if wants32 { "Z_2^32 (Ring32)" } else { "Z_2^64" },
+                    if wants32 { "Z_2^64" } else { "Z_2^32" }
+                )));
+            }
+            let input = match shares {
+                PartyShares::Ring64(s) => InputValue::Held(s),
+                PartyShares::Ring32(s) => InputValue::Compact(s),
+            };
+            inputs.insert(decl.name.clone(), input);
         }
         if let Some(extra) = r
             .inputs
