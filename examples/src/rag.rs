@@ -8,7 +8,7 @@
 //! let embedder = Embedder::builtin()?;
 //! let corpus = rag::Corpus::embed(chunks, embedder, |_, _| {})?;
 //! let cluster = rag::DemoCluster::start(7300, Some(&corpus)).await?;
-//! let mut rag = rag::Rag::connect(&cluster, &corpus, |_, _| {}).await?;
+//! let mut rag = rag::Rag::connect(&cluster, &corpus, &rag::MpcSearch::default(), |_, _| {}).await?;
 //! let answer = rag.ask(embedder, "How are shares stored?", 4, rag::Backend::Mpc).await?;
 //! for hit in &answer.hits {
 //!     println!("{} {}", hit.score, corpus.chunks[hit.doc].heading);

@@ -200,7 +200,7 @@ multiversion! {
 /// the module docs), rayon over the chunks above 2^18 multiply-adds. Inner loops are `u32`
 /// wrapping multiply-adds over contiguous words (AVX2 `vpmulld`, 8 lanes; AVX-512 16): a dot
 /// product per row for n = 1, `out_row += a·p + b·q` otherwise. A seeded operand is bound by
-/// its ChaCha20 expansion. Bench: `kernels/gemm32`.
+/// its AES-CTR expansion. Bench: `kernels/gemm32`.
 pub fn rep3_matmul32_add_assign(
     (m, k, n): (usize, usize, usize),
     x0: Src32,

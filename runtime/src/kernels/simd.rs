@@ -42,7 +42,8 @@ impl SimdLevel {
     }
 }
 
-/// The widest level this CPU supports; detected on first use, then cached.
+/// The widest level this CPU supports, capped by [`SIMD_ENV`] when set; detected on first use,
+/// then cached.
 pub fn simd_level() -> SimdLevel {
     static LEVEL: OnceLock<SimdLevel> = OnceLock::new();
     *LEVEL.get_or_init(detect)
@@ -56,7 +57,21 @@ pub fn supported_simd_levels() -> Vec<SimdLevel> {
         .collect()
 }
 
+/// The environment variable that caps the level (`baseline`, `avx2` or `avx512`): a CPU may
+/// support a level that is slower for these kernels than a narrower one (measure with
+/// `veil bench` under each value).
+pub const SIMD_ENV: &str = "VEIL_SIMD";
+
 fn detect() -> SimdLevel {
+    let widest = widest_supported();
+    match std::env::var(SIMD_ENV).ok().as_deref() {
+        Some("baseline") => SimdLevel::Baseline,
+        Some("avx2") => widest.min(SimdLevel::Avx2),
+        _ => widest,
+    }
+}
+
+fn widest_supported() -> SimdLevel {
     #[cfg(target_arch = "x86_64")]
     {
         // Each level implies the ones below it, so `level <= simd_level()` means "supported".

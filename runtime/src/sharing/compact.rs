@@ -5,8 +5,9 @@
 //! CCS 2016, §2.1), but mod 2^32: x = x_0 + x_1 + x_2 (mod 2^32), P_i holds (x_i, x_{i+1})
 //! ([`Shares32`] `{ own, next }`). Two of the components are seeded, as in
 //! [`share3_seeded`](super::share3_seeded) (the standard PRG compression of replicated shares):
-//! for a *rotation* r, x_r and x_{r+1} are the ChaCha20 keystreams of two fresh 32-byte seeds
-//! (read as little-endian u32 words, one word per element) and x_{r+2} = x − x_r − x_{r+1} is
+//! for a *rotation* r, x_r and x_{r+1} are the AES-128-CTR keystreams of two fresh 32-byte seeds
+//! (u32 word j is half j mod 2 of keystream word ⌊j/2⌋, one word per element; [`expand32`]) and
+//! x_{r+2} = x − x_r − x_{r+1} is
 //! explicit ([`share3_compact`]):
 //!
 //! | party   | `own`              | `next`             |
@@ -25,7 +26,8 @@
 //! nothing. Such a slice describes part of the *same* component, never a new one.
 //!
 //! Security: each node receives exactly its two components, one or both as a seed that
-//! determines nothing else. With ChaCha20 as a PRG and the seeds uniform (a CSPRNG), x_r and
+//! determines nothing else. With AES-128 in counter mode as a PRG (a PRF on distinct counter
+//! blocks) and the seeds uniform (a CSPRNG), x_r and
 //! x_{r+1} are indistinguishable from uniform mod 2^32, so any two components are jointly
 //! indistinguishable from uniform and independent of x, and the missing component is what
 //! hides x from each node. Every sharing draws two fresh seeds: **a seed must never be reused
@@ -33,9 +35,8 @@
 //! holds the explicit components). Nodes learn the length and the rotation.
 
 use super::replicated::{ReconstructError, Shares, reconstruct};
+use crate::kernels::aes_ctr::AesCtr;
 use crate::kernels::{Src32, Words32};
-use rand::{Rng as _, SeedableRng as _};
-use rand_chacha::ChaCha20Rng;
 use std::fmt;
 use std::ops::Range;
 use std::sync::Arc;
@@ -70,13 +71,13 @@ pub enum CompactError {
     },
 }
 
-/// One component of a compact sharing: explicit words, or `len` words of a ChaCha20
+/// One component of a compact sharing: explicit words, or `len` words of an AES-CTR
 /// keystream from word `offset`. `Debug` is redacted.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Comp32 {
     /// The words themselves.
     Words(Arc<[u32]>),
-    /// Keystream words `offset..offset + len` of the ChaCha20 stream of `seed`.
+    /// Keystream words `offset..offset + len` of the stream of `seed` ([`expand32`]).
     Seed {
         /// The component's seed.
         seed: [u8; SEED_BYTES],
@@ -98,12 +99,25 @@ impl fmt::Debug for Comp32 {
     }
 }
 
-/// Keystream words `offset..offset + out.len()` of the ChaCha20 stream of `seed` (little-endian
-/// u32 words) into `out`: the words a seeded component stands for.
+/// Keystream words `offset..offset + out.len()` of the stream of `seed` into `out`: the words
+/// a seeded component stands for. The stream is AES-128 in counter mode
+/// ([`AesCtr`](crate::kernels::aes_ctr::AesCtr), AES-NI/VAES where the CPU has them) keyed with
+/// the seed's first 16 bytes, its next 8 bytes the counter block's high half; u32 word j is the
+/// low (j even) or high (j odd) half of u64 keystream word ⌊j/2⌋.
 pub fn expand32(seed: &[u8; SEED_BYTES], offset: usize, out: &mut [u32]) {
-    let mut rng = ChaCha20Rng::from_seed(*seed);
-    rng.set_word_pos(offset as u128);
-    rng.fill(out);
+    if out.is_empty() {
+        return;
+    }
+    let (key, tweak) = seed.split_at(16);
+    let key: &[u8; 16] = key.try_into().expect("16 bytes");
+    let tweak = u64::from_le_bytes(tweak[..8].try_into().expect("8 bytes"));
+    let first = offset / 2;
+    let mut wide = vec![0u64; (offset + out.len()).div_ceil(2) - first];
+    AesCtr::new(key).fill_at(tweak, first as u64, &mut wide);
+    let halves = wide.iter().flat_map(|w| [*w as u32, (*w >> 32) as u32]);
+    for (o, h) in out.iter_mut().zip(halves.skip(offset % 2)) {
+        *o = h;
+    }
 }
 
 impl Comp32 {
@@ -618,19 +632,31 @@ mod tests {
     }
 
     #[test]
-    fn the_keystream_is_chacha20_words_little_endian() {
-        // The same stream as `rand_chacha` read as bytes: word j is bytes 4j..4j+4 (LE).
-        let seed = [3u8; SEED_BYTES];
-        let mut bytes = [0u8; 64];
-        rand::RngCore::fill_bytes(&mut ChaCha20Rng::from_seed(seed), &mut bytes);
-        let mut words = [0u32; 16];
-        expand32(&seed, 0, &mut words);
-        for (j, w) in words.iter().enumerate() {
-            assert_eq!(
-                *w,
-                u32::from_le_bytes(bytes[4 * j..4 * j + 4].try_into().unwrap())
-            );
+    fn the_keystream_is_aes_ctr_halves() {
+        // Word j is half j mod 2 of the AES-CTR word ⌊j/2⌋ (key = seed[..16], tweak =
+        // seed[16..24]), from any offset.
+        let mut seed = [3u8; SEED_BYTES];
+        seed[16..24].copy_from_slice(&77u64.to_le_bytes());
+        let mut key = [0u8; 16];
+        key.copy_from_slice(&seed[..16]);
+        let mut wide = [0u64; 40];
+        AesCtr::new(&key).fill_at(77, 0, &mut wide);
+        let halves: Vec<u32> = wide
+            .iter()
+            .flat_map(|w| [*w as u32, (*w >> 32) as u32])
+            .collect();
+        for offset in [0, 1, 2, 7, 30] {
+            let mut words = [0u32; 33];
+            expand32(&seed, offset, &mut words);
+            assert_eq!(words[..], halves[offset..offset + 33], "offset {offset}");
         }
+        // Another tweak or key is another stream.
+        let mut other = seed;
+        other[20] ^= 1;
+        let (mut a, mut b) = ([0u32; 8], [0u32; 8]);
+        expand32(&seed, 0, &mut a);
+        expand32(&other, 0, &mut b);
+        assert_ne!(a, b);
     }
 
     #[test]
