@@ -111,7 +111,7 @@ async fn an_asker_cannot_exfiltrate_the_corpus_and_still_gets_answers() {
         ks: &[2],
         ps: &[1],
     };
-    let corpus = blocked::upload_blocked(&mut alice, upload, |_, _| {})
+    let mut corpus = blocked::upload_blocked(&mut alice, upload, |_, _| {})
         .await
         .unwrap();
 
@@ -120,7 +120,7 @@ async fn an_asker_cannot_exfiltrate_the_corpus_and_still_gets_answers() {
     let query: Vec<i8> = (0..dim as i8).map(|i| i * 3 - 7).collect();
     for mode in [Mode::Exact, Mode::Clustered { p: 1 }] {
         for link in [LinkProfile::LOOPBACK, LinkProfile::WAN] {
-            let answer = blocked::ask_blocked(&mut bob, &corpus, &query, 2, mode, &link)
+            let answer = blocked::ask_blocked(&mut bob, &mut corpus, &query, 2, mode, &link)
                 .await
                 .unwrap_or_else(|e| panic!("ask {mode:?}: {e}\n{}", cluster.logs()));
             let want = blocked::plaintext_blocked(&corpus, &emb, &query, 2, mode).unwrap();
@@ -132,9 +132,16 @@ async fn an_asker_cannot_exfiltrate_the_corpus_and_still_gets_answers() {
     }
     let exact = rag::plaintext_search(&emb, dim, &query, 2);
     let want: Vec<usize> = exact.iter().map(|d| d.doc as usize).collect();
-    let got = blocked::ask_blocked(&mut bob, &corpus, &query, 2, Mode::Exact, &LinkProfile::LAN)
-        .await
-        .unwrap();
+    let got = blocked::ask_blocked(
+        &mut bob,
+        &mut corpus,
+        &query,
+        2,
+        Mode::Exact,
+        &LinkProfile::LAN,
+    )
+    .await
+    .unwrap();
     assert_eq!(got.hits.iter().map(|h| h.doc).collect::<Vec<_>>(), want);
 
     // The attack: a program that outputs an embedding block (compact, Ring32) to the asker.
@@ -149,9 +156,16 @@ async fn an_asker_cannot_exfiltrate_the_corpus_and_still_gets_answers() {
     assert_eq!(e.code(), Some(Code::NotFound), "{e}");
     // A k or a p the owner did not approve is another program: refused too.
     for (k, mode) in [(3, Mode::Exact), (2, Mode::Clustered { p: 2 })] {
-        let e = blocked::ask_blocked(&mut bob, &corpus, &query, k, mode, &LinkProfile::LOOPBACK)
-            .await
-            .unwrap_err();
+        let e = blocked::ask_blocked(
+            &mut bob,
+            &mut corpus,
+            &query,
+            k,
+            mode,
+            &LinkProfile::LOOPBACK,
+        )
+        .await
+        .unwrap_err();
         assert!(
             e.to_string().contains("NotFound") || e.to_string().contains("no value"),
             "{e}"

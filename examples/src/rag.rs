@@ -404,7 +404,7 @@ impl Rag {
                 let q = quantise(embedding)?;
                 let ans = blocked::ask_blocked(
                     &mut self.asker,
-                    &self.mpc,
+                    &mut self.mpc,
                     &q,
                     k,
                     self.mode,

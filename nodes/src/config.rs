@@ -30,8 +30,9 @@ fn default_max_message_bytes() -> usize {
     DEFAULT_MAX_MESSAGE_BYTES
 }
 
-/// Default [`NodeConfig::value_cache_mib`]: 1 GiB.
-pub const DEFAULT_VALUE_CACHE_MIB: usize = 1024;
+/// Default [`NodeConfig::value_cache_mib`]: 2 GiB, enough for a node's share of a compact
+/// RAG corpus of a million 384-dimension chunks (about 1.5 GB), so no query re-reads it.
+pub const DEFAULT_VALUE_CACHE_MIB: usize = 2048;
 
 fn default_value_cache_mib() -> usize {
     DEFAULT_VALUE_CACHE_MIB
@@ -338,7 +339,7 @@ mod tests {
         let cfg = NodeConfig::load(&layout.node_configs[0]).unwrap();
         assert_eq!(cfg.session_timeout(), std::time::Duration::from_secs(10));
         assert_eq!(cfg.max_message_bytes, 64 * 1024 * 1024);
-        assert_eq!(cfg.value_cache_mib, 1024);
+        assert_eq!(cfg.value_cache_mib, 2048);
     }
 
     fn loaded(dir: &Path) -> NodeConfig {

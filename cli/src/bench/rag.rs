@@ -139,7 +139,7 @@ pub async fn run_rag(
         ps: &[],
     };
     let mut shown = 0;
-    let corpus = blocked::upload_blocked(client, upload, |done, total| {
+    let mut corpus = blocked::upload_blocked(client, upload, |done, total| {
         // About every 10%, with the elapsed time.
         if done * 10 / total > shown || done == total {
             shown = done * 10 / total;
@@ -181,7 +181,7 @@ pub async fn run_rag(
                 "  mpc: query {}/{reps} ({mode:?}, plan for {link:?})…",
                 i + 1
             );
-            let ans = blocked::ask_blocked(client, &corpus, q, k, mode, &link.profile())
+            let ans = blocked::ask_blocked(client, &mut corpus, q, k, mode, &link.profile())
                 .await
                 .map_err(|e| fail(e.to_string()))?;
             let want = blocked::plaintext_blocked(&corpus, &quant, q, k, mode)

@@ -22,6 +22,7 @@
 use super::{Hit, MpcAnswer, RagError, check_k};
 use crate::{Client, Grant, Secret};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::time::Instant;
 use veil_circuits::PartyId;
 use veil_circuits::cost::LinkProfile;
@@ -38,7 +39,7 @@ const KMEANS_ITERATIONS: usize = 8;
 const KMEANS_SEED: u64 = 0x5eed;
 
 /// How a query selects its candidates.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Mode {
     /// Every chunk is a candidate: the exact top k.
     Exact,
@@ -90,6 +91,10 @@ pub struct BlockedCorpus {
     /// The owner's copy of the int8 centroids (clusters × dim), for checking answers
     /// ([`plaintext_blocked`]); the owner clears it before handing the corpus to an asker.
     pub centroids: Option<Vec<i8>>,
+    /// Retrieval programs already stored on the cluster, by (asker, k, mode, link plan): a
+    /// later query skips building, validating and storing its program (programs are
+    /// content-addressed and never change; at a million chunks building one takes seconds).
+    pub programs: HashMap<(String, usize, Mode, String), String>,
 }
 
 impl BlockedCorpus {
@@ -275,6 +280,7 @@ pub async fn upload_blocked(
         clustered: up.clusters.is_some(),
         chunk_at,
         centroids: centroids.clone(),
+        programs: HashMap::new(),
     };
     for &k in up.ks {
         check_k(k, n)?;
@@ -343,11 +349,11 @@ pub async fn delete_blocked(owner: &mut Client, corpus: &BlockedCorpus) -> Resul
 
 /// Asks the cluster for the `k` best chunks of `corpus` for the int8 `query` in `mode`, as the
 /// connected client (one of the corpus's askers), with the top-k plans chosen for `link`.
-/// Only this client sees the answer. The program is stored first (content-addressed: storing
-/// it again is a no-op).
+/// Only this client sees the answer. The first query of each (k, mode, plan) stores its
+/// program; later ones reuse it.
 pub async fn ask_blocked(
     asker: &mut Client,
-    corpus: &BlockedCorpus,
+    corpus: &mut BlockedCorpus,
     query: &[i8],
     k: usize,
     mode: Mode,
@@ -363,8 +369,16 @@ pub async fn ask_blocked(
         )));
     }
     check_k(k, n)?;
-    let program = program_for(corpus, k, mode, asker.name(), link)?;
-    let program_id = asker.store_program(&program).await?;
+    let key = (asker.name().to_string(), k, mode, format!("{link:?}"));
+    let program_id = match corpus.programs.get(&key) {
+        Some(id) => id.clone(),
+        None => {
+            let program = program_for(corpus, k, mode, asker.name(), link)?;
+            let id = asker.store_program(&program).await?;
+            corpus.programs.insert(key, id.clone());
+            id
+        }
+    };
     let mut bindings: Vec<(String, String)> = Vec::new();
     for b in 0..corpus.shape.blocks.len() {
         bindings.push((emb_input(b), value_id(&corpus.name, "emb", b)));
@@ -540,6 +554,7 @@ mod tests {
             clustered: false,
             chunk_at: None,
             centroids: None,
+            programs: HashMap::new(),
         };
         let per = stored_bytes_per_node(&corpus);
         let elems = (978 * 1024 * (384 + 65)) as f64;
