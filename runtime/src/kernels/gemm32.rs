@@ -330,9 +330,10 @@ fn inner_mode(
 }
 
 /// The kernel bodies at an explicit [`SimdLevel`](super::SimdLevel), for tests comparing levels.
-pub mod at_level {
-    pub use super::inner32::at as inner32;
-    pub use super::rows32::at as rows32;
+#[cfg(test)]
+mod at_level {
+    pub(super) use super::inner32::at as inner32;
+    pub(super) use super::rows32::at as rows32;
 }
 
 #[cfg(test)]
