@@ -34,6 +34,21 @@ async fn serve(corpus: &Corpus) -> (DemoCluster, Rag) {
     (cluster, rag)
 }
 
+/// `n` synthetic chunks of dimension `dim` (embedding and text seeds), as the owner embeds them.
+fn synthetic_corpus(n: usize, dim: usize, (emb_seed, text_seed): (u64, u64)) -> Corpus {
+    let emb = veil_node::retrieval_files::synthetic_embeddings(n, dim, emb_seed);
+    let texts = veil_node::retrieval_files::synthetic_passages(n, text_seed);
+    let chunks: Vec<Chunk> = texts
+        .into_iter()
+        .map(|t| Chunk {
+            source: "synthetic".into(),
+            heading: String::new(),
+            text: String::from_utf8(t).unwrap(),
+        })
+        .collect();
+    Corpus::from_embeddings(chunks, emb, dim, 0, Default::default()).unwrap()
+}
+
 fn ids(hits: &[veil_examples::rag::Hit]) -> Vec<usize> {
     hits.iter().map(|h| h.doc).collect()
 }
@@ -82,17 +97,7 @@ async fn both_backends_match_plaintext_on_the_default_corpus() {
 async fn both_backends_match_plaintext_on_10k_synthetic_chunks() {
     const N: usize = 10_000;
     const DIM: usize = 64;
-    let emb = veil_node::retrieval_files::synthetic_embeddings(N, DIM, 5);
-    let texts = veil_node::retrieval_files::synthetic_passages(N, 6);
-    let chunks: Vec<Chunk> = texts
-        .into_iter()
-        .map(|t| Chunk {
-            source: "synthetic".into(),
-            heading: String::new(),
-            text: String::from_utf8(t).unwrap(),
-        })
-        .collect();
-    let corpus = Corpus::from_embeddings(chunks, emb, DIM, 0, Default::default()).unwrap();
+    let corpus = synthetic_corpus(N, DIM, (5, 6));
     let (scoring, _) = corpus.fhe_corpus().unwrap();
     assert!(scoring.info.clusters() > 1, "10k chunks are clustered");
     let (_cluster, mut rag) = serve(&corpus).await;
@@ -124,17 +129,7 @@ async fn both_backends_match_plaintext_on_10k_synthetic_chunks() {
 async fn mpc_clustered_mode_matches_its_plaintext_twin_on_10k_synthetic_chunks() {
     const N: usize = 10_000;
     const DIM: usize = 64;
-    let emb = veil_node::retrieval_files::synthetic_embeddings(N, DIM, 7);
-    let texts = veil_node::retrieval_files::synthetic_passages(N, 8);
-    let chunks: Vec<Chunk> = texts
-        .into_iter()
-        .map(|t| Chunk {
-            source: "synthetic".into(),
-            heading: String::new(),
-            text: String::from_utf8(t).unwrap(),
-        })
-        .collect();
-    let corpus = Corpus::from_embeddings(chunks, emb, DIM, 0, Default::default()).unwrap();
+    let corpus = synthetic_corpus(N, DIM, (7, 8));
     let cluster = DemoCluster::start(base_port(), None)
         .await
         .expect("cluster");
