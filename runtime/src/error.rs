@@ -137,6 +137,25 @@ pub enum EngineError {
         #[source]
         source: ProtocolError,
     },
+    /// The program has an op with no maliciously secure protocol, and the session runs in
+    /// [`crate::SecurityMode::Malicious`]: refused before any round.
+    #[error(
+        "op {op} ({name}) has no maliciously secure protocol yet; this session runs in malicious \
+         mode (run the program in semi-honest mode, or without that op)"
+    )]
+    Unverified {
+        /// Op index.
+        op: usize,
+        /// Op name.
+        name: &'static str,
+    },
+    /// The session's verification failed (malicious mode): a party sent a message that is not
+    /// what the protocol prescribes. No output is returned.
+    #[error("session aborted for inconsistency: {what}")]
+    Aborted {
+        /// What was inconsistent and, where the check can tell, on which link (never a value).
+        what: String,
+    },
     /// A round's exchange failed; every op of that round is aborted.
     #[error("round {round}: {source}")]
     Round {

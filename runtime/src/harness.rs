@@ -6,6 +6,7 @@ use crate::engine::{InputValue, OutputValue, Outputs, Report, Session};
 use crate::error::EngineError;
 use crate::sharing::{ReconstructError, Shares, reconstruct, share3, share3_compact};
 use crate::transport::{MemoryNetwork, MemoryTransport, SessionId};
+use crate::verify::SecurityMode;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
@@ -49,10 +50,20 @@ pub fn run_program3(
     program: &ValidatedProgram,
     inputs: [HashMap<String, InputValue>; 3],
 ) -> [PartyResult; 3] {
+    run_program3_in(program, inputs, SecurityMode::SemiHonest)
+}
+
+/// [`run_program3`] in a given security mode.
+pub fn run_program3_in(
+    program: &ValidatedProgram,
+    inputs: [HashMap<String, InputValue>; 3],
+    mode: SecurityMode,
+) -> [PartyResult; 3] {
     let inputs = &inputs;
     run3(|net| async move {
         let me = crate::transport::Transport::me(&net);
         let mut session = Session::establish(net).await?;
+        session.set_security(mode);
         session.run(program, inputs[me.index()].clone()).await
     })
 }

@@ -39,6 +39,8 @@ pub mod setup;
 pub mod sharing;
 pub mod testing;
 pub mod transport;
+pub mod verify;
 
+pub use verify::SecurityMode;
 pub use veil_circuits::fixed;
 pub use veil_circuits::{PartyId, Program, ValidatedProgram};

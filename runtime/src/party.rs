@@ -22,6 +22,9 @@ pub struct PartyCtx {
     prf_prev: Prf,
     op_counter: u64,
     round_counter: u64,
+    /// What the malicious mode's verification needs from this session's protocols (`None` in
+    /// semi-honest mode).
+    pub(crate) tape: Option<crate::verify::tape::Tape>,
 }
 
 impl std::fmt::Debug for PartyCtx {
@@ -44,6 +47,7 @@ impl PartyCtx {
             prf_prev: Prf::new(&keys.with_prev),
             op_counter: 0,
             round_counter: 0,
+            tape: None,
         }
     }
 
@@ -62,6 +66,11 @@ impl PartyCtx {
     pub fn next_round(&mut self) -> RoundId {
         self.round_counter += 1;
         RoundId(self.round_counter)
+    }
+
+    /// Start recording what the malicious mode verifies (products, input digests).
+    pub(crate) fn start_tape(&mut self) {
+        self.tape = Some(crate::verify::tape::Tape::default());
     }
 
     /// Rounds used so far in this session.

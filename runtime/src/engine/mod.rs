@@ -54,6 +54,7 @@ use crate::error::{EngineError, ProtocolError};
 use crate::party::PartyCtx;
 use crate::setup::{KeyExchange, PairwiseKeys};
 use crate::transport::{RoundId, Transport};
+use crate::verify::SecurityMode;
 use bytes::Bytes;
 use rand::TryRngCore;
 use std::collections::HashMap;
@@ -68,6 +69,7 @@ pub type Outputs = HashMap<String, OutputValue>;
 pub struct Session<T: Transport> {
     ctx: PartyCtx,
     net: T,
+    security: SecurityMode,
 }
 
 impl<T: Transport> Session<T> {
@@ -77,6 +79,7 @@ impl<T: Transport> Session<T> {
         Session {
             ctx: PartyCtx::new(net.me(), net.session(), keys),
             net,
+            security: SecurityMode::default(),
         }
     }
 
@@ -114,7 +117,19 @@ impl<T: Transport> Session<T> {
         Ok(Session {
             ctx: PartyCtx::new(me, net.session(), &keys),
             net,
+            security: SecurityMode::default(),
         })
+    }
+
+    /// Run this session's programs in `mode` (all three parties must use the same mode; a
+    /// party whose peers run another mode fails the session).
+    pub fn set_security(&mut self, mode: SecurityMode) {
+        self.security = mode;
+    }
+
+    /// The session's security mode.
+    pub fn security(&self) -> SecurityMode {
+        self.security
     }
 
     /// This party.
@@ -145,6 +160,14 @@ impl<T: Transport> Session<T> {
         cost: &ProgramCost,
         inputs: HashMap<String, InputValue>,
     ) -> Result<(Outputs, Report), EngineError> {
-        schedule::run(&mut self.ctx, &self.net, program, cost, inputs).await
+        schedule::run(
+            &mut self.ctx,
+            &self.net,
+            program,
+            cost,
+            inputs,
+            self.security,
+        )
+        .await
     }
 }

@@ -1,5 +1,6 @@
 //! What one run of a program cost at one party.
 
+use crate::verify::SecurityMode;
 use std::time::Duration;
 use veil_circuits::PartyId;
 
@@ -33,4 +34,11 @@ pub struct Report {
     pub depth_done: Vec<Duration>,
     /// Wall time of the whole run.
     pub total: Duration,
+    /// The session's security mode.
+    pub security: SecurityMode,
+    /// Of [`Report::rounds`] and [`Report::bytes_sent`], what the malicious mode's verification
+    /// took (0 in semi-honest mode).
+    pub verify_rounds: u64,
+    /// Bytes of the verification (see [`Report::verify_rounds`]).
+    pub verify_bytes: u64,
 }

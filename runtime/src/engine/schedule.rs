@@ -28,6 +28,7 @@ use crate::party::PartyCtx;
 use crate::protocols::{Expect, RevealRound, RoundProtocol, Step, exchange};
 use crate::sharing::{Shares, Shares32};
 use crate::transport::Transport;
+use crate::verify::{self, SecurityMode};
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 use veil_circuits::cost::ProgramCost;
@@ -168,8 +169,13 @@ pub(super) async fn run<T: Transport>(
     program: &ValidatedProgram,
     cost: &ProgramCost,
     mut inputs: HashMap<String, InputValue>,
+    security: SecurityMode,
 ) -> Result<(Outputs, Report), EngineError> {
     let start = Instant::now();
+    if security == SecurityMode::Malicious {
+        verify::check_program(program, cost)?;
+        ctx.start_tape();
+    }
     let me = ctx.id;
     let prog = program.program();
     let plan = Plan::new(program, cost)?;
@@ -185,6 +191,9 @@ pub(super) async fn run<T: Transport>(
         comm_time: Duration::ZERO,
         depth_done: Vec::with_capacity(plan.rounds + 1),
         total: Duration::ZERO,
+        security,
+        verify_rounds: 0,
+        verify_bytes: 0,
     };
     let mut op_time = vec![Duration::ZERO; prog.ops.len()];
     // Ring32 values: a protocol's result words (below 2^32) become compact shares, a reveal's
@@ -377,6 +386,11 @@ pub(super) async fn run<T: Transport>(
             name: prog.ops[op].name(),
             count: active.len(),
         });
+    }
+
+    // Malicious mode: nothing leaves the engine before the session's checks pass.
+    if security == SecurityMode::Malicious {
+        verify::run(ctx, net, &mut report).await?;
     }
 
     // Outputs that need no round: public values and client-bound shares. A value's last
