@@ -33,16 +33,18 @@
 //! root of a non-zero polynomial of degree ≤ 2: probability ≤ 2·2^−47 per level. After
 //! log2(N) levels A and B exchange u″, v″ and their claim shares and check u″·v″ = t_A + t_B.
 //!
-//! **Zero knowledge.** u[0] = σ_A (from the prover–A key) with v[0] = 0, and v[N−1] = σ_B (from
-//! the prover–B key) with u[N−1] = 0: the masks add nothing to ⟨u, v⟩, and since index 0 is
-//! always in the first half and index N−1 in the second, u″ = σ_A + … and v″ = σ_B + … are
-//! uniform to the verifier that receives them. B's shares of C_L, C_R are masked by A's PRF
+//! **Zero knowledge.** σ_A (from the prover–A key) is added to u[0] and σ_B (from the prover–B
+//! key) to v[N−1]; since index 0 is always in the first half and index N−1 in the second, the
+//! folds keep coefficient 1 on both, so u″ = σ_A + … and v″ = σ_B + … are uniform to the
+//! verifier that receives them. The masks add δ = σ_A·v[0] + u[N−1]·σ_B to ⟨u, v⟩; the prover
+//! shares δ like the cross terms (A's share from the PRF, B's in the first message). B's shares of C_L, C_R are masked by A's PRF
 //! shares; the claim shares it receives are determined by what it already knows when the
 //! prover is honest. Both verifiers send the prover the same challenges and the prover checks
 //! they agree, so a corrupt verifier cannot make an honest prover prove a different statement.
 //!
 //! **Soundness** of one prover's proof of a session with N ≤ 2^L entries (L ≤ 40 under the
-//! limits on a session): ≤ 2·2^−47 (batching) + L·2·2^−47 ≤ 82·2^−47 < 2^−40.
+//! limits on a session): ≤ 2·2^−47 (batching) + L·2·2^−47 ≤ 82·2^−47 < 2^−40. A wrong δ is
+//! just another wrong claim.
 
 use super::galois::{Acc, D, EXCEPTIONAL_MASK, Gr};
 use super::tape::{Form, Product, Tape};
@@ -62,6 +64,8 @@ pub(crate) mod domain {
     pub(crate) const SEED: Domain = d(0);
     /// σ_A, σ_B (prover–verifier keys).
     pub(crate) const MASK: Domain = d(1);
+    /// A's share of the masks' contribution δ (prover–A key).
+    pub(crate) const DELTA: Domain = d(2);
     /// A's shares of level ℓ's cross terms (prover–A key).
     pub(crate) const fn share(level: u32) -> Domain {
         d(16 + level as u64)
@@ -219,11 +223,11 @@ pub(crate) fn fold_claim(t: &Gr, rho: &Gr, (cl, cr): (Gr, Gr)) -> Gr {
     rho.mul(t) + cl + rho2.mul(&cr)
 }
 
-/// Length of the proof vectors of `tape`: both masks plus every product's entries, rounded up to
-/// a power of two (≥ 2).
+/// Length of the proof vectors of `tape`: every product's entries, rounded up to a power of two
+/// (≥ 2: every product has at least two).
 pub(crate) fn proof_len(tape: &Tape) -> usize {
     let body: usize = tape.products.iter().map(|p| p.form.proof_len()).sum();
-    (body + 2).next_power_of_two()
+    body.max(2).next_power_of_two()
 }
 
 /// The batching coefficients of each product, from the seed the two verifiers agree on.
@@ -352,14 +356,15 @@ fn result(p: &Product, q: usize) -> Result<&Shares, EngineError> {
     })
 }
 
-/// Lay out a proof vector: mask slot, entries, zero padding, mask slot.
-fn layout(n: usize, first: Entry, body: Vec<Entry>, last: Entry) -> Vector {
-    let mut e = Vec::with_capacity(n);
-    e.push(first);
-    e.extend(body);
-    e.resize(n - 1, Entry::Base(0));
-    e.push(last);
-    Vector::Entries(e)
+/// Pad a proof vector with zeros to `n` entries.
+fn padded(mut body: Vec<Entry>, n: usize) -> Vec<Entry> {
+    body.resize(n, Entry::Base(0));
+    body
+}
+
+/// `e + σ` as an entry.
+fn masked(e: &Entry, sigma: &Gr) -> Entry {
+    Entry::Dense(Box::new(e.gr() + *sigma))
 }
 
 fn mask(prf: &Prf) -> Gr {
@@ -368,23 +373,33 @@ fn mask(prf: &Prf) -> Gr {
     Gr::from_words(&w)
 }
 
-/// The prover's (u, v): `to_a` / `to_b` are its PRFs shared with A (= P_{i−1}) and B.
+/// A's share of the masks' contribution δ (the prover sends B the rest).
+pub(crate) fn delta_share(prover_a: &Prf) -> Gr {
+    let mut w = [0u64; D];
+    prover_a.fill(domain::DELTA, &mut w);
+    Gr::from_words(&w)
+}
+
+/// The prover's (u, v) and the masks' contribution δ = σ_A·v[0] + u[N−1]·σ_B to ⟨u, v⟩ (it
+/// sends B δ minus A's share); `to_a` / `to_b` are its PRFs shared with A (= P_{i−1}) and B.
 pub(crate) fn prover_vectors(
     tape: &Tape,
     batch: &Batch,
     to_a: &Prf,
     to_b: &Prf,
-) -> (Vector, Vector) {
+) -> (Vector, Vector, Gr) {
     let n = proof_len(tape);
     let (mut u, mut v) = (Vec::new(), Vec::new());
     for (q, p) in tape.products.iter().enumerate() {
         push_u(&mut u, p, Side::Own, batch, q);
         push_v(&mut v, p, Side::Next, batch, q);
     }
-    (
-        layout(n, Entry::Dense(Box::new(mask(to_a))), u, Entry::Base(0)),
-        layout(n, Entry::Base(0), v, Entry::Dense(Box::new(mask(to_b)))),
-    )
+    let (mut u, mut v) = (padded(u, n), padded(v, n));
+    let (sa, sb) = (mask(to_a), mask(to_b));
+    let delta = sa.mul(&v[0].gr()) + u[n - 1].gr().mul(&sb);
+    u[0] = masked(&u[0], &sa);
+    v[n - 1] = masked(&v[n - 1], &sb);
+    (Vector::Entries(u), Vector::Entries(v), delta)
 }
 
 /// Verifier A's (u, t_A) for prover P_{i+1}: A holds the prover's own components as its `next`
@@ -429,20 +444,15 @@ pub(crate) fn verifier_a(
             }
         }
     }
-    Ok((
-        layout(
-            n,
-            Entry::Dense(Box::new(mask(to_prover))),
-            u,
-            Entry::Base(0),
-        ),
-        t.reduce(),
-    ))
+    let mut u = padded(u, n);
+    u[0] = masked(&u[0], &mask(to_prover));
+    t.add(&delta_share(to_prover));
+    Ok((Vector::Entries(u), t.reduce()))
 }
 
 /// Verifier B's (v, t_B) for prover P_{i−1}: B holds the prover's next components as its own.
 /// `to_prover` is the PRF B shares with the prover (mask); `stream` gives F_{j,j+1} = B's
-/// protocol stream with the prover.
+/// protocol stream with the prover. B adds the prover's δ message to t_B.
 pub(crate) fn verifier_b(
     tape: &Tape,
     batch: &Batch,
@@ -470,15 +480,9 @@ pub(crate) fn verifier_b(
             }
         }
     }
-    (
-        layout(
-            n,
-            Entry::Base(0),
-            v,
-            Entry::Dense(Box::new(mask(to_prover))),
-        ),
-        t.reduce(),
-    )
+    let mut v = padded(v, n);
+    v[n - 1] = masked(&v[n - 1], &mask(to_prover));
+    (Vector::Entries(v), t.reduce())
 }
 
 /// A's shares of level `level`'s cross terms (the prover sends B the rest).

@@ -157,11 +157,11 @@ pub fn overhead(program: &ValidatedProgram, cost: &ProgramCost) -> Overhead {
     let mut rounds = 2;
     let mut words = 4 * inputs + 4 + 2;
     if body > 0 {
-        let levels = (body + 2).next_power_of_two().trailing_zeros() as u64;
+        let levels = body.max(2).next_power_of_two().trailing_zeros() as u64;
         let d = D as u64;
-        // Cross terms per level, challenges between levels, final values.
+        // Cross terms per level (and δ), challenges between levels, final values.
         rounds += 2 * levels;
-        words += levels * 2 * d + (levels - 1) * 2 + 4 * d;
+        words += levels * 2 * d + d + (levels - 1) * 2 + 4 * d;
     }
     Overhead {
         rounds,
@@ -318,27 +318,35 @@ async fn prove_products<T: Transport>(
     let levels = n.trailing_zeros();
     let heavy = n >= 1 << 12;
     let built = offload::run(heavy, || -> Result<_, EngineError> {
-        let (pu, pv) = dzkp::prover_vectors(tape, &Batch::new(seed_prover), vprev, vnext);
+        let (pu, pv, delta) = dzkp::prover_vectors(tape, &Batch::new(seed_prover), vprev, vnext);
         let (au, ta) = dzkp::verifier_a(tape, &Batch::new(seed_as_a), vnext, |d, k| {
             ctx.rand_with_next(d, k)
         })?;
         let (bv, tb) = dzkp::verifier_b(tape, &Batch::new(seed_as_b), vprev, |d, k| {
             ctx.rand_with_prev(d, k)
         });
-        Ok((pu, pv, au, ta, bv, tb))
+        Ok((pu, pv, delta, au, ta, bv, tb))
     })?;
-    let (mut pu, mut pv, mut au, mut ta, mut bv, mut tb) = built;
+    let (mut pu, mut pv, delta, mut au, mut ta, mut bv, mut tb) = built;
     let mut challenges_differ = false;
     for level in 0..levels {
         // The prover's cross terms: A's shares come from our common key, B gets the rest.
         let (cl, cr) = offload::run(heavy, || dzkp::cross_terms(&pu, &pv));
         let (sl, sr) = dzkp::a_shares(vprev, level);
-        let msg = words(&[&(cl - sl), &(cr - sr)]);
+        let mut msg = words(&[&(cl - sl), &(cr - sr)]);
+        // The first message also carries B's share of the masks' contribution δ.
+        let first = level == 0;
+        if first {
+            msg.extend((delta - dzkp::delta_share(vprev)).0);
+        }
         let expect = Expect {
             from_next: 0,
-            from_prev: 2 * D,
+            from_prev: if first { 3 * D } else { 2 * D },
         };
         let (_, from_prev) = round(ctx, net, report, (&msg, &[]), expect).await?;
+        if first {
+            tb += Gr::from_words(&from_prev[2 * D..]);
+        }
         let shares_b = (
             Gr::from_words(&from_prev[..D]),
             Gr::from_words(&from_prev[D..]),
