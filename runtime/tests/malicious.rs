@@ -387,3 +387,32 @@ fn every_run_of_a_session_is_verified_on_its_own() {
         assert!(second.is_err(), "{h} aborts the tampered second run");
     }
 }
+
+/// A client that gives the parties different values of a public input is caught too.
+#[test]
+fn inconsistent_public_inputs_are_refused_by_name() {
+    let mut b = Builder::new();
+    let x = b.secret_vector("x", 4, Ring);
+    let k = b.public_vector("k", 4, Ring);
+    let y = b.mul(x, k);
+    let z = b.mul(y, x);
+    b.output_to_client("z", z);
+    let p = b.finish().expect("valid");
+    let plain: HashMap<String, Vec<u64>> = [
+        ("x".into(), vec![1, 2, 3, 4]),
+        ("k".into(), vec![5, 6, 7, 8]),
+    ]
+    .into();
+    let mut inputs = share_inputs(&p, &plain, &mut test_rng());
+    if let Some(InputValue::Plain(k)) = inputs[2].get_mut("k") {
+        k[0] = 9;
+    } else {
+        panic!("k is a public input");
+    }
+    let results = run_program3_in(&p, inputs, SecurityMode::Malicious);
+    assert!(results.iter().all(Result::is_err), "every party aborts");
+    let named = results.iter().any(
+        |r| matches!(r, Err(EngineError::Aborted { what }) if what.contains("public input `k`")),
+    );
+    assert!(named, "the abort names the public input");
+}

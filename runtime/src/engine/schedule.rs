@@ -457,7 +457,7 @@ fn record_input(ctx: &mut PartyCtx, program: &ValidatedProgram, op: usize, v: &V
     match v {
         Val::Secret(s) => tape.input(name, s),
         Val::Secret32(s) => tape.input(name, &s.to_u64()),
-        Val::Public(_) => {}
+        Val::Public(w) => tape.public_input(name, w),
     }
 }
 

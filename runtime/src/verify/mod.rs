@@ -33,7 +33,7 @@ use galois::{D, Gr};
 use std::fmt;
 use std::str::FromStr;
 use veil_circuits::cost::ProgramCost;
-use veil_circuits::{ElemType, Op, Shape, ValidatedProgram, Visibility};
+use veil_circuits::{ElemType, Op, Shape, ValidatedProgram};
 
 /// What a session protects against.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -141,14 +141,12 @@ pub struct Overhead {
 
 /// The verification overhead of running `program` in [`SecurityMode::Malicious`].
 pub fn overhead(program: &ValidatedProgram, cost: &ProgramCost) -> Overhead {
-    let prog = program.program();
-    let types = program.types();
     let body = proof_entries(program, cost);
-    let inputs = prog
+    let inputs = program
+        .program()
         .ops
         .iter()
-        .enumerate()
-        .filter(|(i, op)| matches!(op, Op::Input { .. }) && types[*i].vis == Visibility::Secret)
+        .filter(|op| matches!(op, Op::Input { .. }))
         .count() as u64;
     // Digests and seeds, then verdicts.
     let mut rounds = 2;
@@ -243,8 +241,9 @@ pub(crate) async fn run<T: Transport>(
     let (next, prev) = (me.next(), me.prev());
     let mut failures: Vec<String> = Vec::new();
 
-    // Round 1: digests of the input components (P_{i−1} holds my `own` as its `next`) and the
-    // batching seeds for my two provers.
+    // Round 1: digests of the input components (P_{i−1} holds my `own` as its `next`; a
+    // public input's value is compared around the ring) and the batching seeds for my two
+    // provers.
     let seed_as_a = dzkp::seed(&vprev);
     let seed_as_b = dzkp::seed(&vnext);
     let to_prev: Vec<u64> = tape
@@ -259,18 +258,26 @@ pub(crate) async fn run<T: Transport>(
     };
     let (from_next, from_prev) = round(ctx, net, report, (&seed_as_a, &to_prev), expect).await?;
     for (k, d) in tape.inputs.iter().enumerate() {
-        if !from_next[4 * k..4 * k + 4]
+        if from_next[4 * k..4 * k + 4]
             .iter()
             .copied()
             .eq(digest_words(&d.next))
         {
-            failures.push(format!(
+            continue;
+        }
+        failures.push(if d.public {
+            format!(
+                "public input `{}`: {me} and {next} were given different values",
+                d.name
+            )
+        } else {
+            format!(
                 "input `{}`: {me} and {next} hold different copies of component {} (the \
                  client or the input's owner sent inconsistent shares)",
                 d.name,
                 next.index()
-            ));
-        }
+            )
+        });
     }
     let seed_from_b = [
         from_next[expect.from_next - 2],

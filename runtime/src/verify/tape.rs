@@ -50,10 +50,12 @@ pub(crate) struct Product {
     pub out: Arc<OnceLock<Shares>>,
 }
 
-/// Digest of one input's two components at this party.
+/// Digest of one input's two components at this party (of its value, for a public input).
 pub(crate) struct InputDigest {
     /// The input's name (for the abort message).
     pub name: String,
+    /// A public input: every party holds the whole value.
+    pub public: bool,
     /// SHA-256 of component x_i (what P_{i−1} holds as its `next`).
     pub own: [u8; 32],
     /// SHA-256 of component x_{i+1} (what P_{i+1} holds as its `own`).
@@ -94,8 +96,21 @@ impl Tape {
     pub(crate) fn input(&mut self, name: &str, s: &Shares) {
         self.inputs.push(InputDigest {
             name: name.to_string(),
+            public: false,
             own: digest(&s.own),
             next: digest(&s.next),
+        });
+    }
+
+    /// Record the digest of a public input's value (each party compares it with its
+    /// successor's, so the three values agree).
+    pub(crate) fn public_input(&mut self, name: &str, words: &[u64]) {
+        let d = digest(words);
+        self.inputs.push(InputDigest {
+            name: name.to_string(),
+            public: true,
+            own: d,
+            next: d,
         });
     }
 }
