@@ -41,6 +41,6 @@ pub mod testing;
 pub mod transport;
 pub mod verify;
 
-pub use verify::SecurityMode;
 pub use veil_circuits::fixed;
 pub use veil_circuits::{PartyId, Program, ValidatedProgram};
+pub use verify::SecurityMode;

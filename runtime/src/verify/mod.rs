@@ -26,8 +26,8 @@ use crate::party::PartyCtx;
 use crate::transport::Transport;
 use std::fmt;
 use std::str::FromStr;
-use veil_circuits::{ElemType, ValidatedProgram};
 use veil_circuits::cost::ProgramCost;
+use veil_circuits::{ElemType, ValidatedProgram};
 
 /// What a session protects against.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
