@@ -13,6 +13,9 @@
 //!   max pool 2×2, ReLU, conv 5×5 → 16, max pool 2×2, ReLU, dense 256 → 10 (throughput:
 //!   images); the baseline is the plaintext evaluator of the same program (within 2,000 ulps:
 //!   each truncation may add one, and the layers carry it on).
+//! - `mpc/malicious`: `mul` (2^16, 2^20), `dot` (10,000 × 384) and `matmul` (128×128) in
+//!   `semi-honest` and `malicious` mode side by side (ids `<op>/<mode>`), the malicious ones
+//!   including the session's verification (`veil_runtime::verify`).
 //! - `mpc/batching`: 1,000 separate one-element `mul`s on separate scalar inputs
 //!   (`scalar_muls`) against one 1,000-element vector `mul` (`vector_mul`): both finish in the
 //!   same rounds, so the gap is the engine's per-op and per-input overhead.
@@ -51,8 +54,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use veil_benches::{BenchOp, OPS, Params, Workload, compare_outputs};
 use veil_circuits::{Builder, Ring, Shape, ValidatedProgram};
+use veil_runtime::SecurityMode;
 use veil_runtime::engine::{InputValue, Session};
-use veil_runtime::harness::{collect_outputs, run_program3, run3, share_inputs};
+use veil_runtime::harness::{collect_outputs, run_program3, run_program3_in, run3, share_inputs};
 use veil_runtime::transport::Transport;
 
 /// Each party's input shares.
@@ -61,12 +65,23 @@ type Shared = [HashMap<String, InputValue>; 3];
 /// Run `program` `iters` times on one session of three in-process parties; returns the slowest
 /// party's summed [`veil_runtime::engine::Report::total`] (see the module docs).
 fn time_mpc(program: &ValidatedProgram, shared: &Shared, iters: u64) -> Duration {
+    time_mpc_in(program, shared, iters, SecurityMode::SemiHonest)
+}
+
+/// [`time_mpc`] in a given security mode.
+fn time_mpc_in(
+    program: &ValidatedProgram,
+    shared: &Shared,
+    iters: u64,
+    mode: SecurityMode,
+) -> Duration {
     let barrier = &Barrier::new(3);
     let totals = run3(|net| async move {
         let me = net.me();
         let mut session = Session::establish(net)
             .await
             .unwrap_or_else(|e| panic!("{me:?}: session setup failed: {e}"));
+        session.set_security(mode);
         let mut sum = Duration::ZERO;
         for _ in 0..iters {
             let inputs = shared[me.index()].clone();
@@ -289,5 +304,43 @@ fn batching(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, ops, cnn, batching);
+/// `mpc/malicious`: the products the malicious mode verifies, semi-honest and malicious in one
+/// group (same inputs, same run), each checked against plaintext in both modes first.
+fn malicious(c: &mut Criterion) {
+    let mut g = c.benchmark_group("mpc/malicious");
+    g.sample_size(10);
+    let mut rng = ChaCha20Rng::seed_from_u64(19);
+    for (name, size) in [
+        ("mul", 1usize << 16),
+        ("mul", 1 << 20),
+        ("dot", 10_000),
+        ("matmul", 128),
+    ] {
+        let op: BenchOp = name.parse().expect("an op of the table");
+        let w = Workload::with_params(op, size, Params::default(), &mut rng)
+            .expect("benchmark workload program is valid");
+        let want = w.plaintext();
+        let shared = share_inputs(&w.program, &w.inputs, &mut rng);
+        for mode in [SecurityMode::SemiHonest, SecurityMode::Malicious] {
+            let outputs = run_program3_in(&w.program, shared.clone(), mode).map(|r| match r {
+                Ok((outputs, _)) => outputs,
+                Err(e) => panic!("mpc/malicious/{name}: {mode} run failed: {e}"),
+            });
+            let got = collect_outputs(&w.program, &outputs).expect("outputs reconstruct");
+            if let Err(m) = compare_outputs(&got, &want, 0) {
+                panic!("mpc/malicious/{name}: {mode} result differs from plaintext: {m}");
+            }
+        }
+        g.throughput(Throughput::Elements(op.work_items(size) as u64));
+        for mode in [SecurityMode::SemiHonest, SecurityMode::Malicious] {
+            let id = BenchmarkId::new(format!("{name}/{mode}"), size);
+            g.bench_with_input(id, &size, |b, _| {
+                b.iter_custom(|iters| time_mpc_in(&w.program, &shared, iters, mode))
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, ops, cnn, batching, malicious);
 criterion_main!(benches);

@@ -106,7 +106,34 @@ impl PartyCtx {
     /// α_i = F_{k_{i,i+1}}(d) − F_{k_{i−1,i}}(d), so α_0 + α_1 + α_2 = 0 and each α_i looks
     /// uniform to any single other party (it misses one of the two keys).
     pub fn zero_share(&mut self, n: usize) -> Vec<u64> {
-        self.pairwise_difference(n, crate::kernels::ring_sub_assign)
+        self.zero_share_in(n).1
+    }
+
+    /// [`PartyCtx::zero_share`] with the fresh domain it used (to recompute its two streams).
+    pub fn zero_share_in(&mut self, n: usize) -> (Domain, Vec<u64>) {
+        let d = self.peek_domain();
+        (
+            d,
+            self.pairwise_difference(n, crate::kernels::ring_sub_assign),
+        )
+    }
+
+    /// PRFs for the malicious mode's verification, keyed with subkeys of the pairwise keys
+    /// (with the next party, with the previous party): independent of every protocol stream.
+    pub(crate) fn verify_prfs(&self) -> (Prf, Prf) {
+        let label = b"veil/v1/dzkp";
+        (
+            Prf::new(&self.prf_next.derive(label)),
+            Prf::new(&self.prf_prev.derive(label)),
+        )
+    }
+
+    /// The domain [`PartyCtx::next_domain`] hands out next.
+    fn peek_domain(&self) -> Domain {
+        Domain {
+            op: self.op_counter,
+            worker: 0,
+        }
     }
 
     /// F_{k_{i,i+1}}(d) combined with F_{k_{i−1,i}}(d) by `minus` (− or ⊕) for a fresh domain d;

@@ -42,7 +42,7 @@
 
 mod dispatch;
 mod inputs;
-mod offload;
+pub(crate) mod offload;
 pub mod report;
 mod schedule;
 pub mod value;

@@ -54,7 +54,7 @@ pub(super) fn depth_work(program: &ValidatedProgram, cost: &ProgramCost) -> Vec<
 
 /// Run `f` here, or under `block_in_place` when it is `heavy` and this is a multi-thread
 /// runtime's worker.
-pub(super) fn run<R>(heavy: bool, f: impl FnOnce() -> R) -> R {
+pub(crate) fn run<R>(heavy: bool, f: impl FnOnce() -> R) -> R {
     use tokio::runtime::{Handle, RuntimeFlavor};
     let on_worker = heavy
         && Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread);

@@ -32,7 +32,7 @@ use crate::verify::{self, SecurityMode};
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 use veil_circuits::cost::ProgramCost;
-use veil_circuits::{ElemType, RING32_MASK, Recipient, ValidatedProgram};
+use veil_circuits::{ElemType, Op, RING32_MASK, Recipient, ValidatedProgram};
 
 /// Which ops and outputs start, run locally, finish and are released at each depth.
 struct Plan {
@@ -310,7 +310,10 @@ pub(super) async fn run<T: Transport>(
                             };
                             let finish = plan.finish[i];
                             match (done, depth == finish) {
-                                (Some(v), true) => vals[i] = Some(v),
+                                (Some(v), true) => {
+                                    record_input(ctx, program, i, &v);
+                                    vals[i] = Some(v);
+                                }
                                 (Some(_), false) => {
                                     return Err(schedule_error(
                                         i,
@@ -366,6 +369,7 @@ pub(super) async fn run<T: Transport>(
                     me,
                 };
                 let v = dispatch::local(&x, &mut op_inputs)?;
+                record_input(ctx, program, i, &v);
                 vals[i] = Some(v);
                 op_time[i] += t.elapsed();
             }
@@ -440,6 +444,21 @@ pub(super) async fn run<T: Transport>(
         .collect();
     report.total = start.elapsed();
     Ok((outputs, report))
+}
+
+/// Malicious mode: record the digests of an input's components when its value is bound, for
+/// the verification's input-consistency check.
+fn record_input(ctx: &mut PartyCtx, program: &ValidatedProgram, op: usize, v: &Val) {
+    let prog = program.program();
+    let (Some(tape), Op::Input { input }) = (ctx.tape.as_mut(), &prog.ops[op]) else {
+        return;
+    };
+    let name = &prog.inputs[*input].name;
+    match v {
+        Val::Secret(s) => tape.input(name, s),
+        Val::Secret32(s) => tape.input(name, &s.to_u64()),
+        Val::Public(_) => {}
+    }
 }
 
 #[cfg(test)]

@@ -59,7 +59,7 @@ impl AndRound {
         super::check_len("and", a.len(), b.len())?;
         let mut z = ctx.zero_share_xor(a.len());
         super::hot::rep3_and_cross_xor_assign(&mut z, &a.own, &a.next, &b.own, &b.next);
-        Ok(super::Reshare { z })
+        Ok(super::Reshare::new(z))
     }
 }
 
@@ -78,6 +78,6 @@ impl AndRound {
         let mut z = ctx.zero_share_xor(if with_p { 2 * n } else { n });
         // z ^= a0·(b0 ⊕ b1) ⊕ a1·b0 with a = P and b = G ≪ k (then b = P ≪ k).
         super::hot::rep3_and_prefix_xor_assign(k, with_p, &mut z, &p.own, &p.next, &g.own, &g.next);
-        Ok(super::Reshare { z })
+        Ok(super::Reshare::new(z))
     }
 }

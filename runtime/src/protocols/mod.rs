@@ -37,6 +37,7 @@ use crate::party::PartyCtx;
 use crate::sharing::Shares;
 use crate::transport::{RoundId, Transport};
 use bytes::Bytes;
+use std::sync::{Arc, OnceLock};
 use veil_circuits::PartyId;
 
 /// Words a party expects from each peer in one round.
@@ -74,9 +75,16 @@ pub trait RoundProtocol: Send {
 /// [`MulRound`] and [`boolean::AndRound`] are this type with their own constructors.
 pub struct Reshare {
     z: Vec<u64>,
+    /// Malicious mode: where the result goes for the session's verification.
+    record: Option<Arc<OnceLock<Shares>>>,
 }
 
 impl Reshare {
+    /// A reshare of the masked cross terms `z` (not recorded for verification).
+    pub(crate) fn new(z: Vec<u64>) -> Self {
+        Reshare { z, record: None }
+    }
+
     /// The masked cross terms z_i without the reshare: a 3-out-of-3 sharing of the product
     /// (z_0 + z_1 + z_2, or XOR for AND gates), for a protocol that opens it instead.
     pub fn into_masked(self) -> Vec<u64> {
@@ -103,10 +111,15 @@ impl RoundProtocol for Reshare {
     }
 
     fn finish(self, from_next: Vec<u64>, _: Vec<u64>, _: RoundId) -> Result<Shares, ProtocolError> {
-        Ok(Shares {
+        let out = Shares {
             own: self.z,
             next: from_next,
-        })
+        };
+        if let Some(slot) = self.record {
+            // Each recorded round finishes once; a second set cannot happen.
+            let _ = slot.set(out.clone());
+        }
+        Ok(out)
     }
 }
 

@@ -33,6 +33,8 @@ use crate::kernels;
 use crate::party::PartyCtx;
 use crate::sharing::{Shares, Shares32};
 use crate::transport::Transport;
+use crate::verify::tape::Form;
+use std::sync::{Arc, OnceLock};
 
 /// One party's state of a multiplication-type protocol: its masked cross terms z_i.
 pub type MulRound = super::Reshare;
@@ -41,9 +43,13 @@ impl MulRound {
     /// Elementwise product of two equal-length shared vectors.
     pub fn mul(ctx: &mut PartyCtx, x: &Shares, y: &Shares) -> Result<Self, ProtocolError> {
         check_len("mul", x.len(), y.len())?;
-        let mut z = ctx.zero_share(x.len());
+        let form = Form::Dot {
+            rows: x.len(),
+            cols: 1,
+        };
+        let (mut z, record) = masks(ctx, form, x, y);
         hot::rep3_cross_add_assign(&mut z, &x.own, &x.next, &y.own, &y.next);
-        Ok(super::Reshare { z })
+        Ok(super::Reshare { z, record })
     }
 
     /// Row-wise dot products of two `rows × cols` shared matrices (a vector is one row).
@@ -56,9 +62,9 @@ impl MulRound {
     ) -> Result<Self, ProtocolError> {
         check_len("dot", x.len(), y.len())?;
         check_len("dot", x.len(), rows * cols)?;
-        let mut z = ctx.zero_share(rows);
+        let (mut z, record) = masks(ctx, Form::Dot { rows, cols }, x, y);
         hot::rep3_dot_rows_add_assign(cols, &mut z, &x.own, &x.next, &y.own, &y.next);
-        Ok(super::Reshare { z })
+        Ok(super::Reshare { z, record })
     }
 
     /// Matrix product of a shared m×k and a shared k×n matrix.
@@ -72,9 +78,9 @@ impl MulRound {
     ) -> Result<Self, ProtocolError> {
         check_len("matmul", x.len(), m * k)?;
         check_len("matmul", y.len(), k * n)?;
-        let mut z = ctx.zero_share(m * n);
+        let (mut z, record) = masks(ctx, Form::MatMul { m, k, n }, x, y);
         hot::rep3_matmul_add_assign((m, k, n), &x.own, &x.next, &y.own, &y.next, &mut z);
-        Ok(super::Reshare { z })
+        Ok(super::Reshare { z, record })
     }
 
     /// Matrix product mod 2^32 of a shared m×k and a shared k×n compact matrix (seeded
@@ -111,10 +117,21 @@ impl MulRound {
             y.next.src(),
             &mut z,
         );
-        Ok(super::Reshare {
-            z: z.into_iter().map(u64::from).collect(),
-        })
+        Ok(super::Reshare::new(z.into_iter().map(u64::from).collect()))
     }
+}
+
+/// The zero-sharing α_i that masks a product's cross terms and, in malicious mode, the tape
+/// slot that records the product for the session's verification ([`crate::verify`]).
+fn masks(
+    ctx: &mut PartyCtx,
+    form: Form,
+    x: &Shares,
+    y: &Shares,
+) -> (Vec<u64>, Option<Arc<OnceLock<Shares>>>) {
+    let (domain, z) = ctx.zero_share_in(form.outputs());
+    let record = ctx.tape.as_mut().map(|t| t.product(form, x, y, domain));
+    (z, record)
 }
 
 /// Elementwise product of shared vectors (1 round, 8 bytes per element).

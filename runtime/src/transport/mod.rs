@@ -3,6 +3,7 @@
 //! lives in [`memory`], the gRPC one in `veil-node`.
 
 pub mod memory;
+pub mod tamper;
 
 use crate::error::TransportError;
 use bytes::Bytes;

@@ -18,16 +18,22 @@
 //! the Z_2^32 matrix product) are refused before a malicious session starts
 //! ([`unverified_op`]), never run unchecked.
 
-pub mod tape;
+pub(crate) mod dzkp;
+pub mod galois;
+pub(crate) mod tape;
 
 use crate::engine::Report;
+use crate::engine::offload;
 use crate::error::EngineError;
 use crate::party::PartyCtx;
+use crate::protocols::{Expect, exchange};
 use crate::transport::Transport;
+use dzkp::Batch;
+use galois::{D, Gr};
 use std::fmt;
 use std::str::FromStr;
 use veil_circuits::cost::ProgramCost;
-use veil_circuits::{ElemType, ValidatedProgram};
+use veil_circuits::{ElemType, Op, Shape, ValidatedProgram, Visibility};
 
 /// What a session protects against.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -111,13 +117,291 @@ pub fn check_program(program: &ValidatedProgram, cost: &ProgramCost) -> Result<(
     }
 }
 
+/// What the malicious mode adds to a program's cost model (the "malicious column"): the
+/// verification's rounds and the bytes each party sends in it (the same at every party).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Overhead {
+    /// Verification rounds.
+    pub rounds: u64,
+    /// Bytes each party sends in them.
+    pub bytes_per_party: u64,
+}
+
+/// The verification overhead of running `program` in [`SecurityMode::Malicious`].
+pub fn overhead(program: &ValidatedProgram, cost: &ProgramCost) -> Overhead {
+    let prog = program.program();
+    let types = program.types();
+    let shape = |v: veil_circuits::ValueId| types[v.index()].shape;
+    let mut body = 0usize;
+    for (i, (op, c)) in prog.ops.iter().zip(&cost.per_op).enumerate() {
+        if c.rounds == 0 {
+            continue;
+        }
+        body += match op {
+            Op::Mul(..) | Op::Select { .. } => 2 * types[i].shape.len(),
+            Op::Dot(a, _) => 2 * shape(*a).len(),
+            Op::MatMul(a, _) => match shape(*a) {
+                Shape::Matrix(_, k) => 2 * k,
+                s => 2 * s.len(),
+            },
+            _ => 0,
+        };
+    }
+    let inputs = prog
+        .ops
+        .iter()
+        .enumerate()
+        .filter(|(i, op)| matches!(op, Op::Input { .. }) && types[*i].vis == Visibility::Secret)
+        .count() as u64;
+    // Digests and seeds, then verdicts.
+    let mut rounds = 2;
+    let mut words = 4 * inputs + 4 + 2;
+    if body > 0 {
+        let levels = body.max(2).next_power_of_two().trailing_zeros() as u64;
+        let d = D as u64;
+        // Cross terms per level (and δ), challenges between levels, final values.
+        rounds += 2 * levels;
+        words += levels * 2 * d + d + (levels - 1) * 2 + 4 * d;
+    }
+    Overhead {
+        rounds,
+        bytes_per_party: 8 * words,
+    }
+}
+
+/// One verification round: one message to each peer, counted in the report.
+async fn round<T: Transport>(
+    ctx: &mut PartyCtx,
+    net: &T,
+    report: &mut Report,
+    (to_next, to_prev): (&[u64], &[u64]),
+    expect: Expect,
+) -> Result<(Vec<u64>, Vec<u64>), EngineError> {
+    let round = ctx.next_round();
+    report.rounds += 1;
+    report.verify_rounds += 1;
+    let bytes = 8 * (to_next.len() + to_prev.len()) as u64;
+    report.bytes_sent += bytes;
+    report.verify_bytes += bytes;
+    let mut got = exchange(net, round, &[to_next], &[to_prev], &[expect])
+        .await
+        .map_err(|source| EngineError::Round { round, source })?;
+    Ok(got.pop().unwrap_or_default())
+}
+
+fn words(parts: &[&Gr]) -> Vec<u64> {
+    parts.iter().flat_map(|g| g.0).collect()
+}
+
+fn digest_words(d: &[u8; 32]) -> impl Iterator<Item = u64> + '_ {
+    d.chunks(8)
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
+}
+
 /// Run the session's verification (malicious mode), after its last round and before any output
-/// is returned: `Ok` when every check passed at this party and at both peers.
+/// is returned: `Ok` when every check passed at this party and at both peers, else
+/// [`EngineError::Aborted`] at every honest party.
+///
+/// Rounds: 1 (input digests, batching seeds) + 2·log2(N) − 1 (the proof's cross terms and
+/// challenges, N the proof length) + 1 (final values) + 1 (verdicts); without products,
+/// 2 (digests, verdicts).
+///
+/// Roles of this party P_i: prover of its own product words (verifiers A = P_{i−1},
+/// B = P_{i+1}); verifier A of P_{i+1}; verifier B of P_{i−1}. Keys: with P_{i+1} it shares
+/// `vnext`, with P_{i−1} `vprev`; so as prover its A-key is `vprev` and its B-key `vnext`, as A
+/// its prover key is `vnext` and its co-verifier key `vprev`, as B the reverse.
 pub(crate) async fn run<T: Transport>(
     ctx: &mut PartyCtx,
     net: &T,
     report: &mut Report,
 ) -> Result<(), EngineError> {
-    let _ = (ctx, net, report);
+    let tape = ctx.tape.take().unwrap_or_default();
+    let (vnext, vprev) = ctx.verify_prfs();
+    let me = ctx.id;
+    let (next, prev) = (me.next(), me.prev());
+    let mut failures: Vec<String> = Vec::new();
+
+    // Round 1: digests of the input components (P_{i−1} holds my `own` as its `next`) and the
+    // batching seeds for my two provers.
+    let seed_as_a = dzkp::seed(&vprev);
+    let seed_as_b = dzkp::seed(&vnext);
+    let to_prev: Vec<u64> = tape
+        .inputs
+        .iter()
+        .flat_map(|d| digest_words(&d.own))
+        .chain(seed_as_b)
+        .collect();
+    let expect = Expect {
+        from_next: 4 * tape.inputs.len() + 2,
+        from_prev: 2,
+    };
+    let (from_next, from_prev) = round(ctx, net, report, (&seed_as_a, &to_prev), expect).await?;
+    for (k, d) in tape.inputs.iter().enumerate() {
+        if !from_next[4 * k..4 * k + 4]
+            .iter()
+            .copied()
+            .eq(digest_words(&d.next))
+        {
+            failures.push(format!(
+                "input `{}`: {me} and {next} hold different copies of component {} (the \
+                 client or the input's owner sent inconsistent shares)",
+                d.name,
+                next.index()
+            ));
+        }
+    }
+    let seed_from_b = [
+        from_next[expect.from_next - 2],
+        from_next[expect.from_next - 1],
+    ];
+    let seed_from_a = [from_prev[0], from_prev[1]];
+    if seed_from_a != seed_from_b {
+        failures.push(format!(
+            "{prev} and {next} sent {me} different batching seeds"
+        ));
+    }
+
+    if !tape.products.is_empty() {
+        prove_products(
+            ctx,
+            net,
+            report,
+            &tape,
+            (&vnext, &vprev),
+            (seed_from_a, seed_as_a, seed_as_b),
+            &mut failures,
+        )
+        .await?;
+    }
+
+    // Verdicts: every party tells both peers whether its checks passed, so one honest party's
+    // failed check aborts both honest parties.
+    let verdict = [u64::from(!failures.is_empty())];
+    let (from_next, from_prev) = round(
+        ctx,
+        net,
+        report,
+        (&verdict, &verdict),
+        Expect {
+            from_next: 1,
+            from_prev: 1,
+        },
+    )
+    .await?;
+    for (peer, v) in [(next, from_next[0]), (prev, from_prev[0])] {
+        if v != 0 {
+            failures.push(format!("{peer} reported a failed check"));
+        }
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(EngineError::Aborted {
+            what: failures.join("; "),
+        })
+    }
+}
+
+/// The three proofs of the session's products (one per prover), run side by side.
+async fn prove_products<T: Transport>(
+    ctx: &mut PartyCtx,
+    net: &T,
+    report: &mut Report,
+    tape: &tape::Tape,
+    (vnext, vprev): (&crate::prf::Prf, &crate::prf::Prf),
+    (seed_prover, seed_as_a, seed_as_b): ([u64; 2], [u64; 2], [u64; 2]),
+    failures: &mut Vec<String>,
+) -> Result<(), EngineError> {
+    let me = ctx.id;
+    let (next, prev) = (me.next(), me.prev());
+    let n = dzkp::proof_len(tape);
+    let levels = n.trailing_zeros();
+    let heavy = n >= 1 << 12;
+    let built = offload::run(heavy, || -> Result<_, EngineError> {
+        let (pu, pv, delta) = dzkp::prover_vectors(tape, &Batch::new(seed_prover), vprev, vnext);
+        let (au, ta) = dzkp::verifier_a(tape, &Batch::new(seed_as_a), vnext, |d, k| {
+            ctx.rand_with_next(d, k)
+        })?;
+        let (bv, tb) = dzkp::verifier_b(tape, &Batch::new(seed_as_b), vprev, |d, k| {
+            ctx.rand_with_prev(d, k)
+        });
+        Ok((pu, pv, delta, au, ta, bv, tb))
+    })?;
+    let (mut pu, mut pv, delta, mut au, mut ta, mut bv, mut tb) = built;
+    let mut challenges_differ = false;
+    for level in 0..levels {
+        // The prover's cross terms: A's shares come from our common key, B gets the rest.
+        let (cl, cr) = offload::run(heavy, || dzkp::cross_terms(&pu, &pv));
+        let (sl, sr) = dzkp::a_shares(vprev, level);
+        let mut msg = words(&[&(cl - sl), &(cr - sr)]);
+        // The first message also carries B's share of the masks' contribution δ.
+        let first = level == 0;
+        if first {
+            msg.extend((delta - dzkp::delta_share(vprev)).0);
+        }
+        let expect = Expect {
+            from_next: 0,
+            from_prev: if first { 3 * D } else { 2 * D },
+        };
+        let (_, from_prev) = round(ctx, net, report, (&msg, &[]), expect).await?;
+        if first {
+            tb += Gr::from_words(&from_prev[2 * D..]);
+        }
+        let shares_b = (
+            Gr::from_words(&from_prev[..D]),
+            Gr::from_words(&from_prev[D..]),
+        );
+        let rho_a = dzkp::challenge(vprev, level);
+        let rho_b = dzkp::challenge(vnext, level);
+        let (ra, rb) = (Gr::exceptional(rho_a), Gr::exceptional(rho_b));
+        ta = dzkp::fold_claim(&ta, &ra, dzkp::a_shares(vnext, level));
+        tb = dzkp::fold_claim(&tb, &rb, shares_b);
+        (au, bv) = offload::run(heavy, || (au.fold_left(&ra), bv.fold_right(&rb)));
+        if level + 1 < levels {
+            // Both verifiers send the prover the challenge; it must get the same one twice.
+            let expect = Expect {
+                from_next: 1,
+                from_prev: 1,
+            };
+            let (from_next, from_prev) =
+                round(ctx, net, report, (&[rho_a], &[rho_b]), expect).await?;
+            if from_next[0] != from_prev[0] && !challenges_differ {
+                challenges_differ = true;
+                failures.push(format!("{prev} and {next} sent {me} different challenges"));
+            }
+            let rho = Gr::exceptional(from_prev[0] & galois::EXCEPTIONAL_MASK);
+            (pu, pv) = offload::run(heavy, || (pu.fold_left(&rho), pv.fold_right(&rho)));
+        }
+    }
+    // Final values: as A I send (u″, t_A) to B = P_{i−1}; as B I send (v″, t_B) to A = P_{i+1}.
+    let (ulast, vlast) = (au.last(), bv.last());
+    let to_prev = words(&[&ulast, &ta]);
+    let to_next = words(&[&vlast, &tb]);
+    let expect = Expect {
+        from_next: 2 * D,
+        from_prev: 2 * D,
+    };
+    let (from_next, from_prev) = round(ctx, net, report, (&to_next, &to_prev), expect).await?;
+    // As A for P_{i+1}: B = P_{i−1} sent (v″, t_B).
+    let (v_b, t_b) = (
+        Gr::from_words(&from_prev[..D]),
+        Gr::from_words(&from_prev[D..]),
+    );
+    if ulast.mul(&v_b) != ta + t_b {
+        failures.push(format!(
+            "the proof of {next}'s product words (sent to {me}) did not verify"
+        ));
+    }
+    // As B for P_{i−1}: A = P_{i+1} sent (u″, t_A).
+    let (u_a, t_a) = (
+        Gr::from_words(&from_next[..D]),
+        Gr::from_words(&from_next[D..]),
+    );
+    if u_a.mul(&vlast) != t_a + tb {
+        failures.push(format!(
+            "the proof of {prev}'s product words (sent to {}) did not verify",
+            prev.prev()
+        ));
+    }
     Ok(())
 }

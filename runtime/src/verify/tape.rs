@@ -1,5 +1,113 @@
-//! What a malicious-mode session records for its verification.
+//! What a malicious-mode session records for its verification: every product this party took
+//! part in (operand components, the zero-sharing's PRF domain, the result components) and a
+//! digest of each input's components.
+
+use crate::kernels;
+use crate::prf::Domain;
+use crate::sharing::Shares;
+use sha2::{Digest, Sha256};
+use std::sync::{Arc, OnceLock};
+
+/// The form of a product: what each output word is the cross terms of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Form {
+    /// Row-wise dot products of `rows × cols` operands (an elementwise product: `cols` = 1).
+    Dot { rows: usize, cols: usize },
+    /// An m×k by k×n matrix product.
+    MatMul { m: usize, k: usize, n: usize },
+}
+
+impl Form {
+    /// Output words.
+    pub(crate) fn outputs(self) -> usize {
+        match self {
+            Form::Dot { rows, .. } => rows,
+            Form::MatMul { m, n, .. } => m * n,
+        }
+    }
+
+    /// Length of this product's part of a proof's vectors: both cross terms of every
+    /// multiply-add a prover does alone (Dot), or of the batched k-term sum (MatMul).
+    pub(crate) fn proof_len(self) -> usize {
+        match self {
+            Form::Dot { rows, cols } => 2 * rows * cols,
+            Form::MatMul { k, .. } => 2 * k,
+        }
+    }
+}
+
+/// One product-type round (Araki et al. reshare) at this party.
+pub(crate) struct Product {
+    /// Its form.
+    pub form: Form,
+    /// This party's components of the left operand, (x_i, x_{i+1}).
+    pub x: Shares,
+    /// This party's components of the right operand.
+    pub y: Shares,
+    /// The PRF domain of the zero-sharing α that masked the cross terms.
+    pub domain: Domain,
+    /// The result (z_i sent to P_{i−1}, z_{i+1} received from P_{i+1}), set when the round ends.
+    pub out: Arc<OnceLock<Shares>>,
+}
+
+/// Digest of one input's two components at this party.
+pub(crate) struct InputDigest {
+    /// The input's name (for the abort message).
+    pub name: String,
+    /// SHA-256 of component x_i (what P_{i−1} holds as its `next`).
+    pub own: [u8; 32],
+    /// SHA-256 of component x_{i+1} (what P_{i+1} holds as its `own`).
+    pub next: [u8; 32],
+}
 
 /// This party's record of a session's verified work.
 #[derive(Default)]
-pub(crate) struct Tape {}
+pub(crate) struct Tape {
+    /// Products, in the order the session started them (the same at all three parties).
+    pub products: Vec<Product>,
+    /// Inputs, in the order they were bound.
+    pub inputs: Vec<InputDigest>,
+}
+
+impl Tape {
+    /// Record a product started with operands `x`, `y` and zero-sharing domain `domain`; the
+    /// returned slot takes the result.
+    pub(crate) fn product(
+        &mut self,
+        form: Form,
+        x: &Shares,
+        y: &Shares,
+        domain: Domain,
+    ) -> Arc<OnceLock<Shares>> {
+        let out = Arc::new(OnceLock::new());
+        self.products.push(Product {
+            form,
+            x: x.clone(),
+            y: y.clone(),
+            domain,
+            out: Arc::clone(&out),
+        });
+        out
+    }
+
+    /// Record the digests of an input's components.
+    pub(crate) fn input(&mut self, name: &str, s: &Shares) {
+        self.inputs.push(InputDigest {
+            name: name.to_string(),
+            own: digest(&s.own),
+            next: digest(&s.next),
+        });
+    }
+}
+
+/// SHA-256 of words, little-endian, with their count (domain-separated from other hashes).
+pub(crate) fn digest(words: &[u64]) -> [u8; 32] {
+    let mut bytes = Vec::with_capacity(8 * words.len());
+    kernels::extend_le_bytes(&mut bytes, words);
+    Sha256::new()
+        .chain_update(b"veil/v1/input-digest")
+        .chain_update((words.len() as u64).to_le_bytes())
+        .chain_update(&bytes)
+        .finalize()
+        .into()
+}

@@ -1,0 +1,586 @@
+//! Distributed zero-knowledge proof that every product word a party sent was computed
+//! correctly: one batched proof per prover per session, over GR(2^64, 47) ([`super::galois`]).
+//!
+//! Construction: the fully linear proof of an inner-product relation distributed between two
+//! verifiers, Boyle, Gilboa, Ishai, Nof, "Practical fully secure three-party computation via
+//! sublinear distributed zero-knowledge proofs", CCS 2019 (eprint 2019/1390), §4 with the
+//! recursive halving of §4.3, lifted to rings as in Boyle, Gilboa, Ishai, Nof, "Efficient fully
+//! secure computation via distributed zero-knowledge proofs", ASIACRYPT 2020 (eprint
+//! 2020/1451): challenges from the exceptional set of a Galois-ring extension.
+//!
+//! **The statement.** In a product round P_j sends P_{j−1} the word
+//! z_j = x_j·y_j + x_j·y_{j+1} + x_{j+1}·y_j + F_{j,j+1} − F_{j−1,j} (mul.rs; for a dot product or
+//! matrix product, sums of such terms). Its verifiers are A = P_{j−1}, which knows x_j, y_j, z_j
+//! and F_{j−1,j}, and B = P_{j+1}, which knows x_{j+1}, y_{j+1} and F_{j,j+1}. The word is correct
+//! iff the cross terms x_j·y_{j+1} + x_{j+1}·y_j equal c_A + c_B with
+//! c_A = z_j + F_{j−1,j} − x_j·y_j (known to A) and c_B = −F_{j,j+1} (known to B).
+//!
+//! **Batching.** Each output word w gets a coefficient r_w from the exceptional set (a matrix
+//! product gets r = α_a·β_b, a tensor, so its k-term sums batch to one k-term inner product);
+//! all relations of the session become one: ⟨u, v⟩ = t_A + t_B, where u (at A and the prover)
+//! holds r_w·x_j and r_w·y_j terms, v (at B and the prover) the matching y_{j+1}, x_{j+1} terms,
+//! and t_A, t_B are the batched c_A, c_B. If some word is wrong by e ≠ 0, the batched relation
+//! fails except with probability ≤ 2^−47 for a Dot word (a single coefficient times e: the
+//! set of bad r_w is a coset of the annihilator of e, which has at most one exceptional point)
+//! and ≤ 2·2^−47 for a matrix product (degree 2 in α, β).
+//!
+//! **Recursion.** With u = (u1, u2), v = (v1, v2): the prover sends the cross terms
+//! C_L = ⟨u1, v2⟩ and C_R = ⟨u2, v1⟩ secret-shared between A and B (A's share from the PRF
+//! key A shares with the prover, B's share in the message); the verifiers draw a challenge ρ
+//! from their own key (unknown to the prover, revealed after its message) and fold
+//! u' = u1 + ρ·u2, v' = ρ·v1 + v2, t' = ρ·t + C_L + ρ²·C_R, which preserves
+//! ⟨u', v'⟩ = ρ⟨u1,v1⟩ + C_L + ρ²C_R + ρ⟨u2,v2⟩. A false claim stays false except when ρ is a
+//! root of a non-zero polynomial of degree ≤ 2: probability ≤ 2·2^−47 per level. After
+//! log2(N) levels A and B exchange u″, v″ and their claim shares and check u″·v″ = t_A + t_B.
+//!
+//! **Zero knowledge.** σ_A (from the prover–A key) is added to u[0] and σ_B (from the prover–B
+//! key) to v[N−1]; since index 0 is always in the first half and index N−1 in the second, the
+//! folds keep coefficient 1 on both, so u″ = σ_A + … and v″ = σ_B + … are uniform to the
+//! verifier that receives them. The masks add δ = σ_A·v[0] + u[N−1]·σ_B to ⟨u, v⟩; the prover
+//! shares δ like the cross terms (A's share from the PRF, B's in the first message). B's shares of C_L, C_R are masked by A's PRF
+//! shares; the claim shares it receives are determined by what it already knows when the
+//! prover is honest. Both verifiers send the prover the same challenges and the prover checks
+//! they agree, so a corrupt verifier cannot make an honest prover prove a different statement.
+//!
+//! **Soundness** of one prover's proof of a session with N ≤ 2^L entries (L ≤ 40 under the
+//! limits on a session): ≤ 2·2^−47 (batching) + L·2·2^−47 ≤ 82·2^−47 < 2^−40. A wrong δ is
+//! just another wrong claim.
+
+use super::galois::{Acc, D, EXCEPTIONAL_MASK, Gr};
+use super::tape::{Form, Product, Tape};
+use crate::error::EngineError;
+use crate::prf::{Domain, Prf, PrfKey};
+use crate::sharing::Shares;
+
+/// PRF domains of the verification streams (under keys derived for it, so they never meet the
+/// protocols' streams).
+pub(crate) mod domain {
+    use crate::prf::Domain;
+
+    const fn d(op: u64) -> Domain {
+        Domain { op, worker: 0 }
+    }
+    /// The batching seed (verifiers' key).
+    pub(crate) const SEED: Domain = d(0);
+    /// σ_A, σ_B (prover–verifier keys).
+    pub(crate) const MASK: Domain = d(1);
+    /// A's share of the masks' contribution δ (prover–A key).
+    pub(crate) const DELTA: Domain = d(2);
+    /// A's shares of level ℓ's cross terms (prover–A key).
+    pub(crate) const fn share(level: u32) -> Domain {
+        d(16 + level as u64)
+    }
+    /// The challenge of level ℓ (verifiers' key).
+    pub(crate) const fn challenge(level: u32) -> Domain {
+        d(4096 + level as u64)
+    }
+}
+
+/// One entry of a proof vector before the first fold: most are a base-ring word or an
+/// exceptional coefficient times one, which need 1 word, not 47.
+#[derive(Clone)]
+pub(crate) enum Entry {
+    /// x ∈ Z_2^64.
+    Base(u64),
+    /// exc(bits)·x.
+    Scaled { bits: u64, x: u64 },
+    /// Any element.
+    Dense(Box<Gr>),
+}
+
+impl Entry {
+    fn gr(&self) -> Gr {
+        match self {
+            Entry::Base(x) => Gr::base(*x),
+            Entry::Scaled { bits, x } => Gr::exceptional_times(*bits, *x),
+            Entry::Dense(g) => **g,
+        }
+    }
+
+    /// ρ·self.
+    fn times(&self, rho: &Gr) -> Gr {
+        match self {
+            Entry::Base(x) => rho.scale(*x),
+            Entry::Scaled { bits, x } => {
+                let mut acc = Acc::default();
+                acc.add_product(&Gr::exceptional_times(*bits, *x), rho);
+                acc.reduce()
+            }
+            Entry::Dense(g) => rho.mul(g),
+        }
+    }
+}
+
+/// Add a·b to `acc`, fast where one side is a base word.
+fn add_entry_product(acc: &mut Acc, a: &Entry, b: &Entry) {
+    match (a, b) {
+        (Entry::Base(x), Entry::Base(y)) => acc.add(&Gr::base(x.wrapping_mul(*y))),
+        (Entry::Scaled { bits, x }, Entry::Base(y))
+        | (Entry::Base(y), Entry::Scaled { bits, x }) => {
+            acc.add_exceptional(*bits, x.wrapping_mul(*y))
+        }
+        (Entry::Dense(g), Entry::Base(y)) | (Entry::Base(y), Entry::Dense(g)) => {
+            acc.add_scaled(g, *y)
+        }
+        (a, b) => acc.add_product(&a.gr(), &b.gr()),
+    }
+}
+
+/// A proof vector: entries before the first fold, elements after.
+pub(crate) enum Vector {
+    /// Level 0.
+    Entries(Vec<Entry>),
+    /// After a fold.
+    Dense(Vec<Gr>),
+}
+
+impl Vector {
+    fn len(&self) -> usize {
+        match self {
+            Vector::Entries(e) => e.len(),
+            Vector::Dense(g) => g.len(),
+        }
+    }
+}
+
+/// (C_L, C_R) = (⟨u1, v2⟩, ⟨u2, v1⟩) for the halves of u and v.
+pub(crate) fn cross_terms(u: &Vector, v: &Vector) -> (Gr, Gr) {
+    let h = u.len() / 2;
+    let (mut l, mut r) = (Acc::default(), Acc::default());
+    match (u, v) {
+        (Vector::Entries(u), Vector::Entries(v)) => {
+            for k in 0..h {
+                add_entry_product(&mut l, &u[k], &v[h + k]);
+                add_entry_product(&mut r, &u[h + k], &v[k]);
+            }
+        }
+        (Vector::Dense(u), Vector::Dense(v)) => {
+            for k in 0..h {
+                l.add_product(&u[k], &v[h + k]);
+                r.add_product(&u[h + k], &v[k]);
+            }
+        }
+        (u, v) => {
+            // Mixed only if the two sides fold at different times: never in a proof.
+            let (u, v) = (u.dense(), v.dense());
+            return cross_terms(&Vector::Dense(u), &Vector::Dense(v));
+        }
+    }
+    (l.reduce(), r.reduce())
+}
+
+impl Vector {
+    fn dense(&self) -> Vec<Gr> {
+        match self {
+            Vector::Entries(e) => e.iter().map(Entry::gr).collect(),
+            Vector::Dense(g) => g.clone(),
+        }
+    }
+
+    /// u' = u1 + ρ·u2 (the prover's and A's side).
+    pub(crate) fn fold_left(self, rho: &Gr) -> Vector {
+        let h = self.len() / 2;
+        Vector::Dense(match self {
+            Vector::Entries(e) => (0..h).map(|k| e[k].gr() + e[h + k].times(rho)).collect(),
+            Vector::Dense(mut g) => {
+                for k in 0..h {
+                    let t = rho.mul(&g[h + k]);
+                    g[k] += t;
+                }
+                g.truncate(h);
+                g
+            }
+        })
+    }
+
+    /// v' = ρ·v1 + v2 (the prover's and B's side).
+    pub(crate) fn fold_right(self, rho: &Gr) -> Vector {
+        let h = self.len() / 2;
+        Vector::Dense(match self {
+            Vector::Entries(e) => (0..h).map(|k| e[k].times(rho) + e[h + k].gr()).collect(),
+            Vector::Dense(mut g) => {
+                for k in 0..h {
+                    g[k] = rho.mul(&g[k]) + g[h + k];
+                }
+                g.truncate(h);
+                g
+            }
+        })
+    }
+
+    /// The single element left after the last fold.
+    pub(crate) fn last(&self) -> Gr {
+        match self {
+            Vector::Entries(e) => e[0].gr(),
+            Vector::Dense(g) => g[0],
+        }
+    }
+}
+
+/// t' = ρ·t + C_L + ρ²·C_R on a claim share.
+pub(crate) fn fold_claim(t: &Gr, rho: &Gr, (cl, cr): (Gr, Gr)) -> Gr {
+    let rho2 = rho.mul(rho);
+    rho.mul(t) + cl + rho2.mul(&cr)
+}
+
+/// Length of the proof vectors of `tape`: every product's entries, rounded up to a power of two
+/// (≥ 2: every product has at least two).
+pub(crate) fn proof_len(tape: &Tape) -> usize {
+    let body: usize = tape.products.iter().map(|p| p.form.proof_len()).sum();
+    body.max(2).next_power_of_two()
+}
+
+/// The batching coefficients of each product, from the seed the two verifiers agree on.
+pub(crate) struct Batch {
+    prf: Prf,
+}
+
+impl Batch {
+    /// Coefficients from a 128-bit seed (two words).
+    pub(crate) fn new(seed: [u64; 2]) -> Self {
+        let mut key = [0u8; 16];
+        key[..8].copy_from_slice(&seed[0].to_le_bytes());
+        key[8..].copy_from_slice(&seed[1].to_le_bytes());
+        Batch {
+            prf: Prf::new(&PrfKey::from_bytes(key)),
+        }
+    }
+
+    /// The `count` exceptional coefficients of product `q` (their bits).
+    fn coefficients(&self, q: usize, count: usize) -> Vec<u64> {
+        let mut c = vec![0u64; count];
+        self.prf.fill(
+            Domain {
+                op: q as u64,
+                worker: 0,
+            },
+            &mut c,
+        );
+        c.iter_mut().for_each(|w| *w &= EXCEPTIONAL_MASK);
+        c
+    }
+}
+
+/// Σ_k exc(bits_k)·x_k: coefficient t is the sum of the x_k whose bit t is set.
+fn exceptional_sum<'a>(terms: impl Iterator<Item = (u64, &'a u64)>) -> Gr {
+    let mut acc = Acc::default();
+    for (bits, &x) in terms {
+        acc.add_exceptional(bits, x);
+    }
+    acc.reduce()
+}
+
+/// For an m×k matrix X: (α^T X)_c for each column c.
+fn left_batch(alpha: &[u64], x: &[u64], k: usize) -> Vec<Gr> {
+    (0..k)
+        .map(|c| exceptional_sum(alpha.iter().enumerate().map(|(a, &al)| (al, &x[a * k + c]))))
+        .collect()
+}
+
+/// For a k×n matrix Y: (Y β)_c for each row c.
+fn right_batch(beta: &[u64], y: &[u64], n: usize) -> Vec<Gr> {
+    y.chunks(n.max(1))
+        .map(|row| exceptional_sum(beta.iter().copied().zip(row)))
+        .collect()
+}
+
+/// α^T M β for an m×n matrix M.
+fn bilinear(alpha: &[u64], m: &[u64], beta: &[u64]) -> Gr {
+    let mb = right_batch(beta, m, beta.len());
+    let mut acc = Acc::default();
+    for (&al, row) in alpha.iter().zip(&mb) {
+        acc.add_product(&Gr::exceptional(al), row);
+    }
+    acc.reduce()
+}
+
+/// The side of a product's operands a role builds from: `own` = the prover's own components
+/// (x_j, y_j), `next` = its next ones (x_{j+1}, y_{j+1}).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Own,
+    Next,
+}
+
+fn comps(s: &Shares, side: Side) -> &[u64] {
+    match side {
+        Side::Own => &s.own,
+        Side::Next => &s.next,
+    }
+}
+
+/// Append a product's u entries (prover's own-side components `side` of this party's shares).
+fn push_u(out: &mut Vec<Entry>, p: &Product, side: Side, batch: &Batch, q: usize) {
+    let (x, y) = (comps(&p.x, side), comps(&p.y, side));
+    match p.form {
+        Form::Dot { rows, cols } => {
+            let r = batch.coefficients(q, rows);
+            for part in [x, y] {
+                for (w, row) in part.chunks(cols.max(1)).enumerate() {
+                    out.extend(row.iter().map(|&x| Entry::Scaled { bits: r[w], x }));
+                }
+            }
+        }
+        Form::MatMul { m, k, n } => {
+            let c = batch.coefficients(q, m + n);
+            let (alpha, beta) = c.split_at(m);
+            let ax = left_batch(alpha, x, k);
+            let yb = right_batch(beta, y, n);
+            out.extend(ax.into_iter().chain(yb).map(|g| Entry::Dense(Box::new(g))));
+        }
+    }
+}
+
+/// Append a product's v entries (the prover's next-side components).
+fn push_v(out: &mut Vec<Entry>, p: &Product, side: Side, batch: &Batch, q: usize) {
+    let (x, y) = (comps(&p.x, side), comps(&p.y, side));
+    match p.form {
+        Form::Dot { .. } => {
+            out.extend(y.iter().map(|&w| Entry::Base(w)));
+            out.extend(x.iter().map(|&w| Entry::Base(w)));
+        }
+        Form::MatMul { m, k, n } => {
+            let c = batch.coefficients(q, m + n);
+            let (alpha, beta) = c.split_at(m);
+            let yb = right_batch(beta, y, n);
+            let ax = left_batch(alpha, x, k);
+            out.extend(yb.into_iter().chain(ax).map(|g| Entry::Dense(Box::new(g))));
+        }
+    }
+}
+
+/// A product's finished result, or an engine error when the round never ended.
+fn result(p: &Product, q: usize) -> Result<&Shares, EngineError> {
+    p.out.get().ok_or_else(|| EngineError::Plan {
+        what: format!("product {q} was recorded for verification but never finished"),
+    })
+}
+
+/// Pad a proof vector with zeros to `n` entries.
+fn padded(mut body: Vec<Entry>, n: usize) -> Vec<Entry> {
+    body.resize(n, Entry::Base(0));
+    body
+}
+
+/// `e + σ` as an entry.
+fn masked(e: &Entry, sigma: &Gr) -> Entry {
+    Entry::Dense(Box::new(e.gr() + *sigma))
+}
+
+fn mask(prf: &Prf) -> Gr {
+    let mut w = [0u64; D];
+    prf.fill(domain::MASK, &mut w);
+    Gr::from_words(&w)
+}
+
+/// A's share of the masks' contribution δ (the prover sends B the rest).
+pub(crate) fn delta_share(prover_a: &Prf) -> Gr {
+    let mut w = [0u64; D];
+    prover_a.fill(domain::DELTA, &mut w);
+    Gr::from_words(&w)
+}
+
+/// The prover's (u, v) and the masks' contribution δ = σ_A·v[0] + u[N−1]·σ_B to ⟨u, v⟩ (it
+/// sends B δ minus A's share); `to_a` / `to_b` are its PRFs shared with A (= P_{i−1}) and B.
+pub(crate) fn prover_vectors(
+    tape: &Tape,
+    batch: &Batch,
+    to_a: &Prf,
+    to_b: &Prf,
+) -> (Vector, Vector, Gr) {
+    let n = proof_len(tape);
+    let (mut u, mut v) = (Vec::new(), Vec::new());
+    for (q, p) in tape.products.iter().enumerate() {
+        push_u(&mut u, p, Side::Own, batch, q);
+        push_v(&mut v, p, Side::Next, batch, q);
+    }
+    let (mut u, mut v) = (padded(u, n), padded(v, n));
+    let (sa, sb) = (mask(to_a), mask(to_b));
+    let delta = sa.mul(&v[0].gr()) + u[n - 1].gr().mul(&sb);
+    u[0] = masked(&u[0], &sa);
+    v[n - 1] = masked(&v[n - 1], &sb);
+    (Vector::Entries(u), Vector::Entries(v), delta)
+}
+
+/// Verifier A's (u, t_A) for prover P_{i+1}: A holds the prover's own components as its `next`
+/// ones. `to_prover` is the PRF A shares with the prover (mask); `stream` gives
+/// F_{j−1,j} = A's protocol stream with the prover for a product's domain.
+pub(crate) fn verifier_a(
+    tape: &Tape,
+    batch: &Batch,
+    to_prover: &Prf,
+    stream: impl Fn(Domain, usize) -> Vec<u64>,
+) -> Result<(Vector, Gr), EngineError> {
+    let n = proof_len(tape);
+    let mut u = Vec::new();
+    let mut t = Acc::default();
+    for (q, p) in tape.products.iter().enumerate() {
+        push_u(&mut u, p, Side::Next, batch, q);
+        let z = &result(p, q)?.next;
+        let f = stream(p.domain, p.form.outputs());
+        let (x, y) = (&p.x.next, &p.y.next);
+        match p.form {
+            Form::Dot { rows, cols } => {
+                let r = batch.coefficients(q, rows);
+                for w in 0..rows {
+                    let xy = (0..cols).fold(0u64, |s, c| {
+                        s.wrapping_add(x[w * cols + c].wrapping_mul(y[w * cols + c]))
+                    });
+                    let c_a = z[w].wrapping_add(f[w]).wrapping_sub(xy);
+                    t.add_exceptional(r[w], c_a);
+                }
+            }
+            Form::MatMul { m, k, n: cols } => {
+                let c = batch.coefficients(q, m + cols);
+                let (alpha, beta) = c.split_at(m);
+                let zf: Vec<u64> = z.iter().zip(&f).map(|(a, b)| a.wrapping_add(*b)).collect();
+                t.add(&bilinear(alpha, &zf, beta));
+                let (ax, yb) = (left_batch(alpha, x, k), right_batch(beta, y, cols));
+                let mut xy = Acc::default();
+                for (a, b) in ax.iter().zip(&yb) {
+                    xy.add_product(a, b);
+                }
+                t.add(&(Gr::ZERO - xy.reduce()));
+            }
+        }
+    }
+    let mut u = padded(u, n);
+    u[0] = masked(&u[0], &mask(to_prover));
+    t.add(&delta_share(to_prover));
+    Ok((Vector::Entries(u), t.reduce()))
+}
+
+/// Verifier B's (v, t_B) for prover P_{i−1}: B holds the prover's next components as its own.
+/// `to_prover` is the PRF B shares with the prover (mask); `stream` gives F_{j,j+1} = B's
+/// protocol stream with the prover. B adds the prover's δ message to t_B.
+pub(crate) fn verifier_b(
+    tape: &Tape,
+    batch: &Batch,
+    to_prover: &Prf,
+    stream: impl Fn(Domain, usize) -> Vec<u64>,
+) -> (Vector, Gr) {
+    let n = proof_len(tape);
+    let mut v = Vec::new();
+    let mut t = Acc::default();
+    for (q, p) in tape.products.iter().enumerate() {
+        push_v(&mut v, p, Side::Own, batch, q);
+        let f = stream(p.domain, p.form.outputs());
+        match p.form {
+            Form::Dot { rows, .. } => {
+                let r = batch.coefficients(q, rows);
+                for w in 0..rows {
+                    t.add_exceptional(r[w], f[w].wrapping_neg());
+                }
+            }
+            Form::MatMul { m, n: cols, .. } => {
+                let c = batch.coefficients(q, m + cols);
+                let (alpha, beta) = c.split_at(m);
+                let neg: Vec<u64> = f.iter().map(|w| w.wrapping_neg()).collect();
+                t.add(&bilinear(alpha, &neg, beta));
+            }
+        }
+    }
+    let mut v = padded(v, n);
+    v[n - 1] = masked(&v[n - 1], &mask(to_prover));
+    (Vector::Entries(v), t.reduce())
+}
+
+/// A's shares of level `level`'s cross terms (the prover sends B the rest).
+pub(crate) fn a_shares(to_prover_or_a: &Prf, level: u32) -> (Gr, Gr) {
+    let mut w = [0u64; 2 * D];
+    to_prover_or_a.fill(domain::share(level), &mut w);
+    (Gr::from_words(&w[..D]), Gr::from_words(&w[D..]))
+}
+
+/// The challenge of level `level` (the two verifiers derive the same one).
+pub(crate) fn challenge(verifiers: &Prf, level: u32) -> u64 {
+    let mut w = [0u64; 1];
+    verifiers.fill(domain::challenge(level), &mut w);
+    w[0] & EXCEPTIONAL_MASK
+}
+
+/// The batching seed (the two verifiers derive the same one).
+pub(crate) fn seed(verifiers: &Prf) -> [u64; 2] {
+    let mut w = [0u64; 2];
+    verifiers.fill(domain::SEED, &mut w);
+    w
+}
+
+#[cfg(test)]
+mod tests {
+    //! The proof on its own, all three roles in one thread: an honest prover's claim checks, and
+    //! a claim off by any error (high bits included) does not.
+
+    use super::*;
+    use crate::testing::test_rng;
+    use rand::Rng;
+
+    /// Run the recursion on (u, v) with claim shares (ta, tb); true iff the final check holds.
+    fn prove(mut u: Vector, mut v: Vector, mut ta: Gr, mut tb: Gr, rng: &mut impl Rng) -> bool {
+        while u.len() > 1 {
+            let (cl, cr) = cross_terms(&u, &v);
+            let share_a = (Gr::from_words(&[rng.random(); D]), Gr::base(rng.random()));
+            let share_b = (cl - share_a.0, cr - share_a.1);
+            let rho = Gr::exceptional(rng.random::<u64>() & EXCEPTIONAL_MASK);
+            ta = fold_claim(&ta, &rho, share_a);
+            tb = fold_claim(&tb, &rho, share_b);
+            u = u.fold_left(&rho);
+            v = v.fold_right(&rho);
+        }
+        u.last().mul(&v.last()) == ta + tb
+    }
+
+    fn random_vectors(rng: &mut impl Rng, n: usize) -> (Vector, Vector, Gr) {
+        let u: Vec<Entry> = (0..n)
+            .map(|k| match k % 3 {
+                0 => Entry::Scaled {
+                    bits: rng.random::<u64>() & EXCEPTIONAL_MASK,
+                    x: rng.random(),
+                },
+                1 => Entry::Base(rng.random()),
+                _ => Entry::Dense(Box::new(Gr::from_words(&[rng.random(); D]))),
+            })
+            .collect();
+        let v: Vec<Entry> = (0..n).map(|_| Entry::Base(rng.random())).collect();
+        let mut acc = Acc::default();
+        for (a, b) in u.iter().zip(&v) {
+            add_entry_product(&mut acc, a, b);
+        }
+        (Vector::Entries(u), Vector::Entries(v), acc.reduce())
+    }
+
+    #[test]
+    fn honest_claims_verify() {
+        let mut rng = test_rng();
+        for n in [1, 2, 4, 64] {
+            let (u, v, t) = random_vectors(&mut rng, n);
+            let ta = Gr::from_words(&[rng.random(); D]);
+            assert!(prove(u, v, ta, t - ta, &mut rng), "n = {n}");
+        }
+    }
+
+    #[test]
+    fn false_claims_fail() {
+        let mut rng = test_rng();
+        for (n, e) in [
+            (2, 1u64),
+            (64, 1 << 63),
+            (16, rng.random::<u64>() | 1),
+            (8, 3 << 62),
+        ] {
+            let (u, v, t) = random_vectors(&mut rng, n);
+            assert!(!prove(u, v, Gr::ZERO, t + Gr::base(e), &mut rng), "n = {n}");
+        }
+    }
+
+    #[test]
+    fn fold_preserves_the_inner_product_relation() {
+        let mut rng = test_rng();
+        let (u, v, t) = random_vectors(&mut rng, 8);
+        let (cl, cr) = cross_terms(&u, &v);
+        let rho = Gr::exceptional(rng.random::<u64>() & EXCEPTIONAL_MASK);
+        let t2 = fold_claim(&t, &rho, (cl, cr));
+        let (u2, v2) = (u.fold_left(&rho), v.fold_right(&rho));
+        assert_eq!(super::super::galois::inner(&u2.dense(), &v2.dense()), t2);
+    }
+}

@@ -1,0 +1,339 @@
+//! The malicious mode (security with abort): honest runs equal the plaintext evaluator with
+//! rounds and bytes equal to the cost model plus its malicious column; a party that adds an
+//! error to any word of any message it sends — every round, every party position, random words
+//! and errors, high bits included — makes every honest party abort, never return an output.
+
+use rand::Rng;
+use std::collections::HashMap;
+use veil_circuits::cost::program_cost;
+use veil_circuits::eval::evaluate;
+use veil_circuits::{
+    Builder, Owner, PartyId, Recipient, Ring, Shape, ValidatedProgram, ValueType, Visibility,
+};
+use veil_runtime::SecurityMode;
+use veil_runtime::engine::{InputValue, Session};
+use veil_runtime::error::EngineError;
+use veil_runtime::harness::{PartyResult, collect_outputs, run_program3_in, run3, share_inputs};
+use veil_runtime::testing::{ring_vec_with_edges, test_rng};
+use veil_runtime::transport::Transport;
+use veil_runtime::transport::tamper::{Fault, Tamper};
+use veil_runtime::verify::{overhead, unverified_op};
+
+/// Every kind of verified work in one program: client inputs, a party-owned input, an
+/// elementwise product, a select, a dot product, a matrix product, a reveal to all and an
+/// output to a party.
+fn mixed_program(n: usize) -> ValidatedProgram {
+    let mut b = Builder::new();
+    let x = b.secret_vector("x", n, Ring);
+    let y = b.secret_vector("y", n, Ring);
+    let c = b.secret_vector("c", n, Ring);
+    let w = b.input(
+        "w",
+        Owner::Party(PartyId::P1),
+        ValueType {
+            vis: Visibility::Secret,
+            elem: Ring.into(),
+            shape: Shape::Vector(n),
+        },
+    );
+    let xy = b.mul(x, y);
+    let sel = b.select(c, xy, w);
+    let d = b.dot(sel, x);
+    let m1 = b.reshape(x, Shape::Matrix(2, n / 2));
+    let m2 = b.reshape(y, Shape::Matrix(n / 2, 2));
+    let mm = b.matmul(m1, m2);
+    let opened = b.reveal(d);
+    let scaled = b.mul(opened, mm);
+    b.output_to_client("xy", xy);
+    b.output_to_client("mm", scaled);
+    b.output("d", d, Recipient::Party(PartyId::P2));
+    b.finish().expect("valid program")
+}
+
+fn plain_inputs(n: usize, rng: &mut impl Rng) -> HashMap<String, Vec<u64>> {
+    let mut m: HashMap<String, Vec<u64>> = ["x", "y", "w"]
+        .iter()
+        .map(|k| (k.to_string(), ring_vec_with_edges(rng, n)))
+        .collect();
+    m.insert("c".into(), (0..n).map(|_| rng.random_range(0..2)).collect());
+    m
+}
+
+fn run(
+    p: &ValidatedProgram,
+    plain: &HashMap<String, Vec<u64>>,
+    mode: SecurityMode,
+) -> [PartyResult; 3] {
+    run_program3_in(p, share_inputs(p, plain, &mut test_rng()), mode)
+}
+
+#[test]
+fn honest_runs_equal_the_evaluator_and_the_cost_model() {
+    let mut rng = test_rng();
+    for n in [2usize, 8, 34] {
+        let p = mixed_program(n);
+        let plain = plain_inputs(n, &mut rng);
+        let want = evaluate(&p, &plain).expect("plaintext evaluation");
+        let cost = program_cost(&p);
+        let extra = overhead(&p, &cost);
+        let results = run(&p, &plain, SecurityMode::Malicious).map(|r| r.expect("honest run"));
+        for (i, (_, report)) in results.iter().enumerate() {
+            assert_eq!(report.security, SecurityMode::Malicious);
+            assert_eq!(
+                report.rounds,
+                cost.rounds as u64 + extra.rounds,
+                "rounds at P{i}"
+            );
+            assert_eq!(report.verify_rounds, extra.rounds);
+            assert_eq!(
+                report.bytes_sent,
+                cost.bytes_sent[i] + extra.bytes_per_party,
+                "bytes at P{i}"
+            );
+        }
+        let outputs = results.map(|(o, _)| o);
+        let got = collect_outputs(&p, &outputs).expect("outputs reconstruct");
+        for name in ["xy", "mm", "d"] {
+            assert_eq!(got[name], want[name], "output {name}, n = {n}");
+        }
+        // The same program semi-honest: same outputs, no verification.
+        let semi = run(&p, &plain, SecurityMode::SemiHonest).map(|r| r.expect("semi-honest run"));
+        assert!(
+            semi.iter()
+                .all(|(_, r)| r.verify_rounds == 0 && r.rounds == cost.rounds as u64)
+        );
+    }
+}
+
+#[test]
+fn large_products_verify() {
+    // A proof over 2^13 entries (many levels), a 16×64·64×16 matrix product and 64×32 dot rows.
+    let mut b = Builder::new();
+    let x = b.secret_vector("x", 4096, Ring);
+    let y = b.secret_vector("y", 4096, Ring);
+    let xy = b.mul(x, y);
+    let a = b.reshape(x, Shape::Matrix(64, 64));
+    let c = b.reshape(y, Shape::Matrix(64, 64));
+    let mm = b.matmul(a, c);
+    let d = b.reshape(xy, Shape::Matrix(128, 32));
+    let e = b.reshape(y, Shape::Matrix(128, 32));
+    let dots = b.dot(d, e);
+    b.output_to_client("mm", mm);
+    b.output_to_client("dots", dots);
+    let p = b.finish().expect("valid");
+    let mut rng = test_rng();
+    let plain: HashMap<String, Vec<u64>> = ["x", "y"]
+        .iter()
+        .map(|k| (k.to_string(), ring_vec_with_edges(&mut rng, 4096)))
+        .collect();
+    let results = run(&p, &plain, SecurityMode::Malicious).map(|r| r.expect("honest run"));
+    let got = collect_outputs(&p, &results.map(|(o, _)| o)).expect("reconstruct");
+    let want = evaluate(&p, &plain).expect("evaluate");
+    assert_eq!(got["mm"], want["mm"]);
+    assert_eq!(got["dots"], want["dots"]);
+}
+
+/// Run `p` with party `bad` sending `fault`; the three results and whether the fault fired.
+fn run_with_fault(
+    p: &ValidatedProgram,
+    inputs: &[HashMap<String, InputValue>; 3],
+    bad: PartyId,
+    fault: Fault,
+) -> ([PartyResult; 3], bool) {
+    let fired = std::sync::atomic::AtomicBool::new(false);
+    let results = run3(|net| {
+        let fired = &fired;
+        async move {
+            let me = net.me();
+            if me == bad {
+                let net = Tamper::new(net, fault);
+                run_session(p, &inputs[me.index()], net, fired).await
+            } else {
+                run_session(p, &inputs[me.index()], net, fired).await
+            }
+        }
+    });
+    (results, fired.load(std::sync::atomic::Ordering::SeqCst))
+}
+
+trait Fired {
+    fn fired_now(&self) -> bool;
+}
+impl<T> Fired for Tamper<T> {
+    fn fired_now(&self) -> bool {
+        self.fired()
+    }
+}
+impl Fired for veil_runtime::transport::MemoryTransport {
+    fn fired_now(&self) -> bool {
+        false
+    }
+}
+
+async fn run_session<T: Transport + Fired>(
+    p: &ValidatedProgram,
+    inputs: &HashMap<String, InputValue>,
+    net: T,
+    fired: &std::sync::atomic::AtomicBool,
+) -> PartyResult {
+    let mut s = Session::establish(net).await?;
+    s.set_security(SecurityMode::Malicious);
+    let r = s.run(p, inputs.clone()).await;
+    let (_, net) = s.parts();
+    if net.fired_now() {
+        fired.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+    r
+}
+
+/// The cheating harness: for every round of the session (products, input, reveals, output
+/// reveal, every verification round) and every party, errors on random words — small, random
+/// and high-bit-only — are detected: both honest parties fail the session. The one exception is
+/// the last message of all, a verdict: its recipient aborts, and the other honest party, which
+/// decided on the verified session, may return its (correct) outputs — security with abort
+/// without unanimity for the final round, which no protocol without broadcast can avoid.
+#[test]
+fn any_error_in_any_message_aborts_every_honest_party() {
+    let mut rng = test_rng();
+    let n = 8;
+    let p = mixed_program(n);
+    let plain = plain_inputs(n, &mut rng);
+    let inputs = share_inputs(&p, &plain, &mut rng);
+    let want = evaluate(&p, &plain).expect("evaluate");
+    let cost = program_cost(&p);
+    let total = cost.rounds as u64 + overhead(&p, &cost).rounds;
+    let mut trials = 0;
+    for round in 1..=total {
+        for bad in PartyId::ALL {
+            for to in [bad.next(), bad.prev()] {
+                for error in [1u64, 1 << 63, rng.random::<u64>() | 1, 3 << 62] {
+                    let fault = Fault {
+                        round: veil_runtime::transport::RoundId(round),
+                        to,
+                        word: rng.random_range(0..1 << 16),
+                        error,
+                    };
+                    let (results, fired) = run_with_fault(&p, &inputs, bad, fault);
+                    if !fired {
+                        continue; // this party sends `to` nothing in this round
+                    }
+                    trials += 1;
+                    if round == total {
+                        // The verdict round: the recipient of a changed verdict aborts; the
+                        // other honest party may already have decided, on verified outputs.
+                        assert!(results[to.index()].is_err(), "{to} aborts on a bad verdict");
+                        let third = PartyId::ALL
+                            .into_iter()
+                            .find(|&h| h != bad && h != to)
+                            .expect("three parties");
+                        if let Ok((out, _)) = &results[third.index()]
+                            && let Some(veil_runtime::engine::OutputValue::Plain(d)) = out.get("d")
+                        {
+                            assert_eq!(d, &want["d"], "{third}'s output is the verified one");
+                        }
+                        continue;
+                    }
+                    for h in PartyId::ALL.into_iter().filter(|&h| h != bad) {
+                        match &results[h.index()] {
+                            Err(_) => {}
+                            Ok(_) => panic!(
+                                "{h} returned outputs although {bad} added {error:#x} to a word \
+                                 of its round-{round} message to {to}"
+                            ),
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(trials > 100, "only {trials} trials fired");
+}
+
+#[test]
+fn unverified_ops_are_refused_before_any_round() {
+    let mut b = Builder::new();
+    let x = b.secret_vector("x", 4, Ring);
+    let y = b.secret_vector("y", 4, Ring);
+    let lt = b.lt(x, y);
+    b.output_to_client("lt", lt);
+    let p = b.finish().expect("valid");
+    let cost = program_cost(&p);
+    assert!(unverified_op(&p, &cost).is_some());
+    let plain: HashMap<String, Vec<u64>> = [
+        ("x".into(), vec![1, 2, 3, 4]),
+        ("y".into(), vec![4, 3, 2, 1]),
+    ]
+    .into();
+    for r in run(&p, &plain, SecurityMode::Malicious) {
+        match r {
+            Err(EngineError::Unverified { .. }) => {}
+            other => panic!("expected Unverified, got {:?}", other.map(|_| ())),
+        }
+    }
+}
+
+/// A client that sends one party a different copy of a component than the other holder gets:
+/// the session aborts at every party, naming the input.
+#[test]
+fn inconsistent_client_shares_are_refused_by_name() {
+    let p = mixed_program(4);
+    let mut rng = test_rng();
+    let plain = plain_inputs(4, &mut rng);
+    let mut inputs = share_inputs(&p, &plain, &mut rng);
+    if let Some(InputValue::Shares(s)) = inputs[1].get_mut("y") {
+        s.own[2] ^= 1 << 40; // P1's copy of component 1; P0 holds it as `next`.
+    } else {
+        panic!("y is client shares");
+    }
+    let results = run_program3_in(&p, inputs, SecurityMode::Malicious);
+    for r in &results {
+        match r {
+            Err(EngineError::Aborted { what }) => assert!(
+                what.contains("reported") || what.contains("input `y`"),
+                "{what}"
+            ),
+            other => panic!("expected Aborted, got {:?}", other.as_ref().map(|_| ())),
+        }
+    }
+    let named = results
+        .iter()
+        .filter(|r| matches!(r, Err(EngineError::Aborted { what }) if what.contains("input `y`")))
+        .count();
+    assert!(
+        named >= 1,
+        "the party that compares the copies names the input"
+    );
+}
+
+/// An error in a product word is caught by the proof of that word's sender, named as such.
+#[test]
+fn a_wrong_product_word_fails_its_senders_proof() {
+    let mut rng = test_rng();
+    let p = mixed_program(8);
+    let inputs = share_inputs(&p, &plain_inputs(8, &mut rng), &mut rng);
+    // Round 1 carries the first product: P0 sends its masked cross terms to P2.
+    let fault = Fault {
+        round: veil_runtime::transport::RoundId(1),
+        to: PartyId::P2,
+        word: 3,
+        error: 1 << 63,
+    };
+    let (results, fired) = run_with_fault(&p, &inputs, PartyId::P0, fault);
+    assert!(fired);
+    for h in [PartyId::P1, PartyId::P2] {
+        match &results[h.index()] {
+            Err(EngineError::Aborted { what }) => assert!(
+                what.contains("P0's product words") || what.contains("reported"),
+                "{h}: {what}"
+            ),
+            other => panic!(
+                "{h}: expected Aborted, got {:?}",
+                other.as_ref().map(|_| ())
+            ),
+        }
+    }
+    let caught = results.iter().any(
+        |r| matches!(r, Err(EngineError::Aborted { what }) if what.contains("P0's product words")),
+    );
+    assert!(caught, "a verifier of P0 names P0's proof");
+}
