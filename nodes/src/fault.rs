@@ -320,4 +320,25 @@ mod tests {
         // Only round 1 is altered: the second run of the session (later rounds) is not.
         assert_eq!(reconstructed(&faulty[1]).unwrap(), want);
     }
+
+    #[test]
+    fn an_altered_product_word_aborts_a_malicious_run_at_every_party() {
+        let (honest, want) = mul_twice(SecurityMode::Malicious, None);
+        for run in &honest {
+            assert_eq!(reconstructed(run).unwrap(), want);
+        }
+        for word in [0, 3, 7] {
+            for add in [1, -1, i64::MIN] {
+                let fault = Fault::new(FaultSpec { word, add, ..spec(0) });
+                let (faulty, _) = mul_twice(SecurityMode::Malicious, Some(fault));
+                for (p, r) in faulty[0].iter().enumerate() {
+                    let e = r.as_ref().expect_err("no party returns outputs");
+                    assert!(
+                        e.starts_with("session aborted for inconsistency"),
+                        "word {word} add {add} P{p}: {e}"
+                    );
+                }
+            }
+        }
+    }
 }
