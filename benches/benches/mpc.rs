@@ -13,7 +13,7 @@
 //!   max pool 2×2, ReLU, conv 5×5 → 16, max pool 2×2, ReLU, dense 256 → 10 (throughput:
 //!   images); the baseline is the plaintext evaluator of the same program (within 2,000 ulps:
 //!   each truncation may add one, and the layers carry it on).
-//! - `mpc/malicious`: `mul` (2^16, 2^20), `dot` (10,000 × 384) and `matmul` (128×128) in
+//! - `mpc/malicious`: `mul` (2^10, 2^16), `dot` (1,000 × 384) and `matmul` (128×128) in
 //!   `semi-honest` and `malicious` mode side by side (ids `<op>/<mode>`), the malicious ones
 //!   including the session's verification (`veil_runtime::verify`).
 //! - `mpc/batching`: 1,000 separate one-element `mul`s on separate scalar inputs
@@ -311,9 +311,9 @@ fn malicious(c: &mut Criterion) {
     g.sample_size(10);
     let mut rng = ChaCha20Rng::seed_from_u64(19);
     for (name, size) in [
-        ("mul", 1usize << 16),
-        ("mul", 1 << 20),
-        ("dot", 10_000),
+        ("mul", 1usize << 10),
+        ("mul", 1 << 16),
+        ("dot", 1000),
         ("matmul", 128),
     ] {
         let op: BenchOp = name.parse().expect("an op of the table");

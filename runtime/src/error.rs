@@ -149,6 +149,17 @@ pub enum EngineError {
         /// Op name.
         name: &'static str,
     },
+    /// The program's products need a larger proof than a malicious session allows.
+    #[error(
+        "the products of this program need a proof of {entries} entries; a malicious session \
+         allows at most {limit} (split the program into several sessions)"
+    )]
+    ProofTooLarge {
+        /// Entries the program needs.
+        entries: usize,
+        /// The limit ([`crate::verify::MAX_PROOF_ENTRIES`]).
+        limit: usize,
+    },
     /// The session's verification failed (malicious mode): a party sent a message that is not
     /// what the protocol prescribes. No output is returned.
     #[error("session aborted for inconsistency: {what}")]

@@ -337,3 +337,23 @@ fn a_wrong_product_word_fails_its_senders_proof() {
     );
     assert!(caught, "a verifier of P0 names P0's proof");
 }
+
+/// A program whose proof would exceed the verification's memory bound is refused up front.
+#[test]
+fn oversized_proofs_are_refused_before_any_round() {
+    let n = veil_runtime::verify::MAX_PROOF_ENTRIES / 2 + 1;
+    let mut b = Builder::new();
+    let x = b.secret_vector("x", n, Ring);
+    let y = b.secret_vector("y", n, Ring);
+    let z = b.mul(x, y);
+    b.output_to_client("z", z);
+    let p = b.finish().expect("valid");
+    let cost = program_cost(&p);
+    match veil_runtime::verify::check_program(&p, &cost) {
+        Err(EngineError::ProofTooLarge { entries, limit }) => {
+            assert_eq!(entries, 2 * n);
+            assert_eq!(limit, veil_runtime::verify::MAX_PROOF_ENTRIES);
+        }
+        other => panic!("expected ProofTooLarge, got {other:?}"),
+    }
+}

@@ -51,6 +51,7 @@ use super::tape::{Form, Product, Tape};
 use crate::error::EngineError;
 use crate::prf::{Domain, Prf, PrfKey};
 use crate::sharing::Shares;
+use rayon::prelude::*;
 
 /// PRF domains of the verification streams (under keys derived for it, so they never meet the
 /// protocols' streams).
@@ -143,33 +144,54 @@ impl Vector {
     }
 }
 
-/// (C_L, C_R) = (⟨u1, v2⟩, ⟨u2, v1⟩) for the halves of u and v.
+/// Entries per rayon task in the proof's loops.
+const CHUNK: usize = 1 << 12;
+
+/// (C_L, C_R) = (⟨u1, v2⟩, ⟨u2, v1⟩) for the halves of u and v (rayon over chunks; each chunk
+/// sums unreduced, one reduction at the end).
 pub(crate) fn cross_terms(u: &Vector, v: &Vector) -> (Gr, Gr) {
     let h = u.len() / 2;
-    let (mut l, mut r) = (Acc::default(), Acc::default());
-    match (u, v) {
+    let pair = |k: usize, (l, r): &mut (Acc, Acc)| match (u, v) {
         (Vector::Entries(u), Vector::Entries(v)) => {
-            for k in 0..h {
-                add_entry_product(&mut l, &u[k], &v[h + k]);
-                add_entry_product(&mut r, &u[h + k], &v[k]);
-            }
+            add_entry_product(l, &u[k], &v[h + k]);
+            add_entry_product(r, &u[h + k], &v[k]);
         }
         (Vector::Dense(u), Vector::Dense(v)) => {
-            for k in 0..h {
-                l.add_product(&u[k], &v[h + k]);
-                r.add_product(&u[h + k], &v[k]);
+            l.add_product(&u[k], &v[h + k]);
+            r.add_product(&u[h + k], &v[k]);
+        }
+        // Both sides fold together, so they are always of the same kind.
+        (Vector::Entries(u), Vector::Dense(v)) => {
+            l.add_product(&u[k].gr(), &v[h + k]);
+            r.add_product(&u[h + k].gr(), &v[k]);
+        }
+        (Vector::Dense(u), Vector::Entries(v)) => {
+            l.add_product(&u[k], &v[h + k].gr());
+            r.add_product(&u[h + k], &v[k].gr());
+        }
+    };
+    let (l, r) = (0..h.div_ceil(CHUNK))
+        .into_par_iter()
+        .map(|c| {
+            let mut acc = (Acc::default(), Acc::default());
+            for k in c * CHUNK..((c + 1) * CHUNK).min(h) {
+                pair(k, &mut acc);
             }
-        }
-        (u, v) => {
-            // Mixed only if the two sides fold at different times: never in a proof.
-            let (u, v) = (u.dense(), v.dense());
-            return cross_terms(&Vector::Dense(u), &Vector::Dense(v));
-        }
-    }
+            acc
+        })
+        .reduce(
+            || (Acc::default(), Acc::default()),
+            |(mut l, mut r), (l2, r2)| {
+                l.merge(&l2);
+                r.merge(&r2);
+                (l, r)
+            },
+        );
     (l.reduce(), r.reduce())
 }
 
 impl Vector {
+    #[cfg(test)]
     fn dense(&self) -> Vec<Gr> {
         match self {
             Vector::Entries(e) => e.iter().map(Entry::gr).collect(),
@@ -179,29 +201,40 @@ impl Vector {
 
     /// u' = u1 + ρ·u2 (the prover's and A's side).
     pub(crate) fn fold_left(self, rho: &Gr) -> Vector {
-        let h = self.len() / 2;
-        Vector::Dense(match self {
-            Vector::Entries(e) => (0..h).map(|k| e[k].gr() + e[h + k].times(rho)).collect(),
-            Vector::Dense(mut g) => {
-                for k in 0..h {
-                    let t = rho.mul(&g[h + k]);
-                    g[k] += t;
-                }
-                g.truncate(h);
-                g
-            }
-        })
+        self.fold(
+            |a, b| a.gr() + b.times(rho),
+            |a, b| {
+                let t = rho.mul(b);
+                *a += t;
+            },
+        )
     }
 
     /// v' = ρ·v1 + v2 (the prover's and B's side).
     pub(crate) fn fold_right(self, rho: &Gr) -> Vector {
+        self.fold(|a, b| a.times(rho) + b.gr(), |a, b| *a = rho.mul(a) + *b)
+    }
+
+    /// Halve: `entries(first-half entry, second-half entry)` before the first fold,
+    /// `dense(first-half element in place, second-half element)` after (rayon over chunks).
+    fn fold(
+        self,
+        entries: impl Fn(&Entry, &Entry) -> Gr + Sync + Send,
+        dense: impl Fn(&mut Gr, &Gr) + Sync + Send,
+    ) -> Vector {
         let h = self.len() / 2;
         Vector::Dense(match self {
-            Vector::Entries(e) => (0..h).map(|k| e[k].times(rho) + e[h + k].gr()).collect(),
+            Vector::Entries(e) => (0..h)
+                .into_par_iter()
+                .with_min_len(CHUNK)
+                .map(|k| entries(&e[k], &e[h + k]))
+                .collect(),
             Vector::Dense(mut g) => {
-                for k in 0..h {
-                    g[k] = rho.mul(&g[k]) + g[h + k];
-                }
+                let (lo, hi) = g.split_at_mut(h);
+                lo.par_iter_mut()
+                    .with_min_len(CHUNK)
+                    .zip(hi.par_iter())
+                    .for_each(|(a, b)| dense(a, b));
                 g.truncate(h);
                 g
             }

@@ -109,12 +109,24 @@ pub fn unverified_op(
         })
 }
 
-/// [`unverified_op`] as the engine's error.
+/// Most proof entries a malicious session may need (2·n for an n-element product): the
+/// proof's vectors hold N/2 elements of 376 bytes after the first fold, four vectors per party,
+/// so 2^21 entries is ≈ 1.6 GB of verification state at each party.
+pub const MAX_PROOF_ENTRIES: usize = 1 << 21;
+
+/// [`unverified_op`] as the engine's error, and the bound on the proof's size.
 pub fn check_program(program: &ValidatedProgram, cost: &ProgramCost) -> Result<(), EngineError> {
-    match unverified_op(program, cost) {
-        Some((op, name)) => Err(EngineError::Unverified { op, name }),
-        None => Ok(()),
+    if let Some((op, name)) = unverified_op(program, cost) {
+        return Err(EngineError::Unverified { op, name });
     }
+    let entries = proof_entries(program, cost);
+    if entries > MAX_PROOF_ENTRIES {
+        return Err(EngineError::ProofTooLarge {
+            entries,
+            limit: MAX_PROOF_ENTRIES,
+        });
+    }
+    Ok(())
 }
 
 /// What the malicious mode adds to a program's cost model (the "malicious column"): the
@@ -131,22 +143,7 @@ pub struct Overhead {
 pub fn overhead(program: &ValidatedProgram, cost: &ProgramCost) -> Overhead {
     let prog = program.program();
     let types = program.types();
-    let shape = |v: veil_circuits::ValueId| types[v.index()].shape;
-    let mut body = 0usize;
-    for (i, (op, c)) in prog.ops.iter().zip(&cost.per_op).enumerate() {
-        if c.rounds == 0 {
-            continue;
-        }
-        body += match op {
-            Op::Mul(..) | Op::Select { .. } => 2 * types[i].shape.len(),
-            Op::Dot(a, _) => 2 * shape(*a).len(),
-            Op::MatMul(a, _) => match shape(*a) {
-                Shape::Matrix(_, k) => 2 * k,
-                s => 2 * s.len(),
-            },
-            _ => 0,
-        };
-    }
+    let body = proof_entries(program, cost);
     let inputs = prog
         .ops
         .iter()
@@ -167,6 +164,31 @@ pub fn overhead(program: &ValidatedProgram, cost: &ProgramCost) -> Overhead {
         rounds,
         bytes_per_party: 8 * words,
     }
+}
+
+/// Entries of a malicious session's product proof before padding: 2·n per n-element `mul` or
+/// `select`, 2·rows·cols per `dot`, 2·k per m×k·k×n `matmul` (what [`tape::Form`] records).
+pub fn proof_entries(program: &ValidatedProgram, cost: &ProgramCost) -> usize {
+    let prog = program.program();
+    let types = program.types();
+    let shape = |v: veil_circuits::ValueId| types[v.index()].shape;
+    let mut body = 0usize;
+    for (i, (op, c)) in prog.ops.iter().zip(&cost.per_op).enumerate() {
+        if c.rounds == 0 {
+            continue;
+        }
+        let entries = match op {
+            Op::Mul(..) | Op::Select { .. } => types[i].shape.len(),
+            Op::Dot(a, _) => shape(*a).len(),
+            Op::MatMul(a, _) => match shape(*a) {
+                Shape::Matrix(_, k) => k,
+                s => s.len(),
+            },
+            _ => 0,
+        };
+        body = body.saturating_add(entries.saturating_mul(2));
+    }
+    body
 }
 
 /// One verification round: one message to each peer, counted in the report.
