@@ -117,6 +117,9 @@ impl NodeError {
             NodeError::Open(OpenError::Reused(_)) => Code::AlreadyExists,
             NodeError::Open(_) => Code::Unavailable,
             NodeError::Engine(e) => match e {
+                // In malicious mode: the proof of the program's products would exceed the
+                // session's bound (a limit, like the node's own).
+                EngineError::ProofTooLarge { .. } => Code::ResourceExhausted,
                 EngineError::Round { .. } | EngineError::Setup(_) => Code::Unavailable,
                 // A protocol step failed, or (malicious mode) the session's verification
                 // caught a deviation: every honest node aborts, nothing is stored.
@@ -194,6 +197,13 @@ mod tests {
             (
                 NodeError::Engine(EngineError::Unverified { op: 3, name: "ltz" }),
                 Code::InvalidArgument,
+            ),
+            (
+                NodeError::Engine(EngineError::ProofTooLarge {
+                    entries: 1 << 22,
+                    limit: 1 << 21,
+                }),
+                Code::ResourceExhausted,
             ),
             (
                 NodeError::SecurityMismatch {

@@ -329,7 +329,11 @@ mod tests {
         }
         for word in [0, 3, 7] {
             for add in [1, -1, i64::MIN] {
-                let fault = Fault::new(FaultSpec { word, add, ..spec(0) });
+                let fault = Fault::new(FaultSpec {
+                    word,
+                    add,
+                    ..spec(0)
+                });
                 let (faulty, _) = mul_twice(SecurityMode::Malicious, Some(fault));
                 for (p, r) in faulty[0].iter().enumerate() {
                     let e = r.as_ref().expect_err("no party returns outputs");

@@ -211,7 +211,7 @@ impl MlpBench {
     /// One untimed warm-up request and `reps` timed ones of `batch` samples on the cluster
     /// (whose nodes run `security`), `reps` runs on the memory transport in the same mode and
     /// of the reference; checks every answer. In malicious mode a program with an op that has
-    /// no maliciously secure protocol is refused ([`BenchError::Unverified`]) before any
+    /// no maliciously secure protocol is refused ([`BenchError::NotMalicious`]) before any
     /// request.
     pub async fn run(
         &mut self,

@@ -201,19 +201,16 @@ pub enum BenchError {
         /// Requested k.
         k: usize,
     },
-    /// In malicious mode: a workload's program has an op with no maliciously secure protocol
-    /// yet, so it cannot run in that mode (`veil bench` skips it with a note).
-    #[error(
-        "{what}: op {at} ({name}) of its program has no maliciously secure protocol yet, so it \
-         does not run in malicious mode"
-    )]
-    Unverified {
+    /// In malicious mode: a workload's program cannot run in that mode — an op with no
+    /// maliciously secure protocol yet, or a proof larger than a session allows (`veil bench`
+    /// skips it with a note).
+    #[error("{what} does not run in malicious mode: {source}")]
+    NotMalicious {
         /// The workload, e.g. `ltz at size 1000000`.
         what: String,
-        /// Index of the first unverified op in the program.
-        at: usize,
-        /// Its name.
-        name: &'static str,
+        /// Why, as the engine refuses it.
+        #[source]
+        source: EngineError,
     },
     /// `--cluster` runs its sessions in another security mode than the one measured.
     #[error(
@@ -268,8 +265,8 @@ pub fn check_args(op: BenchOp, size: usize, params: Params) -> Result<(), BenchE
 }
 
 /// Check the arguments and build the workload: what both runners do first. In malicious mode
-/// a workload whose program has an op without a maliciously secure protocol is refused
-/// ([`BenchError::Unverified`]) before anything runs.
+/// a workload the engine would refuse is refused ([`BenchError::NotMalicious`]) before
+/// anything runs.
 pub(crate) fn prepare<R: rand::Rng>(
     op: BenchOp,
     size: usize,
@@ -284,8 +281,9 @@ pub(crate) fn prepare<R: rand::Rng>(
     Ok(w)
 }
 
-/// Refuses `program` in malicious mode when it has an op with no maliciously secure protocol
-/// ([`BenchError::Unverified`], naming the workload with `what` and the first such op).
+/// Refuses `program` in `mode` when the engine would ([`BenchError::NotMalicious`], naming the
+/// workload with `what`): in malicious mode, an op with no maliciously secure protocol or a
+/// proof over the session's bound.
 pub fn check_mode(
     program: &ValidatedProgram,
     mode: SecurityMode,
@@ -294,14 +292,12 @@ pub fn check_mode(
     if mode == SecurityMode::SemiHonest {
         return Ok(());
     }
-    match veil_runtime::verify::unverified_op(program, &program_cost(program)) {
-        Some((at, name)) => Err(BenchError::Unverified {
+    veil_runtime::verify::check_program(program, &program_cost(program)).map_err(|source| {
+        BenchError::NotMalicious {
             what: what(),
-            at,
-            name,
-        }),
-        None => Ok(()),
-    }
+            source,
+        }
+    })
 }
 
 impl BenchResult {
@@ -538,12 +534,10 @@ mod tests {
             // panic.
             match run_memory(op, size, Params::default(), 1, SecurityMode::Malicious) {
                 Ok(r) => assert_eq!(r.security, "malicious", "{op}"),
-                Err(e @ BenchError::Unverified { .. }) => {
+                Err(e @ BenchError::NotMalicious { .. }) => {
                     let msg = e.to_string();
-                    assert!(
-                        msg.starts_with(&format!("{op} at size {size}: op ")),
-                        "{msg}"
-                    );
+                    let head = format!("{op} at size {size} does not run in malicious mode: op ");
+                    assert!(msg.starts_with(&head), "{msg}");
                     assert!(msg.contains("no maliciously secure protocol"), "{msg}");
                 }
                 Err(e) => panic!("{op} in malicious mode: {e}"),

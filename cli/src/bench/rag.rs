@@ -120,7 +120,7 @@ pub struct RagBenchResult {
 /// whose nodes run `security`, one row per (mode, link): each query runs once per mode and
 /// link, alternating, so their medians come from the same stretch of time. In malicious mode
 /// a retrieval program with an op that has no maliciously secure protocol is refused
-/// ([`BenchError::Unverified`]) after the upload, before any query.
+/// ([`BenchError::NotMalicious`]) after the upload, before any query.
 pub async fn run_rag(
     client: &mut Client,
     (size, dim, k): (usize, usize, usize),

@@ -26,7 +26,7 @@ pub struct Output {
 /// Whether a benchmark error is a workload that does not run in malicious mode: printed as a
 /// note and skipped, so the other rows still run.
 fn skipped(e: &BenchError) -> bool {
-    matches!(e, BenchError::Unverified { .. })
+    matches!(e, BenchError::NotMalicious { .. })
 }
 
 pub fn run_bench(
