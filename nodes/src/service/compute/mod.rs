@@ -9,17 +9,18 @@
 //!
 //! An invoke is three steps: [`prepare`] (decode, limits, policy, binding hash), [`session`]
 //! (open the session, compare the binding with both peers, run the program) and delivery here
-//! (sign the receipt, store or return the outputs).
-//!
-//! Every session runs in the node's configured security mode, which the binding covers (nodes
-//! configured differently refuse each other's sessions) and each receipt and stored result
-//! records. In malicious mode a program with an op that has no maliciously secure protocol is
-//! refused at `StoreProgram` and `Invoke`, before any round; a session whose verification fails
-//! ends with `Aborted` on every honest node and stores nothing. Before a session runs, the node checks the
+//! (sign the receipt, store or return the outputs). Before a session runs, the node checks the
 //! program against its [`Limits`] (from the types, before any allocation) and the three nodes
 //! compare the session binding ([`veil_proto::binding`]); after it, the node signs a receipt
 //! ([`veil_proto::receipt`]). An id that does not exist and one the caller may not use get the
 //! same answer (`NotFound`), so ids cannot be probed.
+//!
+//! Every session runs in the node's configured security mode, which the binding covers (nodes
+//! configured differently refuse each other's sessions) and each receipt and stored result
+//! records. In malicious mode a program the mode cannot verify (an op with no maliciously secure
+//! protocol, or a proof over the session's bound) is refused at `StoreProgram` and `Invoke`,
+//! before any round; a session whose verification fails ends with `Aborted` on every honest
+//! node and stores nothing.
 
 mod prepare;
 mod session;
@@ -27,9 +28,8 @@ mod session;
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
-use veil_circuits::ValidatedProgram;
 use veil_circuits::cost::program_cost;
-use veil_circuits::{PartyId, Program};
+use veil_circuits::{PartyId, Program, ValidatedProgram};
 use veil_proto::convert::{check_id, grants, node_shares, security_to_wire};
 use veil_proto::pb;
 use veil_proto::receipt::{ReceiptSigner, words_digest};
@@ -114,8 +114,8 @@ impl ComputeService {
     }
 
     /// Whether this node may run `program` at all: within its limits and, in malicious mode,
-    /// made only of ops with a maliciously secure protocol (refused naming the first other op,
-    /// before any session round).
+    /// made only of ops with a maliciously secure protocol (refused naming the first other op)
+    /// and within the proof's bound — checked before any session round.
     fn admit(&self, program: &ValidatedProgram) -> Result<(), NodeError> {
         self.limits.check_program(program)?;
         if self.security == SecurityMode::Malicious {
