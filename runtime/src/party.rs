@@ -118,13 +118,17 @@ impl PartyCtx {
         )
     }
 
-    /// PRFs for the malicious mode's verification, keyed with subkeys of the pairwise keys
-    /// (with the next party, with the previous party): independent of every protocol stream.
-    pub(crate) fn verify_prfs(&self) -> (Prf, Prf) {
-        let label = b"veil/v1/dzkp";
+    /// PRFs for one run's malicious-mode verification, keyed with subkeys of the pairwise keys
+    /// (with the next party, with the previous party) under a fresh domain of this session:
+    /// independent of every protocol stream and of every other run's verification, so no
+    /// challenge or mask is ever reused when a session runs several programs.
+    pub(crate) fn verify_prfs(&mut self) -> (Prf, Prf) {
+        let run = self.next_domain().op;
+        let mut label = b"veil/v1/dzkp/".to_vec();
+        label.extend_from_slice(&run.to_le_bytes());
         (
-            Prf::new(&self.prf_next.derive(label)),
-            Prf::new(&self.prf_prev.derive(label)),
+            Prf::new(&self.prf_next.derive(&label)),
+            Prf::new(&self.prf_prev.derive(&label)),
         )
     }
 

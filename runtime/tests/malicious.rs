@@ -357,3 +357,57 @@ fn oversized_proofs_are_refused_before_any_round() {
         other => panic!("expected ProofTooLarge, got {other:?}"),
     }
 }
+
+/// A session that runs several programs verifies each with fresh challenges and masks: two
+/// honest runs on one session both pass, and a fault in the second run is caught.
+#[test]
+fn every_run_of_a_session_is_verified_on_its_own() {
+    let mut rng = test_rng();
+    let p = mixed_program(8);
+    let plain = plain_inputs(8, &mut rng);
+    let want = evaluate(&p, &plain).expect("evaluate");
+    let inputs = share_inputs(&p, &plain, &mut rng);
+    let cost = program_cost(&p);
+    let per_run = cost.rounds as u64 + overhead(&p, &cost).rounds;
+    // Session setup is round 0; the second run's first round is per_run + 1.
+    let fault = Fault {
+        round: veil_runtime::transport::RoundId(per_run + 1),
+        to: PartyId::P0,
+        word: 0,
+        error: 1 << 63,
+    };
+    let (inputs, prog) = (&inputs, &p);
+    let results = run3(|net| async move {
+        let me = net.me();
+        let net = Tamper::new(
+            net,
+            if me == PartyId::P1 {
+                fault
+            } else {
+                Fault { error: 0, ..fault }
+            },
+        );
+        let mut s = Session::establish(net).await.map_err(|e| e.to_string())?;
+        s.set_security(SecurityMode::Malicious);
+        let first = s
+            .run(prog, inputs[me.index()].clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        let second = s.run(prog, inputs[me.index()].clone()).await;
+        Ok::<_, String>((first.0, second.map(|_| ()).map_err(|e| e.to_string())))
+    });
+    let firsts: Vec<_> = results
+        .iter()
+        .map(|r| r.as_ref().expect("the first run passes").0.clone())
+        .collect();
+    let got = collect_outputs(
+        &p,
+        &[firsts[0].clone(), firsts[1].clone(), firsts[2].clone()],
+    )
+    .expect("reconstruct");
+    assert_eq!(got["xy"], want["xy"]);
+    for h in [PartyId::P0, PartyId::P2] {
+        let second = &results[h.index()].as_ref().expect("first run").1;
+        assert!(second.is_err(), "{h} aborts the tampered second run");
+    }
+}

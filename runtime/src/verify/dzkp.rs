@@ -98,16 +98,13 @@ impl Entry {
         }
     }
 
-    /// ρ·self.
-    fn times(&self, rho: &Gr) -> Gr {
+    /// ρ·self for an exceptional challenge ρ (its bits): additions and popcounts, no dense
+    /// multiplication.
+    fn times(&self, rho: u64) -> Gr {
         match self {
-            Entry::Base(x) => rho.scale(*x),
-            Entry::Scaled { bits, x } => {
-                let mut acc = Acc::default();
-                acc.add_product(&Gr::exceptional_times(*bits, *x), rho);
-                acc.reduce()
-            }
-            Entry::Dense(g) => rho.mul(g),
+            Entry::Base(x) => Gr::exceptional_times(rho, *x),
+            Entry::Scaled { bits, x } => Gr::exceptional_product(*bits, rho, *x),
+            Entry::Dense(g) => g.mul_exceptional(rho),
         }
     }
 }
@@ -199,20 +196,23 @@ impl Vector {
         }
     }
 
-    /// u' = u1 + ρ·u2 (the prover's and A's side).
-    pub(crate) fn fold_left(self, rho: &Gr) -> Vector {
+    /// u' = u1 + ρ·u2 (the prover's and A's side), ρ exceptional (given by its bits).
+    pub(crate) fn fold_left(self, rho: u64) -> Vector {
         self.fold(
             |a, b| a.gr() + b.times(rho),
             |a, b| {
-                let t = rho.mul(b);
+                let t = b.mul_exceptional(rho);
                 *a += t;
             },
         )
     }
 
     /// v' = ρ·v1 + v2 (the prover's and B's side).
-    pub(crate) fn fold_right(self, rho: &Gr) -> Vector {
-        self.fold(|a, b| a.times(rho) + b.gr(), |a, b| *a = rho.mul(a) + *b)
+    pub(crate) fn fold_right(self, rho: u64) -> Vector {
+        self.fold(
+            |a, b| a.times(rho) + b.gr(),
+            |a, b| *a = a.mul_exceptional(rho) + *b,
+        )
     }
 
     /// Halve: `entries(first-half entry, second-half entry)` before the first fold,
@@ -554,11 +554,12 @@ mod tests {
             let (cl, cr) = cross_terms(&u, &v);
             let share_a = (Gr::from_words(&[rng.random(); D]), Gr::base(rng.random()));
             let share_b = (cl - share_a.0, cr - share_a.1);
-            let rho = Gr::exceptional(rng.random::<u64>() & EXCEPTIONAL_MASK);
+            let bits = rng.random::<u64>() & EXCEPTIONAL_MASK;
+            let rho = Gr::exceptional(bits);
             ta = fold_claim(&ta, &rho, share_a);
             tb = fold_claim(&tb, &rho, share_b);
-            u = u.fold_left(&rho);
-            v = v.fold_right(&rho);
+            u = u.fold_left(bits);
+            v = v.fold_right(bits);
         }
         u.last().mul(&v.last()) == ta + tb
     }
@@ -611,9 +612,9 @@ mod tests {
         let mut rng = test_rng();
         let (u, v, t) = random_vectors(&mut rng, 8);
         let (cl, cr) = cross_terms(&u, &v);
-        let rho = Gr::exceptional(rng.random::<u64>() & EXCEPTIONAL_MASK);
-        let t2 = fold_claim(&t, &rho, (cl, cr));
-        let (u2, v2) = (u.fold_left(&rho), v.fold_right(&rho));
+        let bits = rng.random::<u64>() & EXCEPTIONAL_MASK;
+        let t2 = fold_claim(&t, &Gr::exceptional(bits), (cl, cr));
+        let (u2, v2) = (u.fold_left(bits), v.fold_right(bits));
         assert_eq!(super::super::galois::inner(&u2.dense(), &v2.dense()), t2);
     }
 }

@@ -82,6 +82,41 @@ impl Gr {
         acc.reduce()
     }
 
+    /// This element times the exceptional element `bits`: a sum of shifted copies (additions
+    /// only, no multiplications), then one reduction.
+    pub fn mul_exceptional(&self, bits: u64) -> Gr {
+        let mut acc = Acc::default();
+        let mut rest = bits & EXCEPTIONAL_MASK;
+        while rest != 0 {
+            let t = rest.trailing_zeros() as usize;
+            rest &= rest - 1;
+            for (r, &c) in acc.0[t..t + D].iter_mut().zip(&self.0) {
+                *r = r.wrapping_add(c);
+            }
+        }
+        acc.reduce()
+    }
+
+    /// exc(a)·exc(b)·x: the product of two exceptional elements has small integer coefficients
+    /// (coefficient m counts the pairs t + s = m), then times x ∈ Z_2^64.
+    pub fn exceptional_product(a: u64, b: u64, x: u64) -> Gr {
+        let (a, b) = (a & EXCEPTIONAL_MASK, b & EXCEPTIONAL_MASK);
+        let mut acc = Acc::default();
+        // Coefficient m = #{t : bit t of a and bit m − t of b}: a AND the bit-reversed b,
+        // shifted; reversed over 47 bits so that bit (46 − s) of rb is bit s of b.
+        let rb = b.reverse_bits() >> (64 - D);
+        for (m, c) in acc.0.iter_mut().enumerate() {
+            // Pairs (t, m − t) with 0 ≤ t, m − t < 47.
+            let shifted = if m < D - 1 {
+                rb >> (D - 1 - m)
+            } else {
+                rb << (m - (D - 1))
+            };
+            *c = u64::from((a & shifted & EXCEPTIONAL_MASK).count_ones());
+        }
+        acc.reduce().scale(x)
+    }
+
     /// x·e for x ∈ Z_2^64 and an exceptional e given by its bits: the coefficients of e are
     /// 0 or 1, so this is x at the set bits.
     pub fn exceptional_times(bits: u64, x: u64) -> Gr {
@@ -252,6 +287,12 @@ mod tests {
             assert_eq!(
                 Gr::exceptional_times(bits, x),
                 Gr::exceptional(bits).scale(x)
+            );
+            assert_eq!(a.mul_exceptional(bits), a.mul(&Gr::exceptional(bits)));
+            let other: u64 = rng.random();
+            assert_eq!(
+                Gr::exceptional_product(bits, other, x),
+                Gr::exceptional(bits).mul(&Gr::exceptional(other)).scale(x)
             );
         }
     }

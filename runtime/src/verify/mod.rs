@@ -378,7 +378,7 @@ async fn prove_products<T: Transport>(
         let (ra, rb) = (Gr::exceptional(rho_a), Gr::exceptional(rho_b));
         ta = dzkp::fold_claim(&ta, &ra, dzkp::a_shares(vnext, level));
         tb = dzkp::fold_claim(&tb, &rb, shares_b);
-        (au, bv) = offload::run(heavy, || (au.fold_left(&ra), bv.fold_right(&rb)));
+        (au, bv) = offload::run(heavy, || (au.fold_left(rho_a), bv.fold_right(rho_b)));
         if level + 1 < levels {
             // Both verifiers send the prover the challenge; it must get the same one twice.
             let expect = Expect {
@@ -391,8 +391,8 @@ async fn prove_products<T: Transport>(
                 challenges_differ = true;
                 failures.push(format!("{prev} and {next} sent {me} different challenges"));
             }
-            let rho = Gr::exceptional(from_prev[0] & galois::EXCEPTIONAL_MASK);
-            (pu, pv) = offload::run(heavy, || (pu.fold_left(&rho), pv.fold_right(&rho)));
+            let rho = from_prev[0] & galois::EXCEPTIONAL_MASK;
+            (pu, pv) = offload::run(heavy, || (pu.fold_left(rho), pv.fold_right(rho)));
         }
     }
     // Final values: as A I send (u″, t_A) to B = P_{i−1}; as B I send (v″, t_B) to A = P_{i+1}.
