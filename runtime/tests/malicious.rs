@@ -5,6 +5,7 @@
 
 use rand::Rng;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use veil_circuits::cost::program_cost;
 use veil_circuits::eval::evaluate;
 use veil_circuits::{
@@ -133,57 +134,32 @@ fn large_products_verify() {
     assert_eq!(got["dots"], want["dots"]);
 }
 
-/// Run `p` with party `bad` sending `fault`; the three results and whether the fault fired.
+/// Run `p` with party `bad` sending `fault` (the others send unchanged messages); the three
+/// results and whether the fault fired.
 fn run_with_fault(
     p: &ValidatedProgram,
     inputs: &[HashMap<String, InputValue>; 3],
     bad: PartyId,
     fault: Fault,
 ) -> ([PartyResult; 3], bool) {
-    let fired = std::sync::atomic::AtomicBool::new(false);
-    let results = run3(|net| {
-        let fired = &fired;
-        async move {
-            let me = net.me();
-            if me == bad {
-                let net = Tamper::new(net, fault);
-                run_session(p, &inputs[me.index()], net, fired).await
-            } else {
-                run_session(p, &inputs[me.index()], net, fired).await
-            }
+    let fired = AtomicBool::new(false);
+    let fired_ref = &fired;
+    let results = run3(|net| async move {
+        let me = net.me();
+        let fault = if me == bad {
+            fault
+        } else {
+            Fault { error: 0, ..fault }
+        };
+        let mut s = Session::establish(Tamper::new(net, fault)).await?;
+        s.set_security(SecurityMode::Malicious);
+        let r = s.run(p, inputs[me.index()].clone()).await;
+        if me == bad && s.parts().1.fired() {
+            fired_ref.store(true, Ordering::SeqCst);
         }
+        r
     });
-    (results, fired.load(std::sync::atomic::Ordering::SeqCst))
-}
-
-trait Fired {
-    fn fired_now(&self) -> bool;
-}
-impl<T> Fired for Tamper<T> {
-    fn fired_now(&self) -> bool {
-        self.fired()
-    }
-}
-impl Fired for veil_runtime::transport::MemoryTransport {
-    fn fired_now(&self) -> bool {
-        false
-    }
-}
-
-async fn run_session<T: Transport + Fired>(
-    p: &ValidatedProgram,
-    inputs: &HashMap<String, InputValue>,
-    net: T,
-    fired: &std::sync::atomic::AtomicBool,
-) -> PartyResult {
-    let mut s = Session::establish(net).await?;
-    s.set_security(SecurityMode::Malicious);
-    let r = s.run(p, inputs.clone()).await;
-    let (_, net) = s.parts();
-    if net.fired_now() {
-        fired.store(true, std::sync::atomic::Ordering::SeqCst);
-    }
-    r
+    (results, fired.load(Ordering::SeqCst))
 }
 
 /// The cheating harness: for every round of the session (products, input, reveals, output
