@@ -15,6 +15,7 @@ mod bench;
 mod cmd;
 
 use bench::{OpChoice, Params, TransportKind};
+use veil_runtime::SecurityMode;
 
 #[derive(Parser)]
 #[command(
@@ -111,6 +112,18 @@ enum Command {
         /// `rag`: skip the TFHE path (it builds its own encrypted index of the corpus).
         #[arg(long)]
         no_fhe: bool,
+        /// Comma-separated security modes of the MPC sessions, each its own row of every op
+        /// and size (on both transports; a devnet per mode with `--transport grpc`, `rag` and
+        /// `mlp`): `semi-honest`, `malicious`. In malicious mode a workload whose program has
+        /// an op without a maliciously secure protocol yet is skipped with a note. With
+        /// `--cluster`, the cluster's nodes must run the mode asked for.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "semi-honest",
+            value_name = "MODE[,MODE]"
+        )]
+        security: Vec<SecurityMode>,
     },
     /// Run a serialised program (veil-circuits JSON) on a cluster: every input NAME is read
     /// from FILE (one number per line: integers for ring inputs, decimals for fixed point),
@@ -185,6 +198,11 @@ enum Command {
         /// with :PORT, IPv6 as [ADDR]:PORT): write a multi-host layout and exit.
         #[arg(long, value_delimiter = ',', value_name = "H0,H1,H2")]
         hosts: Vec<String>,
+        /// The nodes' security mode (`security` in every node-<i>.toml): `semi-honest`, or
+        /// `malicious` (security with abort; programs with an op that has no maliciously
+        /// secure protocol yet are refused).
+        #[arg(long, default_value = "semi-honest", value_name = "MODE")]
+        security: SecurityMode,
     },
     /// Prepare a corpus directory for a node's Retrieval service (`[[retrieval]] dir`):
     /// quantise and cluster the embeddings, lay out the scoring matrix, compute its hint, and
@@ -270,7 +288,15 @@ fn main() -> Result<()> {
             clusters,
             probe,
             no_fhe,
+            security,
         } => {
+            // Each mode once, in the order given.
+            let mut modes = Vec::new();
+            for mode in security {
+                if !modes.contains(&mode) {
+                    modes.push(mode);
+                }
+            }
             if let Some(device) = device {
                 cmd::device::use_device(device, reps, json)?;
             }
@@ -290,6 +316,7 @@ fn main() -> Result<()> {
                         probe,
                         fhe: !no_fhe,
                     },
+                    security: modes,
                 },
                 cluster,
             )
@@ -326,8 +353,9 @@ fn main() -> Result<()> {
             base_port,
             clients,
             hosts,
+            security,
         } if !hosts.is_empty() => {
-            cmd::devnet::write_hosts(&dir, nodes, base_port, &clients, &hosts)
+            cmd::devnet::write_hosts(&dir, nodes, base_port, &clients, &hosts, security)
         }
         Command::Devnet {
             dir,
@@ -335,7 +363,8 @@ fn main() -> Result<()> {
             base_port,
             clients,
             hosts: _,
-        } => runtime()?.block_on(cmd::devnet::run(&dir, nodes, base_port, &clients)),
+            security,
+        } => runtime()?.block_on(cmd::devnet::run(&dir, nodes, base_port, &clients, security)),
         Command::RetrievalPrepare {
             out,
             synthetic,

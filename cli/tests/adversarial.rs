@@ -439,6 +439,7 @@ async fn nodes_refuse_to_run_different_requests_under_one_session() {
         stored: vec![("x", "x")],
         inline: vec![],
         delivery: Delivery::Inline,
+        security: veil_runtime::SecurityMode::SemiHonest,
     }
     .hash();
     for (i, r) in res.iter().enumerate() {

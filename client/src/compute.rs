@@ -41,6 +41,7 @@ use veil_proto::config::ClusterConfig;
 use veil_proto::pb::{self, compute_client::ComputeClient};
 use veil_proto::receipt::{self};
 use veil_proto::tls::{self, PinnedConnector};
+use veil_runtime::SecurityMode;
 use veil_runtime::kernels::{le_bytes_to_words, words_to_le_bytes};
 use veil_runtime::sharing::{
     Comp32, SEED_BYTES, Shares, reconstruct, share3_compact, share3_seeded,
@@ -145,15 +146,23 @@ pub const MAX_RESPONSE_BYTES: usize = 1 << 30;
 /// The three nodes' signed receipts of one run, verified against the keys in `cluster.toml`.
 #[derive(Clone, Debug)]
 pub struct Receipt {
-    /// The session binding all three signed (session, program, inputs, caller, delivery).
+    /// The session binding all three signed (session, program, inputs, caller, delivery and
+    /// security mode).
     pub binding: [u8; 32],
+    /// The security mode the session ran in, as all three nodes stated and signed it.
+    pub security: SecurityMode,
     /// Each node's receipt, by party: its output digest and Ed25519 signature.
     pub nodes: Vec<pb::Receipt>,
 }
 
 impl std::fmt::Display for Receipt {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "binding {}", hex::encode(self.binding))?;
+        writeln!(
+            f,
+            "binding {} ({} session)",
+            hex::encode(self.binding),
+            self.security
+        )?;
         for r in &self.nodes {
             writeln!(
                 f,
@@ -182,6 +191,10 @@ pub struct InvokeSummary {
     /// When each depth (round) of the program's schedule was complete, from the start of the
     /// program, at the slowest node: time a layer as the difference at its last depth.
     pub depth_done: Vec<Duration>,
+    /// Of `rounds`, those of the malicious mode's verification (0 in semi-honest mode).
+    pub verify_rounds: u64,
+    /// Of `bytes_sent`, the verification's, by party.
+    pub verify_bytes: [u64; 3],
 }
 
 /// A connection to the three nodes of a cluster.
@@ -486,17 +499,23 @@ impl Client {
                 inline_outputs: result_id.is_none(),
             })
             .collect();
+        let reqs = &requests;
+        let res = on_all!(self, i, c => c.invoke(reqs[i].clone()))?;
         // What all three nodes must have signed: the request as this client sent it (the
-        // nodes' requests differ only in their share components, which the binding omits).
-        let binding = SessionBinding::of_request(&requests[0], program_id, &self.name).hash();
-        let requests = &requests;
-        let res = on_all!(self, i, c => c.invoke(requests[i].clone()))?;
+        // nodes' requests differ only in their share components, which the binding omits), in
+        // the security mode all three state.
+        let security = receipt::stated_security(std::array::from_fn(|i| {
+            res.get(i).and_then(|r| r.receipt.as_ref())
+        }))?;
+        let binding =
+            SessionBinding::of_request(&requests[0], program_id, &self.name, security).hash();
         for (party, (r, key)) in res.iter().zip(&self.receipt_keys).enumerate() {
             let outputs = result_id.is_none().then_some(r.outputs.as_slice());
             receipt::verify(key, party, &binding, outputs, r.receipt.as_ref())?;
         }
         let receipt = Receipt {
             binding,
+            security,
             nodes: res.iter().filter_map(|r| r.receipt.clone()).collect(),
         };
         let summary = InvokeSummary {
@@ -516,6 +535,12 @@ impl Client {
                     Duration::from_micros(us.unwrap_or(0))
                 })
                 .collect(),
+            verify_rounds: res[0].verify_rounds,
+            verify_bytes: [
+                res[0].verify_bytes,
+                res[1].verify_bytes,
+                res[2].verify_bytes,
+            ],
         };
         let outputs = match result_id {
             Some(_) => HashMap::new(),

@@ -35,6 +35,7 @@ fn store(c: &mut Criterion) {
         outputs: vec![("z".into(), words(), words())],
         rounds: 1,
         bytes_sent: 8 * N as u64,
+        security: Default::default(),
     };
 
     let mut g = c.benchmark_group("store");

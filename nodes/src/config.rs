@@ -1,8 +1,9 @@
 //! A node's configuration file (TOML).
 //!
 //! `node-<i>.toml` tells one node who it is, where it listens, where its data and TLS files are,
-//! which peers and clients it trusts (by certificate fingerprint) and, optionally, which
-//! prepared corpora its Retrieval service serves (`[[retrieval]]`). Relative paths are resolved
+//! which peers and clients it trusts (by certificate fingerprint), the security mode of its
+//! sessions (`security`) and, optionally, which prepared corpora its Retrieval service serves
+//! (`[[retrieval]]`). Relative paths are resolved
 //! against the directory of the file. The client's `cluster.toml` and the field checks both
 //! files share are in [`veil_proto::config`].
 
@@ -16,6 +17,7 @@ use veil_proto::config::{
     base_dir, check_addr, check_fingerprint, check_name, check_party, check_readable, check_three,
     read_toml, resolve,
 };
+use veil_runtime::SecurityMode;
 
 /// Default [`NodeConfig::session_timeout_ms`]: 10 s.
 pub const DEFAULT_SESSION_TIMEOUT_MS: u64 = 10_000;
@@ -101,6 +103,22 @@ pub fn is_corpus_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
+/// `security` in `node-<i>.toml`: a [`SecurityMode`] by name (`semi-honest`, `malicious`).
+mod security_name {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use veil_runtime::SecurityMode;
+
+    pub fn serialize<S: Serializer>(mode: &SecurityMode, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(mode.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SecurityMode, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 /// Configuration of one node (`node-<i>.toml`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -121,6 +139,13 @@ pub struct NodeConfig {
     /// in MiB; 0 reads every stored input from the database.
     #[serde(default = "default_value_cache_mib")]
     pub value_cache_mib: usize,
+    /// What every session of this node protects against: `semi-honest` (the default) or
+    /// `malicious` (security with abort: a deviating node is caught before any output leaves,
+    /// and programs with an op that has no maliciously secure protocol yet are refused). All
+    /// three nodes of a cluster must set the same mode: it is part of the session binding, so
+    /// nodes whose modes differ refuse every session.
+    #[serde(default, with = "security_name")]
+    pub security: SecurityMode,
     /// TLS files.
     pub tls: TlsFiles,
     /// This node's receipt signing key: a file holding an Ed25519 seed as 64 hex digits
@@ -137,6 +162,12 @@ pub struct NodeConfig {
     /// Corpora served by the Retrieval service (optional; none by default).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub retrieval: Vec<RetrievalEntry>,
+    /// Test builds only (feature `fault-injection`): alter one word of one outgoing peer
+    /// message in this node's sessions ([`crate::fault`]). A build without the feature refuses
+    /// a config with a `[fault]` table (unknown field).
+    #[cfg(feature = "fault-injection")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<crate::fault::FaultSpec>,
 }
 
 impl NodeConfig {
@@ -228,6 +259,10 @@ impl NodeConfig {
         check_readable("tls.cert", &self.tls.cert)?;
         check_readable("tls.key", &self.tls.key)?;
         check_readable("signing_key", &self.signing_key)?;
+        #[cfg(feature = "fault-injection")]
+        if let Some(fault) = &self.fault {
+            fault.validate(self.party)?;
+        }
         let own = veil_proto::tls::file_fingerprint(&self.tls.cert)
             .map_err(|e| ConfigError::invalid("tls.cert", e.to_string()))?;
         if Some(&own) != self.peer(self.party).map(|p| &p.cert_sha256) {
@@ -291,6 +326,7 @@ mod tests {
             assert_eq!(cfg.tls.cert, dir.path().join(format!("node-{i}.pem")));
             assert_eq!(cfg.session_timeout_ms, DEFAULT_SESSION_TIMEOUT_MS);
             assert_eq!(cfg.max_message_bytes, DEFAULT_MAX_MESSAGE_BYTES);
+            assert_eq!(cfg.security, SecurityMode::SemiHonest);
             assert_eq!(cfg.peers.len(), 3);
             assert_eq!(cfg.peer(2).unwrap().addr, "127.0.0.1:7302");
             let names: Vec<_> = cfg.clients.iter().map(|c| c.name.as_str()).collect();
@@ -328,9 +364,14 @@ mod tests {
         let trimmed: String = text
             .lines()
             .filter(|l| {
-                !["session_timeout_ms", "max_message_bytes", "value_cache_mib"]
-                    .iter()
-                    .any(|f| l.starts_with(f))
+                ![
+                    "session_timeout_ms",
+                    "max_message_bytes",
+                    "value_cache_mib",
+                    "security",
+                ]
+                .iter()
+                .any(|f| l.starts_with(f))
             })
             .map(|l| format!("{l}\n"))
             .collect();
@@ -340,6 +381,29 @@ mod tests {
         assert_eq!(cfg.session_timeout(), std::time::Duration::from_secs(10));
         assert_eq!(cfg.max_message_bytes, 64 * 1024 * 1024);
         assert_eq!(cfg.value_cache_mib, 2048);
+        assert_eq!(cfg.security, SecurityMode::SemiHonest);
+    }
+
+    #[test]
+    fn security_is_read_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = write_devnet(dir.path(), 7450, &["alice"]).unwrap();
+        let path = &layout.node_configs[0];
+        let text = std::fs::read_to_string(path).unwrap();
+        assert!(text.contains("security = \"semi-honest\""), "{text}");
+        let with = |mode: &str| text.replace("\"semi-honest\"", mode);
+        std::fs::write(path, with("\"malicious\"")).unwrap();
+        assert_eq!(
+            NodeConfig::load(path).unwrap().security,
+            SecurityMode::Malicious
+        );
+        std::fs::write(path, with("\"paranoid\"")).unwrap();
+        let e = NodeConfig::load(path).unwrap_err();
+        assert!(
+            matches!(&e, ConfigError::Parse { message, .. }
+                if message.contains("unknown security mode `paranoid`")),
+            "{e}"
+        );
     }
 
     fn loaded(dir: &Path) -> NodeConfig {

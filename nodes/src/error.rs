@@ -5,7 +5,9 @@
 //! plaintext: they travel to the client and into the node's log.
 
 use tonic::{Code, Status};
+use veil_circuits::PartyId;
 use veil_proto::convert::WireError;
+use veil_runtime::SecurityMode;
 use veil_runtime::error::EngineError;
 use veil_runtime::fhe::FheError;
 
@@ -46,6 +48,21 @@ pub enum NodeError {
     /// aborted on every node and nothing was stored (`Aborted`).
     #[error("{0}")]
     Aborted(String),
+    /// The nodes run different security modes (their configs' `security` differ): every node
+    /// refused the session before it ran (`FailedPrecondition`).
+    #[error(
+        "security mode mismatch: this node ({me}) runs {mine} sessions, but {}; every node of a \
+         cluster must set the same `security` in its config; no node ran the session",
+        describe_modes(peers)
+    )]
+    SecurityMismatch {
+        /// This node.
+        me: PartyId,
+        /// Its mode.
+        mine: SecurityMode,
+        /// The peers whose mode differs, with their modes.
+        peers: Vec<(PartyId, SecurityMode)>,
+    },
     /// A peer could not be reached or the node is shutting down (`Unavailable`).
     #[error("{0}")]
     Unavailable(String),
@@ -72,6 +89,15 @@ pub enum NodeError {
     Internal(String),
 }
 
+/// "P1 runs malicious and P2 runs malicious".
+fn describe_modes(peers: &[(PartyId, SecurityMode)]) -> String {
+    let each: Vec<String> = peers
+        .iter()
+        .map(|(p, mode)| format!("{p} runs {mode}"))
+        .collect();
+    each.join(" and ")
+}
+
 impl NodeError {
     /// The gRPC status code this error is answered with.
     pub fn code(&self) -> Code {
@@ -82,7 +108,7 @@ impl NodeError {
             NodeError::Forbidden(_) => Code::PermissionDenied,
             NodeError::NotFound(_) => Code::NotFound,
             NodeError::AlreadyExists(_) => Code::AlreadyExists,
-            NodeError::Stale(_) => Code::FailedPrecondition,
+            NodeError::Stale(_) | NodeError::SecurityMismatch { .. } => Code::FailedPrecondition,
             NodeError::Aborted(_) => Code::Aborted,
             NodeError::Unavailable(_) => Code::Unavailable,
             NodeError::Internal(_) => Code::Internal,
@@ -91,10 +117,17 @@ impl NodeError {
             NodeError::Open(OpenError::Reused(_)) => Code::AlreadyExists,
             NodeError::Open(_) => Code::Unavailable,
             NodeError::Engine(e) => match e {
+                // In malicious mode: the proof of the program's products would exceed the
+                // session's bound (a limit, like the node's own).
+                EngineError::ProofTooLarge { .. } => Code::ResourceExhausted,
                 EngineError::Round { .. } | EngineError::Setup(_) => Code::Unavailable,
-                EngineError::Protocol { .. } => Code::Aborted,
-                // The request's program or inputs do not fit: the caller's error.
-                EngineError::Invalid(_)
+                // A protocol step failed, or (malicious mode) the session's verification
+                // caught a deviation: every honest node aborts, nothing is stored.
+                EngineError::Protocol { .. } | EngineError::Aborted { .. } => Code::Aborted,
+                // The request's program or inputs do not fit: the caller's error. In malicious
+                // mode that includes an op with no maliciously secure protocol.
+                EngineError::Unverified { .. }
+                | EngineError::Invalid(_)
                 | EngineError::MissingInput { .. }
                 | EngineError::UnknownInput { .. }
                 | EngineError::InputLength { .. }
@@ -154,11 +187,71 @@ mod tests {
                 Code::Internal,
             ),
         ];
-        for (e, code) in cases {
+        for (e, code) in cases.into_iter().chain([
+            (
+                NodeError::Engine(EngineError::Aborted {
+                    what: "P1's product proof failed".into(),
+                }),
+                Code::Aborted,
+            ),
+            (
+                NodeError::Engine(EngineError::Unverified { op: 3, name: "ltz" }),
+                Code::InvalidArgument,
+            ),
+            (
+                NodeError::Engine(EngineError::ProofTooLarge {
+                    entries: 1 << 22,
+                    limit: 1 << 21,
+                }),
+                Code::ResourceExhausted,
+            ),
+            (
+                NodeError::SecurityMismatch {
+                    me: PartyId::P0,
+                    mine: SecurityMode::Malicious,
+                    peers: vec![(PartyId::P2, SecurityMode::SemiHonest)],
+                },
+                Code::FailedPrecondition,
+            ),
+        ]) {
             let message = e.to_string();
             let status = Status::from(e);
             assert_eq!(status.code(), code, "{message}");
             assert_eq!(status.message(), message);
         }
+    }
+
+    #[test]
+    fn abort_refusal_and_mismatch_messages_say_what_happened() {
+        let aborted = Status::from(NodeError::Engine(EngineError::Aborted {
+            what: "P1's product proof failed".into(),
+        }));
+        assert_eq!(
+            aborted.message(),
+            "session aborted for inconsistency: P1's product proof failed"
+        );
+        let refused = Status::from(NodeError::Engine(EngineError::Unverified {
+            op: 3,
+            name: "ltz",
+        }));
+        assert!(
+            refused
+                .message()
+                .starts_with("op 3 (ltz) has no maliciously secure protocol")
+        );
+        let mismatch = NodeError::SecurityMismatch {
+            me: PartyId::P0,
+            mine: SecurityMode::Malicious,
+            peers: vec![
+                (PartyId::P1, SecurityMode::SemiHonest),
+                (PartyId::P2, SecurityMode::SemiHonest),
+            ],
+        };
+        assert_eq!(
+            mismatch.to_string(),
+            "security mode mismatch: this node (P0) runs malicious sessions, but P1 runs \
+             semi-honest and P2 runs semi-honest; every node of a cluster must set the same \
+             `security` in its config; no node ran the session"
+        );
     }
 }

@@ -8,6 +8,8 @@ pub mod auth;
 pub mod config;
 pub mod devnet;
 pub mod error;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
 pub mod fuzzing;
 pub mod health;
 pub mod limits;

@@ -161,7 +161,16 @@ pub async fn run_node(cfg: NodeConfig) -> Result<(), ServeError> {
         Callers::new(clients),
         cfg.limits,
         signer,
+        cfg.security,
     );
+    #[cfg(feature = "fault-injection")]
+    let compute = match cfg.fault.clone() {
+        Some(spec) => {
+            tracing::warn!(party = %me, ?spec, "fault injection armed (a test build)");
+            compute.with_fault(crate::fault::Fault::new(spec))
+        }
+        None => compute,
+    };
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<pb::compute_server::ComputeServer<ComputeService>>()
@@ -189,7 +198,7 @@ pub async fn run_node(cfg: NodeConfig) -> Result<(), ServeError> {
             source,
         })?
         .with_nodelay(Some(true));
-    tracing::info!(party = %me, listen = %cfg.listen, "veil node serving");
+    tracing::info!(party = %me, listen = %cfg.listen, security = %cfg.security, "veil node serving");
     // The link settings (windows, frame size, keep-alive) the peer tests exercise.
     peer::tune_server(Server::builder().tls_config(pki::server_tls(&cfg.tls)?)?)
         .add_service(health_service)

@@ -11,10 +11,17 @@
 //!          || session:u64le || program_id || caller
 //!          || stored inputs, sorted by name: (name, value id)*
 //!          || inline inputs, sorted by name: (name, len:u64le)*
-//!          || delivery: 0 (inline outputs) | 1 || result id )
+//!          || delivery: 0 (inline outputs) | 1 || result id
+//!          [|| "security" || mode name]          (only when the mode is not semi-honest) )
 //! ```
 //!
-//! (every string as len:u64le bytes, every list prefixed by its count), sends it to both peers
+//! (every string as len:u64le bytes, every list prefixed by its count). The security mode the
+//! node runs sessions in (its config's `security`) is bound too, so nodes configured with
+//! different modes never run a session together, and a receipt says which mode ran; it is
+//! appended only for modes other than semi-honest, so semi-honest bindings (and the receipts
+//! clients verify against them) are those of the nodes before the mode existed. The encoding
+//! stays unambiguous: the delivery field ends a semi-honest binding. Each node sends the hash
+//! to both peers
 //! in round 0 of the session (the round `Session::establish` would use; keyed sessions never
 //! use it) and runs the program only if both peers' hashes equal its own. The program id is a
 //! content hash of the ops, shapes and output recipients, so the recipients are bound too. The
@@ -22,9 +29,12 @@
 
 use crate::pb;
 use sha2::{Digest, Sha256};
+use veil_runtime::SecurityMode;
 
 /// Domain label of the binding hash.
 const LABEL: &[u8] = b"veil/session-binding/v1";
+/// Label of the security-mode field (see the module docs).
+const SECURITY: &[u8] = b"security";
 
 /// Where a session's outputs go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,12 +60,19 @@ pub struct SessionBinding<'a> {
     pub inline: Vec<(&'a str, u64)>,
     /// Where the outputs go.
     pub delivery: Delivery<'a>,
+    /// The security mode the session runs in.
+    pub security: SecurityMode,
 }
 
 impl<'a> SessionBinding<'a> {
     /// The binding of an invoke request as a node received it from `caller`, for the program
-    /// whose id is `program`.
-    pub fn of_request(r: &'a pb::InvokeRequest, program: &'a str, caller: &'a str) -> Self {
+    /// whose id is `program`, run in `security` mode.
+    pub fn of_request(
+        r: &'a pb::InvokeRequest,
+        program: &'a str,
+        caller: &'a str,
+        security: SecurityMode,
+    ) -> Self {
         SessionBinding {
             session: r.session,
             program,
@@ -75,6 +92,7 @@ impl<'a> SessionBinding<'a> {
             } else {
                 Delivery::Stored(&r.result_id)
             },
+            security,
         }
     }
 }
@@ -113,6 +131,10 @@ impl SessionBinding<'_> {
                 put(&mut h, id.as_bytes());
             }
         }
+        if self.security != SecurityMode::SemiHonest {
+            put(&mut h, SECURITY);
+            put(&mut h, self.security.as_str().as_bytes());
+        }
         h.finalize().into()
     }
 }
@@ -129,6 +151,7 @@ mod tests {
             stored: vec![("x", "vx"), ("y", "vy")],
             inline: vec![("q", 3)],
             delivery: Delivery::Inline,
+            security: SecurityMode::SemiHonest,
         }
     }
 
@@ -139,7 +162,7 @@ mod tests {
         swapped.stored.reverse();
         assert_eq!(swapped.hash(), h);
         type Change = fn(&mut SessionBinding<'static>);
-        let variants: [Change; 8] = [
+        let variants: [Change; 9] = [
             |b| b.session = 8,
             |b| b.program = "p2",
             |b| b.caller = "bob",
@@ -148,12 +171,35 @@ mod tests {
             |b| b.inline[0].1 = 4,
             |b| b.inline.clear(),
             |b| b.delivery = Delivery::Stored("r"),
+            |b| b.security = SecurityMode::Malicious,
         ];
         for (i, change) in variants.iter().enumerate() {
             let mut b = base();
             change(&mut b);
             assert_ne!(b.hash(), h, "variant {i} did not change the hash");
         }
+    }
+
+    #[test]
+    fn a_semi_honest_binding_is_the_one_before_modes_existed() {
+        // The v1 hash of `base()`, computed by the code before the security mode was bound.
+        let b = base();
+        let mut h = Sha256::new();
+        h.update(LABEL);
+        h.update(7u64.to_le_bytes());
+        for s in ["p", "alice"] {
+            put(&mut h, s.as_bytes());
+        }
+        h.update(2u64.to_le_bytes());
+        for s in ["x", "vx", "y", "vy"] {
+            put(&mut h, s.as_bytes());
+        }
+        h.update(1u64.to_le_bytes());
+        put(&mut h, b"q");
+        h.update(3u64.to_le_bytes());
+        h.update([0]);
+        let v1: [u8; 32] = h.finalize().into();
+        assert_eq!(b.hash(), v1);
     }
 
     #[test]

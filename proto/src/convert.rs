@@ -6,6 +6,7 @@
 use crate::Grant;
 use crate::pb;
 use std::sync::Arc;
+use veil_runtime::SecurityMode;
 use veil_runtime::fhe::{DbId, EncryptedQuery};
 use veil_runtime::sharing::{Comp32, PartyShares, SEED_BYTES, Shares, Shares32, expand};
 
@@ -156,6 +157,24 @@ pub fn grants(list: Vec<pb::Grant>) -> Result<Vec<Grant>, WireError> {
         .collect()
 }
 
+/// A `SecurityMode` field off the wire (`what` names it in errors); 0, the value of messages
+/// written before the field existed, is semi-honest.
+pub fn security_mode(what: &str, value: i32) -> Result<SecurityMode, WireError> {
+    match pb::SecurityMode::try_from(value) {
+        Ok(pb::SecurityMode::SemiHonest) => Ok(SecurityMode::SemiHonest),
+        Ok(pb::SecurityMode::Malicious) => Ok(SecurityMode::Malicious),
+        Err(_) => Err(WireError(format!("{what}: unknown security mode {value}"))),
+    }
+}
+
+/// A security mode as the wire spells it (the `security` fields of receipts and results).
+pub fn security_to_wire(mode: SecurityMode) -> pb::SecurityMode {
+    match mode {
+        SecurityMode::SemiHonest => pb::SecurityMode::SemiHonest,
+        SecurityMode::Malicious => pb::SecurityMode::Malicious,
+    }
+}
+
 /// One encrypted query off the wire (`what` names it in errors): a 32-byte database id and
 /// whole little-endian u64 words of ciphertext bodies.
 pub fn encrypted_query(
@@ -204,6 +223,22 @@ mod tests {
             bad(component("own", &w, &[], 4)),
             "own has 24 bytes, expected 32 for 4 elements"
         );
+    }
+
+    #[test]
+    fn security_modes_round_trip_and_old_messages_are_semi_honest() {
+        for mode in [SecurityMode::SemiHonest, SecurityMode::Malicious] {
+            let wire = security_to_wire(mode) as i32;
+            assert_eq!(security_mode("receipt", wire).unwrap(), mode);
+        }
+        // A receipt written before the field existed carries 0.
+        let old = pb::Receipt::default();
+        assert_eq!(
+            security_mode("receipt", old.security).unwrap(),
+            SecurityMode::SemiHonest
+        );
+        let e = security_mode("receipt", 7).unwrap_err();
+        assert_eq!(e.to_string(), "receipt: unknown security mode 7");
     }
 
     #[test]

@@ -10,7 +10,9 @@
 //! where `binding` is the session binding hash ([`crate::binding`]) and `outputs_sha256` is
 //! [`outputs_digest`] of the components it returned (inline) or stored (result id). The client
 //! recomputes the binding from its own request and the digest from the components it received,
-//! and verifies the three signatures against the node keys pinned in `cluster.toml`. A receipt
+//! and verifies the three signatures against the node keys pinned in `cluster.toml`. Each
+//! receipt also states the security mode the session ran in ([`stated_security`]); the binding
+//! covers the mode, so the client takes the mode all three state, binds it and verifies. A receipt
 //! proves what each node signed; it does not make a deviating node's components correct (that
 //! is the client's consistency check on reconstruction).
 
@@ -22,7 +24,9 @@ use rand::{RngCore as _, TryRngCore as _};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroize as _;
 
+use crate::convert::{security_mode, security_to_wire};
 use crate::pb;
+use veil_runtime::SecurityMode;
 
 /// Domain label of receipt signatures.
 const LABEL: &[u8] = b"veil/receipt/v1";
@@ -172,15 +176,21 @@ impl ReceiptSigner {
         hex::encode(self.key.verifying_key().as_bytes())
     }
 
-    /// The receipt for a session with this binding and output components of this digest
-    /// ([`outputs_digest`] / [`words_digest`]).
-    pub fn sign(&self, binding: &[u8; 32], digest: &[u8; 32]) -> pb::Receipt {
+    /// The receipt for a session run in `security` mode with this binding (which covers the
+    /// mode) and output components of this digest ([`outputs_digest`] / [`words_digest`]).
+    pub fn sign(
+        &self,
+        binding: &[u8; 32],
+        digest: &[u8; 32],
+        security: SecurityMode,
+    ) -> pb::Receipt {
         let sig = self.key.sign(&message(self.party, binding, digest));
         pb::Receipt {
             party: u32::from(self.party),
             binding: binding.to_vec().into(),
             outputs_sha256: digest.to_vec().into(),
             signature: sig.to_bytes().to_vec().into(),
+            security: security_to_wire(security) as i32,
         }
     }
 }
@@ -194,6 +204,24 @@ pub fn parse_public(party: usize, hex_key: &str) -> Result<VerifyingKey, Receipt
     let bytes = hex::decode(hex_key).map_err(|_| err("not hex"))?;
     let bytes = <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| err("expected 32 bytes"))?;
     VerifyingKey::from_bytes(&bytes).map_err(|_| err("not a valid Ed25519 public key"))
+}
+
+/// The security mode all three receipts state (by party; a receipt from before the field
+/// existed states semi-honest). Verify each receipt ([`verify`]) against the binding of this
+/// mode: the binding covers the mode, so a node cannot claim a mode it did not sign.
+pub fn stated_security(receipts: [Option<&pb::Receipt>; 3]) -> Result<SecurityMode, ReceiptError> {
+    let mut common = None;
+    for (party, r) in receipts.into_iter().enumerate() {
+        let mismatch = |what| ReceiptError::Mismatch { party, what };
+        let r = r.ok_or(mismatch("missing"))?;
+        let mode = security_mode("receipt", r.security)
+            .map_err(|_| mismatch("states an unknown security mode"))?;
+        if common.is_some_and(|c| c != mode) {
+            return Err(mismatch("states another security mode than node 0"));
+        }
+        common = Some(mode);
+    }
+    Ok(common.unwrap_or_default())
 }
 
 /// Checks node `party`'s receipt: for that party, over `binding`, over exactly the components
@@ -249,7 +277,7 @@ mod tests {
         let key = parse_public(1, &signer.public_hex()).unwrap();
         let binding = [7u8; 32];
         let o = outs();
-        let r = signer.sign(&binding, &outputs_digest(&o));
+        let r = signer.sign(&binding, &outputs_digest(&o), SecurityMode::SemiHonest);
         verify(&key, 1, &binding, Some(&o), Some(&r)).unwrap();
         verify(&key, 1, &binding, None, Some(&r)).unwrap();
 
@@ -287,6 +315,39 @@ mod tests {
                 what: "missing",
                 ..
             })
+        ));
+    }
+
+    #[test]
+    fn receipts_state_one_security_mode() {
+        let signers: Vec<_> = (0..3).map(ReceiptSigner::generate).collect();
+        let sign = |p: usize, mode| signers[p].sign(&[1; 32], &[2; 32], mode);
+        let m = SecurityMode::Malicious;
+        let all = [sign(0, m), sign(1, m), sign(2, m)];
+        assert_eq!(stated_security(all.each_ref().map(Some)).unwrap(), m);
+        // Receipts from nodes before the field existed: semi-honest.
+        let old = pb::Receipt::default();
+        assert_eq!(
+            stated_security([Some(&old), Some(&old), Some(&old)]).unwrap(),
+            SecurityMode::SemiHonest
+        );
+        let mixed = [sign(0, m), sign(1, SecurityMode::SemiHonest), sign(2, m)];
+        assert!(matches!(
+            stated_security(mixed.each_ref().map(Some)),
+            Err(ReceiptError::Mismatch { party: 1, .. })
+        ));
+        assert!(matches!(
+            stated_security([Some(&all[0]), None, Some(&all[2])]),
+            Err(ReceiptError::Mismatch {
+                party: 1,
+                what: "missing"
+            })
+        ));
+        let mut odd = all[2].clone();
+        odd.security = 9;
+        assert!(matches!(
+            stated_security([Some(&all[0]), Some(&all[1]), Some(&odd)]),
+            Err(ReceiptError::Mismatch { party: 2, .. })
         ));
     }
 

@@ -11,6 +11,7 @@ use veil_benches::workload::Params;
 use veil_circuits::Recipient;
 use veil_client::Client;
 use veil_node::devnet::{LocalCluster, Runner};
+use veil_runtime::SecurityMode;
 
 /// Connect to a cluster, waiting up to 30 s for all three nodes to answer.
 pub async fn connect_ready(cluster_toml: &Path) -> Result<Client, BenchError> {
@@ -19,20 +20,23 @@ pub async fn connect_ready(cluster_toml: &Path) -> Result<Client, BenchError> {
         .map_err(|e| BenchError::Devnet(format!("cluster not reachable: {e}")))
 }
 
-/// A cluster to benchmark on: the given `cluster.toml`, or a devnet of this binary's
-/// `veil node` processes started now on `base_port` (kept alive by the returned handle).
+/// A cluster to benchmark on: the given `cluster.toml` (whose nodes run whatever mode they are
+/// configured with), or a devnet of this binary's `veil node` processes in `mode` started now
+/// on `base_port` (kept alive by the returned handle).
 pub fn cluster_or_devnet(
     cluster: Option<PathBuf>,
     base_port: u16,
+    mode: SecurityMode,
 ) -> Result<(Option<LocalCluster>, PathBuf), BenchError> {
     let devnet = |e: &dyn std::fmt::Display| BenchError::Devnet(e.to_string());
     Ok(match cluster {
         Some(toml) => (None, toml),
         None => {
-            eprintln!("veil bench: starting a local devnet…");
+            eprintln!("veil bench: starting a local devnet ({mode} mode)…");
             let exe = std::env::current_exe().map_err(|e| devnet(&e))?;
             let mut d = LocalCluster::temp(base_port, &["alice"], Runner::Process(exe))
                 .map_err(|e| devnet(&e))?;
+            d.layout().set_security(mode).map_err(|e| devnet(&e))?;
             d.start().map_err(|e| devnet(&e))?;
             let toml = d.cluster_toml("alice");
             (Some(d), toml)
@@ -40,16 +44,16 @@ pub fn cluster_or_devnet(
     })
 }
 
-/// Measure `op` at `size` on the cluster behind `client`: inputs stored once, `reps` invocations.
+/// Measure `op` at `size` on the cluster behind `client`, whose nodes run `mode`: inputs
+/// stored once, `reps` invocations.
 pub async fn run_grpc(
     client: &mut Client,
-    op: BenchOp,
-    size: usize,
-    params: Params,
+    (op, size, params): (BenchOp, usize, Params),
     reps: usize,
+    mode: SecurityMode,
 ) -> Result<BenchResult, BenchError> {
     let reps = reps.max(1);
-    let w = prepare(op, size, params, &mut rand::rng())?;
+    let w = prepare(op, size, params, mode, &mut rand::rng())?;
     let program = w
         .program
         .with_outputs_to(&Recipient::Client(client.name().to_string()))
@@ -94,6 +98,14 @@ pub async fn run_grpc(
         let _ = client.delete(id).await;
     }
 
+    if summary.receipt.security != mode {
+        return Err(BenchError::WrongMode {
+            op,
+            size,
+            want: mode,
+            got: summary.receipt.security,
+        });
+    }
     let (plaintext_median_s, want) = time_plaintext(&w, reps);
     veil_benches::workload::compare_outputs(&got, &want, op.tolerance)
         .map_err(|mismatch| BenchError::Mismatch { op, size, mismatch })?;
@@ -101,10 +113,10 @@ pub async fn run_grpc(
     Ok(BenchResult {
         invoke_wall_median_s: Some(median(walls)),
         ..BenchResult::measured(
-            (op, size, TransportKind::Grpc),
+            (op, size, TransportKind::Grpc, mode),
             median_s,
-            summary.rounds,
-            summary.bytes_sent,
+            (summary.rounds, summary.bytes_sent),
+            (summary.verify_rounds, summary.verify_bytes),
             plaintext_median_s,
         )
     })

@@ -14,7 +14,7 @@
 //! same class wherever the reference's top-2 margin exceeds [`CLEAR_MARGIN`]; otherwise the run
 //! fails.
 
-use super::{BenchError, median};
+use super::{BenchError, check_mode, median};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -25,6 +25,7 @@ use veil_circuits::onnx::{
 };
 use veil_client::Client;
 use veil_client::inference::{self, ModelUpload, StoredModel};
+use veil_runtime::SecurityMode;
 use veil_runtime::harness::{collect_outputs, share_inputs};
 
 pub use veil_benches::networks::{LOGITS, NETWORKS, Network};
@@ -65,6 +66,8 @@ pub struct MlpBenchResult {
     pub batch: usize,
     /// Fractional bits of activations and weights.
     pub frac_bits: u32,
+    /// Security mode of the sessions (both transports): `semi-honest` or `malicious`.
+    pub security: &'static str,
     /// gRPC: median user wall time per request (input upload, invoke, fetch, clean-up), seconds.
     pub mpc_median_s: f64,
     /// gRPC: median session time at the slowest node (the program over the network), seconds.
@@ -205,17 +208,33 @@ impl MlpBench {
             .map_err(|e| fail(format!("{}: deleting the weights: {e}", self.arch())))
     }
 
-    /// One untimed warm-up request and `reps` timed ones of `batch` samples on the cluster,
-    /// `reps` runs on the memory transport and of the reference; checks every answer.
+    /// One untimed warm-up request and `reps` timed ones of `batch` samples on the cluster
+    /// (whose nodes run `security`), `reps` runs on the memory transport in the same mode and
+    /// of the reference; checks every answer. In malicious mode a program with an op that has
+    /// no maliciously secure protocol is refused ([`BenchError::NotMalicious`]) before any
+    /// request.
     pub async fn run(
         &mut self,
         client: &mut Client,
         batch: usize,
         reps: usize,
+        security: SecurityMode,
     ) -> Result<MlpBenchResult, BenchError> {
         let reps = reps.max(1);
         let arch = self.arch();
         let ctx = |e: String| fail(format!("{arch} batch {batch}: {e}"));
+        let opts = CompileOptions {
+            batch,
+            frac_bits: DEFAULT_FRAC_BITS,
+            weights: WeightMode::Secret,
+            owner: client.name().to_string(),
+            user: client.name().to_string(),
+            input_bound: INPUT_BOUND,
+        };
+        let compiled = onnx::compile(&self.model, &opts).map_err(|e| ctx(e.to_string()))?;
+        check_mode(&compiled.program, security, || {
+            format!("mlp {arch} at batch {batch}")
+        })?;
         let (features, classes) = self.network.io();
         let mut rng = ChaCha8Rng::seed_from_u64(1000 + batch as u64);
         let inputs: Vec<Vec<f64>> = (0..=reps)
@@ -272,18 +291,9 @@ impl MlpBench {
             .collect();
 
         eprintln!("  memory: {reps} runs on three in-process parties…");
-        let opts = CompileOptions {
-            batch,
-            frac_bits: DEFAULT_FRAC_BITS,
-            weights: WeightMode::Secret,
-            owner: client.name().to_string(),
-            user: client.name().to_string(),
-            input_bound: INPUT_BOUND,
-        };
-        let compiled = onnx::compile(&self.model, &opts).map_err(|e| ctx(e.to_string()))?;
         let x = inputs.last().expect("reps ≥ 1").clone();
         let (memory_median_s, got) =
-            tokio::task::spawn_blocking(move || run_memory(&compiled, &x, reps))
+            tokio::task::spawn_blocking(move || run_memory(&compiled, &x, reps, security))
                 .await
                 .map_err(|e| ctx(e.to_string()))?
                 .map_err(ctx)?;
@@ -295,6 +305,7 @@ impl MlpBench {
             arch: arch.clone(),
             batch,
             frac_bits: DEFAULT_FRAC_BITS,
+            security: security.as_str(),
             mpc_median_s: median(wall),
             mpc_session_median_s: median(session),
             mpc_rounds: last.invoke.rounds,
@@ -311,9 +322,14 @@ impl MlpBench {
     }
 }
 
-/// `reps` runs of `compiled` on `x` over one in-memory session: (median seconds at the slowest
-/// party, the logits of the last run).
-fn run_memory(compiled: &CompiledModel, x: &[f64], reps: usize) -> Result<(f64, Vec<f64>), String> {
+/// `reps` runs of `compiled` on `x` over one in-memory session in `mode`: (median seconds at
+/// the slowest party, the logits of the last run).
+fn run_memory(
+    compiled: &CompiledModel,
+    x: &[f64],
+    reps: usize,
+    mode: SecurityMode,
+) -> Result<(f64, Vec<f64>), String> {
     let mut plain: HashMap<String, Vec<u64>> = compiled
         .weights
         .iter()
@@ -325,7 +341,7 @@ fn run_memory(compiled: &CompiledModel, x: &[f64], reps: usize) -> Result<(f64, 
     );
     let shared = share_inputs(&compiled.program, &plain, &mut rand::rng());
     let program = &compiled.program;
-    let [p0, p1, p2] = super::memory_runs(program, &shared, reps);
+    let [p0, p1, p2] = super::memory_runs(program, &shared, reps, mode);
     let (p0, p1, p2) = (
         p0.map_err(|e| e.to_string())?,
         p1.map_err(|e| e.to_string())?,

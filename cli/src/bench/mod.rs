@@ -14,6 +14,8 @@ use std::fmt::Write as _;
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 use veil_circuits::ValidatedProgram;
+use veil_circuits::cost::program_cost;
+use veil_runtime::SecurityMode;
 use veil_runtime::engine::{InputValue, Outputs, Report, Session};
 use veil_runtime::error::EngineError;
 use veil_runtime::harness::{collect_outputs, run3, share_inputs};
@@ -98,6 +100,8 @@ pub struct BenchResult {
     pub size: usize,
     /// Transport used.
     pub transport: TransportKind,
+    /// Security mode of the sessions: `semi-honest` or `malicious`.
+    pub security: &'static str,
     /// Median wall time of one program run (slowest party), seconds.
     pub median_s: f64,
     /// Work items (elements, dot products, matrix products, top-k queries, gathers) per second
@@ -109,6 +113,10 @@ pub struct BenchResult {
     pub bytes_per_party: f64,
     /// Payload bytes sent by P0, P1, P2.
     pub bytes_by_party: [u64; 3],
+    /// Of `rounds`, those of the malicious mode's verification (0 in semi-honest mode).
+    pub verify_rounds: u64,
+    /// Of `bytes_by_party`, the verification's.
+    pub verify_bytes_by_party: [u64; 3],
     /// Median time of the same computation in the clear, seconds.
     pub plaintext_median_s: f64,
     /// `median_s / plaintext_median_s`.
@@ -193,6 +201,32 @@ pub enum BenchError {
         /// Requested k.
         k: usize,
     },
+    /// In malicious mode: a workload's program cannot run in that mode — an op with no
+    /// maliciously secure protocol yet, or a proof larger than a session allows (`veil bench`
+    /// skips it with a note).
+    #[error("{what} does not run in malicious mode: {source}")]
+    NotMalicious {
+        /// The workload, e.g. `ltz at size 1000000`.
+        what: String,
+        /// Why, as the engine refuses it.
+        #[source]
+        source: EngineError,
+    },
+    /// `--cluster` runs its sessions in another security mode than the one measured.
+    #[error(
+        "{op} at size {size}: the cluster ran the session in {got} mode, not {want} (a \
+         cluster's mode is its nodes' `security` setting)"
+    )]
+    WrongMode {
+        /// Op.
+        op: BenchOp,
+        /// Size.
+        size: usize,
+        /// The mode asked for.
+        want: SecurityMode,
+        /// The mode the receipts state.
+        got: SecurityMode,
+    },
     /// The size is outside what the op supports.
     #[error("{op}: size {size} is outside 1..={max}")]
     Size {
@@ -230,36 +264,63 @@ pub fn check_args(op: BenchOp, size: usize, params: Params) -> Result<(), BenchE
     Ok(())
 }
 
-/// Check the arguments and build the workload: what both runners do first.
+/// Check the arguments and build the workload: what both runners do first. In malicious mode
+/// a workload the engine would refuse is refused ([`BenchError::NotMalicious`]) before
+/// anything runs.
 pub(crate) fn prepare<R: rand::Rng>(
     op: BenchOp,
     size: usize,
     params: Params,
+    mode: SecurityMode,
     rng: &mut R,
 ) -> Result<Workload, BenchError> {
     check_args(op, size, params)?;
-    Workload::with_params(op, size, params, rng)
-        .map_err(|source| BenchError::Program { op, source })
+    let w = Workload::with_params(op, size, params, rng)
+        .map_err(|source| BenchError::Program { op, source })?;
+    check_mode(&w.program, mode, || format!("{op} at size {size}"))?;
+    Ok(w)
+}
+
+/// Refuses `program` in `mode` when the engine would ([`BenchError::NotMalicious`], naming the
+/// workload with `what`): in malicious mode, an op with no maliciously secure protocol or a
+/// proof over the session's bound.
+pub fn check_mode(
+    program: &ValidatedProgram,
+    mode: SecurityMode,
+    what: impl FnOnce() -> String,
+) -> Result<(), BenchError> {
+    if mode == SecurityMode::SemiHonest {
+        return Ok(());
+    }
+    veil_runtime::verify::check_program(program, &program_cost(program)).map_err(|source| {
+        BenchError::NotMalicious {
+            what: what(),
+            source,
+        }
+    })
 }
 
 impl BenchResult {
     /// A result from its measurements; throughput, bytes per party and the ratio are derived.
     pub(crate) fn measured(
-        (op, size, transport): (BenchOp, usize, TransportKind),
+        (op, size, transport, security): (BenchOp, usize, TransportKind, SecurityMode),
         median_s: f64,
-        rounds: u64,
-        bytes_by_party: [u64; 3],
+        (rounds, bytes_by_party): (u64, [u64; 3]),
+        (verify_rounds, verify_bytes_by_party): (u64, [u64; 3]),
         plaintext_median_s: f64,
     ) -> Self {
         BenchResult {
             op: op.name,
             size,
             transport,
+            security: security.as_str(),
             median_s,
             throughput_per_s: op.work_items(size) / median_s,
             rounds,
             bytes_per_party: bytes_by_party.iter().sum::<u64>() as f64 / 3.0,
             bytes_by_party,
+            verify_rounds,
+            verify_bytes_by_party,
             plaintext_median_s,
             ratio_to_plaintext: median_s / plaintext_median_s,
             invoke_wall_median_s: None,
@@ -281,22 +342,23 @@ pub(crate) fn time_plaintext(w: &Workload, reps: usize) -> (f64, Vec<(&'static s
 }
 
 /// Measure `op` at `size` (with `params`): `reps` runs of the program on one session of three
-/// in-memory parties, and `reps` runs of the plaintext twin; checks every MPC output against
-/// plaintext.
+/// in-memory parties in `mode`, and `reps` runs of the plaintext twin; checks every MPC output
+/// against plaintext.
 pub fn run_memory(
     op: BenchOp,
     size: usize,
     params: Params,
     reps: usize,
+    mode: SecurityMode,
 ) -> Result<BenchResult, BenchError> {
     let reps = reps.max(1);
     let mut rng = rand::rng();
-    let w = prepare(op, size, params, &mut rng)?;
+    let w = prepare(op, size, params, mode, &mut rng)?;
     let shared = share_inputs(&w.program, &w.inputs, &mut rng);
     let engine_err = |source| BenchError::Engine { op, size, source };
 
     let program = &w.program;
-    let [p0, p1, p2] = memory_runs(program, &shared, reps);
+    let [p0, p1, p2] = memory_runs(program, &shared, reps, mode);
     let (p0, p1, p2) = (
         p0.map_err(engine_err)?,
         p1.map_err(engine_err)?,
@@ -327,10 +389,10 @@ pub fn run_memory(
             .chain([("comm".to_string(), reports[0].comm_time.as_secs_f64())])
             .collect(),
         ..BenchResult::measured(
-            (op, size, TransportKind::Memory),
+            (op, size, TransportKind::Memory, mode),
             median_s,
-            reports[0].rounds,
-            reports.map(|r| r.bytes_sent),
+            (reports[0].rounds, reports.map(|r| r.bytes_sent)),
+            (reports[0].verify_rounds, reports.map(|r| r.verify_bytes)),
             plaintext_median_s,
         )
     })
@@ -339,18 +401,20 @@ pub fn run_memory(
 /// One party's side of [`memory_runs`]: each run's time, and the last run's outputs and report.
 pub(crate) type PartyRuns = (Vec<Duration>, Outputs, Report);
 
-/// `reps` (≥ 1) runs of `program` on three in-process parties, one session each. Parties copy
-/// their inputs outside the timed region, then start each run together so one party's copying
-/// does not steal a core from another's timed run.
+/// `reps` (≥ 1) runs of `program` on three in-process parties, one session each, in `mode`.
+/// Parties copy their inputs outside the timed region, then start each run together so one
+/// party's copying does not steal a core from another's timed run.
 pub(crate) fn memory_runs(
     program: &ValidatedProgram,
     shared: &[HashMap<String, InputValue>; 3],
     reps: usize,
+    mode: SecurityMode,
 ) -> [Result<PartyRuns, EngineError>; 3] {
     let barrier = &std::sync::Barrier::new(3);
     run3(|net| async move {
         let me = net.me();
         let mut session = Session::establish(net).await?;
+        session.set_security(mode);
         let mut times = Vec::with_capacity(reps);
         let mut last = None;
         for _ in 0..reps.max(1) {
@@ -463,10 +527,26 @@ mod tests {
             let size = 16.min(op.max_size);
             check_args(op, op.default_size, Params::default()).expect("default size");
             assert!(check_args(op, op.max_size + 1, Params::default()).is_err());
-            let r =
-                run_memory(op, size, Params::default(), 1).unwrap_or_else(|e| panic!("{op}: {e}"));
-            assert_eq!((r.op, r.size), (op.name, size));
+            let r = run_memory(op, size, Params::default(), 1, SecurityMode::SemiHonest)
+                .unwrap_or_else(|e| panic!("{op}: {e}"));
+            assert_eq!((r.op, r.size, r.security), (op.name, size, "semi-honest"));
+            // Malicious mode: the op runs, or is refused naming the unverified op; never a
+            // panic.
+            match run_memory(op, size, Params::default(), 1, SecurityMode::Malicious) {
+                Ok(r) => assert_eq!(r.security, "malicious", "{op}"),
+                Err(e @ BenchError::NotMalicious { .. }) => {
+                    let msg = e.to_string();
+                    let head = format!("{op} at size {size} does not run in malicious mode: op ");
+                    assert!(msg.starts_with(&head), "{msg}");
+                    assert!(msg.contains("no maliciously secure protocol"), "{msg}");
+                }
+                Err(e) => panic!("{op} in malicious mode: {e}"),
+            }
         }
+        // `mul` is made of verified ops only.
+        let mul: BenchOp = "mul".parse().unwrap();
+        let r = run_memory(mul, 16, Params::default(), 1, SecurityMode::Malicious).unwrap();
+        assert_eq!((r.security, r.rounds > 0), ("malicious", true));
         for name in OTHER_OPS {
             let choice = name.parse::<OpChoice>().expect("other op");
             assert!(!matches!(choice, OpChoice::Mpc(_)), "{name}");

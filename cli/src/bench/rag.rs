@@ -11,13 +11,14 @@
 //! clustered one on the same clusters); a mismatch fails the run. Clustered rows also report
 //! recall against the exact top k.
 
-use super::{BenchError, median};
+use super::{BenchError, check_mode, median};
 use serde::Serialize;
 use std::time::Instant;
 use veil_client::Client;
 use veil_client::rag::blocked::{self, BlockedUpload, Mode};
 use veil_client::rag::plaintext_search;
 use veil_node::retrieval_files::{synthetic_embeddings, synthetic_passages};
+use veil_runtime::SecurityMode;
 use veil_runtime::fhe::corpus::{normalise_and_quantise, quantise_query};
 
 /// Bytes of text per synthetic chunk slot (synthetic passages are 31–215 bytes).
@@ -31,6 +32,16 @@ pub enum RagMode {
     Exact,
     /// Score every chunk, top-k among the chunks of the `--probe` best clusters (approximate).
     Clustered,
+}
+
+impl RagMode {
+    /// The client's query mode (`probe` clusters in clustered mode).
+    fn query_mode(self, probe: usize) -> Mode {
+        match self {
+            RagMode::Exact => Mode::Exact,
+            RagMode::Clustered => Mode::Clustered { p: probe },
+        }
+    }
 }
 
 /// The RAG options of `veil bench`.
@@ -77,6 +88,8 @@ pub struct RagBenchResult {
     pub blocks: usize,
     /// The link profile the top-k plans were chosen for.
     pub link: super::LinkChoice,
+    /// Security mode of the MPC sessions: `semi-honest` or `malicious` (the FHE path has none).
+    pub security: &'static str,
     /// MPC: median asker wall time per query (store the program, invoke, decode), seconds.
     pub mpc_median_s: f64,
     /// MPC: median session time at the slowest node (the circuit over the network), seconds.
@@ -104,13 +117,15 @@ pub struct RagBenchResult {
 }
 
 /// Runs the RAG benchmark at `size` chunks on the cluster behind `client` (owner and asker),
-/// one row per (mode, link): each query runs once per mode and link, alternating, so their
-/// medians come from the same stretch of time.
+/// whose nodes run `security`, one row per (mode, link): each query runs once per mode and
+/// link, alternating, so their medians come from the same stretch of time. In malicious mode
+/// a retrieval program with an op that has no maliciously secure protocol is refused
+/// ([`BenchError::NotMalicious`]) after the upload, before any query.
 pub async fn run_rag(
     client: &mut Client,
     (size, dim, k): (usize, usize, usize),
     reps: usize,
-    links: &[super::LinkChoice],
+    (links, security): (&[super::LinkChoice], SecurityMode),
     opts: &RagOptions,
 ) -> Result<Vec<RagBenchResult>, BenchError> {
     let fail = |what: String| BenchError::Devnet(what);
@@ -163,6 +178,25 @@ pub async fn run_rag(
         .iter()
         .flat_map(|&m| links.iter().map(move |&l| (m, l)))
         .collect();
+    for &(mode, link) in &runs {
+        let program = blocked::program_for(
+            &corpus,
+            k,
+            mode.query_mode(opts.probe),
+            client.name(),
+            &link.profile(),
+        )
+        .map_err(|e| fail(e.to_string()))?;
+        let refused = check_mode(&program, security, || {
+            format!("rag at size {size} ({mode:?}, plan for {link:?})").to_lowercase()
+        });
+        if let Err(e) = refused {
+            blocked::delete_blocked(client, &corpus)
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            return Err(e);
+        }
+    }
     let mut plain = Vec::new();
     let mut wall = vec![Vec::new(); runs.len()];
     let mut session = vec![Vec::new(); runs.len()];
@@ -173,10 +207,7 @@ pub async fn run_rag(
         let exact = plaintext_search(&quant, dim, q, k);
         plain.push(t.elapsed().as_secs_f64());
         for (r, &(mode, link)) in runs.iter().enumerate() {
-            let mode = match mode {
-                RagMode::Exact => Mode::Exact,
-                RagMode::Clustered => Mode::Clustered { p: opts.probe },
-            };
+            let mode = mode.query_mode(opts.probe);
             eprintln!(
                 "  mpc: query {}/{reps} ({mode:?}, plan for {link:?})…",
                 i + 1
@@ -237,6 +268,7 @@ pub async fn run_rag(
             block_rows: corpus.shape.block_rows,
             blocks: corpus.shape.blocks.len(),
             link,
+            security: security.as_str(),
             mpc_median_s: median(std::mem::take(&mut wall[r])),
             mpc_session_median_s: median(std::mem::take(&mut session[r])),
             mpc_rounds: invoke.rounds,

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use anyhow::{Result, bail};
+use veil_runtime::SecurityMode;
 
 fn check_nodes(nodes: usize) -> Result<()> {
     if nodes != 3 {
@@ -15,31 +16,41 @@ fn check_nodes(nodes: usize) -> Result<()> {
     Ok(())
 }
 
-/// Checks the arguments, lays out (or reuses) `dir` and runs the three nodes.
-pub async fn run(dir: &Path, nodes: usize, base_port: u16, clients: &[String]) -> Result<()> {
+/// Checks the arguments, lays out (or reuses) `dir` and runs the three nodes in `security`
+/// mode.
+pub async fn run(
+    dir: &Path,
+    nodes: usize,
+    base_port: u16,
+    clients: &[String],
+    security: SecurityMode,
+) -> Result<()> {
     check_nodes(nodes)?;
     if usize::from(base_port) + 2 > usize::from(u16::MAX) {
         bail!("--base-port {base_port}: nodes need ports {base_port}..={base_port}+2");
     }
     let clients: Vec<&str> = clients.iter().map(String::as_str).collect();
-    veil_node::devnet::run_devnet(dir, base_port, &clients).await?;
+    veil_node::devnet::run_devnet(dir, base_port, &clients, security).await?;
     Ok(())
 }
 
-/// `veil devnet --hosts`: writes a multi-host layout to `dir` and says what goes where.
+/// `veil devnet --hosts`: writes a multi-host layout to `dir` (nodes in `security` mode) and
+/// says what goes where.
 pub fn write_hosts(
     dir: &Path,
     nodes: usize,
     base_port: u16,
     clients: &[String],
     hosts: &[String],
+    security: SecurityMode,
 ) -> Result<()> {
     check_nodes(nodes)?;
     let hosts = veil_node::devnet::parse_hosts(hosts, base_port)?;
     let clients: Vec<&str> = clients.iter().map(String::as_str).collect();
     let layout = veil_node::devnet::write_hosts(dir, &hosts, &clients)?;
+    layout.set_security(security)?;
     println!(
-        "veil devnet --hosts: wrote certificates and configs to {}",
+        "veil devnet --hosts: wrote certificates and configs to {} ({security} mode)",
         dir.display()
     );
     for (i, h) in hosts.iter().enumerate() {

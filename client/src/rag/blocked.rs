@@ -169,8 +169,10 @@ fn ring32(v: &[i8]) -> Vec<u32> {
     v.iter().map(|&x| i32::from(x) as u32).collect()
 }
 
-/// The program a query of `mode` runs, with the top-k plans chosen for `link`.
-fn program_for(
+/// The program a query of `mode` runs for `asker` on `corpus`, with the top-k plans chosen for
+/// `link` (what [`ask_blocked`] stores; e.g. to check it against a cluster's security mode
+/// before asking).
+pub fn program_for(
     corpus: &BlockedCorpus,
     k: usize,
     mode: Mode,

@@ -97,17 +97,12 @@ impl LocalCluster {
     /// Makes node `party` serve the prepared corpus in `dir` as `name` on its Retrieval
     /// service (takes effect when the node next starts).
     pub fn serve_corpus(&self, party: usize, name: &str, dir: &Path) -> Result<(), DevnetError> {
-        let path = &self.layout.node_configs[party];
-        let mut cfg = NodeConfig::load(path)?;
-        cfg.retrieval.push(RetrievalEntry {
-            name: name.to_string(),
-            dir: dir.to_path_buf(),
-        });
-        super::write_toml(
-            path,
-            "# veil devnet node, serving a retrieval corpus.",
-            &cfg,
-        )
+        self.layout.edit_node(party, |cfg| {
+            cfg.retrieval.push(RetrievalEntry {
+                name: name.to_string(),
+                dir: dir.to_path_buf(),
+            })
+        })
     }
 
     /// Starts the three nodes.

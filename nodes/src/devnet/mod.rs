@@ -22,6 +22,7 @@ use crate::pki::{self, DevnetPki};
 use veil_proto::config::{ClientIdentity, ClusterConfig, ClusterNode};
 use veil_proto::receipt::{ReceiptError, ReceiptSigner};
 use veil_proto::tls::TlsError;
+use veil_runtime::SecurityMode;
 
 /// Errors from laying out or running a devnet.
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +99,35 @@ pub struct DevnetLayout {
     pub node_configs: [PathBuf; 3],
     /// Per client: (name, `dir/cluster-<name>.toml`). The first client's is also `dir/cluster.toml`.
     pub cluster_configs: Vec<(String, PathBuf)>,
+}
+
+impl DevnetLayout {
+    /// Changes node `party`'s config file: reads it, applies `edit` and writes it back (paths
+    /// in it stay as written, relative to the directory; the node reads the file when it
+    /// next starts).
+    pub fn edit_node(
+        &self,
+        party: usize,
+        edit: impl FnOnce(&mut NodeConfig),
+    ) -> Result<(), DevnetError> {
+        let path = self
+            .node_configs
+            .get(party)
+            .ok_or_else(|| DevnetError::Invalid(format!("party {party} out of range (0..=2)")))?;
+        let mut cfg: NodeConfig = veil_proto::config::read_toml(path)?;
+        edit(&mut cfg);
+        write_toml(
+            path,
+            &format!("# veil node {party} (devnet, edited)."),
+            &cfg,
+        )
+    }
+
+    /// Sets `security` in all three node configs (every node of a cluster must run the same
+    /// mode).
+    pub fn set_security(&self, mode: SecurityMode) -> Result<(), DevnetError> {
+        (0..3).try_for_each(|i| self.edit_node(i, |c| c.security = mode))
+    }
 }
 
 pub(crate) fn io_err<'a>(
@@ -378,6 +408,7 @@ fn write_layout(
             session_timeout_ms: DEFAULT_SESSION_TIMEOUT_MS,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             value_cache_mib: DEFAULT_VALUE_CACHE_MIB,
+            security: SecurityMode::default(),
             tls: TlsFiles {
                 ca: rel(&pki.ca),
                 cert: rel(&pki.nodes[i].0),
@@ -388,6 +419,8 @@ fn write_layout(
             peers: peers.clone(),
             clients: client_entries.clone(),
             retrieval: Vec::new(),
+            #[cfg(feature = "fault-injection")]
+            fault: None,
         };
         write_toml(
             path,
@@ -467,18 +500,27 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// `<current exe> node --config dir/node-<i>.toml` for the three nodes (output appended to
 /// `dir/node-<i>.log`), prints how to connect, and runs until Ctrl-C (then the nodes get a few
 /// seconds to exit before being killed) or until a node exits (then the others are killed and
-/// [`DevnetError::NodeExited`] is returned).
-pub async fn run_devnet(dir: &Path, base_port: u16, clients: &[&str]) -> Result<(), DevnetError> {
+/// [`DevnetError::NodeExited`] is returned). Every node runs its sessions in `security` mode.
+pub async fn run_devnet(
+    dir: &Path,
+    base_port: u16,
+    clients: &[&str],
+    security: SecurityMode,
+) -> Result<(), DevnetError> {
     check_args(base_port, clients)?;
     fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
     let dir = dir.canonicalize().map_err(io_err("resolve", dir))?;
     let exe = std::env::current_exe().map_err(io_err("locate", Path::new("current executable")))?;
     let mut cluster = LocalCluster::in_dir(&dir, base_port, clients, Runner::Process(exe))?;
+    cluster.layout().set_security(security)?;
     cluster.start()?;
 
     let layout = cluster.layout();
     let first = &layout.cluster_configs[0].0;
-    eprintln!("veil devnet: three nodes from {}", dir.display());
+    eprintln!(
+        "veil devnet: three nodes from {} ({security} mode)",
+        dir.display()
+    );
     for i in 0..3 {
         eprintln!(
             "  node {i}: {}  (log: {})",

@@ -4,7 +4,7 @@
 //! written before the drop. Records use a small hand-written, versioned binary format:
 //!
 //! ```text
-//! record  = tag:u8 version:u8 body            (tag b'V' value: version 3; b'R' result: version 1)
+//! record  = tag:u8 version:u8 body            (tag b'V' value: version 3; b'R' result: version 2)
 //! string  = len:u64le utf8-bytes
 //! words   = count:u64le count * u64le
 //! value   = owner:string  grants:(count:u64le (client:string program:string)*)  receive:(count:u64le string*)  shares
@@ -12,8 +12,11 @@
 //!         | 32:u8 own:comp32 next:comp32                        (Z_2^32, compact)
 //! comp32  = 0:u8 count:u64le count * u32le                      (explicit words)
 //!         | 1:u8 seed:[u8; 32] offset:u64le len:u64le           (a ChaCha20 keystream, kept as a seed)
-//! result  = recipient:string  outputs:(count:u64le (name:string own:words next:words)*)  rounds:u64le  bytes_sent:u64le
+//! result  = recipient:string  outputs:(count:u64le (name:string own:words next:words)*)  rounds:u64le  bytes_sent:u64le  security:u8
 //! ```
+//!
+//! `security` is the session's mode (0 semi-honest, 1 malicious, as on the wire); a version-1
+//! result, written before the mode existed, has none and decodes as semi-honest.
 //!
 //! A version-2 value is a version-3 one without the ring byte (always Z_2^64).
 //! A version-1 value (written before grants named programs) held a `compute:(count string*)` list
@@ -28,6 +31,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use redb::{Database, ReadableTable, TableDefinition};
+use veil_proto::convert::{security_mode, security_to_wire};
+use veil_runtime::SecurityMode;
 use veil_runtime::sharing::{Comp32, PartyShares, SEED_BYTES, Shares, Shares32};
 
 use crate::policy::{Access, Grant};
@@ -40,7 +45,8 @@ const VALUES: TableDefinition<&str, &[u8]> = TableDefinition::new("values");
 const PROGRAMS: TableDefinition<&str, &[u8]> = TableDefinition::new("programs");
 const RESULTS: TableDefinition<&str, &[u8]> = TableDefinition::new("results");
 
-const VERSION: u8 = 1;
+/// Results since they record the session's security mode.
+const RESULT_VERSION: u8 = 2;
 /// Values since they carry their ring (compact Z_2^32 values).
 const VALUE_VERSION: u8 = 3;
 /// The ring byte of a Z_2^64 value, and of a compact Z_2^32 one.
@@ -116,6 +122,8 @@ pub struct StoredResult {
     pub rounds: u64,
     /// Bytes this party sent during the computation.
     pub bytes_sent: u64,
+    /// The security mode of the session that computed it.
+    pub security: SecurityMode,
 }
 
 impl fmt::Debug for StoredResult {
@@ -130,6 +138,7 @@ impl fmt::Debug for StoredResult {
             .field("outputs(name, own_len, next_len)", &outputs)
             .field("rounds", &self.rounds)
             .field("bytes_sent", &self.bytes_sent)
+            .field("security", &self.security)
             .finish()
     }
 }
@@ -237,9 +246,9 @@ pub(crate) fn encode_result(r: &StoredResult) -> Vec<u8> {
         .iter()
         .map(|(n, a, b)| 8 + n.len() + 16 + 8 * (a.len() + b.len()))
         .sum();
-    let mut buf = Vec::with_capacity(2 + 8 + r.recipient.len() + 8 + outputs + 16);
+    let mut buf = Vec::with_capacity(2 + 8 + r.recipient.len() + 8 + outputs + 17);
     buf.push(TAG_RESULT);
-    buf.push(VERSION);
+    buf.push(RESULT_VERSION);
     put_str(&mut buf, &r.recipient);
     put_u64(&mut buf, r.outputs.len() as u64);
     for (name, own, next) in &r.outputs {
@@ -249,6 +258,7 @@ pub(crate) fn encode_result(r: &StoredResult) -> Vec<u8> {
     }
     put_u64(&mut buf, r.rounds);
     put_u64(&mut buf, r.bytes_sent);
+    buf.push(security_to_wire(r.security) as u8);
     buf
 }
 
@@ -263,14 +273,6 @@ struct Reader<'a> {
 type Dec<T> = Result<T, &'static str>;
 
 impl<'a> Reader<'a> {
-    fn header(buf: &'a [u8], tag: u8) -> Dec<Self> {
-        let (r, version) = Self::versioned(buf, tag)?;
-        if version != VERSION {
-            return Err("unsupported version");
-        }
-        Ok(r)
-    }
-
     /// The reader after the header, and the record's version.
     fn versioned(buf: &'a [u8], tag: u8) -> Dec<(Self, u8)> {
         match buf {
@@ -420,8 +422,16 @@ pub(crate) fn decode_value_owner(buf: &[u8]) -> Dec<String> {
     }
 }
 
+/// The reader after a result's header, and its version (1 or 2).
+fn result_header(buf: &[u8]) -> Dec<(Reader<'_>, u8)> {
+    match Reader::versioned(buf, TAG_RESULT)? {
+        (r, v @ 1..=RESULT_VERSION) => Ok((r, v)),
+        _ => Err("unsupported version"),
+    }
+}
+
 pub(crate) fn decode_result(buf: &[u8]) -> Dec<StoredResult> {
-    let mut r = Reader::header(buf, TAG_RESULT)?;
+    let (mut r, version) = result_header(buf)?;
     let recipient = r.string()?;
     // Each output is at least name length + two word counts.
     let n = r.count(24)?;
@@ -429,11 +439,17 @@ pub(crate) fn decode_result(buf: &[u8]) -> Dec<StoredResult> {
     for _ in 0..n {
         outputs.push((r.string()?, r.words()?, r.words()?));
     }
+    let (rounds, bytes_sent) = (r.u64()?, r.u64()?);
+    let security = match version {
+        1 => SecurityMode::SemiHonest,
+        _ => security_mode("", i32::from(r.u8()?)).map_err(|_| "unknown security mode")?,
+    };
     let res = StoredResult {
         recipient,
         outputs,
-        rounds: r.u64()?,
-        bytes_sent: r.u64()?,
+        rounds,
+        bytes_sent,
+        security,
     };
     r.finish()?;
     Ok(res)
@@ -441,7 +457,7 @@ pub(crate) fn decode_result(buf: &[u8]) -> Dec<StoredResult> {
 
 /// Only the recipient (first field).
 pub(crate) fn decode_result_recipient(buf: &[u8]) -> Dec<String> {
-    Reader::header(buf, TAG_RESULT)?.string()
+    result_header(buf)?.0.string()
 }
 
 fn corrupt<'a>(kind: &'static str, id: &'a str) -> impl FnOnce(&'static str) -> StoreError + 'a {
@@ -826,6 +842,7 @@ mod tests {
             ],
             rounds: 7,
             bytes_sent: 12345,
+            security: SecurityMode::Malicious,
         }
     }
 
@@ -881,6 +898,40 @@ mod tests {
         put_garbage(&s, VALUES, "future", b"V\x04");
         assert!(matches!(
             s.get_value("future"),
+            Err(StoreError::Corrupt {
+                what: "unsupported version",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_version_1_result_decodes_as_semi_honest() {
+        let (_dir, s) = open_tmp();
+        let want = StoredResult {
+            security: SecurityMode::SemiHonest,
+            ..result("bob")
+        };
+        // Version 1: the same fields without the security byte.
+        let mut v1 = encode_result(&want);
+        v1.pop();
+        v1[1] = 1;
+        put_garbage(&s, RESULTS, "old", &v1);
+        assert_eq!(s.get_result("old").unwrap(), Some(want));
+        assert_eq!(s.list_results("bob").unwrap(), vec!["old"]);
+        let mut bad = encode_result(&result("bob"));
+        *bad.last_mut().unwrap() = 7;
+        put_garbage(&s, RESULTS, "odd", &bad);
+        assert!(matches!(
+            s.get_result("odd"),
+            Err(StoreError::Corrupt {
+                what: "unknown security mode",
+                ..
+            })
+        ));
+        put_garbage(&s, RESULTS, "future", b"R\x03");
+        assert!(matches!(
+            s.get_result("future"),
             Err(StoreError::Corrupt {
                 what: "unsupported version",
                 ..

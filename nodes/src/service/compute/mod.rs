@@ -14,6 +14,13 @@
 //! compare the session binding ([`veil_proto::binding`]); after it, the node signs a receipt
 //! ([`veil_proto::receipt`]). An id that does not exist and one the caller may not use get the
 //! same answer (`NotFound`), so ids cannot be probed.
+//!
+//! Every session runs in the node's configured security mode, which the binding covers (nodes
+//! configured differently refuse each other's sessions) and each receipt and stored result
+//! records. In malicious mode a program the mode cannot verify (an op with no maliciously secure
+//! protocol, or a proof over the session's bound) is refused at `StoreProgram` and `Invoke`,
+//! before any round; a session whose verification fails ends with `Aborted` on every honest
+//! node and stores nothing.
 
 mod prepare;
 mod session;
@@ -21,10 +28,12 @@ mod session;
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
-use veil_circuits::{PartyId, Program};
-use veil_proto::convert::{check_id, grants, node_shares};
+use veil_circuits::cost::program_cost;
+use veil_circuits::{PartyId, Program, ValidatedProgram};
+use veil_proto::convert::{check_id, grants, node_shares, security_to_wire};
 use veil_proto::pb;
 use veil_proto::receipt::{ReceiptSigner, words_digest};
+use veil_runtime::SecurityMode;
 use veil_runtime::engine::OutputValue;
 
 use crate::auth::Callers;
@@ -44,6 +53,10 @@ pub struct ComputeService {
     callers: Callers,
     limits: Limits,
     signer: Arc<ReceiptSigner>,
+    security: SecurityMode,
+    /// Test builds only: the fault this node injects into its sessions' messages.
+    #[cfg(feature = "fault-injection")]
+    fault: Option<Arc<crate::fault::Fault>>,
 }
 
 /// One output's components as sent to the client.
@@ -68,7 +81,8 @@ where
 }
 
 impl ComputeService {
-    /// Service for party `me`, accepting the clients in `callers`.
+    /// Service for party `me`, accepting the clients in `callers`, running every session in
+    /// `security` mode.
     pub fn new(
         me: PartyId,
         store: Arc<Store>,
@@ -76,6 +90,7 @@ impl ComputeService {
         callers: Callers,
         limits: Limits,
         signer: ReceiptSigner,
+        security: SecurityMode,
     ) -> Self {
         ComputeService {
             me,
@@ -84,7 +99,29 @@ impl ComputeService {
             callers,
             limits,
             signer: Arc::new(signer),
+            security,
+            #[cfg(feature = "fault-injection")]
+            fault: None,
         }
+    }
+
+    /// Test builds only: alter one word of one outgoing peer message of this node's sessions as
+    /// `fault` says ([`crate::fault`]).
+    #[cfg(feature = "fault-injection")]
+    pub fn with_fault(mut self, fault: Arc<crate::fault::Fault>) -> Self {
+        self.fault = Some(fault);
+        self
+    }
+
+    /// Whether this node may run `program` at all: within its limits and, in malicious mode,
+    /// made only of ops with a maliciously secure protocol (refused naming the first other op)
+    /// and within the proof's bound — checked before any session round.
+    fn admit(&self, program: &ValidatedProgram) -> Result<(), NodeError> {
+        self.limits.check_program(program)?;
+        if self.security == SecurityMode::Malicious {
+            veil_runtime::verify::check_program(program, &program_cost(program))?;
+        }
+        Ok(())
     }
 
     /// The element count a request declares, checked against the value limit before anything
@@ -129,7 +166,7 @@ impl ComputeService {
             .and_then(|p| p.validate())
             .map_err(|e| NodeError::Invalid(format!("program: {e}")))?;
         client_recipient(&valid)?;
-        self.limits.check_program(&valid)?;
+        self.admit(&valid)?;
         let id = valid.id().to_string();
         let (key, json) = (id.clone(), valid.program().to_json());
         on_store(&self.store, move |s| Ok(s.put_program(&key, &json)?)).await?;
@@ -164,7 +201,9 @@ impl ComputeService {
             })
             .collect();
         outs.sort_by(|a, b| a.0.cmp(&b.0));
-        let receipt = self.signer.sign(&binding, &words_digest(&outs));
+        let receipt = self
+            .signer
+            .sign(&binding, &words_digest(&outs), report.security);
         let mut inline = Vec::new();
         if r.inline_outputs {
             inline = outs.into_iter().map(output_shares).collect();
@@ -174,11 +213,12 @@ impl ComputeService {
                 outputs: outs,
                 rounds: report.rounds,
                 bytes_sent: report.bytes_sent,
+                security: report.security,
             };
             let id = r.result_id.clone();
             on_store(&self.store, move |s| Ok(s.put_result(&id, &result)?)).await?;
         }
-        tracing::info!(party = %me, session = r.session, rounds = report.rounds, bytes = report.bytes_sent, "invoke done");
+        tracing::info!(party = %me, session = r.session, security = %report.security, rounds = report.rounds, bytes = report.bytes_sent, "invoke done");
         Ok(pb::InvokeResponse {
             outputs: inline,
             result_id: r.result_id,
@@ -191,6 +231,8 @@ impl ComputeService {
                 .map(|d| d.as_micros() as u64)
                 .collect(),
             receipt: Some(receipt),
+            verify_rounds: report.verify_rounds,
+            verify_bytes: report.verify_bytes,
         })
     }
 
@@ -207,8 +249,9 @@ impl ComputeService {
             .ok_or_else(|| {
                 NodeError::NotFound(format!("no result '{id}' addressed to '{caller}'"))
             })?;
+        let security = security_to_wire(r.security) as i32;
         let outputs = r.outputs.into_iter().map(output_shares).collect();
-        Ok(pb::GetResultResponse { outputs })
+        Ok(pb::GetResultResponse { outputs, security })
     }
 
     async fn delete(&self, caller: String, id: String) -> Result<pb::DeleteResponse, NodeError> {

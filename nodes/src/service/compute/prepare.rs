@@ -25,7 +25,7 @@ pub(super) struct Prepared {
     pub recipient: String,
     /// Each declared input's shares.
     pub inputs: HashMap<String, InputValue>,
-    /// The session binding hash the three nodes compare.
+    /// The session binding hash the three nodes compare (it covers the security mode).
     pub binding: [u8; 32],
 }
 
@@ -92,8 +92,9 @@ impl ComputeService {
             result_taken,
             mut values,
         } = self.lookup(r).await?;
-        // Sizes come from the types: refuse before expanding a seed or building anything.
-        self.limits.check_program(&program)?;
+        // Sizes come from the types: refuse before expanding a seed or building anything. In
+        // malicious mode an op without a verified protocol is refused here, before any round.
+        self.admit(&program)?;
         let recipient = client_recipient(&program)?;
         if r.inline_outputs {
             if recipient != caller {
@@ -206,7 +207,7 @@ impl ComputeService {
                 "'{extra}' is not an input of the program"
             )));
         }
-        let binding = SessionBinding::of_request(r, &program_id, caller).hash();
+        let binding = SessionBinding::of_request(r, &program_id, caller, self.security).hash();
         Ok(Prepared {
             program,
             recipient,
