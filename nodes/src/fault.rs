@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use veil_circuits::PartyId;
 use veil_proto::config::{ConfigError, check_party};
 use veil_runtime::error::TransportError;
-use veil_runtime::transport::{RoundId, SessionId, Transport};
+use veil_runtime::transport::{RoundId, SessionId, Transport, tamper};
 
 /// The `[fault]` table of a node config (see the module docs).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,19 +129,15 @@ impl<T: Transport> Faulty<T> {
             return msg;
         }
         self.fired.store(true, Ordering::Release);
-        let at = 8 * (spec.word % words);
-        let mut bytes = msg.to_vec();
-        let word = u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
-        bytes[at..at + 8].copy_from_slice(&word.wrapping_add(spec.add as u64).to_le_bytes());
         tracing::warn!(
             party = %self.inner.me(),
             session = self.inner.session().0,
             round = round.0,
             %to,
-            word = at / 8,
+            word = spec.word % words,
             "fault injection: altered one word of an outgoing message"
         );
-        Bytes::from(bytes)
+        tamper::add_error(&msg, spec.word, spec.add as u64)
     }
 }
 

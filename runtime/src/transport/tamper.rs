@@ -20,6 +20,22 @@ pub struct Fault {
     pub error: u64,
 }
 
+/// `msg` with `error` added (mod 2^64) to its little-endian word `word mod (words in msg)`;
+/// `msg` itself when it holds no whole word.
+pub fn add_error(msg: &Bytes, word: usize, error: u64) -> Bytes {
+    let words = msg.len() / 8;
+    if words == 0 {
+        return msg.clone();
+    }
+    let at = 8 * (word % words);
+    let mut bytes = msg.to_vec();
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&bytes[at..at + 8]);
+    let changed = u64::from_le_bytes(w).wrapping_add(error);
+    bytes[at..at + 8].copy_from_slice(&changed.to_le_bytes());
+    Bytes::from(bytes)
+}
+
 /// `inner` with [`Fault`] applied to the first matching non-empty message.
 pub struct Tamper<T> {
     inner: T,
@@ -56,13 +72,10 @@ impl<T: Transport> Transport for Tamper<T> {
         let f = self.fault;
         let words = msg.len() / 8;
         if f.round == round && f.to == to && words > 0 && !self.fired.swap(true, Ordering::SeqCst) {
-            let mut bytes = msg.to_vec();
-            let at = 8 * (f.word % words);
-            let mut w = [0u8; 8];
-            w.copy_from_slice(&bytes[at..at + 8]);
-            let changed = u64::from_le_bytes(w).wrapping_add(f.error);
-            bytes[at..at + 8].copy_from_slice(&changed.to_le_bytes());
-            return self.inner.send(to, round, Bytes::from(bytes)).await;
+            return self
+                .inner
+                .send(to, round, add_error(&msg, f.word, f.error))
+                .await;
         }
         self.inner.send(to, round, msg).await
     }
