@@ -171,7 +171,14 @@ pub(crate) fn cross_terms(u: &Vector, v: &Vector) -> (Gr, Gr) {
         .into_par_iter()
         .map(|c| {
             let mut acc = (Acc::default(), Acc::default());
-            for k in c * CHUNK..((c + 1) * CHUNK).min(h) {
+            let (lo, hi) = (c * CHUNK, ((c + 1) * CHUNK).min(h));
+            if let (Vector::Dense(u), Vector::Dense(v)) = (u, v) {
+                // The hot case: one kernel call per chunk.
+                acc.0.add_products(&u[lo..hi], &v[h + lo..h + hi]);
+                acc.1.add_products(&u[h + lo..h + hi], &v[lo..hi]);
+                return acc;
+            }
+            for k in lo..hi {
                 pair(k, &mut acc);
             }
             acc

@@ -83,17 +83,11 @@ impl Gr {
     }
 
     /// This element times the exceptional element `bits`: a sum of shifted copies (additions
-    /// only, no multiplications), then one reduction.
+    /// only, no multiplications; the SIMD kernel [`crate::kernels::gr_shifts_add`]), then one
+    /// reduction.
     pub fn mul_exceptional(&self, bits: u64) -> Gr {
         let mut acc = Acc::default();
-        let mut rest = bits & EXCEPTIONAL_MASK;
-        while rest != 0 {
-            let t = rest.trailing_zeros() as usize;
-            rest &= rest - 1;
-            for (r, &c) in acc.0[t..t + D].iter_mut().zip(&self.0) {
-                *r = r.wrapping_add(c);
-            }
-        }
+        crate::kernels::gr_shifts_add(&mut acc.0, self, bits);
         acc.reduce()
     }
 
@@ -157,6 +151,13 @@ impl Sub for Gr {
 /// An unreduced sum of products (degree ≤ 2·46): reduce once after many products.
 #[derive(Clone)]
 pub struct Acc([u64; 2 * D - 1]);
+
+impl Acc {
+    /// Add Σ_k a_k·b_k (the SIMD kernel [`crate::kernels::gr_products_add`]).
+    pub fn add_products(&mut self, a: &[Gr], b: &[Gr]) {
+        crate::kernels::gr_products_add(&mut self.0, a, b);
+    }
+}
 
 impl Default for Acc {
     fn default() -> Self {
