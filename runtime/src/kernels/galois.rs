@@ -73,18 +73,12 @@ mod tests {
     use crate::testing::test_rng;
     use rand::Rng;
 
-    fn random(rng: &mut impl Rng) -> Gr {
-        let mut c = [0u64; D];
-        c.iter_mut().for_each(|c| *c = rng.random());
-        Gr(c)
-    }
-
     /// Every SIMD level gives the scalar body's words.
     #[test]
     fn every_level_equals_the_plain_loop() {
         let mut rng = test_rng();
-        let a: Vec<Gr> = (0..5).map(|_| random(&mut rng)).collect();
-        let b: Vec<Gr> = (0..5).map(|_| random(&mut rng)).collect();
+        let a: Vec<Gr> = (0..5).map(|_| Gr::random(&mut rng)).collect();
+        let b: Vec<Gr> = (0..5).map(|_| Gr::random(&mut rng)).collect();
         let bits: u64 = rng.random();
         let mut want = vec![0u64; 2 * D - 1];
         products_add_body(&mut want, &a, &b);

@@ -148,40 +148,33 @@ const CHUNK: usize = 1 << 12;
 /// sums unreduced, one reduction at the end).
 pub(crate) fn cross_terms(u: &Vector, v: &Vector) -> (Gr, Gr) {
     let h = u.len() / 2;
-    let pair = |k: usize, (l, r): &mut (Acc, Acc)| match (u, v) {
-        (Vector::Entries(u), Vector::Entries(v)) => {
-            add_entry_product(l, &u[k], &v[h + k]);
-            add_entry_product(r, &u[h + k], &v[k]);
-        }
-        (Vector::Dense(u), Vector::Dense(v)) => {
-            l.add_product(&u[k], &v[h + k]);
-            r.add_product(&u[h + k], &v[k]);
-        }
-        // Both sides fold together, so they are always of the same kind.
-        (Vector::Entries(u), Vector::Dense(v)) => {
-            l.add_product(&u[k].gr(), &v[h + k]);
-            r.add_product(&u[h + k].gr(), &v[k]);
-        }
-        (Vector::Dense(u), Vector::Entries(v)) => {
-            l.add_product(&u[k], &v[h + k].gr());
-            r.add_product(&u[h + k], &v[k].gr());
-        }
-    };
     let (l, r) = (0..h.div_ceil(CHUNK))
         .into_par_iter()
         .map(|c| {
-            let mut acc = (Acc::default(), Acc::default());
+            let (mut l, mut r) = (Acc::default(), Acc::default());
             let (lo, hi) = (c * CHUNK, ((c + 1) * CHUNK).min(h));
-            if let (Vector::Dense(u), Vector::Dense(v)) = (u, v) {
+            match (u, v) {
                 // The hot case: one kernel call per chunk.
-                acc.0.add_products(&u[lo..hi], &v[h + lo..h + hi]);
-                acc.1.add_products(&u[h + lo..h + hi], &v[lo..hi]);
-                return acc;
+                (Vector::Dense(u), Vector::Dense(v)) => {
+                    l.add_products(&u[lo..hi], &v[h + lo..h + hi]);
+                    r.add_products(&u[h + lo..h + hi], &v[lo..hi]);
+                }
+                (Vector::Entries(u), Vector::Entries(v)) => {
+                    for k in lo..hi {
+                        add_entry_product(&mut l, &u[k], &v[h + k]);
+                        add_entry_product(&mut r, &u[h + k], &v[k]);
+                    }
+                }
+                // Both sides fold together, so they are always of the same kind; a mixed pair
+                // would still be computed correctly.
+                _ => {
+                    for k in lo..hi {
+                        l.add_product(&u.at(k), &v.at(h + k));
+                        r.add_product(&u.at(h + k), &v.at(k));
+                    }
+                }
             }
-            for k in lo..hi {
-                pair(k, &mut acc);
-            }
-            acc
+            (l, r)
         })
         .reduce(
             || (Acc::default(), Acc::default()),
@@ -248,12 +241,17 @@ impl Vector {
         })
     }
 
+    /// Element `k`.
+    fn at(&self, k: usize) -> Gr {
+        match self {
+            Vector::Entries(e) => e[k].gr(),
+            Vector::Dense(g) => g[k],
+        }
+    }
+
     /// The single element left after the last fold.
     pub(crate) fn last(&self) -> Gr {
-        match self {
-            Vector::Entries(e) => e[0].gr(),
-            Vector::Dense(g) => g[0],
-        }
+        self.at(0)
     }
 }
 
@@ -559,7 +557,7 @@ mod tests {
     fn prove(mut u: Vector, mut v: Vector, mut ta: Gr, mut tb: Gr, rng: &mut impl Rng) -> bool {
         while u.len() > 1 {
             let (cl, cr) = cross_terms(&u, &v);
-            let share_a = (Gr::from_words(&[rng.random(); D]), Gr::base(rng.random()));
+            let share_a = (Gr::random(rng), Gr::base(rng.random()));
             let share_b = (cl - share_a.0, cr - share_a.1);
             let bits = rng.random::<u64>() & EXCEPTIONAL_MASK;
             let rho = Gr::exceptional(bits);
@@ -579,7 +577,7 @@ mod tests {
                     x: rng.random(),
                 },
                 1 => Entry::Base(rng.random()),
-                _ => Entry::Dense(Box::new(Gr::from_words(&[rng.random(); D]))),
+                _ => Entry::Dense(Box::new(Gr::random(rng))),
             })
             .collect();
         let v: Vec<Entry> = (0..n).map(|_| Entry::Base(rng.random())).collect();
@@ -595,7 +593,7 @@ mod tests {
         let mut rng = test_rng();
         for n in [1, 2, 4, 64] {
             let (u, v, t) = random_vectors(&mut rng, n);
-            let ta = Gr::from_words(&[rng.random(); D]);
+            let ta = Gr::random(&mut rng);
             assert!(prove(u, v, ta, t - ta, &mut rng), "n = {n}");
         }
     }

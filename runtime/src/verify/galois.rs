@@ -148,6 +148,16 @@ impl Sub for Gr {
     }
 }
 
+#[cfg(test)]
+impl Gr {
+    /// A uniformly random element (tests).
+    pub(crate) fn random(rng: &mut impl rand::Rng) -> Gr {
+        let mut c = [0u64; D];
+        c.iter_mut().for_each(|c| *c = rng.random());
+        Gr(c)
+    }
+}
+
 /// An unreduced sum of products (degree ≤ 2·46): reduce once after many products.
 #[derive(Clone)]
 pub struct Acc([u64; 2 * D - 1]);
@@ -168,15 +178,7 @@ impl Default for Acc {
 impl Acc {
     /// Add a·b.
     pub fn add_product(&mut self, a: &Gr, b: &Gr) {
-        for (i, &ai) in a.0.iter().enumerate() {
-            if ai == 0 {
-                continue;
-            }
-            let row = &mut self.0[i..i + D];
-            for (r, &bj) in row.iter_mut().zip(&b.0) {
-                *r = r.wrapping_add(ai.wrapping_mul(bj));
-            }
-        }
+        self.add_products(std::slice::from_ref(a), std::slice::from_ref(b));
     }
 
     /// Add a·x for x ∈ Z_2^64 (no reduction needed).
@@ -237,9 +239,7 @@ mod tests {
     use rand::Rng;
 
     fn random(rng: &mut impl Rng) -> Gr {
-        let mut c = [0u64; D];
-        c.iter_mut().for_each(|c| *c = rng.random());
-        Gr(c)
+        Gr::random(rng)
     }
 
     /// x·y mod (f, 2) for polynomials over GF(2) packed in a u64 (degree < 47).
