@@ -24,7 +24,8 @@ const PASSAGES: usize = 300;
 fn base_port() -> u16 {
     static NEXT: AtomicU16 = AtomicU16::new(0);
     let k = NEXT.fetch_add(1, Ordering::Relaxed);
-    20_000 + (std::process::id() % 400) as u16 * 100 + 60 + k * 5
+    let hint = 20_000 + (std::process::id() % 100) as u16 * 120 + 60 + k * 5;
+    veil_node::devnet::free_base_port(hint).expect("free loopback ports")
 }
 
 /// A node serving corpus `docs`, the data it was prepared from, and client configs.

@@ -7,13 +7,15 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 use veil_circuits::{Builder, Recipient, Ring};
 use veil_client::Client;
-use veil_node::devnet::{DevnetLayout, LocalCluster, Runner};
+use veil_node::devnet::{DevnetLayout, LocalCluster, Runner, free_base_port};
 
-/// Distinct port ranges per test in this process (and per process, by pid).
+/// Distinct port ranges per test in this process (and per process, by pid), below the
+/// ephemeral range and checked free ([`free_base_port`]).
 pub fn base_port() -> u16 {
     static NEXT: AtomicU16 = AtomicU16::new(0);
     let k = NEXT.fetch_add(1, Ordering::Relaxed);
-    20_000 + (std::process::id() % 400) as u16 * 100 + k * 5
+    let hint = 20_000 + (std::process::id() % 100) as u16 * 120 + k * 5;
+    free_base_port(hint).expect("free loopback ports")
 }
 
 /// Three `veil node` processes (this crate's binary) with mutual TLS on a fresh loopback port

@@ -12,6 +12,25 @@ use std::time::{Duration, Instant};
 use super::{DevnetError, DevnetLayout, io_err, write_devnet};
 use crate::config::{NodeConfig, RetrievalEntry};
 
+/// Ports below this are outside Linux's default ephemeral range (32768–60999), so no outgoing
+/// connection of this machine is handed one of them while a test cluster waits to bind it.
+const EPHEMERAL_START: u16 = 32_768;
+
+/// The first `base` at or after `hint` (below the ephemeral range, in steps of 3) such that
+/// `127.0.0.1:base..base+2` can all be bound now: how tests and benches pick a cluster's ports
+/// without colliding with sockets already open on the machine.
+pub fn free_base_port(hint: u16) -> Result<u16, DevnetError> {
+    let bindable = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+    (hint.max(1024)..EPHEMERAL_START - 2)
+        .step_by(3)
+        .find(|&b| (b..b + 3).all(bindable))
+        .ok_or_else(|| {
+            DevnetError::Invalid(format!(
+                "no three free loopback ports between {hint} and {EPHEMERAL_START}"
+            ))
+        })
+}
+
 /// How the nodes of a [`LocalCluster`] run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Runner {

@@ -7,7 +7,7 @@
 
 mod cluster;
 
-pub use cluster::{LocalCluster, Runner};
+pub use cluster::{LocalCluster, Runner, free_base_port};
 
 use std::fs;
 use std::net::SocketAddr;
