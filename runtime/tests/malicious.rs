@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use veil_circuits::cost::program_cost;
 use veil_circuits::eval::evaluate;
 use veil_circuits::{
-    Builder, Owner, PartyId, Recipient, Ring, Shape, ValidatedProgram, ValueType, Visibility,
+    Builder, Owner, PartyId, Recipient, Ring, Ring32, Shape, ValidatedProgram, ValueType,
+    Visibility,
 };
 use veil_runtime::SecurityMode;
 use veil_runtime::engine::{InputValue, Session};
@@ -21,8 +22,8 @@ use veil_runtime::transport::tamper::{Fault, Tamper};
 use veil_runtime::verify::{overhead, unverified_op};
 
 /// Every kind of verified work in one program: client inputs, a party-owned input, an
-/// elementwise product, a select, a dot product, a matrix product, a reveal to all and an
-/// output to a party.
+/// elementwise product, a select, a dot product, matrix products over Z_2^64 and Z_2^32, a
+/// reveal to all and an output to a party.
 fn mixed_program(n: usize) -> ValidatedProgram {
     let mut b = Builder::new();
     let x = b.secret_vector("x", n, Ring);
@@ -43,6 +44,11 @@ fn mixed_program(n: usize) -> ValidatedProgram {
     let m1 = b.reshape(x, Shape::Matrix(2, n / 2));
     let m2 = b.reshape(y, Shape::Matrix(n / 2, 2));
     let mm = b.matmul(m1, m2);
+    // A Z_2^32 matrix product (proven as the Z_2^64 relation times 2^32).
+    let p32 = b.secret_matrix("p", 2, 3, Ring32);
+    let q32 = b.secret_matrix("q", 3, 2, Ring32);
+    let pq = b.matmul(p32, q32);
+    b.output_to_client("pq", pq);
     let opened = b.reveal(d);
     let scaled = b.mul(opened, mm);
     b.output_to_client("xy", xy);
@@ -57,6 +63,11 @@ fn plain_inputs(n: usize, rng: &mut impl Rng) -> HashMap<String, Vec<u64>> {
         .map(|k| (k.to_string(), ring_vec_with_edges(rng, n)))
         .collect();
     m.insert("c".into(), (0..n).map(|_| rng.random_range(0..2)).collect());
+    for k in ["p", "q"] {
+        let mut w: Vec<u64> = (0..6).map(|_| rng.random_range(0..1u64 << 32)).collect();
+        w[0] = u64::from(u32::MAX);
+        m.insert(k.into(), w);
+    }
     m
 }
 
@@ -94,7 +105,7 @@ fn honest_runs_equal_the_evaluator_and_the_cost_model() {
         }
         let outputs = results.map(|(o, _)| o);
         let got = collect_outputs(&p, &outputs).expect("outputs reconstruct");
-        for name in ["xy", "mm", "d"] {
+        for name in ["xy", "mm", "d", "pq"] {
             assert_eq!(got[name], want[name], "output {name}, n = {n}");
         }
         // The same program semi-honest: same outputs, no verification.
@@ -134,13 +145,24 @@ fn large_products_verify() {
     assert_eq!(got["dots"], want["dots"]);
 }
 
-/// Run `p` with party `bad` sending `fault` (the others send unchanged messages); the three
-/// results and whether the fault fired.
+/// Run `p` in malicious mode with party `bad` sending `fault` (the others send unchanged
+/// messages); the three results and whether the fault fired.
 fn run_with_fault(
     p: &ValidatedProgram,
     inputs: &[HashMap<String, InputValue>; 3],
     bad: PartyId,
     fault: Fault,
+) -> ([PartyResult; 3], bool) {
+    run_with_fault_in(p, inputs, bad, fault, SecurityMode::Malicious)
+}
+
+/// [`run_with_fault`] in security mode `mode`.
+fn run_with_fault_in(
+    p: &ValidatedProgram,
+    inputs: &[HashMap<String, InputValue>; 3],
+    bad: PartyId,
+    fault: Fault,
+    mode: SecurityMode,
 ) -> ([PartyResult; 3], bool) {
     let fired = AtomicBool::new(false);
     let fired_ref = &fired;
@@ -152,7 +174,7 @@ fn run_with_fault(
             Fault { error: 0, ..fault }
         };
         let mut s = Session::establish(Tamper::new(net, fault)).await?;
-        s.set_security(SecurityMode::Malicious);
+        s.set_security(mode);
         let r = s.run(p, inputs[me.index()].clone()).await;
         if me == bad && s.parts().1.fired() {
             fired_ref.store(true, Ordering::SeqCst);
@@ -312,6 +334,60 @@ fn a_wrong_product_word_fails_its_senders_proof() {
         |r| matches!(r, Err(EngineError::Aborted { what }) if what.contains("P0's product words")),
     );
     assert!(caught, "a verifier of P0 names P0's proof");
+}
+
+/// A Z_2^32 product word changed in its low 32 bits fails its sender's proof; one with bits
+/// above 2^32 is malformed and refused by its recipient in either mode (narrowing would
+/// otherwise drop the change silently).
+#[test]
+fn ring32_product_words_are_verified_and_bounded() {
+    let mut b = Builder::new();
+    let x = b.secret_matrix("x", 2, 5, Ring32);
+    let y = b.secret_matrix("y", 5, 2, Ring32);
+    let xy = b.matmul(x, y);
+    b.output_to_client("xy", xy);
+    let p = b.finish().expect("valid");
+    let mut rng = test_rng();
+    let plain: HashMap<String, Vec<u64>> = ["x", "y"]
+        .iter()
+        .map(|k| {
+            (
+                k.to_string(),
+                (0..10).map(|_| rng.random_range(0..1u64 << 32)).collect(),
+            )
+        })
+        .collect();
+    let inputs = share_inputs(&p, &plain, &mut rng);
+    // Round 1 is the product: P0 sends its 4 masked words to P2.
+    let fault = |error| Fault {
+        round: veil_runtime::transport::RoundId(1),
+        to: PartyId::P2,
+        word: 2,
+        error,
+    };
+    let (results, fired) = run_with_fault(&p, &inputs, PartyId::P0, fault(1));
+    assert!(fired);
+    for h in [PartyId::P1, PartyId::P2] {
+        assert!(
+            matches!(&results[h.index()], Err(EngineError::Aborted { .. })),
+            "{h} aborts"
+        );
+    }
+    assert!(results.iter().any(
+        |r| matches!(r, Err(EngineError::Aborted { what }) if what.contains("P0's product words"))
+    ));
+    for mode in [SecurityMode::SemiHonest, SecurityMode::Malicious] {
+        let (results, fired) = run_with_fault_in(&p, &inputs, PartyId::P0, fault(1 << 40), mode);
+        assert!(fired);
+        let e = results[PartyId::P2.index()]
+            .as_ref()
+            .map(|_| ())
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("not below 2^32") && e.to_string().contains("P0"),
+            "{mode}: {e}"
+        );
+    }
 }
 
 /// A program whose proof would exceed the verification's memory bound is refused up front.

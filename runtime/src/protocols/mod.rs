@@ -77,12 +77,28 @@ pub struct Reshare {
     z: Vec<u64>,
     /// Malicious mode: where the result goes for the session's verification.
     record: Option<Arc<OnceLock<Shares>>>,
+    /// Width of the ring the words live in: 64, or 32 for a Z_2^32 product, whose words from
+    /// P_{i+1} (`from`) must be below 2^32.
+    word_bits: u32,
+    /// P_{i+1}, the sender of the words this party receives.
+    from: PartyId,
 }
 
 impl Reshare {
-    /// A reshare of the masked cross terms `z` (not recorded for verification).
+    /// A reshare of the masked cross terms `z` over Z_2^64 (or XOR words), not recorded for
+    /// verification.
     pub(crate) fn new(z: Vec<u64>) -> Self {
-        Reshare { z, record: None }
+        Reshare::recorded(z, None)
+    }
+
+    /// A reshare of `z` over Z_2^64 whose result goes to `record` (malicious mode).
+    pub(crate) fn recorded(z: Vec<u64>, record: Option<Arc<OnceLock<Shares>>>) -> Self {
+        Reshare {
+            z,
+            record,
+            word_bits: 64,
+            from: PartyId::P0,
+        }
     }
 
     /// The masked cross terms z_i without the reshare: a 3-out-of-3 sharing of the product
@@ -110,7 +126,22 @@ impl RoundProtocol for Reshare {
         }
     }
 
-    fn finish(self, from_next: Vec<u64>, _: Vec<u64>, _: RoundId) -> Result<Shares, ProtocolError> {
+    fn finish(
+        self,
+        from_next: Vec<u64>,
+        _: Vec<u64>,
+        round: RoundId,
+    ) -> Result<Shares, ProtocolError> {
+        if self.word_bits < 64 && from_next.iter().any(|w| w >> self.word_bits != 0) {
+            return Err(ProtocolError::PeerMisbehaved {
+                peer: self.from,
+                round,
+                what: format!(
+                    "a word of a product over Z_2^{} is not below 2^{}",
+                    self.word_bits, self.word_bits
+                ),
+            });
+        }
         let out = Shares {
             own: self.z,
             next: from_next,

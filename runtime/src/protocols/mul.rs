@@ -49,7 +49,7 @@ impl MulRound {
         };
         let (mut z, record) = masks(ctx, form, x, y);
         hot::rep3_cross_add_assign(&mut z, &x.own, &x.next, &y.own, &y.next);
-        Ok(super::Reshare { z, record })
+        Ok(super::Reshare::recorded(z, record))
     }
 
     /// Row-wise dot products of two `rows × cols` shared matrices (a vector is one row).
@@ -64,7 +64,7 @@ impl MulRound {
         check_len("dot", x.len(), rows * cols)?;
         let (mut z, record) = masks(ctx, Form::Dot { rows, cols }, x, y);
         hot::rep3_dot_rows_add_assign(cols, &mut z, &x.own, &x.next, &y.own, &y.next);
-        Ok(super::Reshare { z, record })
+        Ok(super::Reshare::recorded(z, record))
     }
 
     /// Matrix product of a shared m×k and a shared k×n matrix.
@@ -80,7 +80,7 @@ impl MulRound {
         check_len("matmul", y.len(), k * n)?;
         let (mut z, record) = masks(ctx, Form::MatMul { m, k, n }, x, y);
         hot::rep3_matmul_add_assign((m, k, n), &x.own, &x.next, &y.own, &y.next, &mut z);
-        Ok(super::Reshare { z, record })
+        Ok(super::Reshare::recorded(z, record))
     }
 
     /// Matrix product mod 2^32 of a shared m×k and a shared k×n compact matrix (seeded
@@ -108,7 +108,8 @@ impl MulRound {
             op: "matmul32",
             what: "the product has more elements than memory can address".into(),
         })?;
-        let mut z: Vec<u32> = ctx.zero_share(out).into_iter().map(|w| w as u32).collect();
+        let (domain, alpha) = ctx.zero_share_in(out);
+        let mut z: Vec<u32> = alpha.into_iter().map(|w| w as u32).collect();
         kernels::rep3_matmul32_add_assign(
             (m, k, n),
             x.own.src(),
@@ -117,7 +118,23 @@ impl MulRound {
             y.next.src(),
             &mut z,
         );
-        Ok(super::Reshare::new(z.into_iter().map(u64::from).collect()))
+        // Malicious mode proves the words mod 2^32 as the Z_2^64 relation times 2^32: the left
+        // operand is recorded widened (x·2^32), the right one as is.
+        let record = ctx.tape.as_mut().map(|t| {
+            t.product_mod(
+                Form::MatMul { m, k, n },
+                &x.widen(),
+                &y.to_u64(),
+                domain,
+                32,
+            )
+        });
+        Ok(super::Reshare {
+            z: z.into_iter().map(u64::from).collect(),
+            record,
+            word_bits: 32,
+            from: ctx.id.next(),
+        })
     }
 }
 

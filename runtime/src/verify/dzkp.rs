@@ -464,14 +464,18 @@ pub(crate) fn verifier_a(
                     let xy = (0..cols).fold(0u64, |s, c| {
                         s.wrapping_add(x[w * cols + c].wrapping_mul(y[w * cols + c]))
                     });
-                    let c_a = z[w].wrapping_add(f[w]).wrapping_sub(xy);
+                    let c_a = p.lift(z[w].wrapping_add(f[w])).wrapping_sub(xy);
                     t.add_exceptional(r[w], c_a);
                 }
             }
             Form::MatMul { m, k, n: cols } => {
                 let c = batch.coefficients(q, m + cols);
                 let (alpha, beta) = c.split_at(m);
-                let zf: Vec<u64> = z.iter().zip(&f).map(|(a, b)| a.wrapping_add(*b)).collect();
+                let zf: Vec<u64> = z
+                    .iter()
+                    .zip(&f)
+                    .map(|(a, b)| p.lift(a.wrapping_add(*b)))
+                    .collect();
                 t.add(&bilinear(alpha, &zf, beta));
                 let (ax, yb) = (left_batch(alpha, x, k), right_batch(beta, y, cols));
                 let mut xy = Acc::default();
@@ -507,13 +511,13 @@ pub(crate) fn verifier_b(
             Form::Dot { rows, .. } => {
                 let r = batch.coefficients(q, rows);
                 for w in 0..rows {
-                    t.add_exceptional(r[w], f[w].wrapping_neg());
+                    t.add_exceptional(r[w], p.lift(f[w].wrapping_neg()));
                 }
             }
             Form::MatMul { m, n: cols, .. } => {
                 let c = batch.coefficients(q, m + cols);
                 let (alpha, beta) = c.split_at(m);
-                let neg: Vec<u64> = f.iter().map(|w| w.wrapping_neg()).collect();
+                let neg: Vec<u64> = f.iter().map(|w| p.lift(w.wrapping_neg())).collect();
                 t.add(&bilinear(alpha, &neg, beta));
             }
         }

@@ -7,15 +7,15 @@
 //! returned only after the session's verification has passed. Privacy holds in either case.
 //!
 //! What is verified, and how (details in each module):
-//! - products (`Mul`, `Dot`, `MatMul`, `Select`): every masked cross-term word a party sends is
-//!   proven correct in one batched distributed zero-knowledge proof per prover at the end of
+//! - products (`Mul`, `Dot`, `MatMul` over Z_2^64 and Z_2^32, `Select`): every masked
+//!   cross-term word a party sends is proven correct in one batched distributed zero-knowledge proof per prover at the end of
 //!   the session ([`dzkp`], over the Galois ring [`galois`]);
 //! - inputs: the two parties holding the same component of an input compare a digest of it;
 //! - reveals and outputs to a party: each missing component comes from both its holders and
 //!   must agree ([`crate::protocols::reveal`]).
 //!
-//! Ops with no verified protocol yet (truncation, comparisons and the other boolean protocols,
-//! the Z_2^32 matrix product) are refused before a malicious session starts
+//! Ops with no verified protocol yet (truncation, comparisons and the other boolean protocols)
+//! are refused before a malicious session starts
 //! ([`unverified_op`]), never run unchecked.
 
 pub(crate) mod dzkp;
@@ -33,7 +33,7 @@ use galois::{D, Gr};
 use std::fmt;
 use std::str::FromStr;
 use veil_circuits::cost::ProgramCost;
-use veil_circuits::{ElemType, Op, Shape, ValidatedProgram};
+use veil_circuits::{Op, Shape, ValidatedProgram};
 
 /// What a session protects against.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -78,8 +78,8 @@ impl FromStr for SecurityMode {
     }
 }
 
-/// Ops whose protocols the malicious mode verifies: the products over Z_2^64 (the Reshare
-/// round of [`crate::protocols::mul`]) and reveals. Every other op must be local (0 rounds in
+/// Ops whose protocols the malicious mode verifies: the products over Z_2^64 and Z_2^32 (the
+/// Reshare round of [`crate::protocols::mul`]) and reveals. Every other op must be local (0 rounds in
 /// the cost model).
 const VERIFIED: &[&str] = &["input", "mul", "dot", "matmul", "select", "reveal"];
 
@@ -90,7 +90,6 @@ pub fn unverified_op(
     program: &ValidatedProgram,
     cost: &ProgramCost,
 ) -> Option<(usize, &'static str)> {
-    let types = program.types();
     program
         .program()
         .ops
@@ -98,14 +97,7 @@ pub fn unverified_op(
         .zip(&cost.per_op)
         .enumerate()
         .find_map(|(i, (op, c))| {
-            let ring32 = types.get(i).is_some_and(|t| t.elem == ElemType::Ring32);
-            match (c.rounds > 0, VERIFIED.contains(&op.name()), ring32) {
-                (false, _, _) => None,
-                (true, true, false) => None,
-                (true, true, true) if op.name() == "reveal" => None,
-                (true, true, true) => Some((i, "product over Z_2^32")),
-                (true, false, _) => Some((i, op.name())),
-            }
+            (c.rounds > 0 && !VERIFIED.contains(&op.name())).then_some((i, op.name()))
         })
 }
 

@@ -48,6 +48,17 @@ pub(crate) struct Product {
     pub domain: Domain,
     /// The result (z_i sent to P_{i−1}, z_{i+1} received from P_{i+1}), set when the round ends.
     pub out: Arc<OnceLock<Shares>>,
+    /// log2 of the product's modulus scale: 0 for Z_2^64; 32 for Z_2^32, whose relation
+    /// z ≡ … (mod 2^32) is proven as 2^32·z ≡ 2^32·… (mod 2^64) — `x` is then recorded
+    /// widened (x·2^32) and the result and masks are shifted when the claims are built.
+    pub shift: u32,
+}
+
+impl Product {
+    /// A result or mask word lifted to the Z_2^64 relation.
+    pub(crate) fn lift(&self, w: u64) -> u64 {
+        w << self.shift
+    }
 }
 
 /// Digest of one input's two components at this party (of its value, for a public input).
@@ -81,6 +92,19 @@ impl Tape {
         y: &Shares,
         domain: Domain,
     ) -> Arc<OnceLock<Shares>> {
+        self.product_mod(form, x, y, domain, 0)
+    }
+
+    /// [`Tape::product`] for a product mod 2^(64 − `shift`), with `x` already widened by
+    /// 2^`shift` ([`Product::shift`]).
+    pub(crate) fn product_mod(
+        &mut self,
+        form: Form,
+        x: &Shares,
+        y: &Shares,
+        domain: Domain,
+        shift: u32,
+    ) -> Arc<OnceLock<Shares>> {
         let out = Arc::new(OnceLock::new());
         self.products.push(Product {
             form,
@@ -88,6 +112,7 @@ impl Tape {
             y: y.clone(),
             domain,
             out: Arc::clone(&out),
+            shift,
         });
         out
     }
