@@ -124,11 +124,16 @@ fn add_entry_product(acc: &mut Acc, a: &Entry, b: &Entry) {
     }
 }
 
-/// A proof vector: entries before the first fold, elements after.
+/// A proof vector: entries before the first fold, the entries and the first challenge after
+/// it, elements after the second.
 pub(crate) enum Vector {
     /// Level 0.
     Entries(Vec<Entry>),
-    /// After a fold.
+    /// After the first fold, kept symbolic: element k is e[k] + ρ·e[k+H] (`left`) or
+    /// ρ·e[k] + e[k+H], H = e.len()/2. Level 1's cross terms are then sums of entry products
+    /// (1 word each, not 47) and the vector is never stored at its largest dense size.
+    Folded { e: Vec<Entry>, rho: u64, left: bool },
+    /// After the second fold.
     Dense(Vec<Gr>),
 }
 
@@ -136,6 +141,7 @@ impl Vector {
     fn len(&self) -> usize {
         match self {
             Vector::Entries(e) => e.len(),
+            Vector::Folded { e, .. } => e.len() / 2,
             Vector::Dense(g) => g.len(),
         }
     }
@@ -143,6 +149,10 @@ impl Vector {
 
 /// Entries per rayon task in the proof's loops.
 const CHUNK: usize = 1 << 12;
+
+/// log2 of the block a verifier folds on its own in [`Vector::fold_all`] (2^10 entries: the
+/// block's first fold is 512 elements, 188 KiB).
+const BLOCK_LEVELS: usize = 10;
 
 /// (C_L, C_R) = (⟨u1, v2⟩, ⟨u2, v1⟩) for the halves of u and v (rayon over chunks; each chunk
 /// sums unreduced, one reduction at the end).
@@ -164,6 +174,39 @@ pub(crate) fn cross_terms(u: &Vector, v: &Vector) -> (Gr, Gr) {
                         add_entry_product(&mut l, &u[k], &v[h + k]);
                         add_entry_product(&mut r, &u[h + k], &v[k]);
                     }
+                }
+                // Level 1: with U, V the entries and H = 2h, u_k = U_k + ρU_{k+H} and
+                // v_k = ρV_k + V_{k+H}, so each cross term is a polynomial in ρ of degree 2
+                // whose coefficients are sums of entry products.
+                (Vector::Folded { e: uu, rho, .. }, Vector::Folded { e: vv, rho: rv, .. })
+                    if rho == rv =>
+                {
+                    let hh = 2 * h;
+                    let (mut l1, mut l2, mut r1, mut r2) = (
+                        Acc::default(),
+                        Acc::default(),
+                        Acc::default(),
+                        Acc::default(),
+                    );
+                    for k in lo..hi {
+                        // C_L: Σ (U_k + ρU_{k+H})(ρV_{k+h} + V_{k+h+H}).
+                        add_entry_product(&mut l, &uu[k], &vv[k + h + hh]);
+                        add_entry_product(&mut l1, &uu[k], &vv[k + h]);
+                        add_entry_product(&mut l1, &uu[k + hh], &vv[k + h + hh]);
+                        add_entry_product(&mut l2, &uu[k + hh], &vv[k + h]);
+                        // C_R: Σ (U_{k+h} + ρU_{k+h+H})(ρV_k + V_{k+H}).
+                        add_entry_product(&mut r, &uu[k + h], &vv[k + hh]);
+                        add_entry_product(&mut r1, &uu[k + h], &vv[k]);
+                        add_entry_product(&mut r1, &uu[k + h + hh], &vv[k + hh]);
+                        add_entry_product(&mut r2, &uu[k + h + hh], &vv[k]);
+                    }
+                    let poly = |c0: &Acc, c1: Acc, c2: Acc| {
+                        let c12 = c1.reduce() + c2.reduce().mul_exceptional(*rho);
+                        let mut c = c0.clone();
+                        c.add(&c12.mul_exceptional(*rho));
+                        c
+                    };
+                    (l, r) = (poly(&l, l1, l2), poly(&r, r1, r2));
                 }
                 // Both sides fold together, so they are always of the same kind; a mixed pair
                 // would still be computed correctly.
@@ -191,60 +234,103 @@ impl Vector {
     #[cfg(test)]
     fn dense(&self) -> Vec<Gr> {
         match self {
-            Vector::Entries(e) => e.iter().map(Entry::gr).collect(),
             Vector::Dense(g) => g.clone(),
+            v => (0..v.len()).map(|k| v.at(k)).collect(),
         }
     }
 
     /// u' = u1 + ρ·u2 (the prover's and A's side), ρ exceptional (given by its bits).
     pub(crate) fn fold_left(self, rho: u64) -> Vector {
-        self.fold(
-            |a, b| a.gr() + b.times(rho),
-            |a, b| {
-                let t = b.mul_exceptional(rho);
-                *a += t;
-            },
-        )
+        self.fold(rho, true)
     }
 
     /// v' = ρ·v1 + v2 (the prover's and B's side).
     pub(crate) fn fold_right(self, rho: u64) -> Vector {
-        self.fold(
-            |a, b| a.times(rho) + b.gr(),
-            |a, b| *a = a.mul_exceptional(rho) + *b,
-        )
+        self.fold(rho, false)
     }
 
-    /// Halve: `entries(first-half entry, second-half entry)` before the first fold,
-    /// `dense(first-half element in place, second-half element)` after (rayon over chunks).
-    fn fold(
-        self,
-        entries: impl Fn(&Entry, &Entry) -> Gr + Sync + Send,
-        dense: impl Fn(&mut Gr, &Gr) + Sync + Send,
-    ) -> Vector {
+    /// Halve with challenge `rho`: entries become [`Vector::Folded`] (no work), a folded
+    /// vector is evaluated two levels at once into elements, elements fold in place (rayon
+    /// over chunks).
+    fn fold(self, rho: u64, left: bool) -> Vector {
         let h = self.len() / 2;
-        Vector::Dense(match self {
-            Vector::Entries(e) => (0..h)
-                .into_par_iter()
-                .with_min_len(CHUNK)
-                .map(|k| entries(&e[k], &e[h + k]))
-                .collect(),
+        let combine = |a: &mut Gr, b: &Gr| {
+            *a = if left {
+                *a + b.mul_exceptional(rho)
+            } else {
+                a.mul_exceptional(rho) + *b
+            }
+        };
+        match self {
+            Vector::Entries(e) => Vector::Folded { e, rho, left },
             Vector::Dense(mut g) => {
                 let (lo, hi) = g.split_at_mut(h);
                 lo.par_iter_mut()
                     .with_min_len(CHUNK)
                     .zip(hi.par_iter())
-                    .for_each(|(a, b)| dense(a, b));
+                    .for_each(|(a, b)| combine(a, b));
                 g.truncate(h);
-                g
+                Vector::Dense(g)
             }
-        })
+            folded => Vector::Dense(
+                (0..h)
+                    .into_par_iter()
+                    .with_min_len(CHUNK)
+                    .map(|k| {
+                        let mut a = folded.at(k);
+                        combine(&mut a, &folded.at(h + k));
+                        a
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    /// The single element left after folding with every challenge of `rhos` in turn (level 0
+    /// first), `left` for [`Vector::fold_left`], else [`Vector::fold_right`] — without
+    /// materialising the folded vectors: a verifier needs only this last element, so it waits
+    /// for all challenges and evaluates blockwise.
+    ///
+    /// Level ℓ pairs the entries whose indices differ in bit L−1−ℓ, so the last `K` levels act
+    /// within aligned blocks of 2^K consecutive entries: each block is folded on its own
+    /// (cache-resident), and the blocks' values are folded with the first L−K challenges. The
+    /// fold is multilinear in the entries, so this equals folding level by level.
+    pub(crate) fn fold_all(self, rhos: &[u64], left: bool) -> Gr {
+        let fold = |v: Vector, rhos: &[u64]| {
+            rhos.iter().fold(v, |v, &rho| {
+                if left {
+                    v.fold_left(rho)
+                } else {
+                    v.fold_right(rho)
+                }
+            })
+        };
+        let levels = rhos.len();
+        debug_assert_eq!(self.len(), 1 << levels);
+        let k = levels.min(BLOCK_LEVELS);
+        let (top, inner) = rhos.split_at(levels - k);
+        let blocks = match self {
+            Vector::Entries(e) => e
+                .par_chunks(1 << k)
+                .map(|b| fold(Vector::Entries(b.to_vec()), inner).last())
+                .collect(),
+            dense => return fold(dense, rhos).last(),
+        };
+        fold(Vector::Dense(blocks), top).last()
     }
 
     /// Element `k`.
     fn at(&self, k: usize) -> Gr {
         match self {
             Vector::Entries(e) => e[k].gr(),
+            Vector::Folded { e, rho, left } => {
+                let h = e.len() / 2;
+                if *left {
+                    e[k].gr() + e[h + k].times(*rho)
+                } else {
+                    e[k].times(*rho) + e[h + k].gr()
+                }
+            }
             Vector::Dense(g) => g[k],
         }
     }
@@ -617,13 +703,47 @@ mod tests {
     }
 
     #[test]
-    fn fold_preserves_the_inner_product_relation() {
+    fn blockwise_folds_equal_level_by_level_folds() {
         let mut rng = test_rng();
-        let (u, v, t) = random_vectors(&mut rng, 8);
-        let (cl, cr) = cross_terms(&u, &v);
-        let bits = rng.random::<u64>() & EXCEPTIONAL_MASK;
-        let t2 = fold_claim(&t, &Gr::exceptional(bits), (cl, cr));
-        let (u2, v2) = (u.fold_left(bits), v.fold_right(bits));
-        assert_eq!(super::super::galois::inner(&u2.dense(), &v2.dense()), t2);
+        for levels in [0usize, 1, 5, 12] {
+            let (u, v, _) = random_vectors(&mut rng, 1 << levels);
+            let rhos: Vec<u64> = (0..levels)
+                .map(|_| rng.random::<u64>() & EXCEPTIONAL_MASK)
+                .collect();
+            let (u2, v2) = (Vector::Dense(u.dense()), Vector::Dense(v.dense()));
+            let stepwise = |mut x: Vector, left: bool| {
+                for &r in &rhos {
+                    x = if left {
+                        x.fold_left(r)
+                    } else {
+                        x.fold_right(r)
+                    };
+                }
+                x.last()
+            };
+            assert_eq!(u.fold_all(&rhos, true), stepwise(u2, true), "{levels}");
+            assert_eq!(v.fold_all(&rhos, false), stepwise(v2, false), "{levels}");
+        }
+    }
+
+    #[test]
+    fn fold_preserves_the_inner_product_relation() {
+        // Through every representation: entries, the symbolic first fold, elements.
+        let mut rng = test_rng();
+        let (mut u, mut v, mut t) = random_vectors(&mut rng, 16);
+        while u.len() > 1 {
+            let (cl, cr) = cross_terms(&u, &v);
+            let dense = (Vector::Dense(u.dense()), Vector::Dense(v.dense()));
+            assert_eq!(
+                (cl, cr),
+                cross_terms(&dense.0, &dense.1),
+                "at length {}",
+                u.len()
+            );
+            let bits = rng.random::<u64>() & EXCEPTIONAL_MASK;
+            t = fold_claim(&t, &Gr::exceptional(bits), (cl, cr));
+            (u, v) = (u.fold_left(bits), v.fold_right(bits));
+            assert_eq!(super::super::galois::inner(&u.dense(), &v.dense()), t);
+        }
     }
 }

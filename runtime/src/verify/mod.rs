@@ -348,8 +348,10 @@ async fn prove_products<T: Transport>(
         });
         Ok((pu, pv, delta, au, ta, bv, tb))
     })?;
-    let (mut pu, mut pv, delta, mut au, mut ta, mut bv, mut tb) = built;
+    let (mut pu, mut pv, delta, au, mut ta, bv, mut tb) = built;
     let mut challenges_differ = false;
+    // The verifiers' vectors are folded once, at the end, with all their challenges.
+    let (mut rhos_a, mut rhos_b) = (Vec::new(), Vec::new());
     for level in 0..levels {
         // The prover's cross terms: A's shares come from our common key, B gets the rest.
         let (cl, cr) = offload::run(heavy, || dzkp::cross_terms(&pu, &pv));
@@ -377,7 +379,8 @@ async fn prove_products<T: Transport>(
         let (ra, rb) = (Gr::exceptional(rho_a), Gr::exceptional(rho_b));
         ta = dzkp::fold_claim(&ta, &ra, dzkp::a_shares(vnext, level));
         tb = dzkp::fold_claim(&tb, &rb, shares_b);
-        (au, bv) = offload::run(heavy, || (au.fold_left(rho_a), bv.fold_right(rho_b)));
+        rhos_a.push(rho_a);
+        rhos_b.push(rho_b);
         if level + 1 < levels {
             // Both verifiers send the prover the challenge; it must get the same one twice.
             let expect = Expect {
@@ -395,7 +398,12 @@ async fn prove_products<T: Transport>(
         }
     }
     // Final values: as A I send (u″, t_A) to B = P_{i−1}; as B I send (v″, t_B) to A = P_{i+1}.
-    let (ulast, vlast) = (au.last(), bv.last());
+    let (ulast, vlast) = offload::run(heavy, || {
+        rayon::join(
+            || au.fold_all(&rhos_a, true),
+            || bv.fold_all(&rhos_b, false),
+        )
+    });
     let to_prev = words(&[&ulast, &ta]);
     let to_next = words(&[&vlast, &tb]);
     let expect = Expect {
