@@ -273,3 +273,64 @@ async fn nodes_with_different_security_modes_refuse_to_run_together() {
         Some(Code::NotFound)
     );
 }
+
+/// A client that requires malicious security refuses what a semi-honest cluster computed —
+/// inline outputs and stored results alike — because all three nodes state and sign the mode;
+/// a devnet switched to malicious writes the requirement into its clients' `cluster.toml`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_requires_malicious_security_refuses_semi_honest_results() {
+    let mut cluster = common::start();
+    let mut alice = ready_client(&cluster.cluster_toml("alice")).await;
+    assert_eq!(alice.required_security(), SecurityMode::SemiHonest);
+    store_inputs(&mut alice).await;
+    let id = alice.store_program(&mul_only(8, "alice")).await.unwrap();
+    let stored = alice
+        .invoke(&id, &[("x", "x"), ("y", "y")], "semi")
+        .await
+        .unwrap();
+    assert_eq!(stored.receipt.security, SecurityMode::SemiHonest);
+
+    alice.require_security(SecurityMode::Malicious);
+    let too_weak = |e: veil_client::ClientError| match e {
+        veil_client::ClientError::SecurityTooWeak { required, stated } => {
+            assert_eq!(
+                (required, stated),
+                (SecurityMode::Malicious, SecurityMode::SemiHonest)
+            );
+        }
+        other => panic!("expected SecurityTooWeak, got {other}"),
+    };
+    too_weak(
+        alice
+            .invoke_inline(&id, &[("x", "x"), ("y", "y")], &[])
+            .await
+            .unwrap_err(),
+    );
+    too_weak(alice.fetch("semi").await.unwrap_err());
+    too_weak(
+        alice
+            .fetch_verified("semi", &stored.receipt)
+            .await
+            .unwrap_err(),
+    );
+
+    // The devnet in malicious mode: its cluster files now require it.
+    for party in 0..3 {
+        cluster.kill_node(party);
+    }
+    cluster
+        .layout()
+        .set_security(SecurityMode::Malicious)
+        .unwrap();
+    (0..3).for_each(|party| cluster.start_node(party).unwrap());
+    let mut alice = ready_client(&cluster.cluster_toml("alice")).await;
+    assert_eq!(alice.required_security(), SecurityMode::Malicious);
+    let (summary, out) = alice
+        .invoke_inline(&id, &[("x", "x"), ("y", "y")], &[])
+        .await
+        .unwrap();
+    assert_eq!(summary.receipt.security, SecurityMode::Malicious);
+    assert_eq!(out["z"].len(), 8);
+    // The result computed semi-honest before the switch is still refused.
+    too_weak(alice.fetch("semi").await.unwrap_err());
+}

@@ -203,6 +203,8 @@ pub struct Client {
     nodes: Vec<NodeConn>,
     /// Each node's pinned receipt key, by party.
     receipt_keys: Vec<VerifyingKey>,
+    /// The weakest security mode whose outputs this client accepts.
+    required: SecurityMode,
 }
 
 /// One node: its gRPC client and the pinned connector its channel dials with.
@@ -327,7 +329,32 @@ impl Client {
             name: cfg.client.name,
             nodes,
             receipt_keys,
+            required: cfg.require_security,
         })
+    }
+
+    /// Refuse outputs of sessions run in a weaker mode than `mode` (from then on; initially
+    /// `require_security` of `cluster.toml`, semi-honest when absent): [`Client::invoke`] and
+    /// [`Client::fetch`] fail with [`ClientError::SecurityTooWeak`] instead.
+    pub fn require_security(&mut self, mode: SecurityMode) {
+        self.required = mode;
+    }
+
+    /// The weakest security mode whose outputs this client accepts.
+    pub fn required_security(&self) -> SecurityMode {
+        self.required
+    }
+
+    /// [`ClientError::SecurityTooWeak`] unless `stated` gives the required protection.
+    fn check_security(&self, stated: SecurityMode) -> Result<(), ClientError> {
+        if stated.satisfies(self.required) {
+            Ok(())
+        } else {
+            Err(ClientError::SecurityTooWeak {
+                required: self.required,
+                stated,
+            })
+        }
     }
 
     /// [`Client::connect`], then wait until all three nodes answer (`List`), retrying every
@@ -513,6 +540,8 @@ impl Client {
             let outputs = result_id.is_none().then_some(r.outputs.as_slice());
             receipt::verify(key, party, &binding, outputs, r.receipt.as_ref())?;
         }
+        // The mode is signed (the binding covers it), so only now is it known to be true.
+        self.check_security(security)?;
         let receipt = Receipt {
             binding,
             security,
@@ -580,7 +609,19 @@ impl Client {
                 let signed = receipt.nodes.iter().find(|n| n.party as usize == party);
                 receipt::verify(key, party, &receipt.binding, Some(&r.outputs), signed)?;
             }
+            self.check_security(receipt.security)?;
         }
+        // Each node's record of the session's mode; the weakest counts (an honest node states
+        // its own truthfully).
+        let modes = res
+            .iter()
+            .enumerate()
+            .map(|(node, r)| {
+                veil_proto::convert::security_mode("result", r.security)
+                    .map_err(|e| ClientError::Inconsistent(format!("node {node}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.check_security(modes.into_iter().min().unwrap_or_default())?;
         reconstruct_outputs(res.into_iter().map(|r| r.outputs).collect())
     }
 

@@ -39,6 +39,19 @@ pub enum ClientError {
         /// Cause (names the disagreeing node when it can).
         source: ReconstructError,
     },
+    /// The nodes ran (or computed a stored result) in a weaker security mode than this
+    /// client requires (`require_security` in `cluster.toml`, [`crate::Client::require_security`]);
+    /// the outputs were not used.
+    #[error(
+        "the nodes ran the session in {stated} mode, but this client requires {required}; its \
+         outputs were not used"
+    )]
+    SecurityTooWeak {
+        /// The mode this client requires.
+        required: veil_runtime::SecurityMode,
+        /// The mode the nodes stated (the weakest of the three, for a stored result).
+        stated: veil_runtime::SecurityMode,
+    },
     /// The nodes answered inconsistently (e.g. different program ids or output lists).
     #[error("nodes disagree: {0}")]
     Inconsistent(String),

@@ -103,22 +103,6 @@ pub fn is_corpus_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
-/// `security` in `node-<i>.toml`: a [`SecurityMode`] by name (`semi-honest`, `malicious`).
-mod security_name {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use veil_runtime::SecurityMode;
-
-    pub fn serialize<S: Serializer>(mode: &SecurityMode, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(mode.as_str())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SecurityMode, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
-    }
-}
-
 /// Configuration of one node (`node-<i>.toml`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -144,7 +128,7 @@ pub struct NodeConfig {
     /// and programs with an op that has no maliciously secure protocol yet are refused). All
     /// three nodes of a cluster must set the same mode: it is part of the session binding, so
     /// nodes whose modes differ refuse every session.
-    #[serde(default, with = "security_name")]
+    #[serde(default, with = "veil_proto::config::security_name")]
     pub security: SecurityMode,
     /// TLS files.
     pub tls: TlsFiles,

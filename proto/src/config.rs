@@ -104,6 +104,30 @@ pub struct ClientIdentity {
     pub key: PathBuf,
 }
 
+/// A [`SecurityMode`] by name in a config file (`semi-honest`, `malicious`): the node's
+/// `security` and the client's `require_security`.
+pub mod security_name {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use veil_runtime::SecurityMode;
+
+    /// The mode's name.
+    pub fn serialize<S: Serializer>(mode: &SecurityMode, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(mode.as_str())
+    }
+
+    /// A mode from its name; an unknown name is an error naming the accepted ones.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SecurityMode, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+
+    /// Whether `mode` is the default (semi-honest), which need not be written.
+    pub fn is_default(mode: &SecurityMode) -> bool {
+        *mode == SecurityMode::default()
+    }
+}
+
 /// What a client needs to reach the cluster (`cluster.toml`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -114,6 +138,15 @@ pub struct ClusterConfig {
     pub nodes: Vec<ClusterNode>,
     /// The identity to present.
     pub client: ClientIdentity,
+    /// The weakest security mode whose results this client accepts (`semi-honest`, the
+    /// default, accepts any; `malicious` refuses outputs of a session the nodes ran
+    /// semi-honest — what all three nodes state and sign in their receipts).
+    #[serde(
+        default,
+        with = "security_name",
+        skip_serializing_if = "security_name::is_default"
+    )]
+    pub require_security: veil_runtime::SecurityMode,
 }
 
 /// Reads and parses a TOML configuration file.

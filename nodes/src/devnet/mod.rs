@@ -124,9 +124,30 @@ impl DevnetLayout {
     }
 
     /// Sets `security` in all three node configs (every node of a cluster must run the same
-    /// mode).
+    /// mode) and `require_security` in every client's `cluster.toml`, so the devnet's clients
+    /// refuse results of a weaker mode.
     pub fn set_security(&self, mode: SecurityMode) -> Result<(), DevnetError> {
-        (0..3).try_for_each(|i| self.edit_node(i, |c| c.security = mode))
+        (0..3).try_for_each(|i| self.edit_node(i, |c| c.security = mode))?;
+        let mut paths: Vec<PathBuf> = self
+            .cluster_configs
+            .iter()
+            .map(|(_, p)| p.clone())
+            .collect();
+        paths.push(self.dir.join("cluster.toml"));
+        for path in paths.iter().filter(|p| p.exists()) {
+            let mut cfg: ClusterConfig = veil_proto::config::read_toml(path)?;
+            cfg.require_security = mode;
+            write_toml(
+                path,
+                &format!(
+                    "# veil cluster, as client `{}` (devnet, edited).\n\
+                     # Relative paths are relative to this file's directory.",
+                    cfg.client.name
+                ),
+                &cfg,
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -443,6 +464,7 @@ fn write_layout(
     let mut cluster_configs = Vec::new();
     for (k, (name, cert, key)) in pki.clients.iter().enumerate() {
         let cfg = ClusterConfig {
+            require_security: SecurityMode::default(),
             ca: rel(&pki.ca),
             nodes: nodes.clone(),
             client: ClientIdentity {
@@ -621,6 +643,41 @@ mod tests {
         ] {
             assert!(dir.path().join(f).is_file(), "{f}");
         }
+    }
+
+    #[test]
+    fn the_security_mode_reaches_nodes_and_clients() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = write_devnet(dir.path(), 7850, &["alice", "bob"]).unwrap();
+        let cluster = |name: &str| ClusterConfig::load(&dir.path().join(name)).unwrap();
+        // Semi-honest is the default and is not written.
+        assert_eq!(
+            cluster("cluster.toml").require_security,
+            SecurityMode::SemiHonest
+        );
+        let text = fs::read_to_string(dir.path().join("cluster-bob.toml")).unwrap();
+        assert!(!text.contains("require_security"), "{text}");
+
+        layout.set_security(SecurityMode::Malicious).unwrap();
+        for name in ["cluster.toml", "cluster-alice.toml", "cluster-bob.toml"] {
+            assert_eq!(
+                cluster(name).require_security,
+                SecurityMode::Malicious,
+                "{name}"
+            );
+        }
+        for path in &layout.node_configs {
+            assert_eq!(
+                NodeConfig::load(path).unwrap().security,
+                SecurityMode::Malicious
+            );
+        }
+        // An unknown mode is refused with the accepted names.
+        let path = dir.path().join("cluster-bob.toml");
+        let text = fs::read_to_string(&path).unwrap();
+        fs::write(&path, text.replace("\"malicious\"", "\"paranoid\"")).unwrap();
+        let e = ClusterConfig::load(&path).unwrap_err().to_string();
+        assert!(e.contains("unknown security mode `paranoid`"), "{e}");
     }
 
     #[test]

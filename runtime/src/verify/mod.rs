@@ -35,8 +35,8 @@ use std::str::FromStr;
 use veil_circuits::cost::ProgramCost;
 use veil_circuits::{Op, Shape, ValidatedProgram};
 
-/// What a session protects against.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+/// What a session protects against, weakest first (`Ord` follows strength).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum SecurityMode {
     /// Semi-honest: every party follows the protocol; a single curious party learns nothing.
     #[default]
@@ -46,6 +46,11 @@ pub enum SecurityMode {
 }
 
 impl SecurityMode {
+    /// Whether a session run in this mode gives at least the protection of `required`.
+    pub fn satisfies(self, required: SecurityMode) -> bool {
+        self >= required
+    }
+
     /// The mode's name as configs and flags spell it.
     pub fn as_str(self) -> &'static str {
         match self {
