@@ -154,79 +154,88 @@ const CHUNK: usize = 1 << 12;
 /// block's first fold is 512 elements, 188 KiB).
 const BLOCK_LEVELS: usize = 10;
 
-/// (C_L, C_R) = (⟨u1, v2⟩, ⟨u2, v1⟩) for the halves of u and v (rayon over chunks; each chunk
-/// sums unreduced, one reduction at the end).
+/// Whether a loop over `n` items goes to rayon: handing work to the pool from a session's
+/// thread costs a wake-up (tens of µs on a loaded machine), more than a loop this short, and a
+/// proof runs ~2·log2(N) such loops per party.
+fn parallel(n: usize) -> bool {
+    n >= 2 * CHUNK
+}
+
+/// (C_L, C_R) = (⟨u1, v2⟩, ⟨u2, v1⟩) for the halves of u and v (rayon over chunks when long;
+/// each chunk sums unreduced, one reduction at the end).
 pub(crate) fn cross_terms(u: &Vector, v: &Vector) -> (Gr, Gr) {
     let h = u.len() / 2;
-    let (l, r) = (0..h.div_ceil(CHUNK))
-        .into_par_iter()
-        .map(|c| {
-            let (mut l, mut r) = (Acc::default(), Acc::default());
-            let (lo, hi) = (c * CHUNK, ((c + 1) * CHUNK).min(h));
-            match (u, v) {
-                // The hot case: one kernel call per chunk.
-                (Vector::Dense(u), Vector::Dense(v)) => {
-                    l.add_products(&u[lo..hi], &v[h + lo..h + hi]);
-                    r.add_products(&u[h + lo..h + hi], &v[lo..hi]);
-                }
-                (Vector::Entries(u), Vector::Entries(v)) => {
-                    for k in lo..hi {
-                        add_entry_product(&mut l, &u[k], &v[h + k]);
-                        add_entry_product(&mut r, &u[h + k], &v[k]);
-                    }
-                }
-                // Level 1: with U, V the entries and H = 2h, u_k = U_k + ρU_{k+H} and
-                // v_k = ρV_k + V_{k+H}, so each cross term is a polynomial in ρ of degree 2
-                // whose coefficients are sums of entry products.
-                (Vector::Folded { e: uu, rho, .. }, Vector::Folded { e: vv, rho: rv, .. })
-                    if rho == rv =>
-                {
-                    let hh = 2 * h;
-                    let (mut l1, mut l2, mut r1, mut r2) = (
-                        Acc::default(),
-                        Acc::default(),
-                        Acc::default(),
-                        Acc::default(),
-                    );
-                    for k in lo..hi {
-                        // C_L: Σ (U_k + ρU_{k+H})(ρV_{k+h} + V_{k+h+H}).
-                        add_entry_product(&mut l, &uu[k], &vv[k + h + hh]);
-                        add_entry_product(&mut l1, &uu[k], &vv[k + h]);
-                        add_entry_product(&mut l1, &uu[k + hh], &vv[k + h + hh]);
-                        add_entry_product(&mut l2, &uu[k + hh], &vv[k + h]);
-                        // C_R: Σ (U_{k+h} + ρU_{k+h+H})(ρV_k + V_{k+H}).
-                        add_entry_product(&mut r, &uu[k + h], &vv[k + hh]);
-                        add_entry_product(&mut r1, &uu[k + h], &vv[k]);
-                        add_entry_product(&mut r1, &uu[k + h + hh], &vv[k + hh]);
-                        add_entry_product(&mut r2, &uu[k + h + hh], &vv[k]);
-                    }
-                    let poly = |c0: &Acc, c1: Acc, c2: Acc| {
-                        let c12 = c1.reduce() + c2.reduce().mul_exceptional(*rho);
-                        let mut c = c0.clone();
-                        c.add(&c12.mul_exceptional(*rho));
-                        c
-                    };
-                    (l, r) = (poly(&l, l1, l2), poly(&r, r1, r2));
-                }
-                // Both sides fold together, so they are always of the same kind; a mixed pair
-                // would still be computed correctly.
-                _ => {
-                    for k in lo..hi {
-                        l.add_product(&u.at(k), &v.at(h + k));
-                        r.add_product(&u.at(h + k), &v.at(k));
-                    }
+    let chunk = |c: usize| {
+        let (mut l, mut r) = (Acc::default(), Acc::default());
+        let (lo, hi) = (c * CHUNK, ((c + 1) * CHUNK).min(h));
+        match (u, v) {
+            // The hot case: one kernel call per chunk.
+            (Vector::Dense(u), Vector::Dense(v)) => {
+                l.add_products(&u[lo..hi], &v[h + lo..h + hi]);
+                r.add_products(&u[h + lo..h + hi], &v[lo..hi]);
+            }
+            (Vector::Entries(u), Vector::Entries(v)) => {
+                for k in lo..hi {
+                    add_entry_product(&mut l, &u[k], &v[h + k]);
+                    add_entry_product(&mut r, &u[h + k], &v[k]);
                 }
             }
-            (l, r)
-        })
-        .reduce(
-            || (Acc::default(), Acc::default()),
-            |(mut l, mut r), (l2, r2)| {
-                l.merge(&l2);
-                r.merge(&r2);
-                (l, r)
-            },
-        );
+            // Level 1: with U, V the entries and H = 2h, u_k = U_k + ρU_{k+H} and
+            // v_k = ρV_k + V_{k+H}, so each cross term is a polynomial in ρ of degree 2
+            // whose coefficients are sums of entry products.
+            (Vector::Folded { e: uu, rho, .. }, Vector::Folded { e: vv, rho: rv, .. })
+                if rho == rv =>
+            {
+                let hh = 2 * h;
+                let (mut l1, mut l2, mut r1, mut r2) = (
+                    Acc::default(),
+                    Acc::default(),
+                    Acc::default(),
+                    Acc::default(),
+                );
+                for k in lo..hi {
+                    // C_L: Σ (U_k + ρU_{k+H})(ρV_{k+h} + V_{k+h+H}).
+                    add_entry_product(&mut l, &uu[k], &vv[k + h + hh]);
+                    add_entry_product(&mut l1, &uu[k], &vv[k + h]);
+                    add_entry_product(&mut l1, &uu[k + hh], &vv[k + h + hh]);
+                    add_entry_product(&mut l2, &uu[k + hh], &vv[k + h]);
+                    // C_R: Σ (U_{k+h} + ρU_{k+h+H})(ρV_k + V_{k+H}).
+                    add_entry_product(&mut r, &uu[k + h], &vv[k + hh]);
+                    add_entry_product(&mut r1, &uu[k + h], &vv[k]);
+                    add_entry_product(&mut r1, &uu[k + h + hh], &vv[k + hh]);
+                    add_entry_product(&mut r2, &uu[k + h + hh], &vv[k]);
+                }
+                let poly = |c0: &Acc, c1: Acc, c2: Acc| {
+                    let c12 = c1.reduce() + c2.reduce().mul_exceptional(*rho);
+                    let mut c = c0.clone();
+                    c.add(&c12.mul_exceptional(*rho));
+                    c
+                };
+                (l, r) = (poly(&l, l1, l2), poly(&r, r1, r2));
+            }
+            // Both sides fold together, so they are always of the same kind; a mixed pair
+            // would still be computed correctly.
+            _ => {
+                for k in lo..hi {
+                    l.add_product(&u.at(k), &v.at(h + k));
+                    r.add_product(&u.at(h + k), &v.at(k));
+                }
+            }
+        }
+        (l, r)
+    };
+    let merge = |(mut l, mut r): (Acc, Acc), (l2, r2): (Acc, Acc)| {
+        l.merge(&l2);
+        r.merge(&r2);
+        (l, r)
+    };
+    let zero = || (Acc::default(), Acc::default());
+    let chunks = 0..h.div_ceil(CHUNK);
+    let (l, r) = if parallel(h) {
+        chunks.into_par_iter().map(chunk).reduce(zero, merge)
+    } else {
+        chunks.map(chunk).fold(zero(), merge)
+    };
     (l.reduce(), r.reduce())
 }
 
@@ -265,24 +274,35 @@ impl Vector {
             Vector::Entries(e) => Vector::Folded { e, rho, left },
             Vector::Dense(mut g) => {
                 let (lo, hi) = g.split_at_mut(h);
-                lo.par_iter_mut()
-                    .with_min_len(CHUNK)
-                    .zip(hi.par_iter())
-                    .for_each(|(a, b)| combine(a, b));
+                if parallel(h) {
+                    lo.par_iter_mut()
+                        .with_min_len(CHUNK)
+                        .zip(hi.par_iter())
+                        .for_each(|(a, b)| combine(a, b));
+                } else {
+                    lo.iter_mut()
+                        .zip(hi.iter())
+                        .for_each(|(a, b)| combine(a, b));
+                }
                 g.truncate(h);
                 Vector::Dense(g)
             }
-            folded => Vector::Dense(
-                (0..h)
-                    .into_par_iter()
-                    .with_min_len(CHUNK)
-                    .map(|k| {
-                        let mut a = folded.at(k);
-                        combine(&mut a, &folded.at(h + k));
-                        a
-                    })
-                    .collect(),
-            ),
+            folded => {
+                let element = |k: usize| {
+                    let mut a = folded.at(k);
+                    combine(&mut a, &folded.at(h + k));
+                    a
+                };
+                Vector::Dense(if parallel(h) {
+                    (0..h)
+                        .into_par_iter()
+                        .with_min_len(CHUNK)
+                        .map(element)
+                        .collect()
+                } else {
+                    (0..h).map(element).collect()
+                })
+            }
         }
     }
 
@@ -309,11 +329,10 @@ impl Vector {
         debug_assert_eq!(self.len(), 1 << levels);
         let k = levels.min(BLOCK_LEVELS);
         let (top, inner) = rhos.split_at(levels - k);
+        let block = |b: &[Entry]| fold(Vector::Entries(b.to_vec()), inner).last();
         let blocks = match self {
-            Vector::Entries(e) => e
-                .par_chunks(1 << k)
-                .map(|b| fold(Vector::Entries(b.to_vec()), inner).last())
-                .collect(),
+            Vector::Entries(e) if parallel(e.len()) => e.par_chunks(1 << k).map(block).collect(),
+            Vector::Entries(e) => e.chunks(1 << k).map(block).collect(),
             dense => return fold(dense, rhos).last(),
         };
         fold(Vector::Dense(blocks), top).last()

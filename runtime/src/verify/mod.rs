@@ -403,12 +403,13 @@ async fn prove_products<T: Transport>(
         }
     }
     // Final values: as A I send (u″, t_A) to B = P_{i−1}; as B I send (v″, t_B) to A = P_{i+1}.
-    let (ulast, vlast) = offload::run(heavy, || {
-        rayon::join(
-            || au.fold_all(&rhos_a, true),
-            || bv.fold_all(&rhos_b, false),
-        )
-    });
+    let last_a = || au.fold_all(&rhos_a, true);
+    let last_b = || bv.fold_all(&rhos_b, false);
+    let (ulast, vlast) = if heavy {
+        offload::run(heavy, || rayon::join(last_a, last_b))
+    } else {
+        (last_a(), last_b())
+    };
     let to_prev = words(&[&ulast, &ta]);
     let to_next = words(&[&vlast, &tb]);
     let expect = Expect {
