@@ -77,11 +77,9 @@ pub struct Reshare {
     z: Vec<u64>,
     /// Malicious mode: where the result goes for the session's verification.
     record: Option<Arc<OnceLock<Shares>>>,
-    /// Width of the ring the words live in: 64, or 32 for a Z_2^32 product, whose words from
-    /// P_{i+1} (`from`) must be below 2^32.
-    word_bits: u32,
-    /// P_{i+1}, the sender of the words this party receives.
-    from: PartyId,
+    /// A product over Z_2^32: the sender of the words this party receives (P_{i+1}), each of
+    /// which must be below 2^32.
+    ring32_from: Option<PartyId>,
 }
 
 impl Reshare {
@@ -96,8 +94,7 @@ impl Reshare {
         Reshare {
             z,
             record,
-            word_bits: 64,
-            from: PartyId::P0,
+            ring32_from: None,
         }
     }
 
@@ -132,14 +129,13 @@ impl RoundProtocol for Reshare {
         _: Vec<u64>,
         round: RoundId,
     ) -> Result<Shares, ProtocolError> {
-        if self.word_bits < 64 && from_next.iter().any(|w| w >> self.word_bits != 0) {
+        if let Some(peer) = self.ring32_from
+            && from_next.iter().any(|w| w >> 32 != 0)
+        {
             return Err(ProtocolError::PeerMisbehaved {
-                peer: self.from,
+                peer,
                 round,
-                what: format!(
-                    "a word of a product over Z_2^{} is not below 2^{}",
-                    self.word_bits, self.word_bits
-                ),
+                what: "a word of a product over Z_2^32 is not below 2^32".into(),
             });
         }
         let out = Shares {

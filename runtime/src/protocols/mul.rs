@@ -132,8 +132,7 @@ impl MulRound {
         Ok(super::Reshare {
             z: z.into_iter().map(u64::from).collect(),
             record,
-            word_bits: 32,
-            from: ctx.id.next(),
+            ring32_from: Some(ctx.id.next()),
         })
     }
 }

@@ -183,9 +183,18 @@ pub(crate) fn cross_terms(u: &Vector, v: &Vector) -> (Gr, Gr) {
             // Level 1: with U, V the entries and H = 2h, u_k = U_k + ρU_{k+H} and
             // v_k = ρV_k + V_{k+H}, so each cross term is a polynomial in ρ of degree 2
             // whose coefficients are sums of entry products.
-            (Vector::Folded { e: uu, rho, .. }, Vector::Folded { e: vv, rho: rv, .. })
-                if rho == rv =>
-            {
+            (
+                Vector::Folded {
+                    e: uu,
+                    rho,
+                    left: true,
+                },
+                Vector::Folded {
+                    e: vv,
+                    rho: rv,
+                    left: false,
+                },
+            ) if rho == rv => {
                 let hh = 2 * h;
                 let (mut l1, mut l2, mut r1, mut r2) = (
                     Acc::default(),
