@@ -13,8 +13,9 @@
 //!   max pool 2×2, ReLU, conv 5×5 → 16, max pool 2×2, ReLU, dense 256 → 10 (throughput:
 //!   images); the baseline is the plaintext evaluator of the same program (within 2,000 ulps:
 //!   each truncation may add one, and the layers carry it on).
-//! - `mpc/malicious`: Z_2^64 `mul` (2^10, 2^16 elements), `dot` (1,000 rows of 384) and
-//!   `matmul` (128×128) in `semi-honest` and `malicious` mode side by side (ids
+//! - `mpc/malicious`: Z_2^64 `mul` (2^10, 2^16 elements), `dot` (1,000 rows of 384),
+//!   `matmul` (128×128) and Z_2^32 `matmul32` (1×384 · 384×10,000, RAG's scoring shape) in
+//!   `semi-honest` and `malicious` mode side by side (ids
 //!   `<op>/<mode>`), the malicious ones including the session's verification
 //!   (`veil_runtime::verify`).
 //! - `mpc/batching`: 1,000 separate one-element `mul`s on separate scalar inputs
@@ -54,7 +55,7 @@ use criterion::{
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use veil_benches::{BenchOp, OPS, Params, Workload, compare_outputs};
-use veil_circuits::{Builder, Ring, Shape, ValidatedProgram};
+use veil_circuits::{Builder, Ring, Ring32, Shape, ValidatedProgram};
 use veil_runtime::SecurityMode;
 use veil_runtime::engine::{InputValue, Session};
 use veil_runtime::harness::{collect_outputs, run_program3, run_program3_in, run3, share_inputs};
@@ -305,8 +306,9 @@ fn batching(c: &mut Criterion) {
     g.finish();
 }
 
-/// A Z_2^64 program for `mpc/malicious`: `mul` of n elements, `dot` of n rows of 384, or an
-/// n×n `matmul`, on client inputs; its plaintext twin.
+/// A program for `mpc/malicious`: over Z_2^64 `mul` of n elements, `dot` of n rows of 384, or
+/// an n×n `matmul`; over Z_2^32 `matmul32`, a 1×384 query times a 384×n matrix (the shape of
+/// RAG's scoring); on client inputs; its plaintext twin.
 fn ring_program(
     op: &str,
     n: usize,
@@ -315,6 +317,7 @@ fn ring_program(
     let (len_x, len_y) = match op {
         "mul" => (n, n),
         "dot" => (n * 384, n * 384),
+        "matmul32" => (384, 384 * n),
         _ => (n * n, n * n),
     };
     let mut b = Builder::new();
@@ -323,6 +326,10 @@ fn ring_program(
         "dot" => (
             b.secret_matrix("x", n, 384, Ring),
             b.secret_matrix("y", n, 384, Ring),
+        ),
+        "matmul32" => (
+            b.secret_matrix("x", 1, 384, Ring32),
+            b.secret_matrix("y", 384, n, Ring32),
         ),
         _ => (
             b.secret_matrix("x", n, n, Ring),
@@ -335,15 +342,19 @@ fn ring_program(
         _ => b.matmul(x, y),
     };
     b.output_to_client("z", z);
+    let word = |rng: &mut ChaCha20Rng| match op {
+        "matmul32" => rng.random::<u32>().into(),
+        _ => rng.random(),
+    };
     let plain = HashMap::from([
-        ("x".to_string(), (0..len_x).map(|_| rng.random()).collect()),
-        ("y".to_string(), (0..len_y).map(|_| rng.random()).collect()),
+        ("x".to_string(), (0..len_x).map(|_| word(rng)).collect()),
+        ("y".to_string(), (0..len_y).map(|_| word(rng)).collect()),
     ]);
     (b.finish().expect("valid program"), plain)
 }
 
-/// `mpc/malicious`: the products the malicious mode verifies, over Z_2^64, semi-honest and
-/// malicious in one group (same inputs, same run), each checked against the plaintext evaluator
+/// `mpc/malicious`: the products the malicious mode verifies, semi-honest and malicious in
+/// one group (same inputs, same run), each checked against the plaintext evaluator
 /// in both modes first. Throughput: products (elements, dot products, output entries).
 fn malicious(c: &mut Criterion) {
     let mut g = c.benchmark_group("mpc/malicious");
@@ -354,6 +365,7 @@ fn malicious(c: &mut Criterion) {
         ("mul", 1 << 16),
         ("dot", 1000),
         ("matmul", 128),
+        ("matmul32", 10_000),
     ] {
         let (program, plain) = ring_program(name, size, &mut rng);
         let want = veil_circuits::eval::evaluate(&program, &plain).expect("plaintext evaluation");

@@ -612,16 +612,19 @@ impl Client {
             self.check_security(receipt.security)?;
         }
         // Each node's record of the session's mode; the weakest counts (an honest node states
-        // its own truthfully).
-        let modes = res
-            .iter()
-            .enumerate()
-            .map(|(node, r)| {
-                veil_proto::convert::security_mode("result", r.security)
-                    .map_err(|e| ClientError::Inconsistent(format!("node {node}: {e}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        self.check_security(modes.into_iter().min().unwrap_or_default())?;
+        // its own truthfully). Without a requirement any mode, even one this SDK does not
+        // know, is accepted.
+        if self.required != SecurityMode::default() {
+            let modes = res
+                .iter()
+                .enumerate()
+                .map(|(node, r)| {
+                    veil_proto::convert::security_mode("result", r.security)
+                        .map_err(|e| ClientError::Inconsistent(format!("node {node}: {e}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            self.check_security(modes.into_iter().min().unwrap_or_default())?;
+        }
         reconstruct_outputs(res.into_iter().map(|r| r.outputs).collect())
     }
 

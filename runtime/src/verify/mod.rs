@@ -8,15 +8,14 @@
 //!
 //! What is verified, and how (details in each module):
 //! - products (`Mul`, `Dot`, `MatMul` over Z_2^64 and Z_2^32, `Select`): every masked
-//!   cross-term word a party sends is proven correct in one batched distributed zero-knowledge proof per prover at the end of
-//!   the session ([`dzkp`], over the Galois ring [`galois`]);
+//!   cross-term word a party sends is proven correct in one batched distributed zero-knowledge
+//!   proof per prover at the end of the session ([`dzkp`], over the Galois ring [`galois`]);
 //! - inputs: the two parties holding the same component of an input compare a digest of it;
 //! - reveals and outputs to a party: each missing component comes from both its holders and
 //!   must agree ([`crate::protocols::reveal`]).
 //!
 //! Ops with no verified protocol yet (truncation, comparisons and the other boolean protocols)
-//! are refused before a malicious session starts
-//! ([`unverified_op`]), never run unchecked.
+//! are refused before a malicious session starts ([`unverified_op`]), never run unchecked.
 
 pub(crate) mod dzkp;
 pub mod galois;
@@ -84,8 +83,8 @@ impl FromStr for SecurityMode {
 }
 
 /// Ops whose protocols the malicious mode verifies: the products over Z_2^64 and Z_2^32 (the
-/// Reshare round of [`crate::protocols::mul`]) and reveals. Every other op must be local (0 rounds in
-/// the cost model).
+/// Reshare round of [`crate::protocols::mul`]) and reveals. Every other op must be local (0
+/// rounds in the cost model).
 const VERIFIED: &[&str] = &["input", "mul", "dot", "matmul", "select", "reveal"];
 
 /// The first op of `program` that has no maliciously secure protocol: an interactive op (one
