@@ -18,7 +18,7 @@ pub mod simd;
 pub use aes_ctr::{AesCtr, AesCtrPath, aes_ctr_path, supported_aes_ctr_paths};
 pub use bytes::{extend_le_bytes, le_bytes_to_words, words_to_le_bytes};
 pub use dot_i8::dot_i8;
-pub use galois::{gr_products_add, gr_shifts_add};
+pub use galois::{gr_exceptional_sums_add, gr_products_add, gr_shifts_add};
 pub use gemm::{gemm_u64_add_assign, par_gemm_u64_add_assign};
 pub use gemm32::{Src32, Words32, matmul32_add_assign, rep3_matmul32_add_assign};
 pub use gemv_i8::{

@@ -414,25 +414,27 @@ impl Batch {
 }
 
 /// Σ_k exc(bits_k)·x_k: coefficient t is the sum of the x_k whose bit t is set.
-fn exceptional_sum<'a>(terms: impl Iterator<Item = (u64, &'a u64)>) -> Gr {
+fn exceptional_sum(bits: &[u64], xs: &[u64]) -> Gr {
+    let n = bits.len().min(xs.len());
     let mut acc = Acc::default();
-    for (bits, &x) in terms {
-        acc.add_exceptional(bits, x);
-    }
+    acc.add_exceptional_sums(&bits[..n], &xs[..n]);
     acc.reduce()
 }
 
 /// For an m×k matrix X: (α^T X)_c for each column c.
 fn left_batch(alpha: &[u64], x: &[u64], k: usize) -> Vec<Gr> {
     (0..k)
-        .map(|c| exceptional_sum(alpha.iter().enumerate().map(|(a, &al)| (al, &x[a * k + c]))))
+        .map(|c| {
+            let column: Vec<u64> = (0..alpha.len()).map(|a| x[a * k + c]).collect();
+            exceptional_sum(alpha, &column)
+        })
         .collect()
 }
 
 /// For a k×n matrix Y: (Y β)_c for each row c.
 fn right_batch(beta: &[u64], y: &[u64], n: usize) -> Vec<Gr> {
     y.chunks(n.max(1))
-        .map(|row| exceptional_sum(beta.iter().copied().zip(row)))
+        .map(|row| exceptional_sum(beta, row))
         .collect()
 }
 

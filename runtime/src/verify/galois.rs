@@ -190,9 +190,12 @@ impl Acc {
 
     /// Add exc(bits)·x: x at the coefficients whose bit is set.
     pub fn add_exceptional(&mut self, bits: u64, x: u64) {
-        for (t, r) in self.0[..D].iter_mut().enumerate() {
-            *r = r.wrapping_add(x & ((bits >> t) & 1).wrapping_neg());
-        }
+        self.add_exceptional_sums(&[bits], &[x]);
+    }
+
+    /// Add Σ_k exc(bits_k)·x_k (the SIMD kernel [`crate::kernels::gr_exceptional_sums_add`]).
+    pub fn add_exceptional_sums(&mut self, bits: &[u64], xs: &[u64]) {
+        crate::kernels::gr_exceptional_sums_add(&mut self.0, bits, xs);
     }
 
     /// Add an element.
