@@ -9,10 +9,13 @@ use veil_examples::ingest;
 use veil_examples::rag::{Backend, Corpus, DemoCluster, MpcSearch, Rag, quantise};
 use veil_runtime::fhe::corpus::normalise;
 
-/// Distinct ports per test and process.
+/// Distinct ports per test and process, below the ephemeral range and checked free (the
+/// inference tests hint from 24,000).
 fn base_port() -> u16 {
     static NEXT: AtomicU16 = AtomicU16::new(0);
-    30_000 + (std::process::id() % 300) as u16 * 10 + NEXT.fetch_add(1, Ordering::Relaxed) * 3
+    let k = NEXT.fetch_add(1, Ordering::Relaxed);
+    let hint = 28_200 + (std::process::id() % 200) as u16 * 20 + k * 3;
+    veil_node::devnet::free_base_port(hint).expect("free loopback ports")
 }
 
 const QUESTIONS: &[&str] = &[
