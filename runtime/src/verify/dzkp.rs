@@ -325,15 +325,7 @@ impl Vector {
     /// (cache-resident), and the blocks' values are folded with the first L−K challenges. The
     /// fold is multilinear in the entries, so this equals folding level by level.
     pub(crate) fn fold_all(self, rhos: &[u64], left: bool) -> Gr {
-        let fold = |v: Vector, rhos: &[u64]| {
-            rhos.iter().fold(v, |v, &rho| {
-                if left {
-                    v.fold_left(rho)
-                } else {
-                    v.fold_right(rho)
-                }
-            })
-        };
+        let fold = |v: Vector, rhos: &[u64]| rhos.iter().fold(v, |v, &rho| v.fold(rho, left));
         let levels = rhos.len();
         debug_assert_eq!(self.len(), 1 << levels);
         let k = levels.min(BLOCK_LEVELS);
@@ -569,6 +561,7 @@ pub(crate) fn verifier_a(
     let mut u = Vec::new();
     let mut t = Acc::default();
     for (q, p) in tape.products.iter().enumerate() {
+        let start = u.len();
         push_u(&mut u, p, Side::Next, batch, q);
         let z = &result(p, q)?.next;
         let f = stream(p.domain, p.form.outputs());
@@ -593,10 +586,12 @@ pub(crate) fn verifier_a(
                     .map(|(a, b)| p.lift(a.wrapping_add(*b)))
                     .collect();
                 t.add(&bilinear(alpha, &zf, beta));
-                let (ax, yb) = (left_batch(alpha, x, k), right_batch(beta, y, cols));
+                // α^T X and Y β, as `push_u` just appended them (batching them again would
+                // double A's work on a wide matrix).
+                let (ax, yb) = u[start..].split_at(k);
                 let mut xy = Acc::default();
-                for (a, b) in ax.iter().zip(&yb) {
-                    xy.add_product(a, b);
+                for (a, b) in ax.iter().zip(yb) {
+                    xy.add_product(&a.gr(), &b.gr());
                 }
                 t.add(&(Gr::ZERO - xy.reduce()));
             }
