@@ -200,6 +200,7 @@ mod tests {
             ),
             (
                 NodeError::Engine(EngineError::ProofTooLarge {
+                    what: "products (proof entries)",
                     entries: 1 << 22,
                     limit: 1 << 21,
                 }),

@@ -149,15 +149,20 @@ pub enum EngineError {
         /// Op name.
         name: &'static str,
     },
-    /// The program's products need a larger proof than a malicious session allows.
+    /// The program's products or AND gates need a larger proof than a malicious session
+    /// allows.
     #[error(
-        "the products of this program need a proof of {entries} entries; a malicious session \
-         allows at most {limit} (split the program into several sessions)"
+        "the {what} of this program need a proof of {entries}; a malicious session allows at \
+         most {limit} (split the program into several sessions)"
     )]
     ProofTooLarge {
-        /// Entries the program needs.
+        /// What is proven, in what unit: "products (proof entries)" or "AND gates (64-gate
+        /// words)".
+        what: &'static str,
+        /// Entries (or words) the program needs.
         entries: usize,
-        /// The limit ([`crate::verify::MAX_PROOF_ENTRIES`]).
+        /// The limit ([`crate::verify::MAX_PROOF_ENTRIES`] or
+        /// [`crate::verify::MAX_AND_WORDS`]).
         limit: usize,
     },
     /// The session's verification failed (malicious mode): a party sent a message that is not

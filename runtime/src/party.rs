@@ -69,6 +69,12 @@ impl PartyCtx {
     }
 
     /// Start recording what the malicious mode verifies (products, input digests).
+    /// Whether this run records its work for the malicious mode's verification (protocols
+    /// with a verifiable variant switch to it).
+    pub(crate) fn verified(&self) -> bool {
+        self.tape.is_some()
+    }
+
     pub(crate) fn start_tape(&mut self) {
         self.tape = Some(crate::verify::tape::Tape::default());
     }
@@ -95,11 +101,18 @@ impl PartyCtx {
     /// This party's part β_i of a fresh XOR-sharing of zero (boolean AND gates):
     /// β_i = F_{k_{i,i+1}}(d) ⊕ F_{k_{i−1,i}}(d), so β_0 ⊕ β_1 ⊕ β_2 = 0.
     pub fn zero_share_xor(&mut self, n: usize) -> Vec<u64> {
-        self.pairwise_difference(n, |out, prev| {
+        self.zero_share_xor_in(n).1
+    }
+
+    /// [`PartyCtx::zero_share_xor`] with the fresh domain it used (to recompute its streams).
+    pub fn zero_share_xor_in(&mut self, n: usize) -> (Domain, Vec<u64>) {
+        let d = self.peek_domain();
+        let beta = self.pairwise_difference(n, |out, prev| {
             for (x, y) in out.iter_mut().zip(prev) {
                 *x ^= y;
             }
-        })
+        });
+        (d, beta)
     }
 
     /// This party's part α_i of a fresh 3-out-of-3 sharing of zero:

@@ -53,9 +53,31 @@ fn mixed_program(n: usize) -> ValidatedProgram {
     let scaled = b.mul(opened, mm);
     b.output_to_client("xy", xy);
     b.output_to_client("mm", scaled);
+    // Comparisons (the sign test's AND rounds, masked opening and injection products).
+    let lt = b.lt(x, y);
+    let relu = b.relu(xy);
+    let max = b.max(sel, y);
+    let eq = b.eq(c, w);
+    let am = b.argmax(x);
+    let top = b.max_all(y);
+    for (name, v) in [
+        ("lt", lt),
+        ("relu", relu),
+        ("max", max),
+        ("eq", eq),
+        ("argmax", am),
+        ("max_all", top),
+    ] {
+        b.output_to_client(name, v);
+    }
     b.output("d", d, Recipient::Party(PartyId::P2));
     b.finish().expect("valid program")
 }
+
+/// The outputs of [`mixed_program`].
+const MIXED_OUTPUTS: [&str; 10] = [
+    "xy", "mm", "d", "pq", "lt", "relu", "max", "eq", "argmax", "max_all",
+];
 
 fn plain_inputs(n: usize, rng: &mut impl Rng) -> HashMap<String, Vec<u64>> {
     let mut m: HashMap<String, Vec<u64>> = ["x", "y", "w"]
@@ -99,13 +121,13 @@ fn honest_runs_equal_the_evaluator_and_the_cost_model() {
             assert_eq!(report.verify_rounds, extra.rounds);
             assert_eq!(
                 report.bytes_sent,
-                cost.bytes_sent[i] + extra.bytes_per_party,
+                extra.bytes_sent(cost.bytes_sent)[i],
                 "bytes at P{i}"
             );
         }
         let outputs = results.map(|(o, _)| o);
         let got = collect_outputs(&p, &outputs).expect("outputs reconstruct");
-        for name in ["xy", "mm", "d", "pq"] {
+        for name in MIXED_OUTPUTS {
             assert_eq!(got[name], want[name], "output {name}, n = {n}");
         }
         // The same program semi-honest: same outputs, no verification.
@@ -132,6 +154,12 @@ fn large_products_verify() {
     let dots = b.dot(d, e);
     b.output_to_client("mm", mm);
     b.output_to_client("dots", dots);
+    // A proof of AND gates over ≈ 2^14 words (the parallel paths), and a tournament.
+    let lt = b.lt(x, y);
+    let top = b.slice(y, 0, 300);
+    let am = b.argmax(top);
+    b.output_to_client("lt", lt);
+    b.output_to_client("argmax", am);
     let p = b.finish().expect("valid");
     let mut rng = test_rng();
     let plain: HashMap<String, Vec<u64>> = ["x", "y"]
@@ -141,8 +169,9 @@ fn large_products_verify() {
     let results = run(&p, &plain, SecurityMode::Malicious).map(|r| r.expect("honest run"));
     let got = collect_outputs(&p, &results.map(|(o, _)| o)).expect("reconstruct");
     let want = evaluate(&p, &plain).expect("evaluate");
-    assert_eq!(got["mm"], want["mm"]);
-    assert_eq!(got["dots"], want["dots"]);
+    for name in ["mm", "dots", "lt", "argmax"] {
+        assert_eq!(got[name], want[name], "{name}");
+    }
 }
 
 /// Run `p` in malicious mode with party `bad` sending `fault` (the others send unchanged
@@ -249,25 +278,103 @@ fn any_error_in_any_message_aborts_every_honest_party() {
 
 #[test]
 fn unverified_ops_are_refused_before_any_round() {
+    type Make = fn(&mut Builder, veil_circuits::Value) -> veil_circuits::Value;
+    let ops: [(&str, Make); 2] = [
+        ("rescale", |b, x| b.fixmul(x, x)),
+        ("bits", |b, x| b.bits(x)),
+    ];
+    for (name, make) in ops {
+        let mut b = Builder::new();
+        let x = if name == "bits" {
+            b.secret_vector("x", 4, Ring)
+        } else {
+            b.secret_vector("x", 4, veil_circuits::Fixed::default())
+        };
+        let y = make(&mut b, x);
+        b.output_to_client("y", y);
+        let p = b.finish().expect("valid");
+        let cost = program_cost(&p);
+        assert_eq!(unverified_op(&p, &cost).map(|(_, n)| n), Some(name));
+        let plain: HashMap<String, Vec<u64>> = [("x".into(), vec![1, 2, 3, 4])].into();
+        for r in run(&p, &plain, SecurityMode::Malicious) {
+            match r {
+                Err(EngineError::Unverified { name: got, .. }) => assert_eq!(got, name),
+                other => panic!("{name}: expected Unverified, got {:?}", other.map(|_| ())),
+            }
+        }
+    }
+}
+
+/// `lt` of n = 100 elements: round 1 is the sign test's split (an AND round, n words from each
+/// party to its predecessor, then the mask injection's words), round 8 its masked opening
+/// (⌈100/64⌉ = 2 words to each peer; word 1 opens 36 lanes).
+fn sign_test(
+    rng: &mut (impl Rng + rand::CryptoRng),
+) -> (ValidatedProgram, [HashMap<String, InputValue>; 3]) {
     let mut b = Builder::new();
-    let x = b.secret_vector("x", 4, Ring);
-    let y = b.secret_vector("y", 4, Ring);
+    let x = b.secret_vector("x", 100, Ring);
+    let y = b.secret_vector("y", 100, Ring);
     let lt = b.lt(x, y);
     b.output_to_client("lt", lt);
     let p = b.finish().expect("valid");
-    let cost = program_cost(&p);
-    assert!(unverified_op(&p, &cost).is_some());
-    let plain: HashMap<String, Vec<u64>> = [
-        ("x".into(), vec![1, 2, 3, 4]),
-        ("y".into(), vec![4, 3, 2, 1]),
-    ]
-    .into();
-    for r in run(&p, &plain, SecurityMode::Malicious) {
-        match r {
-            Err(EngineError::Unverified { .. }) => {}
-            other => panic!("expected Unverified, got {:?}", other.map(|_| ())),
-        }
-    }
+    let plain: HashMap<String, Vec<u64>> = ["x", "y"]
+        .iter()
+        .map(|k| (k.to_string(), ring_vec_with_edges(rng, 100)))
+        .collect();
+    let inputs = share_inputs(&p, &plain, rng);
+    (p, inputs)
+}
+
+/// The abort message at each honest party (P1 and P2) when P0 sends `fault`.
+fn aborts_when_p0_sends(
+    p: &ValidatedProgram,
+    inputs: &[HashMap<String, InputValue>; 3],
+    fault: Fault,
+) -> [String; 2] {
+    let (results, fired) = run_with_fault(p, inputs, PartyId::P0, fault);
+    assert!(fired, "the fault fired");
+    [PartyId::P1, PartyId::P2].map(|h| match &results[h.index()] {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("{h} returned outputs"),
+    })
+}
+
+#[test]
+fn a_wrong_and_word_fails_its_senders_proof() {
+    let (p, inputs) = sign_test(&mut test_rng());
+    // Word 5 of P0's split AND words to P2, changed in one high lane.
+    let fault = Fault {
+        round: veil_runtime::transport::RoundId(1),
+        to: PartyId::P2,
+        word: 5,
+        error: 1 << 40,
+    };
+    let msgs = aborts_when_p0_sends(&p, &inputs, fault);
+    assert!(
+        msgs.iter().any(|m| m.contains("P0's AND words")),
+        "a verifier of P0 names its proof of AND words: {msgs:?}"
+    );
+}
+
+#[test]
+fn opened_shares_must_be_well_formed_and_the_same_at_both_peers() {
+    let (p, inputs) = sign_test(&mut test_rng());
+    let open = |word, error| Fault {
+        round: veil_runtime::transport::RoundId(8),
+        to: PartyId::P1,
+        word,
+        error,
+    };
+    // A lane outside the 36 opened ones: refused by its recipient as malformed.
+    let [at_p1, _] = aborts_when_p0_sends(&p, &inputs, open(1, 1 << 63));
+    assert!(at_p1.contains("outside the opened lanes"), "{at_p1}");
+    // An opened lane changed in P1's copy only: P0's proof covers P2's copy, so the two
+    // recipients' digests must catch it.
+    let [_, at_p2] = aborts_when_p0_sends(&p, &inputs, open(0, 1 << 7));
+    assert!(
+        at_p2.contains("P0 sent P2 and P1 different shares of an opened value"),
+        "{at_p2}"
+    );
 }
 
 /// A client that sends one party a different copy of a component than the other holder gets:
@@ -402,7 +509,7 @@ fn oversized_proofs_are_refused_before_any_round() {
     let p = b.finish().expect("valid");
     let cost = program_cost(&p);
     match veil_runtime::verify::check_program(&p, &cost) {
-        Err(EngineError::ProofTooLarge { entries, limit }) => {
+        Err(EngineError::ProofTooLarge { entries, limit, .. }) => {
             assert_eq!(entries, 2 * n);
             assert_eq!(limit, veil_runtime::verify::MAX_PROOF_ENTRIES);
         }

@@ -10,6 +10,7 @@ pub mod galois;
 pub mod gemm;
 pub mod gemm32;
 pub mod gemv_i8;
+pub mod gf64;
 pub mod rep3;
 pub mod ring;
 pub mod scalar;
@@ -24,6 +25,7 @@ pub use gemm32::{Src32, Words32, matmul32_add_assign, rep3_matmul32_add_assign};
 pub use gemv_i8::{
     PreparedVector, gemv_i8_u64, gemv_i8_u64_scalar, par_gemm_i8_u64, par_gemv_i8_u64,
 };
+pub use gf64::{gf64_dot, gf64_fold, gf64_mul, gf64_times_x};
 pub use rep3::{
     rep3_and_cross_xor_assign, rep3_and_prefix_xor_assign, rep3_dot_rows_add_assign,
     rep3_matmul_add_assign,

@@ -14,6 +14,7 @@
 use crate::error::ProtocolError;
 use crate::party::PartyCtx;
 use crate::sharing::Shares;
+use veil_circuits::PartyId;
 
 /// a ⊕= b on the first `a.len()` words of b (local).
 pub fn xor_assign(a: &mut Shares, b: &Shares) {
@@ -56,10 +57,49 @@ pub type AndRound = super::Reshare;
 impl AndRound {
     /// Start a ∧ b on equal-length boolean shares.
     pub fn start(ctx: &mut PartyCtx, a: &Shares, b: &Shares) -> Result<Self, ProtocolError> {
+        Self::start_kept(ctx, a, b, None)
+    }
+
+    /// Start a ∧ b on the lanes set in `keep` (one mask per word; `None`: all lanes), the
+    /// others of `a` cleared first: for gates that are opened rather than reshared, whose other
+    /// lanes are never sent. In malicious mode the batch is recorded for the session's proof of
+    /// AND gates ([`crate::verify`]), on its kept lanes.
+    pub fn start_kept(
+        ctx: &mut PartyCtx,
+        a: &Shares,
+        b: &Shares,
+        keep: Option<&[u64]>,
+    ) -> Result<Self, ProtocolError> {
         super::check_len("and", a.len(), b.len())?;
-        let mut z = ctx.zero_share_xor(a.len());
+        let cleared;
+        let a = match keep {
+            Some(k) => {
+                super::check_len("and", a.len(), k.len())?;
+                let and = |c: &[u64]| c.iter().zip(k).map(|(w, k)| w & k).collect();
+                cleared = a.map(and);
+                &cleared
+            }
+            None => a,
+        };
+        let (domain, mut z) = ctx.zero_share_xor_in(a.len());
         super::hot::rep3_and_cross_xor_assign(&mut z, &a.own, &a.next, &b.own, &b.next);
-        Ok(super::Reshare::new(z))
+        let record = ctx
+            .tape
+            .as_mut()
+            .map(|t| t.and(a, b, domain, keep.map(<[u64]>::to_vec)));
+        Ok(super::Reshare::recorded(z, record))
+    }
+}
+
+/// Component `j` of `x` as a trivial boolean sharing at party `me` (component j is x_j, the
+/// others 0): the two parties holding x_j hold it here too, so no communication and nothing a
+/// party could make inconsistent. Local.
+pub fn trivial_component(me: PartyId, x: &Shares, j: PartyId) -> Shares {
+    let n = x.len();
+    let pick = |c: &[u64], held: bool| if held { c.to_vec() } else { vec![0u64; n] };
+    Shares {
+        own: pick(&x.own, me == j),
+        next: pick(&x.next, me.next() == j),
     }
 }
 

@@ -38,7 +38,8 @@
 use super::boolean::{AndRound, shl, shr_mask, xor, xor_assign};
 use super::compose::Then;
 use super::masked_bit::{Framed, Mask};
-use super::{Expect, InputRound, MultiRound, RoundProtocol, Step};
+use super::msb::Split;
+use super::{Expect, MultiRound, RoundProtocol, Step};
 use crate::error::ProtocolError;
 use crate::party::PartyCtx;
 use crate::sharing::Shares;
@@ -89,8 +90,8 @@ struct Plan {
 }
 
 enum Stage {
-    /// Round 1: P0 boolean-shares s = x_0 + x_1.
-    Split { input: InputRound, t: Shares },
+    /// Round 1: the split x = s + t.
+    Split(Split),
     /// Round 2: G = s ∧ t.
     Generate { and: AndRound, p: Shares },
     /// Prefix level k; `p0` is the original propagate word s ⊕ t.
@@ -110,7 +111,7 @@ enum Stage {
 impl Stage {
     fn words(&self) -> (&[u64], &[u64], Expect) {
         match self {
-            Stage::Split { input, .. } => (input.to_next(), input.to_prev(), input.expect()),
+            Stage::Split(split) => split.words(),
             Stage::Generate { and, .. }
             | Stage::Prefix { and, .. }
             | Stage::SuffixOr { and, .. } => (and.to_next(), and.to_prev(), and.expect()),
@@ -183,7 +184,7 @@ impl Decompose {
                 ),
             });
         }
-        let (input, t) = super::msb::two_way_split(ctx, x)?;
+        let split = Split::start(ctx, x)?;
         // Carries into lanes < L need prefix spans of L − 1 lanes: levels 1, 2, …, last_k.
         let last_k = match target {
             Target::LowBits { lanes } => 1 << (low_bits_prefix_levels(lanes) - 1),
@@ -202,7 +203,7 @@ impl Decompose {
             last_k,
             mask,
         };
-        Ok(plan.assemble(Stage::Split { input, t }))
+        Ok(plan.assemble(Stage::Split(split)))
     }
 }
 
@@ -312,8 +313,8 @@ impl MultiRound for Decompose {
             .mask
             .step(ctx, &mut from_next, &mut from_prev, main, round)?;
         match stage {
-            Stage::Split { input, t } => {
-                let (and, p) = super::msb::generate(ctx, input, &t, from_next, from_prev, round)?;
+            Stage::Split(split) => {
+                let (and, p) = split.generate(ctx, from_next, from_prev, round)?;
                 Ok(Step::More(plan.assemble(Stage::Generate { and, p })))
             }
             Stage::Generate { and, p } => {
@@ -343,6 +344,8 @@ impl MultiRound for Decompose {
             Stage::Open { v } => {
                 let (skip, lanes) = (plan.target.skip() as usize, plan.target.lanes() as usize);
                 let bit = |c: &[u64], e: usize| (c[e / lanes] >> (skip + e % lanes)) & 1 == 1;
+                plan.mask
+                    .record_open(ctx, None, None, &v, &from_next, &from_prev, round)?;
                 let out = plan.mask.finish(ctx.id, &v, &from_next, &from_prev, bit)?;
                 Ok(Step::Done(out))
             }

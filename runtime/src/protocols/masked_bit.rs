@@ -31,6 +31,7 @@ use crate::error::ProtocolError;
 use crate::party::PartyCtx;
 use crate::sharing::Shares;
 use crate::transport::RoundId;
+use std::sync::{Arc, OnceLock};
 use veil_circuits::PartyId;
 
 /// One party's mask bits and the arithmetic side being computed from them.
@@ -156,6 +157,59 @@ impl Mask {
         for ((v, r), k) in v.iter_mut().zip(&self.r.own).zip(&self.keep) {
             *v = (*v & k) ^ r;
         }
+    }
+
+    /// Per word, the lanes that are result bits.
+    pub fn keep(&self) -> &[u64] {
+        &self.keep
+    }
+
+    /// Check and record the opened shares the peers sent: a word with a lane set outside the
+    /// result lanes is refused as malformed (an honest party clears them, [`Mask::mask`]); in
+    /// malicious mode the words go into the digests the verification compares
+    /// ([`crate::verify`]: P_{i+1} must have received the same words from P_{i−1}) and, when the
+    /// opened gate was recorded (`slot`), its masked cross terms on the result lanes go to the
+    /// proof of AND gates: v ⊕ (lin & keep) ⊕ r for this party's `v` and linear part `lin`
+    /// (the components XORed into the gate before masking), the same from P_{i+1}'s word.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_open(
+        &self,
+        ctx: &mut PartyCtx,
+        lin: Option<&Shares>,
+        slot: Option<Arc<OnceLock<Shares>>>,
+        v: &[u64],
+        from_next: &[u64],
+        from_prev: &[u64],
+        round: RoundId,
+    ) -> Result<(), ProtocolError> {
+        for (peer, words) in [(ctx.id.next(), from_next), (ctx.id.prev(), from_prev)] {
+            if words.iter().zip(&self.keep).any(|(w, k)| w & !k != 0) {
+                return Err(ProtocolError::PeerMisbehaved {
+                    peer,
+                    round,
+                    what: "an opened word has bits set outside the opened lanes".into(),
+                });
+            }
+        }
+        if let Some(tape) = ctx.tape.as_mut() {
+            tape.opened(from_next, from_prev);
+        }
+        if let (Some(slot), Some(lin)) = (slot, lin) {
+            let gate = |w: &[u64], l: &[u64], r: &[u64]| -> Vec<u64> {
+                w.iter()
+                    .zip(l)
+                    .zip(r)
+                    .zip(&self.keep)
+                    .map(|(((w, l), r), k)| w ^ (l & k) ^ r)
+                    .collect()
+            };
+            // Each recorded round finishes once; a second set cannot happen.
+            let _ = slot.set(Shares {
+                own: gate(v, &lin.own, &self.r.own),
+                next: gate(from_next, &lin.next, &self.r.next),
+            });
+        }
+        Ok(())
     }
 
     /// The result from the three shares of c (this party's `v` and both peers'): arithmetic

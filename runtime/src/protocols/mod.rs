@@ -103,6 +103,12 @@ impl Reshare {
     pub fn into_masked(self) -> Vec<u64> {
         self.z
     }
+
+    /// [`Reshare::into_masked`] with the slot that takes the opened gate's result for the
+    /// session's verification (malicious mode).
+    pub(crate) fn into_opened(self) -> (Vec<u64>, Option<Arc<OnceLock<Shares>>>) {
+        (self.z, self.record)
+    }
 }
 
 impl RoundProtocol for Reshare {

@@ -28,13 +28,14 @@
 //! opened value and that value is uniform because no party knows r (see
 //! [`super::masked_bit`]); the transcript's shape depends only on n.
 
-use super::boolean::{AndRound, xor};
+use super::boolean::{AndRound, shl, trivial_component, xor};
 use super::masked_bit::{Framed, Mask};
 use super::{Expect, InputRound, MultiRound, RoundProtocol, Step};
 use crate::error::ProtocolError;
 use crate::party::PartyCtx;
 use crate::sharing::Shares;
 use crate::transport::RoundId;
+use std::sync::{Arc, OnceLock};
 use veil_circuits::PartyId;
 
 /// Bits 0, 2, 4, … of `x` moved to bits 0, 1, 2, … (a GF(2)-linear bit permutation).
@@ -104,8 +105,8 @@ pub struct Msb {
 }
 
 enum Stage {
-    /// Round 1: P0 boolean-shares s = x_0 + x_1.
-    Split { input: InputRound, t: Shares },
+    /// Round 1: the split x = s + t.
+    Split(Split),
     /// Round 2: G = s ∧ t.
     Generate { and: AndRound, p: Shares },
     /// Rounds 3–7: tree level producing `w` lanes per element.
@@ -116,18 +117,23 @@ enum Stage {
         p63: Shares,
     },
     /// Round 8: the last level's gate left as 3-out-of-3 XOR shares; this party's share of
-    /// msb ⊕ r (packed) goes to both peers.
-    Open { v: Vec<u64> },
+    /// msb ⊕ r (packed) goes to both peers. `lin` is what was XORed into the gate (G_hi and
+    /// s_63 ⊕ t_63), `slot` the gate's record for the verification.
+    Open {
+        v: Vec<u64>,
+        lin: Shares,
+        slot: Option<Arc<OnceLock<Shares>>>,
+    },
 }
 
 impl Stage {
     fn words(&self) -> (&[u64], &[u64], Expect) {
         match self {
-            Stage::Split { input, .. } => (input.to_next(), input.to_prev(), input.expect()),
+            Stage::Split(split) => split.words(),
             Stage::Generate { and, .. } | Stage::Level { and, .. } => {
                 (and.to_next(), and.to_prev(), and.expect())
             }
-            Stage::Open { v } => (
+            Stage::Open { v, .. } => (
                 v,
                 v,
                 Expect {
@@ -139,59 +145,87 @@ impl Stage {
     }
 }
 
-/// The two-way split x = s + t (ABY3 §5.3): P0 boolean-shares s = x_0 + x_1 (the returned
-/// input round; 1 round, P0 sends 16 bytes per element), and t = x_2 — component 2, which P1
-/// holds as `next` and P2 as `own` — has the trivial boolean sharing returned beside it.
-pub(super) fn two_way_split(
-    ctx: &mut PartyCtx,
-    x: &Shares,
-) -> Result<(InputRound, Shares), ProtocolError> {
-    let n = x.len();
-    let zeros = || vec![0u64; n];
-    let (s, t) = match ctx.id {
-        PartyId::P0 => {
-            let s: Vec<u64> = x
-                .own
+/// x = s + t for two boolean-shared words s, t, whose adder gives x's bits.
+pub(super) enum Split {
+    /// Semi-honest, ABY3's two-way split (§5.3): P0 boolean-shares s = x_0 + x_1 (1 round, P0
+    /// sends 16 bytes per element); t = x_2 — component 2, which P1 holds as `next` and P2 as
+    /// `own` — has the trivial boolean sharing.
+    Input { input: InputRound, t: Shares },
+    /// Malicious mode: each component x_j has the trivial boolean sharing held by the two
+    /// parties that hold x_j, and one carry-save layer (a full adder per lane) makes them two:
+    /// s = x_0 ⊕ x_1 ⊕ x_2 and t = maj(x_0, x_1, x_2) ≪ 1, with
+    /// maj(a, b, c) = ((a ⊕ c) ∧ (b ⊕ c)) ⊕ c — 1 AND round, 8 bytes per element per party.
+    /// Every word sent is an AND word, which the proof of AND gates covers (P0's input of
+    /// x_0 + x_1 could not be checked by anyone).
+    Adder { and: AndRound, s: Shares, c: Shares },
+}
+
+impl Split {
+    /// Start splitting the arithmetic shares `x` (the adder in malicious mode).
+    pub(super) fn start(ctx: &mut PartyCtx, x: &Shares) -> Result<Split, ProtocolError> {
+        let me = ctx.id;
+        if ctx.verified() {
+            let [a, b, c] = PartyId::ALL.map(|j| trivial_component(me, x, j));
+            let and = AndRound::start(ctx, &xor(&a, &c), &xor(&b, &c))?;
+            return Ok(Split::Adder {
+                and,
+                s: xor(&xor(&a, &b), &c),
+                c,
+            });
+        }
+        let n = x.len();
+        let sum = (me == PartyId::P0).then(|| {
+            x.own
                 .iter()
                 .zip(&x.next)
                 .map(|(a, b)| a.wrapping_add(*b))
-                .collect();
-            let t = Shares {
-                own: zeros(),
-                next: zeros(),
-            };
-            (Some(s), t)
+                .collect::<Vec<u64>>()
+        });
+        let input = InputRound::start_xor(ctx, PartyId::P0, n, sum.as_deref())?;
+        let t = trivial_component(me, x, PartyId::P2);
+        Ok(Split::Input { input, t })
+    }
+
+    /// This round's words and the words expected.
+    pub(super) fn words(&self) -> (&[u64], &[u64], Expect) {
+        match self {
+            Split::Input { input, .. } => (input.to_next(), input.to_prev(), input.expect()),
+            Split::Adder { and, .. } => (and.to_next(), and.to_prev(), and.expect()),
         }
-        PartyId::P1 => (
-            None,
-            Shares {
-                own: zeros(),
-                next: x.next.clone(),
-            },
-        ),
-        PartyId::P2 => (
-            None,
-            Shares {
-                own: x.own.clone(),
-                next: zeros(),
-            },
-        ),
-    };
-    Ok((InputRound::start_xor(ctx, PartyId::P0, n, s.as_deref())?, t))
+    }
+
+    /// Finish the split and start the generate round: returns the AND computing G = s ∧ t and
+    /// the propagate word P = s ⊕ t.
+    pub(super) fn generate(
+        self,
+        ctx: &mut PartyCtx,
+        from_next: Vec<u64>,
+        from_prev: Vec<u64>,
+        round: RoundId,
+    ) -> Result<(AndRound, Shares), ProtocolError> {
+        let (s, t) = match self {
+            Split::Input { input, t } => (input.finish(from_next, from_prev, round)?, t),
+            Split::Adder { and, s, c } => {
+                let carry = xor(&and.finish(from_next, from_prev, round)?, &c);
+                (s, shl(&carry, 1))
+            }
+        };
+        Ok((AndRound::start(ctx, &s, &t)?, xor(&s, &t)))
+    }
 }
 
-/// Finish the split and start the generate round: returns the AND computing G = s ∧ t and the
-/// propagate word P = s ⊕ t.
-pub(super) fn generate(
-    ctx: &mut PartyCtx,
-    input: InputRound,
-    t: &Shares,
-    from_next: Vec<u64>,
-    from_prev: Vec<u64>,
-    round: RoundId,
-) -> Result<(AndRound, Shares), ProtocolError> {
-    let s = input.finish(from_next, from_prev, round)?;
-    Ok((AndRound::start(ctx, &s, t)?, xor(&s, t)))
+/// AND words of an MSB extraction of `n` elements (malicious mode, adder split included):
+/// what the session's proof of AND gates covers for it.
+pub fn and_words(n: usize) -> usize {
+    // Split and generate: n words each; levels 64 → 2 lanes: two batches of half the words;
+    // the last level (2 → 1 lanes, opened): one.
+    let mut words = n;
+    let mut total = 2 * n;
+    for _ in 0..5 {
+        words = words.div_ceil(2);
+        total += 2 * words;
+    }
+    total + words.div_ceil(2)
 }
 
 impl Msb {
@@ -217,13 +251,13 @@ impl Msb {
         d: Option<Shares>,
     ) -> Result<Box<dyn MultiRound>, ProtocolError> {
         let n = x.len();
-        let (input, t) = two_way_split(ctx, x)?;
+        let split = Split::start(ctx, x)?;
         let tail = |w: usize| match (w + 1 == n.div_ceil(64), n % 64) {
             (true, r) if r != 0 => (1u64 << r) - 1,
             _ => u64::MAX,
         };
         let mask = Mask::start(ctx, n.div_ceil(64), tail, |r| unpack_bits(r, n), d)?;
-        Ok(Self::assemble(Stage::Split { input, t }, n, mask))
+        Ok(Self::assemble(Stage::Split(split), n, mask))
     }
 
     fn assemble(stage: Stage, n: usize, mask: Mask) -> Box<dyn MultiRound> {
@@ -256,12 +290,14 @@ fn level(
     let p_hi = half_lanes_shares(p, true);
     let w = w_in / 2;
     if w == 1 {
-        let mut v = AndRound::start(ctx, &p_hi, &g_lo)?.into_masked();
-        for ((v, g), p) in v.iter_mut().zip(&g_hi.own).zip(&p63.own) {
-            *v ^= g ^ p;
+        let and = AndRound::start_kept(ctx, &p_hi, &g_lo, Some(mask.keep()))?;
+        let (mut v, slot) = and.into_opened();
+        let lin = xor(&g_hi, &p63);
+        for (v, l) in v.iter_mut().zip(&lin.own) {
+            *v ^= l;
         }
         mask.mask(&mut v);
-        return Ok(Msb::assemble(Stage::Open { v }, n, mask));
+        return Ok(Msb::assemble(Stage::Open { v, lin, slot }, n, mask));
     }
     let a = p_hi.concat(&p_hi);
     let b = g_lo.concat(&half_lanes_shares(p, false));
@@ -308,8 +344,8 @@ impl MultiRound for Msb {
         let (_, _, main) = stage.words();
         let mask = mask.step(ctx, &mut from_next, &mut from_prev, main, round)?;
         match stage {
-            Stage::Split { input, t } => {
-                let (and, p) = generate(ctx, input, &t, from_next, from_prev, round)?;
+            Stage::Split(split) => {
+                let (and, p) = split.generate(ctx, from_next, from_prev, round)?;
                 Ok(Step::More(Msb::assemble(
                     Stage::Generate { and, p },
                     n,
@@ -333,7 +369,8 @@ impl MultiRound for Msb {
                 let p = res.slice(half, res.len());
                 Ok(Step::More(level(ctx, n, w, &g, &p, p63, mask)?))
             }
-            Stage::Open { v } => {
+            Stage::Open { v, lin, slot } => {
+                mask.record_open(ctx, Some(&lin), slot, &v, &from_next, &from_prev, round)?;
                 // Bit j of c = msb_j ⊕ r_j; a blended result repeats bit e mod n.
                 let bit = |c: &[u64], e: usize| {
                     let j = e % n;

@@ -390,6 +390,19 @@ impl Batch {
         }
     }
 
+    /// The `count` GF(2^64) coefficients of AND batch `q` ([`super::and_dzkp`]).
+    pub(crate) fn and_coefficients(&self, q: usize, count: usize) -> Vec<u64> {
+        let mut c = vec![0u64; count];
+        self.prf.fill(
+            Domain {
+                op: q as u64,
+                worker: 1,
+            },
+            &mut c,
+        );
+        c
+    }
+
     /// The `count` exceptional coefficients of product `q` (their bits).
     fn coefficients(&self, q: usize, count: usize) -> Vec<u64> {
         let mut c = vec![0u64; count];

@@ -11,12 +11,20 @@
 //!   cross-term word a party sends is proven correct in one batched distributed zero-knowledge
 //!   proof per prover at the end of the session ([`dzkp`], over the Galois ring [`galois`]);
 //! - inputs: the two parties holding the same component of an input compare a digest of it;
+//! - AND gates (the sign test behind `Ltz`, the comparisons, ReLU, max/min and the
+//!   tournaments): every AND word a party sends, reshared or opened, is proven correct in a
+//!   second batched proof per prover, over GF(2^64) ([`and_dzkp`]); the sign test splits its
+//!   input with an AND round instead of P0's input ([`crate::protocols::msb`]);
+//! - inputs: the two parties holding the same component of an input compare a digest of it;
 //! - reveals and outputs to a party: each missing component comes from both its holders and
-//!   must agree ([`crate::protocols::reveal`]).
+//!   must agree ([`crate::protocols::reveal`]); shares of an opened value, sent to both peers,
+//!   must reach both the same (digests compared).
 //!
-//! Ops with no verified protocol yet (truncation, comparisons and the other boolean protocols)
-//! are refused before a malicious session starts ([`unverified_op`]), never run unchecked.
+//! Ops with no verified protocol yet (truncation, the bit decompositions and the top-k and
+//! one-hot selections) are refused before a malicious session starts ([`unverified_op`]),
+//! never run unchecked.
 
+pub(crate) mod and_dzkp;
 pub(crate) mod dzkp;
 pub mod galois;
 pub(crate) mod tape;
@@ -24,11 +32,13 @@ pub(crate) mod tape;
 use crate::engine::Report;
 use crate::engine::offload;
 use crate::error::EngineError;
+use crate::kernels::gf64_mul;
 use crate::party::PartyCtx;
-use crate::protocols::{Expect, exchange};
+use crate::protocols::{Expect, exchange, msb};
 use crate::transport::Transport;
 use dzkp::Batch;
 use galois::{D, Gr};
+use sha2::Digest;
 use std::fmt;
 use std::str::FromStr;
 use veil_circuits::cost::ProgramCost;
@@ -83,12 +93,16 @@ impl FromStr for SecurityMode {
 }
 
 /// Ops whose protocols the malicious mode verifies: the products over Z_2^64 and Z_2^32 (the
-/// Reshare round of [`crate::protocols::mul`]) and reveals. Every other op must be local (0
-/// rounds in the cost model).
-const VERIFIED: &[&str] = &["input", "mul", "dot", "matmul", "select", "reveal"];
+/// Reshare round of [`crate::protocols::mul`]), reveals, and the comparisons built on the sign
+/// test of [`crate::protocols::msb`] (its AND rounds, its masked opening and the products of
+/// its mask's injection). Every other op must be local (0 rounds in the cost model).
+const VERIFIED: &[&str] = &[
+    "input", "mul", "dot", "matmul", "select", "reveal", "ltz", "lt", "le", "gt", "ge", "eq",
+    "relu", "max", "min", "max_all", "argmax",
+];
 
 /// The first op of `program` that has no maliciously secure protocol: an interactive op (one
-/// with rounds in `cost`) other than the products. `None` when the whole program can run in
+/// with rounds in `cost`) outside [`VERIFIED`]. `None` when the whole program can run in
 /// [`SecurityMode::Malicious`].
 pub fn unverified_op(
     program: &ValidatedProgram,
@@ -110,79 +124,155 @@ pub fn unverified_op(
 /// so 2^21 entries is ≈ 1.6 GB of verification state at each party.
 pub const MAX_PROOF_ENTRIES: usize = 1 << 21;
 
-/// [`unverified_op`] as the engine's error, and the bound on the proof's size.
+pub use and_dzkp::MAX_AND_WORDS;
+
+/// [`unverified_op`] as the engine's error, and the bounds on the proofs' sizes.
 pub fn check_program(program: &ValidatedProgram, cost: &ProgramCost) -> Result<(), EngineError> {
     if let Some((op, name)) = unverified_op(program, cost) {
         return Err(EngineError::Unverified { op, name });
     }
-    let entries = proof_entries(program, cost);
-    if entries > MAX_PROOF_ENTRIES {
+    let work = Work::of(program, cost);
+    if work.entries > MAX_PROOF_ENTRIES {
         return Err(EngineError::ProofTooLarge {
-            entries,
+            what: "products (proof entries)",
+            entries: work.entries,
             limit: MAX_PROOF_ENTRIES,
+        });
+    }
+    if work.and_words > MAX_AND_WORDS {
+        return Err(EngineError::ProofTooLarge {
+            what: "AND gates (64-gate words)",
+            entries: work.and_words,
+            limit: MAX_AND_WORDS,
         });
     }
     Ok(())
 }
 
 /// What the malicious mode adds to a program's cost model (the "malicious column"): the
-/// verification's rounds and the bytes each party sends in it (the same at every party).
+/// verification's rounds and the bytes each party sends in them, and the protocols' own
+/// difference (the sign test's split is an AND round at every party instead of P0's input).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Overhead {
     /// Verification rounds.
     pub rounds: u64,
     /// Bytes each party sends in them.
     pub bytes_per_party: u64,
+    /// Elements whose sign is tested: each makes P0 send 8 bytes fewer, P1 and P2 8 more.
+    pub split_elements: u64,
+}
+
+impl Overhead {
+    /// Bytes each party sends in malicious mode, from the semi-honest cost model's `semi`.
+    pub fn bytes_sent(&self, semi: [u64; 3]) -> [u64; 3] {
+        let split = 8 * self.split_elements;
+        let [p0, p1, p2] = semi.map(|b| b + self.bytes_per_party);
+        [p0 - split, p1 + split, p2 + split]
+    }
+}
+
+/// A proof's rounds and the words each party sends in it: per level the cross terms (`elem`
+/// words each, δ too at the first), a challenge between levels, then the final values.
+fn proof_cost(levels: u64, elem: u64) -> (u64, u64) {
+    let words = levels * 2 * elem + elem + (levels - 1) * 2 + 4 * elem;
+    (2 * levels, words)
 }
 
 /// The verification overhead of running `program` in [`SecurityMode::Malicious`].
 pub fn overhead(program: &ValidatedProgram, cost: &ProgramCost) -> Overhead {
-    let body = proof_entries(program, cost);
+    let work = Work::of(program, cost);
     let inputs = program
         .program()
         .ops
         .iter()
         .filter(|op| matches!(op, Op::Input { .. }))
         .count() as u64;
-    // Digests and seeds, then verdicts.
+    // Digests, seeds and the opened words' digest; then verdicts.
     let mut rounds = 2;
-    let mut words = 4 * inputs + 4 + 2;
-    if body > 0 {
-        let levels = body.max(2).next_power_of_two().trailing_zeros() as u64;
-        let d = D as u64;
-        // Cross terms per level (and δ), challenges between levels, final values.
-        rounds += 2 * levels;
-        words += levels * 2 * d + d + (levels - 1) * 2 + 4 * d;
+    let mut words = 4 * inputs + 4 + 4 + 2;
+    if work.entries > 0 {
+        let levels = work.entries.max(2).next_power_of_two().trailing_zeros() as u64;
+        let (r, w) = proof_cost(levels, D as u64);
+        rounds += r;
+        words += w;
+    }
+    if work.and_words > 0 {
+        let (r, w) = proof_cost(u64::from(and_dzkp::levels(work.and_words)), 1);
+        rounds += r;
+        words += w;
     }
     Overhead {
         rounds,
         bytes_per_party: 8 * words,
+        split_elements: work.sign_tests.iter().map(|&(n, _)| n as u64).sum(),
     }
 }
 
 /// Entries of a malicious session's product proof before padding: 2·n per n-element `mul` or
-/// `select`, 2·rows·cols per `dot`, 2·k per m×k·k×n `matmul` (what [`tape::Form`] records).
+/// `select`, 2·rows·cols per `dot`, 2·k per m×k·k×n `matmul` (what [`tape::Form`] records),
+/// and those of the sign tests' products.
 pub fn proof_entries(program: &ValidatedProgram, cost: &ProgramCost) -> usize {
-    let prog = program.program();
-    let types = program.types();
-    let shape = |v: veil_circuits::ValueId| types[v.index()].shape;
-    let mut body = 0usize;
-    for (i, (op, c)) in prog.ops.iter().zip(&cost.per_op).enumerate() {
-        if c.rounds == 0 {
-            continue;
-        }
-        let entries = match op {
-            Op::Mul(..) | Op::Select { .. } => types[i].shape.len(),
-            Op::Dot(a, _) => shape(*a).len(),
-            Op::MatMul(a, _) => match shape(*a) {
-                Shape::Matrix(_, k) => k,
-                s => s.len(),
-            },
-            _ => 0,
+    Work::of(program, cost).entries
+}
+
+/// The verified work of a program, as the proofs will count it.
+struct Work {
+    /// Product proof entries.
+    entries: usize,
+    /// AND words.
+    and_words: usize,
+    /// The sign tests ([`crate::protocols::msb`]): elements, and the length of the value the
+    /// sign is multiplied into (0 for none).
+    sign_tests: Vec<(usize, usize)>,
+}
+
+impl Work {
+    fn of(program: &ValidatedProgram, cost: &ProgramCost) -> Work {
+        let prog = program.program();
+        let types = program.types();
+        let shape = |v: veil_circuits::ValueId| types[v.index()].shape;
+        let mut work = Work {
+            entries: 0,
+            and_words: 0,
+            sign_tests: Vec::new(),
         };
-        body = body.saturating_add(entries.saturating_mul(2));
+        for (i, (op, c)) in prog.ops.iter().zip(&cost.per_op).enumerate() {
+            if c.rounds == 0 {
+                continue;
+            }
+            let n = types[i].shape.len();
+            let entries = match op {
+                Op::Mul(..) | Op::Select { .. } => n,
+                Op::Dot(a, _) => shape(*a).len(),
+                Op::MatMul(a, _) => match shape(*a) {
+                    Shape::Matrix(_, k) => k,
+                    s => s.len(),
+                },
+                _ => 0,
+            };
+            work.entries = work.entries.saturating_add(entries.saturating_mul(2));
+            match op {
+                Op::Ltz(_) | Op::Lt(..) | Op::Le(..) | Op::Gt(..) | Op::Ge(..) => {
+                    work.sign_tests.push((n, 0))
+                }
+                Op::Eq(..) => work.sign_tests.push((2 * n, 0)),
+                Op::Relu(_) | Op::Max(..) | Op::Min(..) => work.sign_tests.push((n, n)),
+                Op::MaxAll(a) | Op::ArgMax(a) => {
+                    let words = if matches!(op, Op::ArgMax(_)) { 2 } else { 1 };
+                    for m in veil_circuits::cost::tournament_pairs(shape(*a).len()) {
+                        work.sign_tests.push((m, words * m));
+                    }
+                }
+                _ => {}
+            }
+        }
+        for &(n, d) in &work.sign_tests {
+            // The mask's injection: two n-element products; the blend: one of d elements.
+            work.entries = work.entries.saturating_add(4 * n + 2 * d);
+            work.and_words = work.and_words.saturating_add(msb::and_words(n));
+        }
+        work
     }
-    body
 }
 
 /// One verification round: one message to each peer, counted in the report.
@@ -240,6 +330,8 @@ pub(crate) async fn run<T: Transport>(
     // Round 1: digests of the input components (P_{i−1} holds my `own` as its `next`; a
     // public input's value is compared around the ring) and the batching seeds for my two
     // provers.
+    // It also carries the digest of the opened words this party received from P_{i−1}, which
+    // P_{i+1} received from the same sender.
     let seed_as_a = dzkp::seed(&vprev);
     let seed_as_b = dzkp::seed(&vnext);
     let to_prev: Vec<u64> = tape
@@ -248,11 +340,27 @@ pub(crate) async fn run<T: Transport>(
         .flat_map(|d| digest_words(&d.own))
         .chain(seed_as_b)
         .collect();
+    let opened_prev: [u8; 32] = tape.opened.from_prev.clone().finalize().into();
+    let opened_next: [u8; 32] = tape.opened.from_next.clone().finalize().into();
+    let to_next: Vec<u64> = seed_as_a
+        .iter()
+        .copied()
+        .chain(digest_words(&opened_prev))
+        .collect();
     let expect = Expect {
         from_next: 4 * tape.inputs.len() + 2,
-        from_prev: 2,
+        from_prev: 6,
     };
-    let (from_next, from_prev) = round(ctx, net, report, (&seed_as_a, &to_prev), expect).await?;
+    let (from_next, from_prev) = round(ctx, net, report, (&to_next, &to_prev), expect).await?;
+    if !from_prev[2..]
+        .iter()
+        .copied()
+        .eq(digest_words(&opened_next))
+    {
+        failures.push(format!(
+            "{next} sent {me} and {prev} different shares of an opened value"
+        ));
+    }
     for (k, d) in tape.inputs.iter().enumerate() {
         if from_next[4 * k..4 * k + 4]
             .iter()
@@ -288,6 +396,19 @@ pub(crate) async fn run<T: Transport>(
 
     if !tape.products.is_empty() {
         prove_products(
+            ctx,
+            net,
+            report,
+            &tape,
+            (&vnext, &vprev),
+            (seed_from_a, seed_as_a, seed_as_b),
+            &mut failures,
+        )
+        .await?;
+    }
+
+    if !tape.ands.is_empty() {
+        prove_ands(
             ctx,
             net,
             report,
@@ -434,6 +555,96 @@ async fn prove_products<T: Transport>(
     if u_a.mul(&vlast) != t_a + tb {
         failures.push(format!(
             "the proof of {prev}'s product words (sent to {}) did not verify",
+            prev.prev()
+        ));
+    }
+    Ok(())
+}
+
+/// The three proofs of the session's AND words (one per prover, [`and_dzkp`]), run side by
+/// side after the proofs of products, with the same roles, keys and round structure.
+async fn prove_ands<T: Transport>(
+    ctx: &mut PartyCtx,
+    net: &T,
+    report: &mut Report,
+    tape: &tape::Tape,
+    (vnext, vprev): (&crate::prf::Prf, &crate::prf::Prf),
+    (seed_prover, seed_as_a, seed_as_b): ([u64; 2], [u64; 2], [u64; 2]),
+    failures: &mut Vec<String>,
+) -> Result<(), EngineError> {
+    let me = ctx.id;
+    let (next, prev) = (me.next(), me.prev());
+    let count = and_dzkp::count(tape);
+    let levels = and_dzkp::levels(count);
+    let heavy = count >= 1 << 8;
+    let built = offload::run(heavy, || -> Result<_, EngineError> {
+        let (p, delta) = and_dzkp::Prover::new(tape, &Batch::new(seed_prover), vprev, vnext);
+        let (a, ta) = and_dzkp::VerifierA::new(tape, &Batch::new(seed_as_a), vnext, |d, k| {
+            ctx.rand_with_next(d, k)
+        })?;
+        let (b, tb) = and_dzkp::VerifierB::new(tape, &Batch::new(seed_as_b), vprev, |d, k| {
+            ctx.rand_with_prev(d, k)
+        });
+        Ok((p, delta, a, ta, b, tb))
+    })?;
+    let (mut prover, delta, a, mut ta, b, mut tb) = built;
+    let mut challenges_differ = false;
+    let (mut rhos_a, mut rhos_b) = (Vec::new(), Vec::new());
+    for level in 0..levels {
+        // The prover's cross terms (and, first, δ): A's shares from our common key.
+        let (cl, cr) = offload::run(heavy, || prover.cross_terms());
+        let (sl, sr) = and_dzkp::a_shares(vprev, level);
+        let mut msg = vec![cl ^ sl, cr ^ sr];
+        if level == 0 {
+            msg.push(delta ^ and_dzkp::delta_share(vprev));
+        }
+        let expect = Expect {
+            from_next: 0,
+            from_prev: msg.len(),
+        };
+        let (_, from_prev) = round(ctx, net, report, (&msg, &[]), expect).await?;
+        if level == 0 {
+            tb ^= from_prev[2];
+        }
+        let rho_a = and_dzkp::challenge(vprev, level);
+        let rho_b = and_dzkp::challenge(vnext, level);
+        ta = and_dzkp::fold_claim(ta, rho_a, and_dzkp::a_shares(vnext, level));
+        tb = and_dzkp::fold_claim(tb, rho_b, (from_prev[0], from_prev[1]));
+        rhos_a.push(rho_a);
+        rhos_b.push(rho_b);
+        if level + 1 < levels {
+            let expect = Expect {
+                from_next: 1,
+                from_prev: 1,
+            };
+            let (from_next, from_prev) =
+                round(ctx, net, report, (&[rho_a], &[rho_b]), expect).await?;
+            if from_next[0] != from_prev[0] && !challenges_differ {
+                challenges_differ = true;
+                failures.push(format!(
+                    "{prev} and {next} sent {me} different challenges for its AND words"
+                ));
+            }
+            let rho = from_prev[0];
+            prover = offload::run(heavy, || prover.fold(rho));
+        }
+    }
+    // Final values: as A I send (u″, t_A) to B = P_{i−1}; as B I send (v″, t_B) to A = P_{i+1}.
+    let (ulast, vlast) = offload::run(heavy, || (a.last(&rhos_a), b.last(&rhos_b)));
+    let expect = Expect {
+        from_next: 2,
+        from_prev: 2,
+    };
+    let (from_next, from_prev) =
+        round(ctx, net, report, (&[vlast, tb], &[ulast, ta]), expect).await?;
+    if gf64_mul(ulast, from_prev[0]) != ta ^ from_prev[1] {
+        failures.push(format!(
+            "the proof of {next}'s AND words (sent to {me}) did not verify"
+        ));
+    }
+    if gf64_mul(from_next[0], vlast) != from_next[1] ^ tb {
+        failures.push(format!(
+            "the proof of {prev}'s AND words (sent to {}) did not verify",
             prev.prev()
         ));
     }

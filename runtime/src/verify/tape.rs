@@ -1,6 +1,7 @@
-//! What a malicious-mode session records for its verification: every product this party took
-//! part in (operand components, the zero-sharing's PRF domain, the result components) and a
-//! digest of each input's components.
+//! What a malicious-mode session records for its verification: every product and every batch of
+//! AND gates this party took part in (operand components, the zero-sharing's PRF domain, the
+//! result components), a digest of each input's components and digests of the opened words it
+//! received.
 
 use crate::kernels;
 use crate::prf::Domain;
@@ -73,13 +74,64 @@ pub(crate) struct InputDigest {
     pub next: [u8; 32],
 }
 
+/// One batch of AND gates (a boolean product round, [`crate::protocols::boolean::AndRound`])
+/// at this party: 64 gates per word.
+pub(crate) struct AndGates {
+    /// This party's components of the left operand, (a_i, a_{i+1}), with the lanes outside
+    /// `keep` cleared.
+    pub a: Shares,
+    /// This party's components of the right operand.
+    pub b: Shares,
+    /// The PRF domain of the XOR zero-sharing β that masked the cross terms.
+    pub domain: Domain,
+    /// The lanes proven, per word (`None`: all): a gate opened instead of reshared is sent
+    /// with its other lanes cleared ([`crate::protocols::masked_bit`]).
+    pub keep: Option<Vec<u64>>,
+    /// The masked cross terms restricted to `keep`: (z_i, z_{i+1}), set when the round ends.
+    pub out: Arc<OnceLock<Shares>>,
+}
+
+impl AndGates {
+    /// The PRF stream words `f` restricted to the proven lanes.
+    pub(crate) fn kept(&self, mut f: Vec<u64>) -> Vec<u64> {
+        if let Some(keep) = &self.keep {
+            f.iter_mut().zip(keep).for_each(|(w, k)| *w &= k);
+        }
+        f
+    }
+}
+
+/// Running digests of the words this party received in openings (a value's shares sent to
+/// both peers, [`crate::protocols::masked_bit`]): P_i's words from P_{i−1} must equal what
+/// P_{i+1} received from the same sender.
+pub(crate) struct Opened {
+    /// Words received from P_{i+1}.
+    pub from_next: Sha256,
+    /// Words received from P_{i−1}.
+    pub from_prev: Sha256,
+}
+
+impl Default for Opened {
+    fn default() -> Self {
+        let fresh = || Sha256::new().chain_update(b"veil/v1/opened-words");
+        Opened {
+            from_next: fresh(),
+            from_prev: fresh(),
+        }
+    }
+}
+
 /// This party's record of a session's verified work.
 #[derive(Default)]
 pub(crate) struct Tape {
     /// Products, in the order the session started them (the same at all three parties).
     pub products: Vec<Product>,
+    /// AND gates, in the order the session started them.
+    pub ands: Vec<AndGates>,
     /// Inputs, in the order they were bound.
     pub inputs: Vec<InputDigest>,
+    /// Digests of opened words.
+    pub opened: Opened,
 }
 
 impl Tape {
@@ -115,6 +167,40 @@ impl Tape {
             shift,
         });
         out
+    }
+
+    /// Record a batch of AND gates started with operands `a`, `b` (lanes outside `keep`
+    /// already cleared in `a`) and XOR zero-sharing domain `domain`; the returned slot takes
+    /// the result.
+    pub(crate) fn and(
+        &mut self,
+        a: &Shares,
+        b: &Shares,
+        domain: Domain,
+        keep: Option<Vec<u64>>,
+    ) -> Arc<OnceLock<Shares>> {
+        let out = Arc::new(OnceLock::new());
+        self.ands.push(AndGates {
+            a: a.clone(),
+            b: b.clone(),
+            domain,
+            keep,
+            out: Arc::clone(&out),
+        });
+        out
+    }
+
+    /// Fold the opened words received from each peer into the running digests.
+    pub(crate) fn opened(&mut self, from_next: &[u64], from_prev: &[u64]) {
+        for (h, words) in [
+            (&mut self.opened.from_next, from_next),
+            (&mut self.opened.from_prev, from_prev),
+        ] {
+            let mut bytes = Vec::with_capacity(8 * words.len() + 8);
+            bytes.extend_from_slice(&(words.len() as u64).to_le_bytes());
+            kernels::extend_le_bytes(&mut bytes, words);
+            h.update(&bytes);
+        }
     }
 
     /// Record the digests of an input's components.
