@@ -26,6 +26,18 @@ fn mul_only(n: usize, to: &str) -> ValidatedProgram {
     b.finish().unwrap()
 }
 
+/// `x ⊙ y` and the bits of each product to `to`: the bit decomposition has no maliciously
+/// secure protocol yet.
+fn bits_program(n: usize, to: &str) -> ValidatedProgram {
+    let mut b = Builder::new();
+    let x = b.secret_vector("x", n, Ring);
+    let y = b.secret_vector("y", n, Ring);
+    let z = b.mul(x, y);
+    let bits = b.bits(z);
+    b.output("bits", bits, Recipient::Client(to.into()));
+    b.finish().unwrap()
+}
+
 /// An invoke of `program` under `session` on the stored values `x` and `y`, outputs stored as
 /// `result_id`.
 fn invoke_request(program: &str, session: u64, result_id: &str) -> pb::InvokeRequest {
@@ -174,13 +186,15 @@ async fn a_deviating_node_aborts_the_session_on_every_node_and_the_next_session_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_malicious_cluster_refuses_an_unverified_op_by_name_before_any_round() {
+async fn a_malicious_cluster_refuses_an_unverified_op_by_name_and_runs_comparisons() {
     let mut cluster = common::start();
     let mut alice = ready_client(&cluster.cluster_toml("alice")).await;
     store_inputs(&mut alice).await;
-    // `z = x ⊙ y` and `neg = (z < 0)`: the comparison has no maliciously secure protocol.
-    let compare = common::mul_program("alice", 8);
-    let id = alice.store_program(&compare).await.unwrap();
+    // `z = x ⊙ y` and the bits of z: the bit decomposition has no maliciously secure protocol.
+    let id = alice
+        .store_program(&bits_program(8, "alice"))
+        .await
+        .unwrap();
     alice
         .invoke_inline(&id, &[("x", "x"), ("y", "y")], &[])
         .await
@@ -200,7 +214,7 @@ async fn a_malicious_cluster_refuses_an_unverified_op_by_name_before_any_round()
         assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
         assert!(
             e.message()
-                .contains("(ltz) has no maliciously secure protocol"),
+                .contains("(bits) has no maliciously secure protocol"),
             "{}",
             e.message()
         );
@@ -215,18 +229,23 @@ async fn a_malicious_cluster_refuses_an_unverified_op_by_name_before_any_round()
         .raw(0)
         .unwrap()
         .store_program(pb::StoreProgramRequest {
-            program_json: common::mul_program("bob", 8).program().to_json(),
+            program_json: bits_program(8, "bob").program().to_json(),
         })
         .await
         .unwrap_err();
     named(&e);
-    // Products alone still run.
-    let mul = alice.store_program(&mul_only(8, "alice")).await.unwrap();
-    let (summary, _) = alice
-        .invoke_inline(&mul, &[("x", "x"), ("y", "y")], &[])
+    // Products and comparisons run: z and (z < 0), verified, over gRPC.
+    let compare = alice
+        .store_program(&common::mul_program("alice", 8))
+        .await
+        .unwrap();
+    let (summary, out) = alice
+        .invoke_inline(&compare, &[("x", "x"), ("y", "y")], &[])
         .await
         .unwrap();
     assert_eq!(summary.receipt.security, SecurityMode::Malicious);
+    let neg: Vec<u64> = out["z"].iter().map(|z| z >> 63).collect();
+    assert_eq!(out["neg"], neg);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -195,7 +195,10 @@ mod tests {
                 Code::Aborted,
             ),
             (
-                NodeError::Engine(EngineError::Unverified { op: 3, name: "ltz" }),
+                NodeError::Engine(EngineError::Unverified {
+                    op: 3,
+                    name: "bits",
+                }),
                 Code::InvalidArgument,
             ),
             (
@@ -233,12 +236,12 @@ mod tests {
         );
         let refused = Status::from(NodeError::Engine(EngineError::Unverified {
             op: 3,
-            name: "ltz",
+            name: "bits",
         }));
         assert!(
             refused
                 .message()
-                .starts_with("op 3 (ltz) has no maliciously secure protocol")
+                .starts_with("op 3 (bits) has no maliciously secure protocol")
         );
         let mismatch = NodeError::SecurityMismatch {
             me: PartyId::P0,
