@@ -14,7 +14,8 @@
 //!   images); the baseline is the plaintext evaluator of the same program (within 2,000 ulps:
 //!   each truncation may add one, and the layers carry it on).
 //! - `mpc/malicious`: Z_2^64 `mul` (2^10, 2^16 elements), `dot` (1,000 rows of 384),
-//!   `matmul` (128×128) and Z_2^32 `matmul32` (1×384 · 384×10,000, RAG's scoring shape) in
+//!   `matmul` (128×128), Z_2^32 `matmul32` (1×384 · 384×10,000, RAG's scoring shape) and the
+//!   comparison `lt` (2^10, 2^16 elements) in
 //!   `semi-honest` and `malicious` mode side by side (ids
 //!   `<op>/<mode>`), the malicious ones including the session's verification
 //!   (`veil_runtime::verify`).
@@ -306,8 +307,8 @@ fn batching(c: &mut Criterion) {
     g.finish();
 }
 
-/// A program for `mpc/malicious`: over Z_2^64 `mul` of n elements, `dot` of n rows of 384, or
-/// an n×n `matmul`; over Z_2^32 `matmul32`, a 1×384 query times a 384×n matrix (the shape of
+/// A program for `mpc/malicious`: over Z_2^64 `mul` or `lt` of n elements, `dot` of n rows of
+/// 384, or an n×n `matmul`; over Z_2^32 `matmul32`, a 1×384 query times a 384×n matrix (the shape of
 /// RAG's scoring); on client inputs; its plaintext twin.
 fn ring_program(
     op: &str,
@@ -318,11 +319,12 @@ fn ring_program(
         "mul" => (n, n),
         "dot" => (n * 384, n * 384),
         "matmul32" => (384, 384 * n),
+        "lt" => (n, n),
         _ => (n * n, n * n),
     };
     let mut b = Builder::new();
     let (x, y) = match op {
-        "mul" => (b.secret_vector("x", n, Ring), b.secret_vector("y", n, Ring)),
+        "mul" | "lt" => (b.secret_vector("x", n, Ring), b.secret_vector("y", n, Ring)),
         "dot" => (
             b.secret_matrix("x", n, 384, Ring),
             b.secret_matrix("y", n, 384, Ring),
@@ -339,6 +341,7 @@ fn ring_program(
     let z = match op {
         "mul" => b.mul(x, y),
         "dot" => b.dot(x, y),
+        "lt" => b.lt(x, y),
         _ => b.matmul(x, y),
     };
     b.output_to_client("z", z);
@@ -353,9 +356,10 @@ fn ring_program(
     (b.finish().expect("valid program"), plain)
 }
 
-/// `mpc/malicious`: the products the malicious mode verifies, semi-honest and malicious in
-/// one group (same inputs, same run), each checked against the plaintext evaluator
-/// in both modes first. Throughput: products (elements, dot products, output entries).
+/// `mpc/malicious`: the products and comparisons the malicious mode verifies, semi-honest and
+/// malicious in one group (same inputs, same run), each checked against the plaintext
+/// evaluator in both modes first. Throughput: products (elements, dot products, output
+/// entries) or comparisons.
 fn malicious(c: &mut Criterion) {
     let mut g = c.benchmark_group("mpc/malicious");
     g.sample_size(10);
@@ -366,6 +370,8 @@ fn malicious(c: &mut Criterion) {
         ("dot", 1000),
         ("matmul", 128),
         ("matmul32", 10_000),
+        ("lt", 1 << 10),
+        ("lt", 1 << 16),
     ] {
         let (program, plain) = ring_program(name, size, &mut rng);
         let want = veil_circuits::eval::evaluate(&program, &plain).expect("plaintext evaluation");

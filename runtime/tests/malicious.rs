@@ -21,6 +21,8 @@ use veil_runtime::transport::Transport;
 use veil_runtime::transport::tamper::{Fault, Tamper};
 use veil_runtime::verify::{overhead, unverified_op};
 
+type ChaCha20Rng = rand_chacha::ChaCha20Rng;
+
 /// Every kind of verified work in one program: client inputs, a party-owned input, an
 /// elementwise product, a select, a dot product, matrix products over Z_2^64 and Z_2^32, a
 /// reveal to all and an output to a party.
@@ -225,55 +227,152 @@ fn any_error_in_any_message_aborts_every_honest_party() {
     let n = 8;
     let p = mixed_program(n);
     let plain = plain_inputs(n, &mut rng);
-    let inputs = share_inputs(&p, &plain, &mut rng);
-    let want = evaluate(&p, &plain).expect("evaluate");
-    let cost = program_cost(&p);
-    let total = cost.rounds as u64 + overhead(&p, &cost).rounds;
+    let errors = |rng: &mut ChaCha20Rng| vec![1u64, 1 << 63, rng.random::<u64>() | 1, 3 << 62];
+    let trials = cheat_everywhere(&p, &plain, errors, &mut rng);
+    assert!(trials > 100, "only {trials} trials fired");
+}
+
+/// The harness on the selections (bit decomposition, one-hot rows, both best-k plans): one
+/// error per round, sender and recipient, of a kind drawn at random.
+#[test]
+fn any_error_in_a_selection_aborts_every_honest_party() {
+    let mut rng = test_rng();
+    let p = selection_program();
+    let plain = selection_inputs(&mut rng);
+    let errors = |rng: &mut ChaCha20Rng| {
+        let kinds = [1u64, 1 << 63, rng.random::<u64>() | 1, 3 << 62];
+        vec![kinds[rng.random_range(0..4)]]
+    };
+    let trials = cheat_everywhere(&p, &plain, errors, &mut rng);
+    assert!(trials > 100, "only {trials} trials fired");
+}
+
+/// For every round of a malicious run of `p` (protocol and verification rounds), every party
+/// and both its recipients, and each error of `errors`: a random word of the message gets the
+/// error, and every honest party fails — except on the last message of all, a verdict, whose
+/// recipient aborts while the other honest party, which decided on the verified session, may
+/// return its (correct) outputs: security with abort without unanimity for the final round,
+/// which no protocol without broadcast can avoid. Returns the trials that fired.
+fn cheat_everywhere(
+    p: &ValidatedProgram,
+    plain: &HashMap<String, Vec<u64>>,
+    errors: impl Fn(&mut ChaCha20Rng) -> Vec<u64>,
+    rng: &mut ChaCha20Rng,
+) -> usize {
+    let inputs = share_inputs(p, plain, rng);
+    let want = evaluate(p, plain).expect("evaluate");
+    let cost = program_cost(p);
+    let total = cost.rounds as u64 + overhead(p, &cost).rounds;
     let mut trials = 0;
     for round in 1..=total {
         for bad in PartyId::ALL {
             for to in [bad.next(), bad.prev()] {
-                for error in [1u64, 1 << 63, rng.random::<u64>() | 1, 3 << 62] {
+                for error in errors(rng) {
                     let fault = Fault {
                         round: veil_runtime::transport::RoundId(round),
                         to,
                         word: rng.random_range(0..1 << 16),
                         error,
                     };
-                    let (results, fired) = run_with_fault(&p, &inputs, bad, fault);
+                    let (results, fired) = run_with_fault(p, &inputs, bad, fault);
                     if !fired {
                         continue; // this party sends `to` nothing in this round
                     }
                     trials += 1;
                     if round == total {
-                        // The verdict round: the recipient of a changed verdict aborts; the
-                        // other honest party may already have decided, on verified outputs.
                         assert!(results[to.index()].is_err(), "{to} aborts on a bad verdict");
                         let third = PartyId::ALL
                             .into_iter()
                             .find(|&h| h != bad && h != to)
                             .expect("three parties");
-                        if let Ok((out, _)) = &results[third.index()]
-                            && let Some(veil_runtime::engine::OutputValue::Plain(d)) = out.get("d")
-                        {
-                            assert_eq!(d, &want["d"], "{third}'s output is the verified one");
+                        if let Ok((out, _)) = &results[third.index()] {
+                            let got = collect_plain(out);
+                            for (name, v) in got {
+                                assert_eq!(v, want[&name], "{third}'s {name} is the verified one");
+                            }
                         }
                         continue;
                     }
                     for h in PartyId::ALL.into_iter().filter(|&h| h != bad) {
-                        match &results[h.index()] {
-                            Err(_) => {}
-                            Ok(_) => panic!(
+                        if results[h.index()].is_ok() {
+                            panic!(
                                 "{h} returned outputs although {bad} added {error:#x} to a word \
                                  of its round-{round} message to {to}"
-                            ),
+                            );
                         }
                     }
                 }
             }
         }
     }
-    assert!(trials > 100, "only {trials} trials fired");
+    trials
+}
+
+/// The outputs a party received in the clear (outputs to it).
+fn collect_plain(
+    out: &HashMap<String, veil_runtime::engine::OutputValue>,
+) -> Vec<(String, Vec<u64>)> {
+    out.iter()
+        .filter_map(|(k, v)| match v {
+            veil_runtime::engine::OutputValue::Plain(d) => Some((k.clone(), d.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The selections: all 64 bits, one-hot rows of low bits and of a bit range, the best k by
+/// the comparator network and by rank selection, and a party output.
+fn selection_program() -> ValidatedProgram {
+    let mut b = Builder::new();
+    let x = b.secret_vector("x", 6, Ring);
+    let bits = b.bits(x);
+    let low = b.onehot_low(x, 2, 3);
+    let range = b.onehot_bits(x, 3, 2, 4);
+    let net = b.best_k(x, 2, true);
+    let ranked = b.best_k_ranked(x, 2, false, Some(vec![4, 4]));
+    for (name, v) in [("bits", bits), ("low", low), ("range", range), ("net", net)] {
+        b.output_to_client(name, v);
+    }
+    b.output("ranked", ranked, Recipient::Party(PartyId::P1));
+    b.finish().expect("valid program")
+}
+
+fn selection_inputs(rng: &mut impl Rng) -> HashMap<String, Vec<u64>> {
+    // Small magnitudes of both signs, so the orders and bits are all exercised.
+    let x = (0..6)
+        .map(|_| rng.random_range(-40i64..40) as u64)
+        .collect();
+    HashMap::from([("x".to_string(), x)])
+}
+
+#[test]
+fn selections_run_maliciously_and_equal_the_evaluator_and_the_cost_model() {
+    let mut rng = test_rng();
+    let p = selection_program();
+    let cost = program_cost(&p);
+    let extra = overhead(&p, &cost);
+    assert_eq!(unverified_op(&p, &cost), None);
+    for _ in 0..3 {
+        let plain = selection_inputs(&mut rng);
+        let want = evaluate(&p, &plain).expect("evaluate");
+        let results = run(&p, &plain, SecurityMode::Malicious).map(|r| r.expect("honest run"));
+        for (i, (_, report)) in results.iter().enumerate() {
+            assert_eq!(
+                report.rounds,
+                cost.rounds as u64 + extra.rounds,
+                "rounds at P{i}"
+            );
+            assert_eq!(
+                report.bytes_sent,
+                extra.bytes_sent(cost.bytes_sent)[i],
+                "bytes at P{i}"
+            );
+        }
+        let got = collect_outputs(&p, &results.map(|(o, _)| o)).expect("reconstruct");
+        for name in ["bits", "low", "range", "net", "ranked"] {
+            assert_eq!(got[name], want[name], "{name}");
+        }
+    }
 }
 
 #[test]
@@ -281,11 +380,11 @@ fn unverified_ops_are_refused_before_any_round() {
     type Make = fn(&mut Builder, veil_circuits::Value) -> veil_circuits::Value;
     let ops: [(&str, Make); 2] = [
         ("rescale", |b, x| b.fixmul(x, x)),
-        ("bits", |b, x| b.bits(x)),
+        ("msb_onehot", |b, x| b.msb_onehot(x, 8)),
     ];
     for (name, make) in ops {
         let mut b = Builder::new();
-        let x = if name == "bits" {
+        let x = if name == "msb_onehot" {
             b.secret_vector("x", 4, Ring)
         } else {
             b.secret_vector("x", 4, veil_circuits::Fixed::default())

@@ -55,38 +55,67 @@ pub fn shr_mask(a: &Shares, k: u32, mask: u64) -> Shares {
 pub type AndRound = super::Reshare;
 
 impl AndRound {
-    /// Start a ∧ b on equal-length boolean shares.
+    /// Start a ∧ b on equal-length boolean shares (recorded for the proof of AND gates in
+    /// malicious mode).
     pub fn start(ctx: &mut PartyCtx, a: &Shares, b: &Shares) -> Result<Self, ProtocolError> {
-        Self::start_kept(ctx, a, b, None)
+        super::check_len("and", a.len(), b.len())?;
+        let (domain, mut z) = ctx.zero_share_xor_in(a.len());
+        super::hot::rep3_and_cross_xor_assign(&mut z, &a.own, &a.next, &b.own, &b.next);
+        let record = ctx.tape.as_mut().map(|t| t.and(a, b, domain, None, 0));
+        Ok(super::Reshare::recorded(z, record))
     }
 
-    /// Start a ∧ b on the lanes set in `keep` (one mask per word; `None`: all lanes), the
-    /// others of `a` cleared first: for gates that are opened rather than reshared, whose other
-    /// lanes are never sent. In malicious mode the batch is recorded for the session's proof of
-    /// AND gates ([`crate::verify`]), on its kept lanes.
-    pub fn start_kept(
+    /// Start a ∧ b for a gate that is opened rather than reshared: only the lanes of
+    /// z ≪ `shl` set in `keep` (one mask per word) are sent, so a's other lanes are cleared
+    /// first. In malicious mode the batch is recorded for the session's proof of AND gates
+    /// ([`crate::verify`]) as the gate on (a ≪ shl, b ≪ shl) — a lane shift commutes with ∧
+    /// and ⊕ — restricted to `keep`; take the masked words with [`Reshare::into_opened`].
+    ///
+    /// [`Reshare::into_opened`]: super::Reshare::into_opened
+    pub fn start_opened(
         ctx: &mut PartyCtx,
         a: &Shares,
         b: &Shares,
-        keep: Option<&[u64]>,
+        keep: &[u64],
+        shl: u32,
     ) -> Result<Self, ProtocolError> {
         super::check_len("and", a.len(), b.len())?;
-        let cleared;
-        let a = match keep {
-            Some(k) => {
-                super::check_len("and", a.len(), k.len())?;
-                let and = |c: &[u64]| c.iter().zip(k).map(|(w, k)| w & k).collect();
-                cleared = a.map(and);
-                &cleared
-            }
-            None => a,
-        };
+        super::check_len("and", a.len(), keep.len())?;
+        let a = a.map(|c| c.iter().zip(keep).map(|(w, k)| w & (k >> shl)).collect());
         let (domain, mut z) = ctx.zero_share_xor_in(a.len());
         super::hot::rep3_and_cross_xor_assign(&mut z, &a.own, &a.next, &b.own, &b.next);
-        let record = ctx
-            .tape
-            .as_mut()
-            .map(|t| t.and(a, b, domain, keep.map(<[u64]>::to_vec)));
+        let record = ctx.tape.as_mut().map(|t| {
+            let up = |s: &Shares| s.map(|c| c.iter().map(|w| w << shl).collect());
+            t.and(&up(&a), &up(b), domain, Some(keep.to_vec()), shl)
+        });
+        Ok(super::Reshare::recorded(z, record))
+    }
+}
+
+impl AndRound {
+    /// One prefix level of a carry computation, without temporaries: the n gates
+    /// P ∧ (G ≪ k), followed (when `with_p`) by the n gates P ∧ (P ≪ k), in one batch. In
+    /// malicious mode the batch is recorded with its operands written out.
+    pub fn start_prefix(
+        ctx: &mut PartyCtx,
+        p: &Shares,
+        g: &Shares,
+        k: u32,
+        with_p: bool,
+    ) -> Result<Self, ProtocolError> {
+        super::check_len("and", p.len(), g.len())?;
+        let n = p.len();
+        let (domain, mut z) = ctx.zero_share_xor_in(if with_p { 2 * n } else { n });
+        // z ^= a0·(b0 ⊕ b1) ⊕ a1·b0 with a = P and b = G ≪ k (then b = P ≪ k).
+        super::hot::rep3_and_prefix_xor_assign(k, with_p, &mut z, &p.own, &p.next, &g.own, &g.next);
+        let record = ctx.tape.as_mut().map(|t| {
+            let (mut a, mut b) = (p.clone(), shl(g, k));
+            if with_p {
+                a = a.concat(p);
+                b = b.concat(&shl(p, k));
+            }
+            t.and(&a, &b, domain, None, 0)
+        });
         Ok(super::Reshare::recorded(z, record))
     }
 }
@@ -100,24 +129,5 @@ pub fn trivial_component(me: PartyId, x: &Shares, j: PartyId) -> Shares {
     Shares {
         own: pick(&x.own, me == j),
         next: pick(&x.next, me.next() == j),
-    }
-}
-
-impl AndRound {
-    /// One prefix level of a carry computation, without temporaries: the n gates
-    /// P ∧ (G ≪ k), followed (when `with_p`) by the n gates P ∧ (P ≪ k), in one batch.
-    pub fn start_prefix(
-        ctx: &mut PartyCtx,
-        p: &Shares,
-        g: &Shares,
-        k: u32,
-        with_p: bool,
-    ) -> Result<Self, ProtocolError> {
-        super::check_len("and", p.len(), g.len())?;
-        let n = p.len();
-        let mut z = ctx.zero_share_xor(if with_p { 2 * n } else { n });
-        // z ^= a0·(b0 ⊕ b1) ⊕ a1·b0 with a = P and b = G ≪ k (then b = P ≪ k).
-        super::hot::rep3_and_prefix_xor_assign(k, with_p, &mut z, &p.own, &p.next, &g.own, &g.next);
-        Ok(super::Reshare::new(z))
     }
 }

@@ -44,6 +44,7 @@ use crate::error::ProtocolError;
 use crate::party::PartyCtx;
 use crate::sharing::Shares;
 use crate::transport::RoundId;
+use std::sync::{Arc, OnceLock};
 use veil_circuits::PartyId;
 use veil_circuits::cost::low_bits_prefix_levels;
 
@@ -104,8 +105,14 @@ enum Stage {
     /// MsbOneHot only: suffix OR y ← y ∨ (y ≫ k), k = 1, 2, …, 16.
     SuffixOr { k: u32, and: AndRound, y: Shares },
     /// The last AND level's gates left as 3-out-of-3 XOR shares: this party's share of the
-    /// result lanes ⊕ the mask, one word per element, sent to both peers.
-    Open { v: Vec<u64> },
+    /// result lanes ⊕ the mask, one word per element, sent to both peers; `lin` is what was
+    /// XORed into the (shifted) gate and `slot` the gate's record for the verification
+    /// (`Bits`, `LowBits`, `BitRange`).
+    Open {
+        v: Vec<u64>,
+        lin: Option<Shares>,
+        slot: Option<Arc<OnceLock<Shares>>>,
+    },
 }
 
 impl Stage {
@@ -115,7 +122,7 @@ impl Stage {
             Stage::Generate { and, .. }
             | Stage::Prefix { and, .. }
             | Stage::SuffixOr { and, .. } => (and.to_next(), and.to_prev(), and.expect()),
-            Stage::Open { v } => (
+            Stage::Open { v, .. } => (
                 v,
                 v,
                 Expect {
@@ -140,8 +147,8 @@ fn split(s: Shares, n: usize) -> (Shares, Shares) {
 }
 
 impl Target {
-    /// Result lanes per element.
-    fn lanes(self) -> u32 {
+    /// Result lanes per element (bits opened and injected).
+    pub fn lanes(self) -> u32 {
         match self {
             Target::Bits => 64,
             Target::LowBits { lanes }
@@ -156,6 +163,29 @@ impl Target {
             Target::BitRange { skip, .. } => skip,
             _ => 0,
         }
+    }
+
+    /// The prefix level that ends the adder: carries into lanes < L need prefix spans of
+    /// L − 1 lanes, levels 1, 2, …, last_k (32 for all 64 bits).
+    fn last_k(self) -> u32 {
+        match self {
+            Target::LowBits { lanes } => 1 << (low_bits_prefix_levels(lanes) - 1),
+            Target::BitRange { skip, lanes } => 1 << (low_bits_prefix_levels(skip + lanes) - 1),
+            _ => 32,
+        }
+    }
+
+    /// AND words of a decomposition of `n` elements (malicious mode, adder split included):
+    /// split and generate, two batches per prefix level below the last, one at the last, and
+    /// six suffix-OR levels for `MsbOneHot`.
+    pub fn and_words(self, n: usize) -> usize {
+        let levels = self.last_k().trailing_zeros() as usize + 1;
+        let suffix = if matches!(self, Target::MsbOneHot { .. }) {
+            6
+        } else {
+            0
+        };
+        n * (2 + 2 * (levels - 1) + 1 + suffix)
     }
 
     /// Bit mask of the result lanes.
@@ -185,12 +215,7 @@ impl Decompose {
             });
         }
         let split = Split::start(ctx, x)?;
-        // Carries into lanes < L need prefix spans of L − 1 lanes: levels 1, 2, …, last_k.
-        let last_k = match target {
-            Target::LowBits { lanes } => 1 << (low_bits_prefix_levels(lanes) - 1),
-            Target::BitRange { skip, lanes } => 1 << (low_bits_prefix_levels(skip + lanes) - 1),
-            _ => 32,
-        };
+        let last_k = target.last_k();
         let mask = Mask::start(
             ctx,
             x.len(),
@@ -220,9 +245,14 @@ impl Plan {
 
     /// Send this party's share `v` of the result lanes, masked (the other lanes cleared), to
     /// both peers.
-    fn open(self, mut v: Vec<u64>) -> Box<dyn MultiRound> {
+    fn open(
+        self,
+        mut v: Vec<u64>,
+        lin: Option<Shares>,
+        slot: Option<Arc<OnceLock<Shares>>>,
+    ) -> Box<dyn MultiRound> {
         self.mask.mask(&mut v);
-        self.assemble(Stage::Open { v })
+        self.assemble(Stage::Open { v, lin, slot })
     }
 
     /// The AND round of prefix level `k`: G and P below the last level, only G at the last.
@@ -237,17 +267,16 @@ impl Plan {
         p0: Shares,
     ) -> Result<Box<dyn MultiRound>, ProtocolError> {
         let last = k == self.last_k;
-        let and = AndRound::start_prefix(ctx, p, &g, k, !last)?;
         if last && !matches!(self.target, Target::MsbOneHot { .. }) {
-            let z = and.into_masked();
-            let v = z
-                .iter()
-                .zip(&g.own)
-                .zip(&p0.own)
-                .map(|((z, g), p)| p ^ ((g ^ z) << 1))
-                .collect();
-            return Ok(self.open(v));
+            // The opened word is p0 ⊕ ((G ⊕ z) ≪ 1) = lin ⊕ (z ≪ 1): the gate P ∧ (G ≪ k) is
+            // opened shifted by one lane.
+            let and = AndRound::start_opened(ctx, p, &shl(&g, k), self.mask.keep(), 1)?;
+            let (z, slot) = and.into_opened();
+            let lin = xor(&p0, &shl(&g, 1));
+            let v = z.iter().zip(&lin.own).map(|(z, l)| l ^ (z << 1)).collect();
+            return Ok(self.open(v, Some(lin), slot));
         }
+        let and = AndRound::start_prefix(ctx, p, &g, k, !last)?;
         Ok(self.assemble(Stage::Prefix { k, and, g, p0 }))
     }
 
@@ -270,7 +299,7 @@ impl Plan {
                     u ^ (u >> 1)
                 })
                 .collect();
-            return Ok(self.open(v));
+            return Ok(self.open(v, None, None));
         }
         Ok(self.assemble(Stage::SuffixOr { k, and, y }))
     }
@@ -341,11 +370,18 @@ impl MultiRound for Decompose {
                 let y = xor(&xor(&y, &shr_mask(&y, k, u64::MAX)), &both);
                 Ok(Step::More(plan.suffix_or_level(ctx, 2 * k, y)?))
             }
-            Stage::Open { v } => {
+            Stage::Open { v, lin, slot } => {
                 let (skip, lanes) = (plan.target.skip() as usize, plan.target.lanes() as usize);
                 let bit = |c: &[u64], e: usize| (c[e / lanes] >> (skip + e % lanes)) & 1 == 1;
-                plan.mask
-                    .record_open(ctx, None, None, &v, &from_next, &from_prev, round)?;
+                plan.mask.record_open(
+                    ctx,
+                    lin.as_ref(),
+                    slot,
+                    &v,
+                    &from_next,
+                    &from_prev,
+                    round,
+                )?;
                 let out = plan.mask.finish(ctx.id, &v, &from_next, &from_prev, bit)?;
                 Ok(Step::Done(out))
             }

@@ -83,13 +83,8 @@ pub struct Reshare {
 }
 
 impl Reshare {
-    /// A reshare of the masked cross terms `z` over Z_2^64 (or XOR words), not recorded for
-    /// verification.
-    pub(crate) fn new(z: Vec<u64>) -> Self {
-        Reshare::recorded(z, None)
-    }
-
-    /// A reshare of `z` over Z_2^64 whose result goes to `record` (malicious mode).
+    /// A reshare of the masked cross terms `z` over Z_2^64 (or XOR words) whose result goes to
+    /// `record` (malicious mode; `None` otherwise).
     pub(crate) fn recorded(z: Vec<u64>, record: Option<Arc<OnceLock<Shares>>>) -> Self {
         Reshare {
             z,

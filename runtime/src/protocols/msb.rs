@@ -290,7 +290,7 @@ fn level(
     let p_hi = half_lanes_shares(p, true);
     let w = w_in / 2;
     if w == 1 {
-        let and = AndRound::start_kept(ctx, &p_hi, &g_lo, Some(mask.keep()))?;
+        let and = AndRound::start_opened(ctx, &p_hi, &g_lo, mask.keep(), 0)?;
         let (mut v, slot) = and.into_opened();
         let lin = xor(&g_hi, &p63);
         for (v, l) in v.iter_mut().zip(&lin.own) {

@@ -34,6 +34,7 @@ use super::{MulRound, MultiRound, Step};
 use crate::error::ProtocolError;
 use crate::party::PartyCtx;
 use crate::sharing::Shares;
+use crate::verify::Work;
 use std::collections::VecDeque;
 use veil_circuits::selection::{
     Layer, Stage, best_k_plan_with, best_k_sentinel, rank_bits, rank_pairs, rank_tree_levels,
@@ -364,4 +365,66 @@ fn pair_products(
         }))
     };
     Ok((mul, next_layout))
+}
+
+/// The verified work of a `BestK` of `n` elements ([`best_k`]): each layer's sign test times
+/// its differences, and each rank stage's sign test, rank decomposition and product tree.
+pub(crate) fn best_k_work(work: &mut Work, n: usize, k: usize, groups: Option<&[usize]>) {
+    let plan = best_k_plan_with(n, k, groups);
+    let mut len = plan.padded;
+    for stage in plan.stages {
+        match stage {
+            Stage::Layer(layer) => {
+                let m = layer.pairs.len();
+                work.sign_test(m, m);
+                len = layer.keep.map_or(len, |kept| kept.len());
+            }
+            Stage::Rank { group, keep } => {
+                let padded = len.div_ceil(group) * group;
+                work.sign_test(rank_pairs(padded, group).len(), 0);
+                let bits = rank_bits(group);
+                work.decompose(padded, Target::LowBits { lanes: bits });
+                let levels = rank_tree_levels(bits);
+                let groups = padded / group;
+                for (i, sizes) in levels.iter().enumerate() {
+                    if i + 1 == levels.len() {
+                        work.product(2 * groups * keep * group);
+                    } else {
+                        work.product(2 * padded * pair_products_per_row(sizes, usize::MAX));
+                    }
+                }
+                len = groups * keep;
+            }
+        }
+    }
+}
+
+/// The verified work of a `OneHotLow` of `rows` words over `n` columns
+/// ([`onehot_bits`]): the decomposition, then the product tree.
+pub(crate) fn onehot_work(work: &mut Work, rows: usize, skip: u32, bits: u32, n: usize) {
+    let target = match skip {
+        0 => Target::LowBits { lanes: bits },
+        _ => Target::BitRange { skip, lanes: bits },
+    };
+    work.decompose(rows, target);
+    let mut sizes = vec![2usize; bits as usize];
+    while sizes.len() > 1 {
+        let cap = if sizes.len() == 2 { n } else { usize::MAX };
+        work.product(2 * rows * pair_products_per_row(&sizes, cap));
+        sizes = sizes
+            .chunks(2)
+            .map(|pair| match pair {
+                [sa, sb] => (sa * sb).min(cap),
+                _ => pair[0],
+            })
+            .collect();
+    }
+}
+
+/// Products per row of one product-tree level ([`pair_products`]).
+fn pair_products_per_row(sizes: &[usize], cap: usize) -> usize {
+    sizes
+        .chunks_exact(2)
+        .map(|pair| (pair[0] * pair[1]).min(cap))
+        .sum()
 }

@@ -523,6 +523,7 @@ mod tests {
                     b: pair(&b),
                     domain,
                     keep: keep.clone(),
+                    shl: 0,
                     out,
                 });
             }
@@ -610,6 +611,7 @@ mod tests {
                     b: g.b.clone(),
                     domain: g.domain,
                     keep: g.keep.clone(),
+                    shl: g.shl,
                     out: {
                         let s = Arc::new(OnceLock::new());
                         let _ = s.set(g.out.get().expect("set").clone());

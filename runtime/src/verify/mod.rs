@@ -34,7 +34,8 @@ use crate::engine::offload;
 use crate::error::EngineError;
 use crate::kernels::gf64_mul;
 use crate::party::PartyCtx;
-use crate::protocols::{Expect, exchange, msb};
+use crate::protocols::compare::Target;
+use crate::protocols::{Expect, exchange, msb, select};
 use crate::transport::Transport;
 use dzkp::Batch;
 use galois::{D, Gr};
@@ -93,12 +94,32 @@ impl FromStr for SecurityMode {
 }
 
 /// Ops whose protocols the malicious mode verifies: the products over Z_2^64 and Z_2^32 (the
-/// Reshare round of [`crate::protocols::mul`]), reveals, and the comparisons built on the sign
-/// test of [`crate::protocols::msb`] (its AND rounds, its masked opening and the products of
-/// its mask's injection). Every other op must be local (0 rounds in the cost model).
+/// Reshare round of [`crate::protocols::mul`]), reveals, the comparisons built on the sign
+/// test of [`crate::protocols::msb`] and the bit decompositions of
+/// [`crate::protocols::compare`] (their AND rounds, masked openings and the products of their
+/// masks' injection), and the selections built on both ([`crate::protocols::select`]). Every
+/// other op must be local (0 rounds in the cost model).
 const VERIFIED: &[&str] = &[
-    "input", "mul", "dot", "matmul", "select", "reveal", "ltz", "lt", "le", "gt", "ge", "eq",
-    "relu", "max", "min", "max_all", "argmax",
+    "input",
+    "mul",
+    "dot",
+    "matmul",
+    "select",
+    "reveal",
+    "ltz",
+    "lt",
+    "le",
+    "gt",
+    "ge",
+    "eq",
+    "relu",
+    "max",
+    "min",
+    "max_all",
+    "argmax",
+    "bits",
+    "best_k",
+    "onehot_low",
 ];
 
 /// The first op of `program` that has no maliciously secure protocol: an interactive op (one
@@ -204,7 +225,7 @@ pub fn overhead(program: &ValidatedProgram, cost: &ProgramCost) -> Overhead {
     Overhead {
         rounds,
         bytes_per_party: 8 * words,
-        split_elements: work.sign_tests.iter().map(|&(n, _)| n as u64).sum(),
+        split_elements: work.split_elements as u64,
     }
 }
 
@@ -216,62 +237,82 @@ pub fn proof_entries(program: &ValidatedProgram, cost: &ProgramCost) -> usize {
 }
 
 /// The verified work of a program, as the proofs will count it.
-struct Work {
+pub(crate) struct Work {
     /// Product proof entries.
     entries: usize,
     /// AND words.
     and_words: usize,
-    /// The sign tests ([`crate::protocols::msb`]): elements, and the length of the value the
-    /// sign is multiplied into (0 for none).
-    sign_tests: Vec<(usize, usize)>,
+    /// Elements through the sign test's or a decomposition's split (an AND round in malicious
+    /// mode instead of P0's input).
+    split_elements: usize,
 }
 
 impl Work {
     fn of(program: &ValidatedProgram, cost: &ProgramCost) -> Work {
         let prog = program.program();
         let types = program.types();
-        let shape = |v: veil_circuits::ValueId| types[v.index()].shape;
+        let len = |v: veil_circuits::ValueId| types[v.index()].shape.len();
         let mut work = Work {
             entries: 0,
             and_words: 0,
-            sign_tests: Vec::new(),
+            split_elements: 0,
         };
         for (i, (op, c)) in prog.ops.iter().zip(&cost.per_op).enumerate() {
             if c.rounds == 0 {
                 continue;
             }
             let n = types[i].shape.len();
-            let entries = match op {
-                Op::Mul(..) | Op::Select { .. } => n,
-                Op::Dot(a, _) => shape(*a).len(),
-                Op::MatMul(a, _) => match shape(*a) {
-                    Shape::Matrix(_, k) => k,
-                    s => s.len(),
-                },
-                _ => 0,
-            };
-            work.entries = work.entries.saturating_add(entries.saturating_mul(2));
             match op {
+                Op::Mul(..) | Op::Select { .. } => work.product(2 * n),
+                Op::Dot(a, _) => work.product(2 * len(*a)),
+                Op::MatMul(a, _) => work.product(match types[a.index()].shape {
+                    Shape::Matrix(_, k) => 2 * k,
+                    s => 2 * s.len(),
+                }),
                 Op::Ltz(_) | Op::Lt(..) | Op::Le(..) | Op::Gt(..) | Op::Ge(..) => {
-                    work.sign_tests.push((n, 0))
+                    work.sign_test(n, 0)
                 }
-                Op::Eq(..) => work.sign_tests.push((2 * n, 0)),
-                Op::Relu(_) | Op::Max(..) | Op::Min(..) => work.sign_tests.push((n, n)),
+                Op::Eq(..) => work.sign_test(2 * n, 0),
+                Op::Relu(_) | Op::Max(..) | Op::Min(..) => work.sign_test(n, n),
                 Op::MaxAll(a) | Op::ArgMax(a) => {
                     let words = if matches!(op, Op::ArgMax(_)) { 2 } else { 1 };
-                    for m in veil_circuits::cost::tournament_pairs(shape(*a).len()) {
-                        work.sign_tests.push((m, words * m));
+                    for m in veil_circuits::cost::tournament_pairs(len(*a)) {
+                        work.sign_test(m, words * m);
                     }
+                }
+                Op::Bits(a) => work.decompose(len(*a), Target::Bits),
+                Op::BestK { a, k, groups, .. } => {
+                    select::best_k_work(&mut work, len(*a), *k, groups.as_deref())
+                }
+                Op::OneHotLow { a, bits, n, skip } => {
+                    select::onehot_work(&mut work, len(*a), *skip, *bits, *n)
                 }
                 _ => {}
             }
         }
-        for &(n, d) in &work.sign_tests {
-            // The mask's injection: two n-element products; the blend: one of d elements.
-            work.entries = work.entries.saturating_add(4 * n + 2 * d);
-            work.and_words = work.and_words.saturating_add(msb::and_words(n));
-        }
         work
+    }
+
+    /// A product-type round with `entries` proof entries ([`tape::Form::proof_len`]).
+    pub(crate) fn product(&mut self, entries: usize) {
+        self.entries = self.entries.saturating_add(entries);
+    }
+
+    /// A sign test of `n` elements ([`msb`]) whose bit is multiplied into `blend` values
+    /// (0 for none): its split and AND words, and its mask's injection (two n-element
+    /// products) and blend (one product).
+    pub(crate) fn sign_test(&mut self, n: usize, blend: usize) {
+        self.split_elements = self.split_elements.saturating_add(n);
+        self.and_words = self.and_words.saturating_add(msb::and_words(n));
+        self.product(4 * n + 2 * blend);
+    }
+
+    /// A bit decomposition of `n` elements for `target` ([`crate::protocols::compare`]): its split and AND
+    /// words, and the injection of its opened lanes (two products of n·lanes bits).
+    pub(crate) fn decompose(&mut self, n: usize, target: Target) {
+        self.split_elements = self.split_elements.saturating_add(n);
+        self.and_words = self.and_words.saturating_add(target.and_words(n));
+        self.product(4 * n * target.lanes() as usize);
     }
 }
 

@@ -87,13 +87,17 @@ pub(crate) struct AndGates {
     /// The lanes proven, per word (`None`: all): a gate opened instead of reshared is sent
     /// with its other lanes cleared ([`crate::protocols::masked_bit`]).
     pub keep: Option<Vec<u64>>,
+    /// A gate opened shifted: its lanes moved up by `shl` (the operands are recorded shifted,
+    /// the zero-sharing's streams are shifted when the claims are built).
+    pub shl: u32,
     /// The masked cross terms restricted to `keep`: (z_i, z_{i+1}), set when the round ends.
     pub out: Arc<OnceLock<Shares>>,
 }
 
 impl AndGates {
-    /// The PRF stream words `f` restricted to the proven lanes.
+    /// The PRF stream words `f` shifted and restricted to the proven lanes.
     pub(crate) fn kept(&self, mut f: Vec<u64>) -> Vec<u64> {
+        f.iter_mut().for_each(|w| *w <<= self.shl);
         if let Some(keep) = &self.keep {
             f.iter_mut().zip(keep).for_each(|(w, k)| *w &= k);
         }
@@ -169,15 +173,16 @@ impl Tape {
         out
     }
 
-    /// Record a batch of AND gates started with operands `a`, `b` (lanes outside `keep`
-    /// already cleared in `a`) and XOR zero-sharing domain `domain`; the returned slot takes
-    /// the result.
+    /// Record a batch of AND gates started with operands `a`, `b` (shifted by `shl`, lanes
+    /// outside `keep` already cleared in `a`) and XOR zero-sharing domain `domain`; the
+    /// returned slot takes the result.
     pub(crate) fn and(
         &mut self,
         a: &Shares,
         b: &Shares,
         domain: Domain,
         keep: Option<Vec<u64>>,
+        shl: u32,
     ) -> Arc<OnceLock<Shares>> {
         let out = Arc::new(OnceLock::new());
         self.ands.push(AndGates {
@@ -185,6 +190,7 @@ impl Tape {
             b: b.clone(),
             domain,
             keep,
+            shl,
             out: Arc::clone(&out),
         });
         out
