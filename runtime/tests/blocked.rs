@@ -12,9 +12,11 @@ use veil_circuits::retrieval::blocked::{
 };
 use veil_circuits::retrieval::{KEYS, QUERY, TEXTS, emb_input, text_input};
 use veil_circuits::{RING32_MASK, ValidatedProgram};
+use veil_runtime::SecurityMode;
 use veil_runtime::engine::Report;
-use veil_runtime::harness::{collect_outputs, run_program3, share_inputs};
+use veil_runtime::harness::{collect_outputs, run_program3_in, share_inputs};
 use veil_runtime::testing::test_rng;
+use veil_runtime::verify::{self, overhead};
 
 /// A random corpus for `shape`: int8-range components (`spread` ≤ 127, small ones give ties),
 /// zero padding rows, random packed texts.
@@ -85,8 +87,21 @@ fn run_and_check(
     clustered: bool,
     keys: &[u64],
 ) -> [Report; 3] {
+    run_and_check_in(p, shape, c, clustered, keys, SecurityMode::SemiHonest)
+}
+
+/// [`run_and_check`] in security mode `mode` (malicious: the cost model plus its malicious
+/// column).
+fn run_and_check_in(
+    p: &ValidatedProgram,
+    shape: &BlockedShape,
+    c: &Corpus,
+    clustered: bool,
+    keys: &[u64],
+    mode: SecurityMode,
+) -> [Report; 3] {
     let plain = plain_inputs(shape, c, clustered);
-    let results = run_program3(p, share_inputs(p, &plain, &mut test_rng()));
+    let results = run_program3_in(p, share_inputs(p, &plain, &mut test_rng()), mode);
     let results = results.map(|r| r.expect("engine run succeeds"));
     let reports = [0, 1, 2].map(|i| results[i].1.clone());
     let got = collect_outputs(p, &results.map(|(o, _)| o)).expect("outputs reconstruct");
@@ -100,11 +115,47 @@ fn run_and_check(
         "texts differ from the reference ({shape:?})"
     );
     let cost = program_cost(p);
+    let (rounds, bytes) = match mode {
+        SecurityMode::SemiHonest => (u64::from(cost.rounds), cost.bytes_sent),
+        SecurityMode::Malicious => {
+            let extra = overhead(p, &cost);
+            (
+                u64::from(cost.rounds) + extra.rounds,
+                extra.bytes_sent(cost.bytes_sent),
+            )
+        }
+    };
     for (i, r) in reports.iter().enumerate() {
-        assert_eq!(r.rounds, u64::from(cost.rounds), "rounds at P{i}");
-        assert_eq!(r.bytes_sent, cost.bytes_sent[i], "bytes sent by P{i}");
+        assert_eq!(r.security, mode);
+        assert_eq!(r.rounds, rounds, "rounds at P{i}");
+        assert_eq!(r.bytes_sent, bytes[i], "bytes sent by P{i}");
     }
     reports
+}
+
+/// Private RAG in malicious mode: both programs verify end to end (scoring, top-k, the
+/// two-level fetch) and equal the references, with the malicious column's rounds and bytes.
+#[test]
+fn exact_and_clustered_programs_run_maliciously() {
+    let mut rng = test_rng();
+    let link = LinkProfile::default();
+    for shape in [
+        BlockedShape::new(3, 2, 4, vec![4, 3, 0, 1]),
+        BlockedShape::new(8, 3, 16, vec![16, 11, 16, 5]),
+    ] {
+        let k = 3.min(shape.slots());
+        let c = corpus(&shape, 127, &mut rng);
+        let exact = exact_program(&shape, k, "owner", "asker", &link).expect("valid shape");
+        assert_eq!(verify::unverified_op(&exact, &program_cost(&exact)), None);
+        let keys = plain_exact(&shape, k, &c.query, &c.emb).expect("reference");
+        run_and_check_in(&exact, &shape, &c, false, &keys, SecurityMode::Malicious);
+        let p = shape.blocks.len().div_ceil(2);
+        let clustered =
+            clustered_program(&shape, p, k, "owner", "asker", &link).expect("valid shape");
+        let keys =
+            plain_clustered(&shape, p, k, &c.query, &c.centroids, &c.emb).expect("reference");
+        run_and_check_in(&clustered, &shape, &c, true, &keys, SecurityMode::Malicious);
+    }
 }
 
 fn shapes() -> Vec<BlockedShape> {
