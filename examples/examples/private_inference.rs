@@ -16,6 +16,7 @@ use veil_client::Client;
 use veil_client::inference::{self, Inference, ModelUpload, StoredModel};
 use veil_examples::digits::{self, Sample};
 use veil_examples::rag::DemoCluster;
+use veil_runtime::SecurityMode;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -64,6 +65,11 @@ struct Args {
     /// First port of the local cluster (nodes listen on this and the next two).
     #[arg(long, default_value_t = 7400)]
     base_port: u16,
+    /// Security mode of the local cluster: semi-honest, or malicious (refused by name while
+    /// the model's truncations have no maliciously secure protocol). A given --cluster runs
+    /// its own mode.
+    #[arg(long, default_value = "semi-honest")]
+    security: SecurityMode,
 }
 
 #[tokio::main]
@@ -102,7 +108,7 @@ async fn main() -> Result<()> {
         Some(toml) => (toml.clone(), toml.clone()),
         None => {
             let t = Instant::now();
-            local = DemoCluster::start(args.base_port, None).await?;
+            local = DemoCluster::start(args.base_port, None, args.security).await?;
             println!(
                 "started a local 3-node cluster on 127.0.0.1:{}-{} (mutual TLS) in {:.1} s",
                 args.base_port,

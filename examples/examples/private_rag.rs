@@ -16,6 +16,7 @@ use veil_examples::chunk::{Chunk, ChunkOptions};
 use veil_examples::embed::Embedder;
 use veil_examples::rag::{Answer, Backend, Corpus, DemoCluster, MpcSearch, Rag};
 use veil_examples::{ingest, llm};
+use veil_runtime::SecurityMode;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -58,6 +59,10 @@ struct Args {
     /// First port of the local cluster (nodes listen on this and the next two).
     #[arg(long, default_value_t = 7300)]
     base_port: u16,
+    /// Security mode of the local cluster: semi-honest, or malicious (a deviating node is
+    /// caught before any output is released; slower). A given --cluster runs its own mode.
+    #[arg(long, default_value = "semi-honest")]
+    security: SecurityMode,
     /// MPC search: exact (every chunk) or clustered (the chunks of the --probe best clusters).
     #[arg(long, value_enum, default_value = "exact")]
     mode: SearchMode,
@@ -268,7 +273,7 @@ async fn main() -> Result<()> {
         }
         None => {
             let fhe = (args.backend == Backend::Fhe).then_some(&corpus);
-            local = DemoCluster::start(args.base_port, fhe).await?;
+            local = DemoCluster::start(args.base_port, fhe, args.security).await?;
             eprintln!(
                 "cluster: 3 nodes on 127.0.0.1:{}-{} (mutual TLS, in this process){}",
                 args.base_port,

@@ -7,7 +7,7 @@
 //! let chunks = ingest::default_corpus(&ChunkOptions::default()).chunks;
 //! let embedder = Embedder::builtin()?;
 //! let corpus = rag::Corpus::embed(chunks, embedder, |_, _| {})?;
-//! let cluster = rag::DemoCluster::start(7300, Some(&corpus)).await?;
+//! let cluster = rag::DemoCluster::start(7300, Some(&corpus), Default::default()).await?;
 //! let mut rag = rag::Rag::connect(&cluster, &corpus, &rag::MpcSearch::default(), |_, _| {}).await?;
 //! let answer = rag.ask(embedder, "How are shares stored?", 4, rag::Backend::Mpc).await?;
 //! for hit in &answer.hits {
@@ -32,6 +32,7 @@ use veil_client::rag::{self as mpc, RagError};
 use veil_client::{Client, CorpusHandle, RetrievalClient, RetrievalError};
 use veil_node::devnet::{LocalCluster, Runner};
 use veil_node::retrieval_files::write_corpus_dir;
+use veil_runtime::SecurityMode;
 use veil_runtime::fhe::corpus::{ScoredDoc, best_k, normalise_and_quantise, quantise_query};
 use veil_runtime::fhe::{Clustering, FheError, PassageDb, ScoringCorpus};
 
@@ -197,11 +198,19 @@ pub struct DemoCluster {
 
 impl DemoCluster {
     /// Writes certificates and configs to a temporary directory and starts the nodes on
-    /// `127.0.0.1:base_port..base_port+2`; with `fhe`, prepares its corpus for node 0 first.
-    pub async fn start(base_port: u16, fhe: Option<&Corpus>) -> Result<Self, PipelineError> {
+    /// `127.0.0.1:base_port..base_port+2` in security mode `security` (the clients then
+    /// require it); with `fhe`, prepares its corpus for node 0 first.
+    pub async fn start(
+        base_port: u16,
+        fhe: Option<&Corpus>,
+        security: SecurityMode,
+    ) -> Result<Self, PipelineError> {
         let err = |e: &dyn std::fmt::Display| PipelineError::Cluster(e.to_string());
         let mut nodes = LocalCluster::temp(base_port, &[OWNER, ASKER], Runner::InProcess)
             .map_err(|e| err(&e))?;
+        if security != SecurityMode::default() {
+            nodes.layout().set_security(security).map_err(|e| err(&e))?;
+        }
         if let Some(corpus) = fhe {
             let (scoring, passages) = corpus.fhe_corpus()?;
             let corpus_dir = nodes.layout().dir.join("fhe-corpus");

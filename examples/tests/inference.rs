@@ -11,6 +11,7 @@ use veil_client::Client;
 use veil_client::inference::{self, InferenceError, ModelUpload, StoredModel};
 use veil_examples::digits;
 use veil_examples::rag::DemoCluster;
+use veil_runtime::SecurityMode;
 
 /// Distinct ports per test and process, below the ephemeral range and checked free (the RAG
 /// tests hint from 28,200).
@@ -44,7 +45,7 @@ async fn setup_model(
     model: &OnnxModel,
     weights: WeightMode,
 ) -> (DemoCluster, Client, Client, StoredModel) {
-    let cluster = DemoCluster::start(base_port(test), None)
+    let cluster = DemoCluster::start(base_port(test), None, SecurityMode::SemiHonest)
         .await
         .expect("cluster");
     let wait = Duration::from_secs(30);

@@ -7,6 +7,7 @@ use veil_examples::chunk::{Chunk, ChunkOptions};
 use veil_examples::embed::Embedder;
 use veil_examples::ingest;
 use veil_examples::rag::{Backend, Corpus, DemoCluster, MpcSearch, Rag, quantise};
+use veil_runtime::SecurityMode;
 use veil_runtime::fhe::corpus::normalise;
 
 /// Distinct ports per test and process, below the ephemeral range and checked free (the
@@ -28,7 +29,12 @@ const QUESTIONS: &[&str] = &[
 
 /// A local cluster serving `corpus` (both backends), with the corpus uploaded.
 async fn serve(corpus: &Corpus) -> (DemoCluster, Rag) {
-    let cluster = DemoCluster::start(base_port(), Some(corpus))
+    serve_in(corpus, SecurityMode::SemiHonest).await
+}
+
+/// [`serve`] on a cluster in security mode `security`.
+async fn serve_in(corpus: &Corpus, security: SecurityMode) -> (DemoCluster, Rag) {
+    let cluster = DemoCluster::start(base_port(), Some(corpus), security)
         .await
         .expect("cluster");
     let rag = Rag::connect(&cluster, corpus, &MpcSearch::default(), |_, _| {})
@@ -96,6 +102,29 @@ async fn both_backends_match_plaintext_on_the_default_corpus() {
     );
 }
 
+/// The MPC backend on a malicious-mode cluster (every session verified before its outputs
+/// leave, the clients requiring the mode): the same top-k and texts as the plaintext search.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mpc_retrieval_runs_in_malicious_mode() {
+    let embedder = Embedder::builtin().expect("embedder");
+    let chunks = ingest::default_corpus(&ChunkOptions::default()).chunks;
+    let corpus = Corpus::embed(chunks, embedder, |_, _| {}).expect("embed");
+    let (_cluster, mut rag) = serve_in(&corpus, SecurityMode::Malicious).await;
+    for (k, q) in [(4usize, QUESTIONS[0]), (1, QUESTIONS[2])] {
+        let e = embedder.embed(q).expect("question embeds");
+        let want: Vec<usize> = corpus
+            .plaintext_search(&quantise(&e).unwrap(), k)
+            .iter()
+            .map(|d| d.doc as usize)
+            .collect();
+        let a = rag.ask(embedder, q, k, Backend::Mpc).await.expect("ask");
+        assert_eq!(ids(&a.hits), want, "k={k} {q:?}");
+        for h in &a.hits {
+            assert_eq!(h.text, corpus.chunks[h.doc].text, "text of chunk {}", h.doc);
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_backends_match_plaintext_on_10k_synthetic_chunks() {
     const N: usize = 10_000;
@@ -133,7 +162,7 @@ async fn mpc_clustered_mode_matches_its_plaintext_twin_on_10k_synthetic_chunks()
     const N: usize = 10_000;
     const DIM: usize = 64;
     let corpus = synthetic_corpus(N, DIM, (7, 8));
-    let cluster = DemoCluster::start(base_port(), None)
+    let cluster = DemoCluster::start(base_port(), None, SecurityMode::SemiHonest)
         .await
         .expect("cluster");
     let search = MpcSearch {
