@@ -40,6 +40,13 @@
 //! candidate remains (0 for `N = 1`, `⌈log2 N⌉` in general), and `Σ_j m_j = N − 1`. An
 //! `ArgMax` select moves two words per pair (value and index).
 //!
+//! **The malicious suite** ([`Suite::Malicious`], [`program_cost_in`]) runs `Rescale` and
+//! `MatMulRescale` by exact truncation — bits `d..64` decomposed and recomposed
+//! ([`EXACT_TRUNC_ROUNDS`], [`low_bits_range_bytes`]`(d, 64 − d)` per element; the product of a
+//! `MatMulRescale` of two secrets reshared first, one round of `8·n` each), because the
+//! probabilistic truncations have no verifiable message. Every other row is the same; the
+//! verification's own rounds and bytes are the runtime's (`veil_runtime::verify::overhead`).
+//!
 //! This mirrors the protocol table of the design brief (fixed-point mul = mul + rescale = 2
 //! rounds). Rounds compose by an ASAP schedule:
 //! `depth(op) = max(depth of its operands, or 0) + rounds(op)`,
@@ -192,6 +199,48 @@ fn bytes(n: usize, words: u64) -> u64 {
 /// `per_element[i]·n` for each party (saturating).
 fn scaled(n: usize, per_element: [u64; 3]) -> [u64; 3] {
     per_element.map(|b| (n as u64).saturating_mul(b))
+}
+
+/// Which protocols run the secret ops: the semi-honest ones, or the malicious mode's, whose
+/// truncations are exact (see the module docs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Suite {
+    /// Semi-honest protocols (probabilistic truncation).
+    #[default]
+    SemiHonest,
+    /// The malicious mode's protocols (exact truncation by bit decomposition).
+    Malicious,
+}
+
+/// Rounds of an exact truncation: split, generate and the prefix levels of all 64 lanes, the
+/// last one opened (the carries into bit 63 span every lane below it).
+pub const EXACT_TRUNC_ROUNDS: u32 = BIT_DECOMPOSE_ROUNDS;
+
+/// Cost of op `op_index` of `p` in `suite` (free for an out-of-range index).
+pub fn op_cost_in(p: &ValidatedProgram, op_index: usize, suite: Suite) -> Cost {
+    let prog = p.program();
+    let types = p.types();
+    let (Some(op), Suite::Malicious) = (prog.ops.get(op_index), suite) else {
+        return op_cost(p, op_index);
+    };
+    let n = types[op_index].shape.len();
+    let secret = |v: crate::program::ValueId| types[v.index()].vis == Visibility::Secret;
+    let trunc = |d: u32| Cost {
+        rounds: EXACT_TRUNC_ROUNDS,
+        bytes_sent: scaled(n, low_bits_range_bytes(d, 64 - d.min(63))),
+    };
+    match *op {
+        Op::Rescale { a, bits } if secret(a) => trunc(bits),
+        Op::MatMulRescale { a, b, bits } if secret(a) && secret(b) => {
+            let t = trunc(bits);
+            Cost {
+                rounds: 1 + t.rounds,
+                bytes_sent: t.bytes_sent.map(|x| x.saturating_add(bytes(n, 1))),
+            }
+        }
+        Op::MatMulRescale { a, b, bits } if secret(a) || secret(b) => trunc(bits),
+        _ => op_cost(p, op_index),
+    }
 }
 
 /// Cost of op `op_index` of `p` (free for an out-of-range index).
@@ -531,6 +580,11 @@ pub fn output_cost(p: &ValidatedProgram, output_index: usize) -> Cost {
 
 /// Cost of the whole program: per op, per output, ASAP depths, total rounds and bytes.
 pub fn program_cost(p: &ValidatedProgram) -> ProgramCost {
+    program_cost_in(p, Suite::SemiHonest)
+}
+
+/// [`program_cost`] with the protocols of `suite`.
+pub fn program_cost_in(p: &ValidatedProgram, suite: Suite) -> ProgramCost {
     let prog = p.program();
     let mut total = ProgramCost::default();
     let add = |total: &mut ProgramCost, c: &Cost| {
@@ -540,7 +594,7 @@ pub fn program_cost(p: &ValidatedProgram) -> ProgramCost {
         }
     };
     for (i, op) in prog.ops.iter().enumerate() {
-        let c = op_cost(p, i);
+        let c = op_cost_in(p, i, suite);
         let start = op
             .operands()
             .iter()

@@ -6,7 +6,7 @@
 use rand::Rng;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use veil_circuits::cost::program_cost;
+use veil_circuits::cost::{Suite, program_cost, program_cost_in};
 use veil_circuits::eval::evaluate;
 use veil_circuits::{
     Builder, Owner, PartyId, Recipient, Ring, Ring32, Shape, ValidatedProgram, ValueType,
@@ -261,7 +261,7 @@ fn cheat_everywhere(
 ) -> usize {
     let inputs = share_inputs(p, plain, rng);
     let want = evaluate(p, plain).expect("evaluate");
-    let cost = program_cost(p);
+    let cost = program_cost_in(p, Suite::Malicious);
     let total = cost.rounds as u64 + overhead(p, &cost).rounds;
     let mut trials = 0;
     for round in 1..=total {
@@ -378,17 +378,10 @@ fn selections_run_maliciously_and_equal_the_evaluator_and_the_cost_model() {
 #[test]
 fn unverified_ops_are_refused_before_any_round() {
     type Make = fn(&mut Builder, veil_circuits::Value) -> veil_circuits::Value;
-    let ops: [(&str, Make); 2] = [
-        ("rescale", |b, x| b.fixmul(x, x)),
-        ("msb_onehot", |b, x| b.msb_onehot(x, 8)),
-    ];
+    let ops: [(&str, Make); 1] = [("msb_onehot", |b, x| b.msb_onehot(x, 8))];
     for (name, make) in ops {
         let mut b = Builder::new();
-        let x = if name == "msb_onehot" {
-            b.secret_vector("x", 4, Ring)
-        } else {
-            b.secret_vector("x", 4, veil_circuits::Fixed::default())
-        };
+        let x = b.secret_vector("x", 4, Ring);
         let y = make(&mut b, x);
         b.output_to_client("y", y);
         let p = b.finish().expect("valid");
@@ -402,6 +395,90 @@ fn unverified_ops_are_refused_before_any_round() {
             }
         }
     }
+}
+
+/// Fixed-point layers: a product and a matrix product rescaled (mul + `Rescale`, a fused
+/// `MatMulRescale` of two secrets), a secret times public weights rescaled (`MatMulRescale` with
+/// a public operand), and a ReLU — the shape of an MLP layer.
+fn fixed_program() -> ValidatedProgram {
+    let f = veil_circuits::Fixed::default();
+    let mut b = Builder::new();
+    let x = b.secret_vector("x", 6, f);
+    let y = b.secret_vector("y", 6, f);
+    let xy = b.fixmul(x, y);
+    let m = b.reshape(x, Shape::Matrix(2, 3));
+    let w = b.reshape(y, Shape::Matrix(3, 2));
+    let mm = b.matmul_rescale(m, w, 16);
+    let weights = b.constant(
+        f,
+        Shape::Matrix(3, 2),
+        [3i64 << 16, -(1 << 15), 7, -(5 << 16), 1 << 16, 12345]
+            .map(|v| v as u64)
+            .to_vec(),
+    );
+    let public = b.matmul_rescale(m, weights, 16);
+    let act = b.relu(public);
+    for (name, v) in [("xy", xy), ("mm", mm), ("public", public), ("act", act)] {
+        b.output_to_client(name, v);
+    }
+    b.finish().expect("valid program")
+}
+
+fn fixed_inputs(rng: &mut impl Rng) -> HashMap<String, Vec<u64>> {
+    // Magnitudes below 2^(16+6): products below 2^44, both signs.
+    let v = |rng: &mut dyn rand::RngCore| -> Vec<u64> {
+        (0..6)
+            .map(|_| (rng.next_u64() as i64 >> 42) as u64)
+            .collect()
+    };
+    HashMap::from([("x".to_string(), v(rng)), ("y".to_string(), v(rng))])
+}
+
+/// Malicious mode truncates exactly (the arithmetic shift, as the plaintext evaluator), with
+/// the malicious suite's rounds and bytes plus the verification's.
+#[test]
+fn truncations_are_exact_and_verified_in_malicious_mode() {
+    let mut rng = test_rng();
+    let p = fixed_program();
+    let cost = program_cost_in(&p, Suite::Malicious);
+    let extra = overhead(&p, &program_cost(&p));
+    assert_eq!(unverified_op(&p, &cost), None);
+    for _ in 0..3 {
+        let plain = fixed_inputs(&mut rng);
+        let want = evaluate(&p, &plain).expect("evaluate");
+        let results = run(&p, &plain, SecurityMode::Malicious).map(|r| r.expect("honest run"));
+        for (i, (_, report)) in results.iter().enumerate() {
+            assert_eq!(
+                report.rounds,
+                cost.rounds as u64 + extra.rounds,
+                "rounds at P{i}"
+            );
+            assert_eq!(
+                report.bytes_sent,
+                extra.bytes_sent(cost.bytes_sent)[i],
+                "bytes at P{i}"
+            );
+        }
+        let got = collect_outputs(&p, &results.map(|(o, _)| o)).expect("reconstruct");
+        for name in ["xy", "mm", "public", "act"] {
+            assert_eq!(got[name], want[name], "{name} is exact");
+        }
+    }
+}
+
+/// The harness on the fixed-point layers (exact truncations): one error per round, sender and
+/// recipient.
+#[test]
+fn any_error_in_a_truncation_aborts_every_honest_party() {
+    let mut rng = test_rng();
+    let p = fixed_program();
+    let plain = fixed_inputs(&mut rng);
+    let errors = |rng: &mut ChaCha20Rng| {
+        let kinds = [1u64, 1 << 63, rng.random::<u64>() | 1, 3 << 62];
+        vec![kinds[rng.random_range(0..4)]]
+    };
+    let trials = cheat_everywhere(&p, &plain, errors, &mut rng);
+    assert!(trials > 50, "only {trials} trials fired");
 }
 
 /// `lt` of n = 100 elements: round 1 is the sign test's split (an AND round, n words from each

@@ -58,7 +58,7 @@ use crate::verify::SecurityMode;
 use bytes::Bytes;
 use rand::TryRngCore;
 use std::collections::HashMap;
-use veil_circuits::cost::{ProgramCost, program_cost};
+use veil_circuits::cost::{ProgramCost, program_cost_in};
 use veil_circuits::{PartyId, ValidatedProgram};
 
 /// Outputs of one run at one party, by output name (only those this party receives or must
@@ -148,7 +148,7 @@ impl<T: Transport> Session<T> {
         program: &ValidatedProgram,
         inputs: HashMap<String, InputValue>,
     ) -> Result<(Outputs, Report), EngineError> {
-        let cost = program_cost(program);
+        let cost = program_cost_in(program, self.security.suite());
         self.run_scheduled(program, &cost, inputs).await
     }
 

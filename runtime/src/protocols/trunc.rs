@@ -21,8 +21,19 @@
 //! k_{1,2} that P0 does not hold, so y_1 is uniform to P0; P1 and P2 receive nothing.
 //!
 //! Cost: 1 round; P1 sends 8 bytes per element to P0; P0 and P2 send nothing.
+//!
+//! **Exact truncation** ([`exact`], the malicious mode's): P1's message above has no relation
+//! the other parties could check, so a deviating P1 could shift the result at will. Instead the
+//! bits d..63 of x are computed by the bit decomposition of [`super::compare`] (ABY3 §5.3 adder,
+//! in malicious mode with its verified AND gates, masked openings and injections) and
+//! recomposed as a two's-complement number: ⌊x / 2^d⌋ = Σ_{i=d}^{62} 2^{i−d}·x_i − 2^{63−d}·x_63,
+//! the arithmetic shift, exact for every x (no one-ulp rounding, no failure probability).
+//! Cost: `veil_circuits::cost::EXACT_TRUNC_ROUNDS` = 8 rounds,
+//! `low_bits_range_bytes(d, 64 − d)` bytes per element (the opened lanes' injection dominates).
 
-use super::{Expect, RoundProtocol, run_round};
+use super::compare::{Target, decompose};
+use super::compose::Then;
+use super::{Expect, MultiRound, RoundProtocol, Step, run_round};
 use crate::error::ProtocolError;
 use crate::party::PartyCtx;
 use crate::sharing::Shares;
@@ -124,4 +135,36 @@ pub async fn trunc_pr<T: Transport>(
 ) -> Result<Shares, ProtocolError> {
     let p = TruncRound::start(ctx, x, d)?;
     run_round(ctx, net, p).await
+}
+
+/// Exact truncation of shared `x` by `d` bits (1 ≤ d ≤ 63): the arithmetic shift, from the
+/// decomposed bits d..63 (see the module docs).
+pub fn exact(ctx: &mut PartyCtx, x: &Shares, d: u32) -> Result<Box<dyn MultiRound>, ProtocolError> {
+    if !(1..64).contains(&d) {
+        return Err(ProtocolError::Argument {
+            op: "exact truncation",
+            what: format!("cannot truncate by {d} bits (1 to 63)"),
+        });
+    }
+    let lanes = 64 - d;
+    let bits = decompose(ctx, x, Target::BitRange { skip: d, lanes })?;
+    Ok(Then::boxed(bits, move |_, b| {
+        Ok(Step::Done(recompose(&b, lanes as usize)))
+    }))
+}
+
+/// Σ_{i < L−1} 2^i·b_i − 2^{L−1}·b_{L−1} for each row of `L` = `lanes` bit shares (local).
+fn recompose(bits: &Shares, lanes: usize) -> Shares {
+    bits.map(|c| {
+        c.chunks_exact(lanes)
+            .map(|row| {
+                let (top, low) = row.split_last().map_or((0, &row[..0]), |(t, l)| (*t, l));
+                let sum = low
+                    .iter()
+                    .enumerate()
+                    .fold(0u64, |s, (i, b)| s.wrapping_add(b << i));
+                sum.wrapping_sub(top << (lanes - 1))
+            })
+            .collect()
+    })
 }

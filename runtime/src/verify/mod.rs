@@ -42,7 +42,7 @@ use galois::{D, Gr};
 use sha2::Digest;
 use std::fmt;
 use std::str::FromStr;
-use veil_circuits::cost::ProgramCost;
+use veil_circuits::cost::{ProgramCost, Suite};
 use veil_circuits::{Op, Shape, ValidatedProgram};
 
 /// What a session protects against, weakest first (`Ord` follows strength).
@@ -66,6 +66,16 @@ impl SecurityMode {
         match self {
             SecurityMode::SemiHonest => "semi-honest",
             SecurityMode::Malicious => "malicious",
+        }
+    }
+}
+
+impl SecurityMode {
+    /// The protocols this mode runs, as the cost model names them.
+    pub fn suite(self) -> Suite {
+        match self {
+            SecurityMode::SemiHonest => Suite::SemiHonest,
+            SecurityMode::Malicious => Suite::Malicious,
         }
     }
 }
@@ -120,6 +130,8 @@ const VERIFIED: &[&str] = &[
     "bits",
     "best_k",
     "onehot_low",
+    "rescale",
+    "matmul_rescale",
 ];
 
 /// The first op of `program` that has no maliciously secure protocol: an interactive op (one
@@ -236,6 +248,14 @@ pub fn proof_entries(program: &ValidatedProgram, cost: &ProgramCost) -> usize {
     Work::of(program, cost).entries
 }
 
+/// The bits an exact truncation by `d` decomposes.
+fn exact_trunc(d: u32) -> Target {
+    Target::BitRange {
+        skip: d,
+        lanes: 64 - d.min(63),
+    }
+}
+
 /// The verified work of a program, as the proofs will count it.
 pub(crate) struct Work {
     /// Product proof entries.
@@ -281,6 +301,21 @@ impl Work {
                     }
                 }
                 Op::Bits(a) => work.decompose(len(*a), Target::Bits),
+                // Exact truncation ([`crate::protocols::trunc::exact`]), after the product of
+                // two secrets.
+                Op::Rescale { bits, .. } => work.decompose(n, exact_trunc(*bits)),
+                Op::MatMulRescale { a, b, bits } => {
+                    let secret = |v: veil_circuits::ValueId| {
+                        types[v.index()].vis == veil_circuits::Visibility::Secret
+                    };
+                    if secret(*a) && secret(*b) {
+                        work.product(match types[a.index()].shape {
+                            Shape::Matrix(_, k) => 2 * k,
+                            s => 2 * s.len(),
+                        });
+                    }
+                    work.decompose(n, exact_trunc(*bits));
+                }
                 Op::BestK { a, k, groups, .. } => {
                     select::best_k_work(&mut work, len(*a), *k, groups.as_deref())
                 }

@@ -12,7 +12,7 @@ use crate::kernels;
 use crate::party::PartyCtx;
 use crate::protocols::compose::{OneRound, Then};
 use crate::protocols::mul_trunc::MulTruncRound;
-use crate::protocols::{MulRound, Step, TruncRound};
+use crate::protocols::{MulRound, Step, TruncRound, trunc};
 use veil_circuits::{Op, PartyId};
 
 pub(super) fn start(ctx: &mut PartyCtx, x: &Operands) -> Result<Pending, EngineError> {
@@ -32,11 +32,36 @@ pub(super) fn start(ctx: &mut PartyCtx, x: &Operands) -> Result<Pending, EngineE
             let (p, q) = (x.secret(*a)?, x.secret(*b)?);
             Ok(one(x.protocol(MulRound::matmul(ctx, p, q, m, k, nn))?))
         }
+        // Malicious mode: exact truncation, whose every message is verified.
+        Op::Rescale { a, bits } if ctx.verified() => Ok(Pending::Multi(
+            x.protocol(trunc::exact(ctx, x.secret(*a)?, *bits))?,
+        )),
         Op::Rescale { a, bits } => Ok(one(x.protocol(TruncRound::start(
             ctx,
             x.secret(*a)?,
             *bits,
         ))?)),
+        Op::MatMulRescale { a, b, bits } if ctx.verified() => {
+            let ((m, k), (_, nn)) = (x.matrix(*a)?, x.matrix(*b)?);
+            let d = *bits;
+            match (x.val(*a)?, x.val(*b)?) {
+                (Val::Secret(p), Val::Secret(q)) => {
+                    let mul = x.protocol(MulRound::matmul(ctx, p, q, m, k, nn))?;
+                    Ok(Pending::Multi(Then::boxed(
+                        Box::new(OneRound(mul)),
+                        move |ctx, prod| Ok(Step::More(trunc::exact(ctx, &prod, d)?)),
+                    )))
+                }
+                (p, q) => match matmul_public(p, q, (m, k, nn)) {
+                    Some(Val::Secret(prod)) => {
+                        Ok(Pending::Multi(x.protocol(trunc::exact(ctx, &prod, d))?))
+                    }
+                    _ => Err(x.schedule_error(
+                        "the cost model gives it rounds, but both operands are public",
+                    )),
+                },
+            }
+        }
         Op::MatMulRescale { a, b, bits } => {
             let ((m, k), (_, nn)) = (x.matrix(*a)?, x.matrix(*b)?);
             match (x.val(*a)?, x.val(*b)?) {
