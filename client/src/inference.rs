@@ -19,7 +19,7 @@ use crate::{Client, ClientError, Grant, InvokeSummary};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
-use veil_circuits::cost::program_cost;
+use veil_circuits::cost::{Suite, program_cost_in};
 use veil_circuits::onnx::{
     self, CompileOptions, CompiledModel, OnnxError, OnnxModel, Prediction, WeightMode,
 };
@@ -91,12 +91,11 @@ impl StoredModel {
     }
 }
 
-/// A compiled program stored on the cluster, with the schedule depth at which each layer ends.
+/// A compiled program stored on the cluster.
 #[derive(Clone, Debug)]
 struct StoredProgram {
     compiled: CompiledModel,
     id: String,
-    layer_ends: Vec<u32>,
 }
 
 /// Time and rounds one layer (ONNX node) took in a private run.
@@ -198,18 +197,12 @@ pub async fn infer(
     if !model.programs.contains_key(&key) {
         let compiled = onnx::compile(&model.architecture, &model.options(user.name(), batch))?;
         let id = user.store_program(&compiled.program).await?;
-        let layer_ends = layer_ends(&compiled);
-        let stored = StoredProgram {
-            compiled,
-            id,
-            layer_ends,
-        };
+        let stored = StoredProgram { compiled, id };
         model.programs.insert(key.clone(), stored);
     }
     let StoredProgram {
         compiled,
         id: program_id,
-        layer_ends,
     } = &model.programs[&key];
     let words = compiled.encode_input(x)?;
     // One request per node: the input travels with it and the outputs come back in the
@@ -226,7 +219,9 @@ pub async fn infer(
         )
         .await?;
     let prediction = compiled.decode(&outputs)?;
-    let layers = layer_times(compiled, layer_ends, &invoke);
+    // The schedule of the protocols the cluster ran (its receipt's mode).
+    let ends = layer_ends(compiled, invoke.receipt.security.suite());
+    let layers = layer_times(compiled, &ends, &invoke);
     Ok(Inference {
         prediction,
         invoke,
@@ -237,8 +232,8 @@ pub async fn infer(
 
 /// The schedule depth at which each layer's last op completes (never before the previous
 /// layer's end).
-fn layer_ends(compiled: &CompiledModel) -> Vec<u32> {
-    let cost = program_cost(&compiled.program);
+fn layer_ends(compiled: &CompiledModel, suite: Suite) -> Vec<u32> {
+    let cost = program_cost_in(&compiled.program, suite);
     let mut prev = 0u32;
     compiled
         .layers

@@ -45,7 +45,18 @@ async fn setup_model(
     model: &OnnxModel,
     weights: WeightMode,
 ) -> (DemoCluster, Client, Client, StoredModel) {
-    let cluster = DemoCluster::start(base_port(test), None, SecurityMode::SemiHonest)
+    setup_in(test, name, model, weights, SecurityMode::SemiHonest).await
+}
+
+/// [`setup_model`] on a cluster in security mode `security`.
+async fn setup_in(
+    test: u16,
+    name: &str,
+    model: &OnnxModel,
+    weights: WeightMode,
+    security: SecurityMode,
+) -> (DemoCluster, Client, Client, StoredModel) {
+    let cluster = DemoCluster::start(base_port(test), None, security)
         .await
         .expect("cluster");
     let wait = Duration::from_secs(30);
@@ -142,6 +153,39 @@ async fn private_accuracy_equals_plaintext_on_the_whole_test_split() {
         u64::from(INPUT_CLAMP_ROUNDS) + 10,
     )
     .await;
+}
+
+/// The MLP with secret weights on a malicious-mode cluster (every session verified, exact
+/// truncations): 20 test images as one batch and one image alone classify as the plaintext
+/// model does, logits within the tolerance, receipts stating the mode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mlp_classifies_in_malicious_mode() {
+    let model = OnnxModel::from_bytes(digits::MODEL_ONNX).unwrap();
+    let (_cluster, _owner, mut user, mut stored) = setup_in(
+        4,
+        "digits-malicious",
+        &model,
+        WeightMode::Secret,
+        SecurityMode::Malicious,
+    )
+    .await;
+    let test = digits::load().unwrap().test;
+    for batch in [20usize, 1] {
+        let x = digits::batch(&test[..batch]);
+        let inf = inference::infer(&mut user, &mut stored, &x, batch)
+            .await
+            .expect("infer");
+        assert_eq!(inf.invoke.receipt.security, SecurityMode::Malicious);
+        let want = plain::run(&model, &x, batch).unwrap();
+        let err = max_err(inf.prediction.get("logits").unwrap(), &want[0].1);
+        assert!(err < LOGIT_TOLERANCE, "max logit error {err}");
+        assert_eq!(inf.prediction.get("class").unwrap(), want[1].1.as_slice());
+        let per_layer: u32 = inf.layers.iter().map(|l| l.rounds).sum();
+        assert_eq!(
+            u64::from(per_layer),
+            inf.invoke.rounds - inf.invoke.verify_rounds
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

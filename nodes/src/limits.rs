@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 use veil_circuits::ValidatedProgram;
-use veil_circuits::cost::program_cost;
+use veil_circuits::cost::ProgramCost;
 
 /// Default largest value (stored, inline, or any input, intermediate or output of a program),
 /// in elements: 2^27 (1 GiB per share component).
@@ -91,8 +91,13 @@ impl Limits {
         Ok(())
     }
 
-    /// Checks every value `p` defines, their sum, and the bytes each party would send.
-    pub fn check_program(&self, p: &ValidatedProgram) -> Result<(), LimitError> {
+    /// Checks every value `p` defines, their sum, and the bytes each party would send by `cost`
+    /// (the cost model of the protocols the node runs: its security mode's suite).
+    pub fn check_program(
+        &self,
+        p: &ValidatedProgram,
+        cost: &ProgramCost,
+    ) -> Result<(), LimitError> {
         let mut total: u64 = 0;
         for (i, ty) in p.types().iter().enumerate() {
             let n = ty.shape.checked_len().map_or(u64::MAX, |n| n as u64);
@@ -105,7 +110,7 @@ impl Limits {
                 limit: self.max_program_elements,
             });
         }
-        let bytes = program_cost(p).bytes_sent.into_iter().max().unwrap_or(0);
+        let bytes = cost.bytes_sent.into_iter().max().unwrap_or(0);
         if bytes > self.max_session_bytes {
             return Err(LimitError::SessionBytes {
                 bytes,
@@ -119,6 +124,7 @@ impl Limits {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use veil_circuits::cost::program_cost;
     use veil_circuits::{Builder, ElemType, Owner, Recipient, Shape, ValueType, Visibility};
 
     /// x (n elements) · broadcast to an m×n matrix via a public ones column, output to alice.
@@ -142,7 +148,10 @@ mod tests {
 
     #[test]
     fn a_small_program_passes() {
-        Limits::default().check_program(&outer(8, 4)).unwrap();
+        let p = outer(8, 4);
+        Limits::default()
+            .check_program(&p, &program_cost(&p))
+            .unwrap();
     }
 
     #[test]
@@ -151,7 +160,7 @@ mod tests {
         let tight = |f: fn(&mut Limits)| {
             let mut l = Limits::default();
             f(&mut l);
-            l.check_program(&p).unwrap_err()
+            l.check_program(&p, &program_cost(&p)).unwrap_err()
         };
         assert!(matches!(
             tight(|l| l.max_value_elements = 4095),
@@ -186,7 +195,9 @@ mod tests {
     fn a_huge_intermediate_from_small_inputs_is_refused_before_it_runs() {
         // 2^16 · 2^16 = 2^32 elements from a 2^16-element input.
         let p = outer(1 << 16, 1 << 16);
-        let e = Limits::default().check_program(&p).unwrap_err();
+        let e = Limits::default()
+            .check_program(&p, &program_cost(&p))
+            .unwrap_err();
         assert!(
             matches!(e, LimitError::Value { elements, .. } if elements == 1 << 32),
             "{e}"

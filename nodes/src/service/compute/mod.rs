@@ -28,7 +28,7 @@ mod session;
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
-use veil_circuits::cost::program_cost;
+use veil_circuits::cost::program_cost_in;
 use veil_circuits::{PartyId, Program, ValidatedProgram};
 use veil_proto::convert::{check_id, grants, node_shares, security_to_wire};
 use veil_proto::pb;
@@ -117,9 +117,10 @@ impl ComputeService {
     /// made only of ops with a maliciously secure protocol (refused naming the first other op)
     /// and within the proof's bound — checked before any session round.
     fn admit(&self, program: &ValidatedProgram) -> Result<(), NodeError> {
-        self.limits.check_program(program)?;
+        let cost = program_cost_in(program, self.security.suite());
+        self.limits.check_program(program, &cost)?;
         if self.security == SecurityMode::Malicious {
-            veil_runtime::verify::check_program(program, &program_cost(program))?;
+            veil_runtime::verify::check_program(program, &cost)?;
         }
         Ok(())
     }
