@@ -26,15 +26,15 @@ fn mul_only(n: usize, to: &str) -> ValidatedProgram {
     b.finish().unwrap()
 }
 
-/// `x ⊙ y` and the bits of each product to `to`: the bit decomposition has no maliciously
-/// secure protocol yet.
-fn bits_program(n: usize, to: &str) -> ValidatedProgram {
+/// `x ⊙ y` and the one-hot of each product's top set bit to `to`: `MsbOneHot` has no
+/// maliciously secure protocol yet.
+fn onehot_program(n: usize, to: &str) -> ValidatedProgram {
     let mut b = Builder::new();
     let x = b.secret_vector("x", n, Ring);
     let y = b.secret_vector("y", n, Ring);
     let z = b.mul(x, y);
-    let bits = b.bits(z);
-    b.output("bits", bits, Recipient::Client(to.into()));
+    let top = b.msb_onehot(z, 16);
+    b.output("top", top, Recipient::Client(to.into()));
     b.finish().unwrap()
 }
 
@@ -190,9 +190,9 @@ async fn a_malicious_cluster_refuses_an_unverified_op_by_name_and_runs_compariso
     let mut cluster = common::start();
     let mut alice = ready_client(&cluster.cluster_toml("alice")).await;
     store_inputs(&mut alice).await;
-    // `z = x ⊙ y` and the bits of z: the bit decomposition has no maliciously secure protocol.
+    // `z = x ⊙ y` and the one-hot of z's top bit: no maliciously secure protocol yet.
     let id = alice
-        .store_program(&bits_program(8, "alice"))
+        .store_program(&onehot_program(8, "alice"))
         .await
         .unwrap();
     alice
@@ -214,7 +214,7 @@ async fn a_malicious_cluster_refuses_an_unverified_op_by_name_and_runs_compariso
         assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
         assert!(
             e.message()
-                .contains("(bits) has no maliciously secure protocol"),
+                .contains("(msb_onehot) has no maliciously secure protocol"),
             "{}",
             e.message()
         );
@@ -229,7 +229,7 @@ async fn a_malicious_cluster_refuses_an_unverified_op_by_name_and_runs_compariso
         .raw(0)
         .unwrap()
         .store_program(pb::StoreProgramRequest {
-            program_json: bits_program(8, "bob").program().to_json(),
+            program_json: onehot_program(8, "bob").program().to_json(),
         })
         .await
         .unwrap_err();

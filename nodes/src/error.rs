@@ -197,7 +197,7 @@ mod tests {
             (
                 NodeError::Engine(EngineError::Unverified {
                     op: 3,
-                    name: "bits",
+                    name: "msb_onehot",
                 }),
                 Code::InvalidArgument,
             ),
@@ -236,12 +236,12 @@ mod tests {
         );
         let refused = Status::from(NodeError::Engine(EngineError::Unverified {
             op: 3,
-            name: "bits",
+            name: "msb_onehot",
         }));
         assert!(
             refused
                 .message()
-                .starts_with("op 3 (bits) has no maliciously secure protocol")
+                .starts_with("op 3 (msb_onehot) has no maliciously secure protocol")
         );
         let mismatch = NodeError::SecurityMismatch {
             me: PartyId::P0,
