@@ -44,7 +44,9 @@
 //! `MatMulRescale` by exact truncation — bits `d..64` decomposed and recomposed
 //! ([`EXACT_TRUNC_ROUNDS`], [`low_bits_range_bytes`]`(d, 64 − d)` per element; the product of a
 //! `MatMulRescale` of two secrets reshared first, one round of `8·n` each), because the
-//! probabilistic truncations have no verifiable message. Every other row is the same; the
+//! probabilistic truncations have no verifiable message; and `MsbOneHot` reshares its last
+//! suffix-OR level and opens the one-hot in one more round (`+1` round, `+8` bytes per element
+//! each). Every other row is the same; the
 //! verification's own rounds and bytes are the runtime's (`veil_runtime::verify::overhead`).
 //!
 //! This mirrors the protocol table of the design brief (fixed-point mul = mul + rescale = 2
@@ -239,6 +241,16 @@ pub fn op_cost_in(p: &ValidatedProgram, op_index: usize, suite: Suite) -> Cost {
             }
         }
         Op::MatMulRescale { a, b, bits } if secret(a) || secret(b) => trunc(bits),
+        // The last suffix-OR level reshared, the one-hot opened in one more round.
+        Op::MsbOneHot { a, .. } if secret(a) => {
+            let c = op_cost(p, op_index);
+            Cost {
+                rounds: c.rounds + 1,
+                bytes_sent: c
+                    .bytes_sent
+                    .map(|x| x.saturating_add(bytes(types[a.index()].shape.len(), 1))),
+            }
+        }
         _ => op_cost(p, op_index),
     }
 }

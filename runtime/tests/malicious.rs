@@ -321,7 +321,8 @@ fn collect_plain(
 }
 
 /// The selections: all 64 bits, one-hot rows of low bits and of a bit range, the best k by
-/// the comparator network and by rank selection, and a party output.
+/// the comparator network and by rank selection, the one-hot of the top set bit, and a party
+/// output.
 fn selection_program() -> ValidatedProgram {
     let mut b = Builder::new();
     let x = b.secret_vector("x", 6, Ring);
@@ -330,7 +331,14 @@ fn selection_program() -> ValidatedProgram {
     let range = b.onehot_bits(x, 3, 2, 4);
     let net = b.best_k(x, 2, true);
     let ranked = b.best_k_ranked(x, 2, false, Some(vec![4, 4]));
-    for (name, v) in [("bits", bits), ("low", low), ("range", range), ("net", net)] {
+    let top = b.msb_onehot(x, 8);
+    for (name, v) in [
+        ("bits", bits),
+        ("low", low),
+        ("range", range),
+        ("net", net),
+        ("top", top),
+    ] {
         b.output_to_client(name, v);
     }
     b.output("ranked", ranked, Recipient::Party(PartyId::P1));
@@ -349,7 +357,7 @@ fn selection_inputs(rng: &mut impl Rng) -> HashMap<String, Vec<u64>> {
 fn selections_run_maliciously_and_equal_the_evaluator_and_the_cost_model() {
     let mut rng = test_rng();
     let p = selection_program();
-    let cost = program_cost(&p);
+    let cost = program_cost_in(&p, Suite::Malicious);
     let extra = overhead(&p, &cost);
     assert_eq!(unverified_op(&p, &cost), None);
     for _ in 0..3 {
@@ -369,32 +377,65 @@ fn selections_run_maliciously_and_equal_the_evaluator_and_the_cost_model() {
             );
         }
         let got = collect_outputs(&p, &results.map(|(o, _)| o)).expect("reconstruct");
-        for name in ["bits", "low", "range", "net", "ranked"] {
+        for name in ["bits", "low", "range", "net", "ranked", "top"] {
             assert_eq!(got[name], want[name], "{name}");
         }
     }
 }
 
+/// Every interactive op of the client API has a verified protocol: a program with one of each
+/// passes [`unverified_op`] and [`veil_runtime::verify::check_program`].
 #[test]
-fn unverified_ops_are_refused_before_any_round() {
-    type Make = fn(&mut Builder, veil_circuits::Value) -> veil_circuits::Value;
-    let ops: [(&str, Make); 1] = [("msb_onehot", |b, x| b.msb_onehot(x, 8))];
-    for (name, make) in ops {
-        let mut b = Builder::new();
-        let x = b.secret_vector("x", 4, Ring);
-        let y = make(&mut b, x);
-        b.output_to_client("y", y);
-        let p = b.finish().expect("valid");
-        let cost = program_cost(&p);
-        assert_eq!(unverified_op(&p, &cost).map(|(_, n)| n), Some(name));
-        let plain: HashMap<String, Vec<u64>> = [("x".into(), vec![1, 2, 3, 4])].into();
-        for r in run(&p, &plain, SecurityMode::Malicious) {
-            match r {
-                Err(EngineError::Unverified { name: got, .. }) => assert_eq!(got, name),
-                other => panic!("{name}: expected Unverified, got {:?}", other.map(|_| ())),
-            }
-        }
+fn every_interactive_op_has_a_verified_protocol() {
+    let f = veil_circuits::Fixed::default();
+    let mut b = Builder::new();
+    let x = b.secret_vector("x", 4, Ring);
+    let y = b.secret_vector("y", 4, Ring);
+    let owned = b.input(
+        "w",
+        Owner::Party(PartyId::P0),
+        ValueType {
+            vis: Visibility::Secret,
+            elem: Ring.into(),
+            shape: Shape::Vector(4),
+        },
+    );
+    let fx = b.secret_vector("fx", 4, f);
+    let m = b.reshape(x, Shape::Matrix(2, 2));
+    let fm = b.reshape(fx, Shape::Matrix(2, 2));
+    let ops = [
+        b.mul(x, y),
+        b.dot(x, y),
+        b.matmul(m, m),
+        b.fixmul(fx, fx),
+        b.matmul_rescale(fm, fm, 16),
+        b.reveal(owned),
+        b.ltz(x),
+        b.lt(x, y),
+        b.le(x, y),
+        b.gt(x, y),
+        b.ge(x, y),
+        b.eq(x, y),
+        b.relu(x),
+        b.max(x, y),
+        b.min(x, y),
+        b.select(x, y, owned),
+        b.max_all(x),
+        b.argmax(x),
+        b.bits(x),
+        b.msb_onehot(x, 8),
+        b.best_k(x, 2, true),
+        b.onehot_low(x, 2, 4),
+    ];
+    for (i, v) in ops.into_iter().enumerate() {
+        b.output_to_client(&format!("o{i}"), v);
     }
+    let p = b.finish().expect("valid");
+    let cost = program_cost(&p);
+    let interactive = cost.per_op.iter().filter(|c| c.rounds > 0).count();
+    assert!(interactive >= 23, "{interactive} interactive ops");
+    assert_eq!(unverified_op(&p, &cost), None);
+    veil_runtime::verify::check_program(&p, &cost).expect("within the proofs' bounds");
 }
 
 /// Fixed-point layers: a product and a matrix product rescaled (mul + `Rescale`, a fused

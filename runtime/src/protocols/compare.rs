@@ -37,14 +37,13 @@
 
 use super::boolean::{AndRound, shl, shr_mask, xor, xor_assign};
 use super::compose::Then;
-use super::masked_bit::{Framed, Mask};
+use super::masked_bit::{Framed, Mask, OpenCheck};
 use super::msb::Split;
 use super::{Expect, MultiRound, RoundProtocol, Step};
 use crate::error::ProtocolError;
 use crate::party::PartyCtx;
 use crate::sharing::Shares;
 use crate::transport::RoundId;
-use std::sync::{Arc, OnceLock};
 use veil_circuits::PartyId;
 use veil_circuits::cost::low_bits_prefix_levels;
 
@@ -104,15 +103,10 @@ enum Stage {
     },
     /// MsbOneHot only: suffix OR y ← y ∨ (y ≫ k), k = 1, 2, …, 16.
     SuffixOr { k: u32, and: AndRound, y: Shares },
-    /// The last AND level's gates left as 3-out-of-3 XOR shares: this party's share of the
-    /// result lanes ⊕ the mask, one word per element, sent to both peers; `lin` is what was
-    /// XORed into the (shifted) gate and `slot` the gate's record for the verification
-    /// (`Bits`, `LowBits`, `BitRange`).
-    Open {
-        v: Vec<u64>,
-        lin: Option<Shares>,
-        slot: Option<Arc<OnceLock<Shares>>>,
-    },
+    /// This party's share of the result lanes ⊕ the mask, one word per element, sent to both
+    /// peers, and how its receivers verify it: the last AND level's gates left as 3-out-of-3
+    /// XOR shares, or (`MsbOneHot` in malicious mode) a reshared value's own component.
+    Open { v: Vec<u64>, check: OpenCheck },
 }
 
 impl Stage {
@@ -245,14 +239,9 @@ impl Plan {
 
     /// Send this party's share `v` of the result lanes, masked (the other lanes cleared), to
     /// both peers.
-    fn open(
-        self,
-        mut v: Vec<u64>,
-        lin: Option<Shares>,
-        slot: Option<Arc<OnceLock<Shares>>>,
-    ) -> Box<dyn MultiRound> {
+    fn open(self, mut v: Vec<u64>, check: OpenCheck) -> Box<dyn MultiRound> {
         self.mask.mask(&mut v);
-        self.assemble(Stage::Open { v, lin, slot })
+        self.assemble(Stage::Open { v, check })
     }
 
     /// The AND round of prefix level `k`: G and P below the last level, only G at the last.
@@ -274,7 +263,7 @@ impl Plan {
             let (z, slot) = and.into_opened();
             let lin = xor(&p0, &shl(&g, 1));
             let v = z.iter().zip(&lin.own).map(|(z, l)| l ^ (z << 1)).collect();
-            return Ok(self.open(v, Some(lin), slot));
+            return Ok(self.open(v, OpenCheck::Gate { lin, slot }));
         }
         let and = AndRound::start_prefix(ctx, p, &g, k, !last)?;
         Ok(self.assemble(Stage::Prefix { k, and, g, p0 }))
@@ -282,6 +271,9 @@ impl Plan {
 
     /// The AND round of suffix-OR level `k`: y ∧ (y ≫ k). At the last level (k = 32) the
     /// one-hot u ⊕ (u ≫ 1) of u = y ⊕ (y ≫ 32) ⊕ (the gate) is linear in the gate: open it.
+    /// In malicious mode that gate is reshared instead and the one-hot opened in one more
+    /// round ([`Plan::open_onehot`]): an opened z ⊕ (z ≫ 1) mixes lanes, which the proof of
+    /// AND gates does not express.
     fn suffix_or_level(
         self,
         ctx: &mut PartyCtx,
@@ -289,7 +281,7 @@ impl Plan {
         y: Shares,
     ) -> Result<Box<dyn MultiRound>, ProtocolError> {
         let and = AndRound::start(ctx, &y, &shr_mask(&y, k, u64::MAX))?;
-        if k == 32 {
+        if k == 32 && !ctx.verified() {
             let z = and.into_masked();
             let v = z
                 .iter()
@@ -299,9 +291,18 @@ impl Plan {
                     u ^ (u >> 1)
                 })
                 .collect();
-            return Ok(self.open(v, None, None));
+            return Ok(self.open(v, OpenCheck::Digests));
         }
         Ok(self.assemble(Stage::SuffixOr { k, and, y }))
+    }
+
+    /// Malicious mode's last step of `MsbOneHot`: the one-hot y ⊕ (y ≫ 1) of the reshared
+    /// suffix OR `y`, each party's own component opened under the mask (1 round, 16 bytes per
+    /// element); its receiver P_{i−1} holds that component and checks it.
+    fn open_onehot(self, y: &Shares) -> Box<dyn MultiRound> {
+        let onehot = xor(y, &shr_mask(y, 1, u64::MAX));
+        let v = onehot.own.clone();
+        self.open(v, OpenCheck::Linear(onehot))
     }
 }
 
@@ -368,20 +369,16 @@ impl MultiRound for Decompose {
                 // bit ≥ i is set, so the top set bit is where it steps.
                 let both = and.finish(from_next, from_prev, round)?;
                 let y = xor(&xor(&y, &shr_mask(&y, k, u64::MAX)), &both);
+                if k == 32 {
+                    return Ok(Step::More(plan.open_onehot(&y)));
+                }
                 Ok(Step::More(plan.suffix_or_level(ctx, 2 * k, y)?))
             }
-            Stage::Open { v, lin, slot } => {
+            Stage::Open { v, check } => {
                 let (skip, lanes) = (plan.target.skip() as usize, plan.target.lanes() as usize);
                 let bit = |c: &[u64], e: usize| (c[e / lanes] >> (skip + e % lanes)) & 1 == 1;
-                plan.mask.record_open(
-                    ctx,
-                    lin.as_ref(),
-                    slot,
-                    &v,
-                    &from_next,
-                    &from_prev,
-                    round,
-                )?;
+                plan.mask
+                    .record_open(ctx, check, (&v, &from_next, &from_prev), round)?;
                 let out = plan.mask.finish(ctx.id, &v, &from_next, &from_prev, bit)?;
                 Ok(Step::Done(out))
             }

@@ -52,6 +52,23 @@ enum Side {
     Ready(Shares),
 }
 
+/// How the share of c a peer opens is verified (beyond its lanes and the digests that make
+/// both its recipients see the same word).
+pub(super) enum OpenCheck {
+    /// Digests only (a semi-honest session, or an op the malicious mode refuses).
+    Digests,
+    /// The share is a gate's masked cross terms (an AND not reshared) XOR `lin` — the
+    /// components XORed into it: the gate's kept lanes go to the proof of AND gates through
+    /// `slot` (as v ⊕ (lin & keep) ⊕ r).
+    Gate {
+        lin: Shares,
+        slot: Option<Arc<OnceLock<Shares>>>,
+    },
+    /// The share is the sender's own component of the replicated `lin`: its receiver P_{i−1}
+    /// holds that component too and checks it word for word.
+    Linear(Shares),
+}
+
 /// A round's words for each peer and the words expected: the circuit's, then the side's.
 pub(super) struct Framed {
     pub to_next: Vec<u64>,
@@ -167,22 +184,17 @@ impl Mask {
     /// Check and record the opened shares the peers sent: a word with a lane set outside the
     /// result lanes is refused as malformed (an honest party clears them, [`Mask::mask`]); in
     /// malicious mode the words go into the digests the verification compares
-    /// ([`crate::verify`]: P_{i+1} must have received the same words from P_{i−1}) and, when the
-    /// opened gate was recorded (`slot`), its masked cross terms on the result lanes go to the
-    /// proof of AND gates: v ⊕ (lin & keep) ⊕ r for this party's `v` and linear part `lin`
-    /// (the components XORed into the gate before masking), the same from P_{i+1}'s word.
-    #[allow(clippy::too_many_arguments)]
+    /// ([`crate::verify`]: P_{i+1} must have received the same words from P_{i−1}); and `check`
+    /// says how the word from P_{i+1} is verified.
     pub fn record_open(
         &self,
         ctx: &mut PartyCtx,
-        lin: Option<&Shares>,
-        slot: Option<Arc<OnceLock<Shares>>>,
-        v: &[u64],
-        from_next: &[u64],
-        from_prev: &[u64],
+        check: OpenCheck,
+        (v, from_next, from_prev): (&[u64], &[u64], &[u64]),
         round: RoundId,
     ) -> Result<(), ProtocolError> {
-        for (peer, words) in [(ctx.id.next(), from_next), (ctx.id.prev(), from_prev)] {
+        let next = ctx.id.next();
+        for (peer, words) in [(next, from_next), (ctx.id.prev(), from_prev)] {
             if words.iter().zip(&self.keep).any(|(w, k)| w & !k != 0) {
                 return Err(ProtocolError::PeerMisbehaved {
                     peer,
@@ -194,20 +206,38 @@ impl Mask {
         if let Some(tape) = ctx.tape.as_mut() {
             tape.opened(from_next, from_prev);
         }
-        if let (Some(slot), Some(lin)) = (slot, lin) {
-            let gate = |w: &[u64], l: &[u64], r: &[u64]| -> Vec<u64> {
-                w.iter()
-                    .zip(l)
-                    .zip(r)
-                    .zip(&self.keep)
-                    .map(|(((w, l), r), k)| w ^ (l & k) ^ r)
-                    .collect()
-            };
-            // Each recorded round finishes once; a second set cannot happen.
-            let _ = slot.set(Shares {
-                own: gate(v, &lin.own, &self.r.own),
-                next: gate(from_next, &lin.next, &self.r.next),
-            });
+        // v ⊕ (lin & keep) ⊕ r, word by word: what a share of c holds beyond `lin`.
+        let beyond = |w: &[u64], l: &[u64], r: &[u64]| -> Vec<u64> {
+            w.iter()
+                .zip(l)
+                .zip(r)
+                .zip(&self.keep)
+                .map(|(((w, l), r), k)| w ^ (l & k) ^ r)
+                .collect()
+        };
+        match check {
+            OpenCheck::Digests => {}
+            OpenCheck::Gate { lin, slot } => {
+                if let Some(slot) = slot {
+                    // Each recorded round finishes once; a second set cannot happen.
+                    let _ = slot.set(Shares {
+                        own: beyond(v, &lin.own, &self.r.own),
+                        next: beyond(from_next, &lin.next, &self.r.next),
+                    });
+                }
+            }
+            OpenCheck::Linear(lin) => {
+                if beyond(from_next, &lin.next, &self.r.next)
+                    .iter()
+                    .any(|&w| w != 0)
+                {
+                    return Err(ProtocolError::PeerMisbehaved {
+                        peer: next,
+                        round,
+                        what: "an opened share is not the component it opens".into(),
+                    });
+                }
+            }
         }
         Ok(())
     }

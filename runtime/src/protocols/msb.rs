@@ -29,7 +29,7 @@
 //! [`super::masked_bit`]); the transcript's shape depends only on n.
 
 use super::boolean::{AndRound, shl, trivial_component, xor};
-use super::masked_bit::{Framed, Mask};
+use super::masked_bit::{Framed, Mask, OpenCheck};
 use super::{Expect, InputRound, MultiRound, RoundProtocol, Step};
 use crate::error::ProtocolError;
 use crate::party::PartyCtx;
@@ -370,7 +370,8 @@ impl MultiRound for Msb {
                 Ok(Step::More(level(ctx, n, w, &g, &p, p63, mask)?))
             }
             Stage::Open { v, lin, slot } => {
-                mask.record_open(ctx, Some(&lin), slot, &v, &from_next, &from_prev, round)?;
+                let check = OpenCheck::Gate { lin, slot };
+                mask.record_open(ctx, check, (&v, &from_next, &from_prev), round)?;
                 // Bit j of c = msb_j ⊕ r_j; a blended result repeats bit e mod n.
                 let bit = |c: &[u64], e: usize| {
                     let j = e % n;

@@ -20,9 +20,12 @@
 //!   must agree ([`crate::protocols::reveal`]); shares of an opened value, sent to both peers,
 //!   must reach both the same (digests compared).
 //!
-//! Ops with no verified protocol yet (truncation, the bit decompositions and the top-k and
-//! one-hot selections) are refused before a malicious session starts ([`unverified_op`]),
-//! never run unchecked.
+//! - truncations: exact, by bit decomposition ([`crate::protocols::trunc::exact`]), so every
+//!   message is one of the above.
+//!
+//! Every op of the client API has a verified protocol; an interactive op without one (a future
+//! op) would be refused before a malicious session starts ([`unverified_op`]), never run
+//! unchecked.
 
 pub(crate) mod and_dzkp;
 pub(crate) mod dzkp;
@@ -132,6 +135,7 @@ const VERIFIED: &[&str] = &[
     "onehot_low",
     "rescale",
     "matmul_rescale",
+    "msb_onehot",
 ];
 
 /// The first op of `program` that has no maliciously secure protocol: an interactive op (one
@@ -301,6 +305,9 @@ impl Work {
                     }
                 }
                 Op::Bits(a) => work.decompose(len(*a), Target::Bits),
+                Op::MsbOneHot { a, lanes } => {
+                    work.decompose(len(*a), Target::MsbOneHot { lanes: *lanes })
+                }
                 // Exact truncation ([`crate::protocols::trunc::exact`]), after the product of
                 // two secrets.
                 Op::Rescale { bits, .. } => work.decompose(n, exact_trunc(*bits)),
