@@ -530,15 +530,18 @@ mod tests {
             let r = run_memory(op, size, Params::default(), 1, SecurityMode::SemiHonest)
                 .unwrap_or_else(|e| panic!("{op}: {e}"));
             assert_eq!((r.op, r.size, r.security), (op.name, size, "semi-honest"));
-            // Malicious mode: the op runs, or is refused naming the unverified op; never a
-            // panic.
+            // Malicious mode: every op runs verified, or (a workload too large for one
+            // session's proofs) is refused before any round, saying so.
             match run_memory(op, size, Params::default(), 1, SecurityMode::Malicious) {
                 Ok(r) => assert_eq!(r.security, "malicious", "{op}"),
-                Err(e @ BenchError::NotMalicious { .. }) => {
+                Err(
+                    e @ BenchError::NotMalicious {
+                        source: veil_runtime::error::EngineError::ProofTooLarge { .. },
+                        ..
+                    },
+                ) => {
                     let msg = e.to_string();
-                    let head = format!("{op} at size {size} does not run in malicious mode: op ");
-                    assert!(msg.starts_with(&head), "{msg}");
-                    assert!(msg.contains("no maliciously secure protocol"), "{msg}");
+                    assert!(msg.contains("a malicious session allows at most"), "{msg}");
                 }
                 Err(e) => panic!("{op} in malicious mode: {e}"),
             }
