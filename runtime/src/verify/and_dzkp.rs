@@ -27,16 +27,18 @@
 //! false claim survives a level with probability ≤ 2·2^−64 (a root of a non-zero polynomial of
 //! degree ≤ 2, the field has no zero divisors).
 //!
-//! **Cost.** Level 0 is word arithmetic: the prover's cross terms are Σ_w α_w·E(a_j ∧ a_{j+1})
-//! and Σ_w α_w·E(b_j ∧ b_{j+1}) (one AND and one carry-less product per word); the first fold
-//! materialises 64 field elements per word and the remaining levels are dense (two products per
+//! **Cost.** Levels 0 and 1 are word arithmetic: the prover's level-0 cross terms are
+//! Σ_w α_w·E(a_j ∧ a_{j+1}) and Σ_w α_w·E(b_j ∧ b_{j+1}) (one AND and one carry-less product per
+//! word), and its level-1 cross terms, which pair word w with word w + W/2 lane by lane, are
+//! degree-2 polynomials in the first challenge with three such sums each; the second fold
+//! materialises 32 field elements per word and the remaining levels are dense (two products per
 //! element and level). The verifiers never fold: the last element of a vector folded with
 //! challenges ρ_0 … ρ_{L−1} is Σ_k c_k·u_k, with c_k the product over levels of ρ_ℓ or 1 by the
 //! index bit, which factors as term × word × lane; the lane part Σ_l c_l X^l·bit_l(word) is a
 //! GF(2)-linear map of the word, evaluated with eight byte tables — O(W) products per verifier.
 //!
 //! **Soundness** per prover and session, N = 2^L entries: 2^−64 (batching) + L·2·2^−64; under
-//! [`MAX_AND_WORDS`] (L ≤ 25) below 2^−58.
+//! [`MAX_AND_WORDS`] (L ≤ 27) below 2^−57.
 
 use super::dzkp::Batch;
 use super::tape::{AndGates, Tape};
@@ -63,9 +65,9 @@ mod domain {
     }
 }
 
-/// Most AND words (64 gates each) one session may prove: after its first fold the prover holds
-/// two vectors of 64 field elements per word, so 2^18 words is 256 MiB.
-pub const MAX_AND_WORDS: usize = 1 << 18;
+/// Most AND words (64 gates each) one session may prove: after its second fold the prover
+/// holds two vectors of 32 field elements per word, so 2^20 words is 512 MiB.
+pub const MAX_AND_WORDS: usize = 1 << 20;
 
 /// Entries per rayon task.
 const CHUNK: usize = 1 << 14;
@@ -143,18 +145,41 @@ fn dot(a: &[u64], b: &[u64]) -> u64 {
         .reduce(|| 0, |x, y| x ^ y)
 }
 
-/// The prover's vectors: words before the first fold, field elements after it.
+/// The prover's vectors: words before the second fold (symbolic in the first challenge, when
+/// there are at least two words), field elements after it.
 pub(crate) enum Prover {
-    /// Level 0.
+    /// Levels 0 and 1: the words, and `rho0` once the first fold is taken.
     Words {
         u: Terms,
         v: Terms,
         alpha: Vec<u64>,
-        sa: u64,
-        sb: u64,
+        masks: (u64, u64),
+        rho0: Option<u64>,
     },
-    /// After the first fold.
+    /// After the second fold (the first, for a single word).
     Dense { u: Vec<u64>, v: Vec<u64> },
+}
+
+/// Σ_w coefficient_w·E(x_w ∧ y_w) for word slices `x`, `y` of equal length.
+fn and_sum(coef: &[u64], x: &[u64], y: &[u64]) -> u64 {
+    let words: Vec<u64> = x.iter().zip(y).map(|(a, b)| a & b).collect();
+    dot(coef, &words)
+}
+
+/// Fill `out` (64 elements) with Σ_s c_s·bit_l(word_s), times X^l when `powers`.
+fn lanes(out: &mut [u64], words: &[u64], mut coefs: [u64; 4], powers: bool) {
+    for (l, e) in out.iter_mut().enumerate() {
+        let l = l as u32;
+        *e = words
+            .iter()
+            .zip(&coefs)
+            .fold(0, |acc, (&w, &c)| acc ^ (c & bit(w, l).wrapping_neg()));
+        if powers {
+            for c in &mut coefs {
+                *c = gf64_times_x(*c);
+            }
+        }
+    }
 }
 
 impl Prover {
@@ -174,8 +199,8 @@ impl Prover {
                 u,
                 v,
                 alpha,
-                sa,
-                sb,
+                masks: (sa, sb),
+                rho0: None,
             },
             delta,
         )
@@ -188,21 +213,55 @@ impl Prover {
                 u,
                 v,
                 alpha,
-                sa,
-                sb,
+                masks: (sa, sb),
+                rho0: None,
             } => {
                 // Halves are the terms: entry (w, l) of term 0 meets entry (w, l) of term 1,
                 // so Σ_l α_w X^l·(x ∧ y)_l = α_w·E(x ∧ y). The masks sit on u[0] (met by
                 // v[H], lane 0 of term 1's word 0) and v[N−1] (met by u[H−1], lane 63 of
                 // term 0's last word).
-                let ands = |x: &[u64], y: &[u64]| -> Vec<u64> {
-                    x.iter().zip(y).map(|(a, b)| a & b).collect()
-                };
                 let last = alpha.len() - 1;
-                let cl = dot(alpha, &ands(&u.t0, &v.t1))
+                let cl = and_sum(alpha, &u.t0, &v.t1)
                     ^ gf64_mul(*sa, bit(v.t1[0], 0))
                     ^ gf64_mul(gf64_mul(top_lane(alpha[last]), bit(u.t0[last], 63)), *sb);
-                let cr = dot(alpha, &ands(&u.t1, &v.t0));
+                (cl, and_sum(alpha, &u.t1, &v.t0))
+            }
+            Prover::Words {
+                u,
+                v,
+                alpha,
+                masks: (sa, sb),
+                rho0: Some(r),
+            } => {
+                // Level 1 pairs word w with w' = w + W/2, lane by lane. With A, B the u terms
+                // and C, D the v terms, u'(w, l) = α_w X^l (A + ρ0·B)_l and
+                // v'(w, l) = (ρ0·C + D)_l, so Σ_l u'(w, l)·v'(w', l) =
+                // α_w·(E(A_w ∧ D_w') + ρ0·E((A_w ∧ C_w') ⊕ (B_w ∧ D_w')) + ρ0²·E(B_w ∧ C_w')).
+                let h = alpha.len() / 2;
+                let (a, b) = (u.t0.split_at(h), u.t1.split_at(h));
+                let (c, d) = (v.t0.split_at(h), v.t1.split_at(h));
+                let pair = |coef: &[u64], (a, b): (&[u64], &[u64]), (c, d): (&[u64], &[u64])| {
+                    let mixed: Vec<u64> = a
+                        .iter()
+                        .zip(c)
+                        .zip(b.iter().zip(d))
+                        .map(|((a, c), (b, d))| (a & c) ^ (b & d))
+                        .collect();
+                    and_sum(coef, a, d)
+                        ^ gf64_mul(*r, dot(coef, &mixed))
+                        ^ gf64_mul(gf64_mul(*r, *r), and_sum(coef, b, c))
+                };
+                let (lo, hi) = alpha.split_at(h);
+                // Masks: σ_A on u'[0] meets v'(W/2, 0); σ_B on v'[last] meets u'(W/2 − 1, 63).
+                let v_first = gf64_mul(*r, bit(c.1[0], 0)) ^ bit(d.1[0], 0);
+                let u_last = gf64_mul(
+                    top_lane(lo[h - 1]),
+                    bit(a.0[h - 1], 63) ^ gf64_mul(*r, bit(b.0[h - 1], 63)),
+                );
+                let cl = pair(lo, (a.0, b.0), (c.1, d.1))
+                    ^ gf64_mul(*sa, v_first)
+                    ^ gf64_mul(u_last, *sb);
+                let cr = pair(hi, (a.1, b.1), (c.0, d.0));
                 (cl, cr)
             }
             Prover::Dense { u, v } => {
@@ -215,45 +274,63 @@ impl Prover {
     /// Fold with challenge ρ: u' = u1 + ρ·u2, v' = ρ·v1 + v2.
     pub(crate) fn fold(self, rho: u64) -> Prover {
         match self {
+            // The first fold stays symbolic while there is a second word to pair with.
             Prover::Words {
                 u,
                 v,
                 alpha,
-                sa,
-                sb,
+                masks,
+                rho0: None,
+            } if alpha.len() >= 2 => Prover::Words {
+                u,
+                v,
+                alpha,
+                masks,
+                rho0: Some(rho),
+            },
+            Prover::Words {
+                u,
+                v,
+                alpha,
+                masks: (sa, sb),
+                rho0,
             } => {
-                // u'(w, l) = α_w X^l (a_l + ρ b_l), v'(w, l) = ρ b'_l + a'_l.
-                let lanes_u = |w: usize, out: &mut [u64]| {
-                    let (x, y) = (u.t0[w], u.t1[w]);
-                    let mut c = [0, alpha[w], gf64_mul(alpha[w], rho), 0];
-                    c[3] = c[1] ^ c[2];
-                    for (l, e) in out.iter_mut().enumerate() {
-                        let l = l as u32;
-                        *e = c[(bit(x, l) | (bit(y, l) << 1)) as usize];
-                        for k in &mut c[1..] {
-                            *k = gf64_times_x(*k);
-                        }
+                // Element (w, l), from the words it sums: one fold gives
+                // u'(w, l) = α_w X^l (A + ρ·B)_l and v'(w, l) = (ρ·C + D)_l; two give
+                // u″(w, l) = u'(w, l) + ρ1·u'(w', l) and v″(w, l) = ρ1·v'(w, l) + v'(w', l).
+                let words = match rho0 {
+                    None => alpha.len(),
+                    Some(_) => alpha.len() / 2,
+                };
+                let h = alpha.len() / 2;
+                let at = |w: usize| match rho0 {
+                    None => (
+                        [u.t0[w], u.t1[w], 0, 0],
+                        [alpha[w], gf64_mul(alpha[w], rho), 0, 0],
+                        [v.t0[w], v.t1[w], 0, 0],
+                        [rho, 1, 0, 0],
+                    ),
+                    Some(r0) => {
+                        let (aw, ah) = (alpha[w], gf64_mul(rho, alpha[w + h]));
+                        (
+                            [u.t0[w], u.t1[w], u.t0[w + h], u.t1[w + h]],
+                            [aw, gf64_mul(aw, r0), ah, gf64_mul(ah, r0)],
+                            [v.t0[w], v.t1[w], v.t0[w + h], v.t1[w + h]],
+                            [gf64_mul(rho, r0), rho, r0, 1],
+                        )
                     }
                 };
-                let c = [0, rho, 1, rho ^ 1];
-                let lanes_v = |w: usize, out: &mut [u64]| {
-                    let (x, y) = (v.t0[w], v.t1[w]);
-                    for (l, e) in out.iter_mut().enumerate() {
-                        let l = l as u32;
-                        *e = c[(bit(x, l) | (bit(y, l) << 1)) as usize];
-                    }
-                };
-                let words = alpha.len();
                 let (mut du, mut dv) = (vec![0u64; 64 * words], vec![0u64; 64 * words]);
                 let per = CHUNK / 64;
                 du.par_chunks_mut(64)
+                    .zip(dv.par_chunks_mut(64))
                     .with_min_len(per)
                     .enumerate()
-                    .for_each(|(w, out)| lanes_u(w, out));
-                dv.par_chunks_mut(64)
-                    .with_min_len(per)
-                    .enumerate()
-                    .for_each(|(w, out)| lanes_v(w, out));
+                    .for_each(|(w, (ou, ov))| {
+                        let (uw, uc, vw, vc) = at(w);
+                        lanes(ou, &uw, uc, true);
+                        lanes(ov, &vw, vc, false);
+                    });
                 du[0] ^= sa;
                 let last = dv.len() - 1;
                 dv[last] ^= sb;
