@@ -41,8 +41,8 @@
 //! `ArgMax` select moves two words per pair (value and index).
 //!
 //! **The malicious suite** ([`Suite::Malicious`], [`program_cost_in`]) runs `Rescale` and
-//! `MatMulRescale` by exact truncation — bits `d..64` decomposed and recomposed
-//! ([`EXACT_TRUNC_ROUNDS`], [`low_bits_range_bytes`]`(d, 64 − d)` per element; the product of a
+//! `MatMulRescale` by exact truncation — five of the adder's carry bits read out of a
+//! decomposition ([`EXACT_TRUNC_ROUNDS`], [`exact_trunc_bytes`] per element; the product of a
 //! `MatMulRescale` of two secrets reshared first, one round of `8·n` each), because the
 //! probabilistic truncations have no verifiable message; and `MsbOneHot` reshares its last
 //! suffix-OR level and opens the one-hot in one more round (`+1` round, `+8` bytes per element
@@ -218,6 +218,12 @@ pub enum Suite {
 /// last one opened (the carries into bit 63 span every lane below it).
 pub const EXACT_TRUNC_ROUNDS: u32 = BIT_DECOMPOSE_ROUNDS;
 
+/// Bytes sent by `[P0, P1, P2]` per element of an exact truncation: a decomposition through
+/// all 64 lanes that opens and injects five carry bits.
+pub fn exact_trunc_bytes() -> [u64; 3] {
+    low_bits_range_bytes(64 - 5, 5)
+}
+
 /// Cost of op `op_index` of `p` in `suite` (free for an out-of-range index).
 pub fn op_cost_in(p: &ValidatedProgram, op_index: usize, suite: Suite) -> Cost {
     let prog = p.program();
@@ -227,20 +233,17 @@ pub fn op_cost_in(p: &ValidatedProgram, op_index: usize, suite: Suite) -> Cost {
     };
     let n = types[op_index].shape.len();
     let secret = |v: crate::program::ValueId| types[v.index()].vis == Visibility::Secret;
-    let trunc = |d: u32| Cost {
+    let trunc = Cost {
         rounds: EXACT_TRUNC_ROUNDS,
-        bytes_sent: scaled(n, low_bits_range_bytes(d, 64 - d.min(63))),
+        bytes_sent: scaled(n, exact_trunc_bytes()),
     };
     match *op {
-        Op::Rescale { a, bits } if secret(a) => trunc(bits),
-        Op::MatMulRescale { a, b, bits } if secret(a) && secret(b) => {
-            let t = trunc(bits);
-            Cost {
-                rounds: 1 + t.rounds,
-                bytes_sent: t.bytes_sent.map(|x| x.saturating_add(bytes(n, 1))),
-            }
-        }
-        Op::MatMulRescale { a, b, bits } if secret(a) || secret(b) => trunc(bits),
+        Op::Rescale { a, .. } if secret(a) => trunc,
+        Op::MatMulRescale { a, b, .. } if secret(a) && secret(b) => Cost {
+            rounds: 1 + trunc.rounds,
+            bytes_sent: trunc.bytes_sent.map(|x| x.saturating_add(bytes(n, 1))),
+        },
+        Op::MatMulRescale { a, b, .. } if secret(a) || secret(b) => trunc,
         // The last suffix-OR level reshared, the one-hot opened in one more round.
         Op::MsbOneHot { a, .. } if secret(a) => {
             let c = op_cost(p, op_index);

@@ -459,20 +459,41 @@ fn fixed_program() -> ValidatedProgram {
     );
     let public = b.matmul_rescale(m, weights, 16);
     let act = b.relu(public);
-    for (name, v) in [("xy", xy), ("mm", mm), ("public", public), ("act", act)] {
+    // Shifts at the ends of the range: 1, and 62 (a product with the most fractional bits a
+    // type allows, 62).
+    let one = b.matmul_rescale(m, w, 1);
+    let f31 = veil_circuits::Fixed(veil_circuits::FracBits(31));
+    let s31 = b.secret_matrix("s", 2, 3, f31);
+    let t31 = b.secret_matrix("t", 3, 2, f31);
+    let sign = b.matmul_rescale(s31, t31, 62);
+    for (name, v) in [
+        ("xy", xy),
+        ("mm", mm),
+        ("public", public),
+        ("act", act),
+        ("one", one),
+        ("widest", sign),
+    ] {
         b.output_to_client(name, v);
     }
     b.finish().expect("valid program")
 }
 
-fn fixed_inputs(rng: &mut impl Rng) -> HashMap<String, Vec<u64>> {
-    // Magnitudes below 2^(16+6): products below 2^44, both signs.
+/// Magnitudes below 2^(16+6) (products below 2^44, both signs), or with `wide` any word and
+/// the ring's edges (products wrap: exact truncation must still be the evaluator's shift).
+fn fixed_inputs(rng: &mut impl Rng, wide: bool) -> HashMap<String, Vec<u64>> {
     let v = |rng: &mut dyn rand::RngCore| -> Vec<u64> {
-        (0..6)
-            .map(|_| (rng.next_u64() as i64 >> 42) as u64)
-            .collect()
+        match wide {
+            true => ring_vec_with_edges(rng, 6),
+            false => (0..6)
+                .map(|_| (rng.next_u64() as i64 >> 42) as u64)
+                .collect(),
+        }
     };
-    HashMap::from([("x".to_string(), v(rng)), ("y".to_string(), v(rng))])
+    ["x", "y", "s", "t"]
+        .into_iter()
+        .map(|k| (k.to_string(), v(rng)))
+        .collect()
 }
 
 /// Malicious mode truncates exactly (the arithmetic shift, as the plaintext evaluator), with
@@ -484,8 +505,8 @@ fn truncations_are_exact_and_verified_in_malicious_mode() {
     let cost = program_cost_in(&p, Suite::Malicious);
     let extra = overhead(&p, &program_cost(&p));
     assert_eq!(unverified_op(&p, &cost), None);
-    for _ in 0..3 {
-        let plain = fixed_inputs(&mut rng);
+    for wide in [false, true, false, true] {
+        let plain = fixed_inputs(&mut rng, wide);
         let want = evaluate(&p, &plain).expect("evaluate");
         let results = run(&p, &plain, SecurityMode::Malicious).map(|r| r.expect("honest run"));
         for (i, (_, report)) in results.iter().enumerate() {
@@ -501,8 +522,8 @@ fn truncations_are_exact_and_verified_in_malicious_mode() {
             );
         }
         let got = collect_outputs(&p, &results.map(|(o, _)| o)).expect("reconstruct");
-        for name in ["xy", "mm", "public", "act"] {
-            assert_eq!(got[name], want[name], "{name} is exact");
+        for name in ["xy", "mm", "public", "act", "one", "widest"] {
+            assert_eq!(got[name], want[name], "{name} is exact (wide: {wide})");
         }
     }
 }
@@ -513,7 +534,7 @@ fn truncations_are_exact_and_verified_in_malicious_mode() {
 fn any_error_in_a_truncation_aborts_every_honest_party() {
     let mut rng = test_rng();
     let p = fixed_program();
-    let plain = fixed_inputs(&mut rng);
+    let plain = fixed_inputs(&mut rng, true);
     let errors = |rng: &mut ChaCha20Rng| {
         let kinds = [1u64, 1 << 63, rng.random::<u64>() | 1, 3 << 62];
         vec![kinds[rng.random_range(0..4)]]

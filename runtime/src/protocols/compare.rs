@@ -70,6 +70,13 @@ pub enum Target {
         /// Bit positions reported.
         lanes: u32,
     },
+    /// The five carry bits exact truncation by `d` (1 ≤ d ≤ 62) reads, malicious mode only (it
+    /// needs the adder split's carry word m): G_{d−1}, m_{d−1}, G_63, m_63 and the sign bit
+    /// (n × 5 results) — see [`super::trunc::exact`].
+    TruncCarries {
+        /// The truncation's shift.
+        d: u32,
+    },
 }
 
 /// One party's state of a bit decomposition (two-way-split Kogge–Stone adder) on a vector.
@@ -87,6 +94,8 @@ struct Plan {
     last_k: u32,
     /// Mask bits opened with the result lanes, injected beside rounds 1–2.
     mask: Mask,
+    /// The adder split's carry word (malicious mode), for `TruncCarries`.
+    carry: Option<Shares>,
 }
 
 enum Stage {
@@ -145,6 +154,7 @@ impl Target {
     pub fn lanes(self) -> u32 {
         match self {
             Target::Bits => 64,
+            Target::TruncCarries { .. } => 5,
             Target::LowBits { lanes }
             | Target::BitRange { lanes, .. }
             | Target::MsbOneHot { lanes } => lanes,
@@ -182,13 +192,22 @@ impl Target {
         n * (2 + 2 * (levels - 1) + 1 + suffix)
     }
 
+    /// The opened lane of each result bit, in result order.
+    fn result_lanes(self) -> Vec<u32> {
+        match self {
+            // G_{d−1}, m_{d−1} (a free low lane), G_63, m_63 (another), sign bit (lane 62).
+            Target::TruncCarries { d } => {
+                let mut free = (0..4).filter(|&l| l != d - 1);
+                let (f1, f2) = (free.next().unwrap_or(0), free.next().unwrap_or(1));
+                vec![d - 1, f1, 63, f2, 62]
+            }
+            t => (t.skip()..t.skip() + t.lanes()).collect(),
+        }
+    }
+
     /// Bit mask of the result lanes.
     fn lane_mask(self) -> u64 {
-        let low = match self.lanes() {
-            l @ 0..64 => (1u64 << l) - 1,
-            _ => u64::MAX,
-        };
-        low.checked_shl(self.skip()).unwrap_or(0)
+        self.result_lanes().iter().fold(0, |m, &l| m | (1 << l))
     }
 }
 
@@ -208,19 +227,31 @@ impl Decompose {
                 ),
             });
         }
+        if let Target::TruncCarries { d } = target
+            && (!(1..=62).contains(&d) || !ctx.verified())
+        {
+            return Err(ProtocolError::Argument {
+                op: "exact truncation",
+                what: format!(
+                    "the carries of a truncation by {d} bits (1 to 62, malicious mode only)"
+                ),
+            });
+        }
         let split = Split::start(ctx, x)?;
         let last_k = target.last_k();
+        let order = target.result_lanes();
         let mask = Mask::start(
             ctx,
             x.len(),
             |_| target.lane_mask(),
-            |r| unpack_lanes(r, skip, lanes),
+            |r| unpack_lanes(r, &order),
             None,
         )?;
         let plan = Plan {
             target,
             last_k,
             mask,
+            carry: None,
         };
         Ok(plan.assemble(Stage::Split(split)))
     }
@@ -256,6 +287,9 @@ impl Plan {
         p0: Shares,
     ) -> Result<Box<dyn MultiRound>, ProtocolError> {
         let last = k == self.last_k;
+        if let (true, Target::TruncCarries { d }) = (last, self.target) {
+            return self.open_carries(ctx, d, (g, p, p0));
+        }
         if last && !matches!(self.target, Target::MsbOneHot { .. }) {
             // The opened word is p0 ⊕ ((G ⊕ z) ≪ 1) = lin ⊕ (z ≪ 1): the gate P ∧ (G ≪ k) is
             // opened shifted by one lane.
@@ -296,6 +330,50 @@ impl Plan {
         Ok(self.assemble(Stage::SuffixOr { k, and, y }))
     }
 
+    /// `TruncCarries`' last prefix level: the gate P ∧ (G ≪ 32) on lanes d − 1, 62 and 63,
+    /// opened with G XORed in (so lanes d − 1 and 63 open G_{d−1} and G_63, the carries out of
+    /// those bits), P⁽⁰⁾_63 moved into lane 62 (which then opens the sign bit
+    /// P⁽⁰⁾_63 ⊕ G_62), and the carry word's bits m_{d−1} and m_63 moved into two free low lanes
+    /// where the gate is cleared (its zero-sharing opens to 0 there). The proof of AND gates
+    /// covers all five lanes.
+    fn open_carries(
+        self,
+        ctx: &mut PartyCtx,
+        d: u32,
+        (g, p, p0): (Shares, &Shares, Shares),
+    ) -> Result<Box<dyn MultiRound>, ProtocolError> {
+        let Some(m) = self.carry.clone() else {
+            return Err(ProtocolError::Argument {
+                op: "exact truncation",
+                what: "the carries need the malicious mode's adder split".into(),
+            });
+        };
+        let order = self.target.result_lanes();
+        let (f1, f2) = (order[1], order[3]);
+        let gate_lanes = (1u64 << (d - 1)) | (3 << 62);
+        let keep = self.mask.keep().to_vec();
+        let gated = p.map(|c| c.iter().map(|w| w & gate_lanes).collect());
+        let and = AndRound::start_opened(ctx, &gated, &shl(&g, 32), &keep, 0)?;
+        let (z, slot) = and.into_opened();
+        // lin = G ⊕ (P⁽⁰⁾_63 → lane 62) ⊕ (m_{d−1} → f1) ⊕ (m_63 → f2), per component.
+        let place = |c: &[u64], from: u32, to: u32| -> Vec<u64> {
+            c.iter().map(|w| ((w >> from) & 1) << to).collect()
+        };
+        let lin_of = |g: &[u64], p0: &[u64], m: &[u64]| -> Vec<u64> {
+            let (a, b, c) = (place(p0, 63, 62), place(m, d - 1, f1), place(m, 63, f2));
+            g.iter()
+                .zip(a.iter().zip(b.iter().zip(&c)))
+                .map(|(g, (a, (b, c)))| (g & gate_lanes) ^ a ^ b ^ c)
+                .collect()
+        };
+        let lin = Shares {
+            own: lin_of(&g.own, &p0.own, &m.own),
+            next: lin_of(&g.next, &p0.next, &m.next),
+        };
+        let v = z.iter().zip(&lin.own).map(|(z, l)| z ^ l).collect();
+        Ok(self.open(v, OpenCheck::Gate { lin, slot }))
+    }
+
     /// Malicious mode's last step of `MsbOneHot`: the one-hot y ⊕ (y ≫ 1) of the reshared
     /// suffix OR `y`, each party's own component opened under the mask (1 round, 16 bytes per
     /// element); its receiver P_{i−1} holds that component and checks it.
@@ -306,12 +384,12 @@ impl Plan {
     }
 }
 
-/// Lanes `skip..skip + lanes` of every word as separate one-lane words (element j·lanes + i
-/// holds lane skip + i of word j in lane 0), the order of the results. Local: lane selection is
+/// The lanes `order` of every word as separate one-lane words (element j·|order| + i holds
+/// lane order[i] of word j in lane 0), the order of the results. Local: lane selection is
 /// XOR-linear.
-fn unpack_lanes(v: &[u64], skip: u32, lanes: u32) -> Vec<u64> {
+fn unpack_lanes(v: &[u64], order: &[u32]) -> Vec<u64> {
     v.iter()
-        .flat_map(|x| (skip..skip + lanes).map(move |i| (x >> i) & 1))
+        .flat_map(|x| order.iter().map(move |&i| (x >> i) & 1))
         .collect()
 }
 
@@ -344,7 +422,8 @@ impl MultiRound for Decompose {
             .step(ctx, &mut from_next, &mut from_prev, main, round)?;
         match stage {
             Stage::Split(split) => {
-                let (and, p) = split.generate(ctx, from_next, from_prev, round)?;
+                let (and, p, carry) = split.generate(ctx, from_next, from_prev, round)?;
+                plan.carry = carry;
                 Ok(Step::More(plan.assemble(Stage::Generate { and, p })))
             }
             Stage::Generate { and, p } => {
@@ -375,8 +454,9 @@ impl MultiRound for Decompose {
                 Ok(Step::More(plan.suffix_or_level(ctx, 2 * k, y)?))
             }
             Stage::Open { v, check } => {
-                let (skip, lanes) = (plan.target.skip() as usize, plan.target.lanes() as usize);
-                let bit = |c: &[u64], e: usize| (c[e / lanes] >> (skip + e % lanes)) & 1 == 1;
+                let order = plan.target.result_lanes();
+                let lanes = order.len();
+                let bit = |c: &[u64], e: usize| (c[e / lanes] >> order[e % lanes]) & 1 == 1;
                 plan.mask
                     .record_open(ctx, check, (&v, &from_next, &from_prev), round)?;
                 let out = plan.mask.finish(ctx.id, &v, &from_next, &from_prev, bit)?;

@@ -194,23 +194,24 @@ impl Split {
         }
     }
 
-    /// Finish the split and start the generate round: returns the AND computing G = s ∧ t and
-    /// the propagate word P = s ⊕ t.
+    /// Finish the split and start the generate round: returns the AND computing G = s ∧ t, the
+    /// propagate word P = s ⊕ t and, for the adder, the carry word maj(x_0, x_1, x_2) before
+    /// its shift (over the integers x_0 + x_1 + x_2 = s + 2·maj, which exact truncation reads).
     pub(super) fn generate(
         self,
         ctx: &mut PartyCtx,
         from_next: Vec<u64>,
         from_prev: Vec<u64>,
         round: RoundId,
-    ) -> Result<(AndRound, Shares), ProtocolError> {
-        let (s, t) = match self {
-            Split::Input { input, t } => (input.finish(from_next, from_prev, round)?, t),
+    ) -> Result<(AndRound, Shares, Option<Shares>), ProtocolError> {
+        let (s, t, carry) = match self {
+            Split::Input { input, t } => (input.finish(from_next, from_prev, round)?, t, None),
             Split::Adder { and, s, c } => {
                 let carry = xor(&and.finish(from_next, from_prev, round)?, &c);
-                (s, shl(&carry, 1))
+                (s, shl(&carry, 1), Some(carry))
             }
         };
-        Ok((AndRound::start(ctx, &s, &t)?, xor(&s, &t)))
+        Ok((AndRound::start(ctx, &s, &t)?, xor(&s, &t), carry))
     }
 }
 
@@ -345,7 +346,7 @@ impl MultiRound for Msb {
         let mask = mask.step(ctx, &mut from_next, &mut from_prev, main, round)?;
         match stage {
             Stage::Split(split) => {
-                let (and, p) = split.generate(ctx, from_next, from_prev, round)?;
+                let (and, p, _) = split.generate(ctx, from_next, from_prev, round)?;
                 Ok(Step::More(Msb::assemble(
                     Stage::Generate { and, p },
                     n,

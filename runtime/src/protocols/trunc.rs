@@ -23,13 +23,23 @@
 //! Cost: 1 round; P1 sends 8 bytes per element to P0; P0 and P2 send nothing.
 //!
 //! **Exact truncation** ([`exact`], the malicious mode's): P1's message above has no relation
-//! the other parties could check, so a deviating P1 could shift the result at will. Instead the
-//! bits d..63 of x are computed by the bit decomposition of [`super::compare`] (ABY3 §5.3 adder,
-//! in malicious mode with its verified AND gates, masked openings and injections) and
-//! recomposed as a two's-complement number: ⌊x / 2^d⌋ = Σ_{i=d}^{62} 2^{i−d}·x_i − 2^{63−d}·x_63,
-//! the arithmetic shift, exact for every x (no one-ulp rounding, no failure probability).
-//! Cost: `veil_circuits::cost::EXACT_TRUNC_ROUNDS` = 8 rounds,
-//! `low_bits_range_bytes(d, 64 − d)` bytes per element (the opened lanes' injection dominates).
+//! the other parties could check, so a deviating P1 could shift the result at will. Instead,
+//! with x = x_0 + x_1 + x_2 over the integers (components as u64) and q_j = ⌊x_j / 2^d⌋ — a
+//! trivial sharing, each component known to its two holders:
+//!
+//! ⌊x / 2^d⌋ (arithmetic shift) = Σ_j q_j + c − 2^(64−d)·(w + msb(x)) (mod 2^64),
+//!
+//! where c = ⌊Σ_j (x_j mod 2^d) / 2^d⌋ ∈ {0, 1, 2} is the carry out of the low d bits and
+//! w ∈ {0, 1, 2} the number of wraps of the sum. The malicious mode's split (the carry-save
+//! layer of [`super::msb`]) gives x_0 + x_1 + x_2 = s + 2·m exactly, and the adder then adds
+//! s + t, t = m ≪ 1, with carries G_i out of bit i; so c = G_{d−1} + m_{d−1},
+//! w = G_63 + m_63 and msb(x) = P⁽⁰⁾_63 ⊕ G_62. Those five bits come out of the bit
+//! decomposition of [`super::compare`] (`Target::TruncCarries`: all prefix levels, the five
+//! lanes opened under masks and injected), verified like every decomposition. The result is
+//! exact for every x (the plaintext evaluator's arithmetic shift: no one-ulp rounding, no
+//! failure probability).
+//! Cost: `veil_circuits::cost::EXACT_TRUNC_ROUNDS` = 8 rounds and
+//! `low_bits_range_bytes(59, 5)` bytes per element (five injected lanes).
 
 use super::compare::{Target, decompose};
 use super::compose::Then;
@@ -137,34 +147,28 @@ pub async fn trunc_pr<T: Transport>(
     run_round(ctx, net, p).await
 }
 
-/// Exact truncation of shared `x` by `d` bits (1 ≤ d ≤ 63): the arithmetic shift, from the
-/// decomposed bits d..63 (see the module docs).
+/// Exact truncation of shared `x` by `d` bits (1 ≤ d ≤ 62, the most fractional bits a type
+/// has; malicious mode, whose split it reads): the arithmetic shift (see the module docs).
 pub fn exact(ctx: &mut PartyCtx, x: &Shares, d: u32) -> Result<Box<dyn MultiRound>, ProtocolError> {
-    if !(1..64).contains(&d) {
-        return Err(ProtocolError::Argument {
-            op: "exact truncation",
-            what: format!("cannot truncate by {d} bits (1 to 63)"),
-        });
-    }
-    let lanes = 64 - d;
-    let bits = decompose(ctx, x, Target::BitRange { skip: d, lanes })?;
-    Ok(Then::boxed(bits, move |_, b| {
-        Ok(Step::Done(recompose(&b, lanes as usize)))
+    let q = x.map(|c| c.iter().map(|w| w >> d).collect());
+    let carries = decompose(ctx, x, Target::TruncCarries { d })?;
+    Ok(Then::boxed(carries, move |_, b| {
+        // Per element: q + G_{d−1} + m_{d−1} − 2^(64−d)·(G_63 + m_63 + msb).
+        let high = 64 - d;
+        let f = |q: &[u64], b: &[u64]| -> Vec<u64> {
+            q.iter()
+                .zip(b.chunks_exact(5))
+                .map(|(q, b)| {
+                    let wraps = b[2].wrapping_add(b[3]).wrapping_add(b[4]);
+                    q.wrapping_add(b[0])
+                        .wrapping_add(b[1])
+                        .wrapping_sub(wraps << high)
+                })
+                .collect()
+        };
+        Ok(Step::Done(Shares {
+            own: f(&q.own, &b.own),
+            next: f(&q.next, &b.next),
+        }))
     }))
-}
-
-/// Σ_{i < L−1} 2^i·b_i − 2^{L−1}·b_{L−1} for each row of `L` = `lanes` bit shares (local).
-fn recompose(bits: &Shares, lanes: usize) -> Shares {
-    bits.map(|c| {
-        c.chunks_exact(lanes)
-            .map(|row| {
-                let (top, low) = row.split_last().map_or((0, &row[..0]), |(t, l)| (*t, l));
-                let sum = low
-                    .iter()
-                    .enumerate()
-                    .fold(0u64, |s, (i, b)| s.wrapping_add(b << i));
-                sum.wrapping_sub(top << (lanes - 1))
-            })
-            .collect()
-    })
 }

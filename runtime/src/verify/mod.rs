@@ -252,12 +252,9 @@ pub fn proof_entries(program: &ValidatedProgram, cost: &ProgramCost) -> usize {
     Work::of(program, cost).entries
 }
 
-/// The bits an exact truncation by `d` decomposes.
+/// The decomposition an exact truncation by `d` runs ([`crate::protocols::trunc::exact`]).
 fn exact_trunc(d: u32) -> Target {
-    Target::BitRange {
-        skip: d,
-        lanes: 64 - d.min(63),
-    }
+    Target::TruncCarries { d }
 }
 
 /// The verified work of a program, as the proofs will count it.
