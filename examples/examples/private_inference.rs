@@ -65,9 +65,9 @@ struct Args {
     /// First port of the local cluster (nodes listen on this and the next two).
     #[arg(long, default_value_t = 7400)]
     base_port: u16,
-    /// Security mode of the local cluster: semi-honest, or malicious (refused by name while
-    /// the model's truncations have no maliciously secure protocol). A given --cluster runs
-    /// its own mode.
+    /// Security mode of the local cluster: semi-honest, or malicious (a deviating node is
+    /// caught before any output is released; truncations exact; slower). A given --cluster
+    /// runs its own mode.
     #[arg(long, default_value = "semi-honest")]
     security: SecurityMode,
 }
