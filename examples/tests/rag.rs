@@ -58,24 +58,35 @@ fn synthetic_corpus(n: usize, dim: usize, (emb_seed, text_seed): (u64, u64)) -> 
     Corpus::from_embeddings(chunks, emb, dim, 0, Default::default()).unwrap()
 }
 
+/// veil's docs, chunked and embedded with the built-in embedder.
+fn default_corpus() -> (&'static Embedder, Corpus) {
+    let embedder = Embedder::builtin().expect("embedder");
+    let chunks = ingest::default_corpus(&ChunkOptions::default()).chunks;
+    let corpus = Corpus::embed(chunks, embedder, |_, _| {}).expect("embed");
+    (embedder, corpus)
+}
+
+/// The plaintext top-`k` chunk ids for question `q`.
+fn plaintext_top(embedder: &Embedder, corpus: &Corpus, q: &str, k: usize) -> Vec<usize> {
+    let e = embedder.embed(q).expect("question embeds");
+    corpus
+        .plaintext_search(&quantise(&e).unwrap(), k)
+        .iter()
+        .map(|d| d.doc as usize)
+        .collect()
+}
+
 fn ids(hits: &[veil_examples::rag::Hit]) -> Vec<usize> {
     hits.iter().map(|h| h.doc).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_backends_match_plaintext_on_the_default_corpus() {
-    let embedder = Embedder::builtin().expect("embedder");
-    let chunks = ingest::default_corpus(&ChunkOptions::default()).chunks;
-    let corpus = Corpus::embed(chunks, embedder, |_, _| {}).expect("embed");
+    let (embedder, corpus) = default_corpus();
     let (_cluster, mut rag) = serve(&corpus).await;
     for &k in &[1usize, 4, 8] {
         for q in QUESTIONS {
-            let e = embedder.embed(q).expect("question embeds");
-            let want: Vec<usize> = corpus
-                .plaintext_search(&quantise(&e).unwrap(), k)
-                .iter()
-                .map(|d| d.doc as usize)
-                .collect();
+            let want = plaintext_top(embedder, &corpus, q, k);
             for backend in [Backend::Mpc, Backend::Fhe] {
                 let a = rag.ask(embedder, q, k, backend).await.expect("ask");
                 assert_eq!(ids(&a.hits), want, "{backend:?} k={k} {q:?}");
@@ -106,17 +117,10 @@ async fn both_backends_match_plaintext_on_the_default_corpus() {
 /// leave, the clients requiring the mode): the same top-k and texts as the plaintext search.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mpc_retrieval_runs_in_malicious_mode() {
-    let embedder = Embedder::builtin().expect("embedder");
-    let chunks = ingest::default_corpus(&ChunkOptions::default()).chunks;
-    let corpus = Corpus::embed(chunks, embedder, |_, _| {}).expect("embed");
+    let (embedder, corpus) = default_corpus();
     let (_cluster, mut rag) = serve_in(&corpus, SecurityMode::Malicious).await;
     for (k, q) in [(4usize, QUESTIONS[0]), (1, QUESTIONS[2])] {
-        let e = embedder.embed(q).expect("question embeds");
-        let want: Vec<usize> = corpus
-            .plaintext_search(&quantise(&e).unwrap(), k)
-            .iter()
-            .map(|d| d.doc as usize)
-            .collect();
+        let want = plaintext_top(embedder, &corpus, q, k);
         let a = rag.ask(embedder, q, k, Backend::Mpc).await.expect("ask");
         assert_eq!(ids(&a.hits), want, "k={k} {q:?}");
         for h in &a.hits {

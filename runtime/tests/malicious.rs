@@ -109,30 +109,9 @@ fn honest_runs_equal_the_evaluator_and_the_cost_model() {
     for n in [2usize, 8, 34] {
         let p = mixed_program(n);
         let plain = plain_inputs(n, &mut rng);
-        let want = evaluate(&p, &plain).expect("plaintext evaluation");
+        check_honest_malicious_run(&p, &plain, &MIXED_OUTPUTS);
+        // The same program semi-honest: no verification, the semi-honest schedule.
         let cost = program_cost(&p);
-        let extra = overhead(&p, &cost);
-        let results = run(&p, &plain, SecurityMode::Malicious).map(|r| r.expect("honest run"));
-        for (i, (_, report)) in results.iter().enumerate() {
-            assert_eq!(report.security, SecurityMode::Malicious);
-            assert_eq!(
-                report.rounds,
-                cost.rounds as u64 + extra.rounds,
-                "rounds at P{i}"
-            );
-            assert_eq!(report.verify_rounds, extra.rounds);
-            assert_eq!(
-                report.bytes_sent,
-                extra.bytes_sent(cost.bytes_sent)[i],
-                "bytes at P{i}"
-            );
-        }
-        let outputs = results.map(|(o, _)| o);
-        let got = collect_outputs(&p, &outputs).expect("outputs reconstruct");
-        for name in MIXED_OUTPUTS {
-            assert_eq!(got[name], want[name], "output {name}, n = {n}");
-        }
-        // The same program semi-honest: same outputs, no verification.
         let semi = run(&p, &plain, SecurityMode::SemiHonest).map(|r| r.expect("semi-honest run"));
         assert!(
             semi.iter()
@@ -357,29 +336,42 @@ fn selection_inputs(rng: &mut impl Rng) -> HashMap<String, Vec<u64>> {
 fn selections_run_maliciously_and_equal_the_evaluator_and_the_cost_model() {
     let mut rng = test_rng();
     let p = selection_program();
-    let cost = program_cost_in(&p, Suite::Malicious);
-    let extra = overhead(&p, &cost);
-    assert_eq!(unverified_op(&p, &cost), None);
     for _ in 0..3 {
         let plain = selection_inputs(&mut rng);
-        let want = evaluate(&p, &plain).expect("evaluate");
-        let results = run(&p, &plain, SecurityMode::Malicious).map(|r| r.expect("honest run"));
-        for (i, (_, report)) in results.iter().enumerate() {
-            assert_eq!(
-                report.rounds,
-                cost.rounds as u64 + extra.rounds,
-                "rounds at P{i}"
-            );
-            assert_eq!(
-                report.bytes_sent,
-                extra.bytes_sent(cost.bytes_sent)[i],
-                "bytes at P{i}"
-            );
-        }
-        let got = collect_outputs(&p, &results.map(|(o, _)| o)).expect("reconstruct");
-        for name in ["bits", "low", "range", "net", "ranked", "top"] {
-            assert_eq!(got[name], want[name], "{name}");
-        }
+        check_honest_malicious_run(
+            &p,
+            &plain,
+            &["bits", "low", "range", "net", "ranked", "top"],
+        );
+    }
+}
+
+/// Run `p` honestly in malicious mode: every party's rounds and bytes are the malicious
+/// suite's plus the verification's, and the outputs `names` equal the plaintext evaluator's.
+fn check_honest_malicious_run(
+    p: &ValidatedProgram,
+    plain: &HashMap<String, Vec<u64>>,
+    names: &[&str],
+) {
+    let cost = program_cost_in(p, Suite::Malicious);
+    let extra = overhead(p, &cost);
+    assert_eq!(unverified_op(p, &cost), None);
+    let want = evaluate(p, plain).expect("evaluate");
+    let results = run(p, plain, SecurityMode::Malicious).map(|r| r.expect("honest run"));
+    for (i, (_, report)) in results.iter().enumerate() {
+        assert_eq!(report.security, SecurityMode::Malicious);
+        let rounds = cost.rounds as u64 + extra.rounds;
+        assert_eq!(report.rounds, rounds, "rounds at P{i}");
+        assert_eq!(
+            report.verify_rounds, extra.rounds,
+            "verification rounds at P{i}"
+        );
+        let bytes = extra.bytes_sent(cost.bytes_sent)[i];
+        assert_eq!(report.bytes_sent, bytes, "bytes at P{i}");
+    }
+    let got = collect_outputs(p, &results.map(|(o, _)| o)).expect("reconstruct");
+    for &name in names {
+        assert_eq!(got[name], want[name], "output {name}");
     }
 }
 
@@ -502,29 +494,9 @@ fn fixed_inputs(rng: &mut impl Rng, wide: bool) -> HashMap<String, Vec<u64>> {
 fn truncations_are_exact_and_verified_in_malicious_mode() {
     let mut rng = test_rng();
     let p = fixed_program();
-    let cost = program_cost_in(&p, Suite::Malicious);
-    let extra = overhead(&p, &program_cost(&p));
-    assert_eq!(unverified_op(&p, &cost), None);
     for wide in [false, true, false, true] {
         let plain = fixed_inputs(&mut rng, wide);
-        let want = evaluate(&p, &plain).expect("evaluate");
-        let results = run(&p, &plain, SecurityMode::Malicious).map(|r| r.expect("honest run"));
-        for (i, (_, report)) in results.iter().enumerate() {
-            assert_eq!(
-                report.rounds,
-                cost.rounds as u64 + extra.rounds,
-                "rounds at P{i}"
-            );
-            assert_eq!(
-                report.bytes_sent,
-                extra.bytes_sent(cost.bytes_sent)[i],
-                "bytes at P{i}"
-            );
-        }
-        let got = collect_outputs(&p, &results.map(|(o, _)| o)).expect("reconstruct");
-        for name in ["xy", "mm", "public", "act", "one", "widest"] {
-            assert_eq!(got[name], want[name], "{name} is exact (wide: {wide})");
-        }
+        check_honest_malicious_run(&p, &plain, &["xy", "mm", "public", "act", "one", "widest"]);
     }
 }
 

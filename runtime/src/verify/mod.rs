@@ -474,30 +474,18 @@ pub(crate) async fn run<T: Transport>(
         ));
     }
 
+    let keys = ProofKeys {
+        vnext: &vnext,
+        vprev: &vprev,
+        seed_prover: seed_from_a,
+        seed_as_a,
+        seed_as_b,
+    };
     if !tape.products.is_empty() {
-        prove_products(
-            ctx,
-            net,
-            report,
-            &tape,
-            (&vnext, &vprev),
-            (seed_from_a, seed_as_a, seed_as_b),
-            &mut failures,
-        )
-        .await?;
+        prove_products(ctx, net, report, &tape, &keys, &mut failures).await?;
     }
-
     if !tape.ands.is_empty() {
-        prove_ands(
-            ctx,
-            net,
-            report,
-            &tape,
-            (&vnext, &vprev),
-            (seed_from_a, seed_as_a, seed_as_b),
-            &mut failures,
-        )
-        .await?;
+        prove_ands(ctx, net, report, &tape, &keys, &mut failures).await?;
     }
 
     // Verdicts: every party tells both peers whether its checks passed, so one honest party's
@@ -528,16 +516,52 @@ pub(crate) async fn run<T: Transport>(
     }
 }
 
+/// A challenge round: as A this party sends its prover P_{i+1} `rho_a`, as B its prover
+/// P_{i−1} `rho_b`; as prover it receives one challenge from each verifier and returns it,
+/// setting `differ` when the two copies disagree (a verifier lied: the proof must fail).
+async fn challenge_round<T: Transport>(
+    ctx: &mut PartyCtx,
+    net: &T,
+    report: &mut Report,
+    (rho_a, rho_b): (u64, u64),
+    differ: &mut bool,
+) -> Result<u64, EngineError> {
+    let expect = Expect {
+        from_next: 1,
+        from_prev: 1,
+    };
+    let (from_next, from_prev) = round(ctx, net, report, (&[rho_a], &[rho_b]), expect).await?;
+    *differ |= from_next[0] != from_prev[0];
+    Ok(from_prev[0])
+}
+
+/// What the three proofs of a session run with: this party's verification PRFs with its next
+/// and previous party, and the batching seeds it proves under (from its verifiers), and
+/// verifies under as A and as B.
+struct ProofKeys<'a> {
+    vnext: &'a crate::prf::Prf,
+    vprev: &'a crate::prf::Prf,
+    seed_prover: [u64; 2],
+    seed_as_a: [u64; 2],
+    seed_as_b: [u64; 2],
+}
+
 /// The three proofs of the session's products (one per prover), run side by side.
 async fn prove_products<T: Transport>(
     ctx: &mut PartyCtx,
     net: &T,
     report: &mut Report,
     tape: &tape::Tape,
-    (vnext, vprev): (&crate::prf::Prf, &crate::prf::Prf),
-    (seed_prover, seed_as_a, seed_as_b): ([u64; 2], [u64; 2], [u64; 2]),
+    keys: &ProofKeys<'_>,
     failures: &mut Vec<String>,
 ) -> Result<(), EngineError> {
+    let ProofKeys {
+        vnext,
+        vprev,
+        seed_prover,
+        seed_as_a,
+        seed_as_b,
+    } = *keys;
     let me = ctx.id;
     let (next, prev) = (me.next(), me.prev());
     let n = dzkp::proof_len(tape);
@@ -554,7 +578,7 @@ async fn prove_products<T: Transport>(
         Ok((pu, pv, delta, au, ta, bv, tb))
     })?;
     let (mut pu, mut pv, delta, au, mut ta, bv, mut tb) = built;
-    let mut challenges_differ = false;
+    let mut differ = false;
     // The verifiers' vectors are folded once, at the end, with all their challenges.
     let (mut rhos_a, mut rhos_b) = (Vec::new(), Vec::new());
     for level in 0..levels {
@@ -587,20 +611,15 @@ async fn prove_products<T: Transport>(
         rhos_a.push(rho_a);
         rhos_b.push(rho_b);
         if level + 1 < levels {
-            // Both verifiers send the prover the challenge; it must get the same one twice.
-            let expect = Expect {
-                from_next: 1,
-                from_prev: 1,
-            };
-            let (from_next, from_prev) =
-                round(ctx, net, report, (&[rho_a], &[rho_b]), expect).await?;
-            if from_next[0] != from_prev[0] && !challenges_differ {
-                challenges_differ = true;
-                failures.push(format!("{prev} and {next} sent {me} different challenges"));
-            }
-            let rho = from_prev[0] & galois::EXCEPTIONAL_MASK;
+            let rho = challenge_round(ctx, net, report, (rho_a, rho_b), &mut differ).await?
+                & galois::EXCEPTIONAL_MASK;
             (pu, pv) = offload::run(heavy, || (pu.fold_left(rho), pv.fold_right(rho)));
         }
+    }
+    if differ {
+        failures.push(format!(
+            "{prev} and {next} sent {me} different challenges for its product words"
+        ));
     }
     // Final values: as A I send (u″, t_A) to B = P_{i−1}; as B I send (v″, t_B) to A = P_{i+1}.
     let last_a = || au.fold_all(&rhos_a, true);
@@ -648,10 +667,16 @@ async fn prove_ands<T: Transport>(
     net: &T,
     report: &mut Report,
     tape: &tape::Tape,
-    (vnext, vprev): (&crate::prf::Prf, &crate::prf::Prf),
-    (seed_prover, seed_as_a, seed_as_b): ([u64; 2], [u64; 2], [u64; 2]),
+    keys: &ProofKeys<'_>,
     failures: &mut Vec<String>,
 ) -> Result<(), EngineError> {
+    let ProofKeys {
+        vnext,
+        vprev,
+        seed_prover,
+        seed_as_a,
+        seed_as_b,
+    } = *keys;
     let me = ctx.id;
     let (next, prev) = (me.next(), me.prev());
     let count = and_dzkp::count(tape);
@@ -668,7 +693,7 @@ async fn prove_ands<T: Transport>(
         Ok((p, delta, a, ta, b, tb))
     })?;
     let (mut prover, delta, a, mut ta, b, mut tb) = built;
-    let mut challenges_differ = false;
+    let mut differ = false;
     let (mut rhos_a, mut rhos_b) = (Vec::new(), Vec::new());
     for level in 0..levels {
         // The prover's cross terms (and, first, δ): A's shares from our common key.
@@ -693,21 +718,14 @@ async fn prove_ands<T: Transport>(
         rhos_a.push(rho_a);
         rhos_b.push(rho_b);
         if level + 1 < levels {
-            let expect = Expect {
-                from_next: 1,
-                from_prev: 1,
-            };
-            let (from_next, from_prev) =
-                round(ctx, net, report, (&[rho_a], &[rho_b]), expect).await?;
-            if from_next[0] != from_prev[0] && !challenges_differ {
-                challenges_differ = true;
-                failures.push(format!(
-                    "{prev} and {next} sent {me} different challenges for its AND words"
-                ));
-            }
-            let rho = from_prev[0];
+            let rho = challenge_round(ctx, net, report, (rho_a, rho_b), &mut differ).await?;
             prover = offload::run(heavy, || prover.fold(rho));
         }
+    }
+    if differ {
+        failures.push(format!(
+            "{prev} and {next} sent {me} different challenges for its AND words"
+        ));
     }
     // Final values: as A I send (u″, t_A) to B = P_{i−1}; as B I send (v″, t_B) to A = P_{i+1}.
     let (ulast, vlast) = offload::run(heavy, || (a.last(&rhos_a), b.last(&rhos_b)));
