@@ -110,9 +110,11 @@ async fn main() -> Result<()> {
             let t = Instant::now();
             local = DemoCluster::start(args.base_port, None, args.security).await?;
             println!(
-                "started a local 3-node cluster on 127.0.0.1:{}-{} (mutual TLS) in {:.1} s",
+                "started a local 3-node cluster on 127.0.0.1:{}-{} (mutual TLS, {} sessions) in \
+                 {:.1} s",
                 args.base_port,
                 args.base_port + 2,
+                args.security,
                 t.elapsed().as_secs_f64()
             );
             (local.owner_toml.clone(), local.asker_toml.clone())

@@ -275,9 +275,11 @@ async fn main() -> Result<()> {
             let fhe = (args.backend == Backend::Fhe).then_some(&corpus);
             local = DemoCluster::start(args.base_port, fhe, args.security).await?;
             eprintln!(
-                "cluster: 3 nodes on 127.0.0.1:{}-{} (mutual TLS, in this process){}",
+                "cluster: 3 nodes on 127.0.0.1:{}-{} (mutual TLS, in this process, {} \
+                 sessions){}",
                 args.base_port,
                 args.base_port + 2,
+                args.security,
                 if fhe.is_some() {
                     "; node 0 serves the TFHE corpus"
                 } else {
