@@ -1,5 +1,5 @@
-//! Arithmetic in GF(2^64) = GF(2)[X]/(X^64 + X^4 + X^3 + X + 1), the field of the malicious
-//! mode's proof of AND gates ([`crate::verify::and_dzkp`]). An element is a u64 whose bit l is
+//! Arithmetic in GF(2^64) = GF(2)\[X\]/(X^64 + X^4 + X^3 + X + 1), the field of the malicious
+//! mode's proof of AND gates (`crate::verify::and_dzkp`). An element is a u64 whose bit l is
 //! the coefficient of X^l; addition is XOR.
 //!
 //! Products are carry-less multiplications (`pclmulqdq` on x86-64 when the CPU has it, detected

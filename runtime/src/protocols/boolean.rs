@@ -69,9 +69,7 @@ impl AndRound {
     /// z ≪ `shl` set in `keep` (one mask per word) are sent, so a's other lanes are cleared
     /// first. In malicious mode the batch is recorded for the session's proof of AND gates
     /// ([`crate::verify`]) as the gate on (a ≪ shl, b ≪ shl) — a lane shift commutes with ∧
-    /// and ⊕ — restricted to `keep`; take the masked words with [`Reshare::into_opened`].
-    ///
-    /// [`Reshare::into_opened`]: super::Reshare::into_opened
+    /// and ⊕ — restricted to `keep`; take the masked words with `Reshare::into_opened`.
     pub fn start_opened(
         ctx: &mut PartyCtx,
         a: &Shares,

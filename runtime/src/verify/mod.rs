@@ -13,7 +13,7 @@
 //! - inputs: the two parties holding the same component of an input compare a digest of it;
 //! - AND gates (the sign test behind `Ltz`, the comparisons, ReLU, max/min and the
 //!   tournaments): every AND word a party sends, reshared or opened, is proven correct in a
-//!   second batched proof per prover, over GF(2^64) ([`and_dzkp`]); the sign test splits its
+//!   second batched proof per prover, over GF(2^64) (`and_dzkp`); the sign test splits its
 //!   input with an AND round instead of P0's input ([`crate::protocols::msb`]);
 //! - inputs: the two parties holding the same component of an input compare a digest of it;
 //! - reveals and outputs to a party: each missing component comes from both its holders and
@@ -139,7 +139,7 @@ const VERIFIED: &[&str] = &[
 ];
 
 /// The first op of `program` that has no maliciously secure protocol: an interactive op (one
-/// with rounds in `cost`) outside [`VERIFIED`]. `None` when the whole program can run in
+/// with rounds in `cost`) outside `VERIFIED`. `None` when the whole program can run in
 /// [`SecurityMode::Malicious`].
 pub fn unverified_op(
     program: &ValidatedProgram,
