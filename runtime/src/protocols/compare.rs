@@ -26,6 +26,13 @@
 //! **Comparisons** use lt(a, b) = LTZ(a − b), exact whenever |a − b| < 2^63; ReLU, max and min
 //! add one multiplication ("base + LTZ·diff").
 //!
+//! Malicious mode (security with abort, [`crate::verify`]): the split is [`super::msb`]'s
+//! carry-save AND round; every AND word (the prefix levels with their operands written out,
+//! the last level opened on its result lanes, shifted by one) is proven in the proof of AND
+//! gates; `MsbOneHot` reshares its last suffix-OR level and opens the one-hot in one more round,
+//! checked by each share's other holder; `TruncCarries` opens the carries exact truncation
+//! reads ([`super::trunc`]).
+//!
 //! Security: semi-honest, honest majority. Every message is P0's masked input share
 //! (one-time-padded by PRF streams each receiver lacks one key of), an AND / multiplication
 //! message masked by a fresh zero-sharing, or a share of result ⊕ mask in the result lanes only

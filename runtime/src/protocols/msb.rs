@@ -27,6 +27,12 @@
 //! zero-sharing, P0's one-time-padded input, or a share of msb ⊕ r, which is uniform given the
 //! opened value and that value is uniform because no party knows r (see
 //! [`super::masked_bit`]); the transcript's shape depends only on n.
+//!
+//! Malicious mode (security with abort, [`crate::verify`]): the split is a carry-save AND
+//! round instead of P0's input ([`Split::Adder`]: same rounds; every party sends 8n, P0 no
+//! more 16n), every AND word — the last level's opened one on its kept lanes — is proven in
+//! the session's proof of AND gates, the opened shares are checked and compared between their
+//! recipients, and the mask's injection products are proven with the session's products.
 
 use super::boolean::{AndRound, shl, trivial_component, xor};
 use super::masked_bit::{Framed, Mask, OpenCheck};

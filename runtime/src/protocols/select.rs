@@ -21,6 +21,9 @@
 //! is the Kronecker product of the per-bit factors [1 − b_i, b_i], built by pairing
 //! neighbouring factors: ⌈log2 bits⌉ multiplication rounds (Araki et al. 2016 products).
 //!
+//! Malicious mode: built only of sign tests, decompositions and products, each verified
+//! ([`crate::verify`]); the proofs' sizes are counted by [`best_k_work`] and [`onehot_work`].
+//!
 //! Security: semi-honest, honest majority. Only sign tests, bit decompositions and
 //! multiplications run, each of whose messages is masked by fresh zero-sharings or PRF streams
 //! (see those modules), so a single party's view is independent of the values; which pairs are
