@@ -55,7 +55,7 @@ enum Side {
 /// How the share of c a peer opens is verified (beyond its lanes and the digests that make
 /// both its recipients see the same word).
 pub(super) enum OpenCheck {
-    /// Digests only (a semi-honest session, or an op the malicious mode refuses).
+    /// Digests only (semi-honest `MsbOneHot`, whose last gate is opened as z ⊕ (z ≫ 1)).
     Digests,
     /// The share is a gate's masked cross terms (an AND not reshared) XOR `lin` — the
     /// components XORed into it: the gate's kept lanes go to the proof of AND gates through

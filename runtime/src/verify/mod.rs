@@ -10,7 +10,6 @@
 //! - products (`Mul`, `Dot`, `MatMul` over Z_2^64 and Z_2^32, `Select`): every masked
 //!   cross-term word a party sends is proven correct in one batched distributed zero-knowledge
 //!   proof per prover at the end of the session ([`dzkp`], over the Galois ring [`galois`]);
-//! - inputs: the two parties holding the same component of an input compare a digest of it;
 //! - AND gates (the sign test behind `Ltz`, the comparisons, ReLU, max/min and the
 //!   tournaments): every AND word a party sends, reshared or opened, is proven correct in a
 //!   second batched proof per prover, over GF(2^64) (`and_dzkp`); the sign test splits its
@@ -18,8 +17,7 @@
 //! - inputs: the two parties holding the same component of an input compare a digest of it;
 //! - reveals and outputs to a party: each missing component comes from both its holders and
 //!   must agree ([`crate::protocols::reveal`]); shares of an opened value, sent to both peers,
-//!   must reach both the same (digests compared).
-//!
+//!   must reach both the same (digests compared);
 //! - truncations: exact, by bit decomposition ([`crate::protocols::trunc::exact`]), so every
 //!   message is one of the above.
 //!
@@ -71,9 +69,7 @@ impl SecurityMode {
             SecurityMode::Malicious => "malicious",
         }
     }
-}
 
-impl SecurityMode {
     /// The protocols this mode runs, as the cost model names them.
     pub fn suite(self) -> Suite {
         match self {
@@ -252,11 +248,6 @@ pub fn proof_entries(program: &ValidatedProgram, cost: &ProgramCost) -> usize {
     Work::of(program, cost).entries
 }
 
-/// The decomposition an exact truncation by `d` runs ([`crate::protocols::trunc::exact`]).
-fn exact_trunc(d: u32) -> Target {
-    Target::TruncCarries { d }
-}
-
 /// The verified work of a program, as the proofs will count it.
 pub(crate) struct Work {
     /// Product proof entries.
@@ -273,6 +264,11 @@ impl Work {
         let prog = program.program();
         let types = program.types();
         let len = |v: veil_circuits::ValueId| types[v.index()].shape.len();
+        // An m×k·k×n product batches into 2·k entries ([`tape::Form::MatMul`]).
+        let matmul = |a: veil_circuits::ValueId| match types[a.index()].shape {
+            Shape::Matrix(_, k) => 2 * k,
+            s => 2 * s.len(),
+        };
         let mut work = Work {
             entries: 0,
             and_words: 0,
@@ -286,10 +282,7 @@ impl Work {
             match op {
                 Op::Mul(..) | Op::Select { .. } => work.product(2 * n),
                 Op::Dot(a, _) => work.product(2 * len(*a)),
-                Op::MatMul(a, _) => work.product(match types[a.index()].shape {
-                    Shape::Matrix(_, k) => 2 * k,
-                    s => 2 * s.len(),
-                }),
+                Op::MatMul(a, _) => work.product(matmul(*a)),
                 Op::Ltz(_) | Op::Lt(..) | Op::Le(..) | Op::Gt(..) | Op::Ge(..) => {
                     work.sign_test(n, 0)
                 }
@@ -307,18 +300,15 @@ impl Work {
                 }
                 // Exact truncation ([`crate::protocols::trunc::exact`]), after the product of
                 // two secrets.
-                Op::Rescale { bits, .. } => work.decompose(n, exact_trunc(*bits)),
+                Op::Rescale { bits, .. } => work.decompose(n, Target::TruncCarries { d: *bits }),
                 Op::MatMulRescale { a, b, bits } => {
                     let secret = |v: veil_circuits::ValueId| {
                         types[v.index()].vis == veil_circuits::Visibility::Secret
                     };
                     if secret(*a) && secret(*b) {
-                        work.product(match types[a.index()].shape {
-                            Shape::Matrix(_, k) => 2 * k,
-                            s => 2 * s.len(),
-                        });
+                        work.product(matmul(*a));
                     }
-                    work.decompose(n, exact_trunc(*bits));
+                    work.decompose(n, Target::TruncCarries { d: *bits });
                 }
                 Op::BestK { a, k, groups, .. } => {
                     select::best_k_work(&mut work, len(*a), *k, groups.as_deref())
@@ -346,8 +336,9 @@ impl Work {
         self.product(4 * n + 2 * blend);
     }
 
-    /// A bit decomposition of `n` elements for `target` ([`crate::protocols::compare`]): its split and AND
-    /// words, and the injection of its opened lanes (two products of n·lanes bits).
+    /// A bit decomposition of `n` elements for `target` ([`crate::protocols::compare`]): its
+    /// split and AND words, and the injection of its opened lanes (two products of n·lanes
+    /// bits).
     pub(crate) fn decompose(&mut self, n: usize, target: Target) {
         self.split_elements = self.split_elements.saturating_add(n);
         self.and_words = self.and_words.saturating_add(target.and_words(n));
